@@ -1,0 +1,409 @@
+//! The validated model layer.
+//!
+//! Wire messages are checked here, once, and turned into domain values that the
+//! scheduler can trust. A failed check is a [`FieldError`] naming the field and the
+//! reason, which becomes `INVALID_ARGUMENT` on the wire.
+
+use crate::time::{UnixMs, dur_to_ms, ts_to_ms};
+use crate::v1;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The longest booking window or job runtime accepted at all (policy may be stricter).
+pub const MAX_SPAN_MS: i64 = 366 * 24 * crate::time::HOUR_MS;
+/// The most devices one request may ask for.
+pub const MAX_COUNT: u32 = 4096;
+/// Default maximum runtime of a job: one hour.
+pub const DEFAULT_MAX_RUNTIME_MS: i64 = crate::time::HOUR_MS;
+/// How far in the past a requested start may lie (client clock skew, `--start now`).
+pub const START_SLACK_MS: i64 = 5 * 60 * 1000;
+/// Environment variables Berth sets itself; a job may not set them.
+pub const RESERVED_ENV: &[&str] = &[
+    "BERTH_DEVICES",
+    "BERTH_JOB_ID",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+];
+
+/// A request field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, as named in the API (`count`, `start`, `env.FOO`).
+    pub field: String,
+    /// Why it was refused, in words a user can act on.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl From<FieldError> for tonic::Status {
+    fn from(e: FieldError) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+/// Checks a name (site, class, node, org, user): 1 to 63 characters of lower-case
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.len() > 63 {
+        return Err(FieldError::new(field, "must be at most 63 characters"));
+    }
+    let first_ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if !first_ok || !rest_ok {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{value:?} must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Like [`name`], but an empty value means "not given".
+pub fn optional_name(field: &str, value: &str) -> Result<Option<String>, FieldError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        name(field, value).map(Some)
+    }
+}
+
+/// Checks an object id (a UUID) and returns it in canonical lower-case form.
+pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| FieldError::new(field, format!("{value:?} is not a valid id")))
+}
+
+/// Converts a role from the wire; unspecified becomes `default`.
+pub fn role(field: &str, value: i32, default: Role) -> Result<Role, FieldError> {
+    match v1::Role::try_from(value) {
+        Ok(v1::Role::Unspecified) => Ok(default),
+        Ok(v1::Role::User) => Ok(Role::User),
+        Ok(v1::Role::OrgAdmin) => Ok(Role::OrgAdmin),
+        Ok(v1::Role::Admin) => Ok(Role::Admin),
+        Ok(v1::Role::Agent) => Err(FieldError::new(field, "agent is not a user role")),
+        Err(_) => Err(FieldError::new(field, format!("unknown role {value}"))),
+    }
+}
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// A member of one organisation.
+    User,
+    /// A member who also manages the organisation's users.
+    OrgAdmin,
+    /// Centre staff: sees and manages everything.
+    Admin,
+    /// A node agent, for its own node only.
+    Agent,
+}
+
+impl Role {
+    /// The name stored in the database and in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::OrgAdmin => "org-admin",
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "org-admin" => Some(Role::OrgAdmin),
+            "admin" => Some(Role::Admin),
+            "agent" => Some(Role::Agent),
+            _ => None,
+        }
+    }
+
+    /// The wire value.
+    pub fn to_proto(self) -> v1::Role {
+        match self {
+            Role::User => v1::Role::User,
+            Role::OrgAdmin => v1::Role::OrgAdmin,
+            Role::Admin => v1::Role::Admin,
+            Role::Agent => v1::Role::Agent,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn count(field: &str, value: u32) -> Result<u32, FieldError> {
+    if value == 0 {
+        return Err(FieldError::new(field, "must be at least 1"));
+    }
+    if value > MAX_COUNT {
+        return Err(FieldError::new(field, format!("must be at most {MAX_COUNT}")));
+    }
+    Ok(value)
+}
+
+/// A checked booking request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationSpec {
+    /// Device class to book.
+    pub class: String,
+    /// Number of devices.
+    pub count: u32,
+    /// Restrict to this site.
+    pub site: Option<String>,
+    /// Window start (inclusive), never before `now`.
+    pub start: UnixMs,
+    /// Window end (exclusive), after `start`.
+    pub end: UnixMs,
+}
+
+impl ReservationSpec {
+    /// Validates a booking request against the current time. A start up to
+    /// [`START_SLACK_MS`] in the past is taken as "now".
+    pub fn from_request(req: &v1::CreateReservationRequest, now: UnixMs) -> Result<Self, FieldError> {
+        let class = name("class", &req.class)?;
+        let count = count("count", req.count)?;
+        let site = optional_name("site", &req.site)?;
+        let start = req
+            .start
+            .as_ref()
+            .map(ts_to_ms)
+            .ok_or_else(|| FieldError::new("start", "is required"))?;
+        let end = req
+            .end
+            .as_ref()
+            .map(ts_to_ms)
+            .ok_or_else(|| FieldError::new("end", "is required"))?;
+        if end <= start {
+            return Err(FieldError::new("end", "must be after start"));
+        }
+        if start < now - START_SLACK_MS {
+            return Err(FieldError::new("start", "is in the past"));
+        }
+        let start = start.max(now);
+        if end <= start {
+            return Err(FieldError::new("end", "is in the past"));
+        }
+        if end - start > MAX_SPAN_MS {
+            return Err(FieldError::new("end", "the window must be at most 366 days"));
+        }
+        Ok(Self {
+            class,
+            count,
+            site,
+            start,
+            end,
+        })
+    }
+}
+
+/// Where a job runs: in a reservation, or queued for a class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobTarget {
+    /// Inside this reservation's devices and window.
+    Reservation(String),
+    /// Queued for free devices of this class.
+    Class(String),
+}
+
+/// A checked job submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Optional human name.
+    pub name: String,
+    /// Reservation or class.
+    pub target: JobTarget,
+    /// Number of devices.
+    pub count: u32,
+    /// Container image (the process runtime ignores it).
+    pub image: String,
+    /// Command and arguments.
+    pub command: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Longest the job may run, milliseconds.
+    pub max_runtime_ms: i64,
+}
+
+impl JobSpec {
+    /// Validates a submission.
+    pub fn from_request(req: &v1::SubmitJobRequest) -> Result<Self, FieldError> {
+        let target = match (req.reservation_id.is_empty(), req.class.is_empty()) {
+            (false, true) => JobTarget::Reservation(id("reservation_id", &req.reservation_id)?),
+            (true, false) => JobTarget::Class(name("class", &req.class)?),
+            (false, false) => {
+                return Err(FieldError::new(
+                    "reservation_id",
+                    "give either a reservation or a class, not both",
+                ));
+            }
+            (true, true) => {
+                return Err(FieldError::new("class", "give a reservation or a class to run on"));
+            }
+        };
+        if req.name.len() > 128 {
+            return Err(FieldError::new("name", "must be at most 128 characters"));
+        }
+        let count = count("count", req.count)?;
+        let image = req.image.trim();
+        if image.is_empty() {
+            return Err(FieldError::new("image", "must not be empty"));
+        }
+        if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(FieldError::new("image", format!("{image:?} is not an image reference")));
+        }
+        if req.command.len() > 4096 {
+            return Err(FieldError::new("command", "has too many arguments"));
+        }
+        if req.command.iter().any(|a| a.contains('\0')) {
+            return Err(FieldError::new("command", "must not contain NUL characters"));
+        }
+        if req.env.len() > 256 {
+            return Err(FieldError::new("env", "has more than 256 variables"));
+        }
+        let mut env = BTreeMap::new();
+        for (k, v) in &req.env {
+            let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(FieldError::new(format!("env.{k}"), "is not a valid variable name"));
+            }
+            if RESERVED_ENV.contains(&k.as_str()) {
+                return Err(FieldError::new(format!("env.{k}"), "is set by Berth and cannot be overridden"));
+            }
+            if v.contains('\0') {
+                return Err(FieldError::new(format!("env.{k}"), "must not contain NUL characters"));
+            }
+            env.insert(k.clone(), v.clone());
+        }
+        let max_runtime_ms = match &req.max_runtime {
+            None => DEFAULT_MAX_RUNTIME_MS,
+            Some(d) => {
+                let ms = dur_to_ms(d);
+                if ms <= 0 {
+                    return Err(FieldError::new("max_runtime", "must be positive"));
+                }
+                if ms > MAX_SPAN_MS {
+                    return Err(FieldError::new("max_runtime", "must be at most 366 days"));
+                }
+                ms
+            }
+        };
+        Ok(Self {
+            name: req.name.clone(),
+            target,
+            count,
+            image: image.to_owned(),
+            command: req.command.clone(),
+            env,
+            max_runtime_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{ms_to_dur, ms_to_ts};
+
+    fn booking(count: u32, start: i64, end: i64) -> v1::CreateReservationRequest {
+        v1::CreateReservationRequest {
+            class: "h100".into(),
+            count,
+            start: Some(ms_to_ts(start)),
+            end: Some(ms_to_ts(end)),
+            site: String::new(),
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(name("org", "acme-ai").is_ok());
+        assert_eq!(name("org", "").unwrap_err().field, "org");
+        assert!(name("org", "Acme").is_err());
+        assert!(name("org", "-x").is_err());
+        assert!(name("org", &"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn booking_validation_names_the_field() {
+        let now = 1_000_000_000;
+        let h = crate::time::HOUR_MS;
+        assert_eq!(ReservationSpec::from_request(&booking(0, now, now + h), now).unwrap_err().field, "count");
+        assert_eq!(ReservationSpec::from_request(&booking(1, now + h, now), now).unwrap_err().field, "end");
+        assert_eq!(ReservationSpec::from_request(&booking(1, now, now), now).unwrap_err().field, "end");
+        assert_eq!(
+            ReservationSpec::from_request(&booking(1, now - 2 * h, now + h), now).unwrap_err().field,
+            "start"
+        );
+        let ok = ReservationSpec::from_request(&booking(2, now - 1000, now + h), now).unwrap();
+        assert_eq!((ok.start, ok.end, ok.count), (now, now + h, 2));
+        let mut no_start = booking(1, now, now + h);
+        no_start.start = None;
+        assert_eq!(ReservationSpec::from_request(&no_start, now).unwrap_err().field, "start");
+    }
+
+    #[test]
+    fn job_validation_names_the_field() {
+        let base = v1::SubmitJobRequest {
+            class: "h100".into(),
+            count: 1,
+            image: "busybox".into(),
+            command: vec!["true".into()],
+            ..Default::default()
+        };
+        assert!(JobSpec::from_request(&base).is_ok());
+        let mut r = base.clone();
+        r.count = 0;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "count");
+        let mut r = base.clone();
+        r.max_runtime = Some(ms_to_dur(-1000));
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "max_runtime");
+        let mut r = base.clone();
+        r.env.insert("CUDA_VISIBLE_DEVICES".into(), "all".into());
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "env.CUDA_VISIBLE_DEVICES");
+        let mut r = base.clone();
+        r.reservation_id = "nope".into();
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "reservation_id");
+        let mut r = base;
+        r.class.clear();
+        r.reservation_id = "7f1d7f7e-9a65-4a39-a0e6-2f1b6a0f3b11".into();
+        assert!(matches!(JobSpec::from_request(&r).unwrap().target, JobTarget::Reservation(_)));
+    }
+}

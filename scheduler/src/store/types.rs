@@ -1,0 +1,391 @@
+//! Plain rows the store reads and writes, and the mutations it applies atomically.
+//!
+//! These types are independent of sea-orm: the service layer builds them, the store
+//! maps them to its entities. Every instant is milliseconds since the Unix epoch.
+
+use berth_proto::v1;
+use std::collections::BTreeMap;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident => $proto:ty { $($(#[$vm:meta])* $var:ident = $s:literal => $p:ident),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $var),+ }
+
+        impl $name {
+            /// The name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$var),)+ _ => None }
+            }
+            /// The wire value.
+            pub fn to_proto(self) -> $proto {
+                match self { $($name::$var => <$proto>::$p),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Lifecycle of a node as the scheduler sees it.
+    NodeState => v1::NodeState {
+        /// Accepting work.
+        Ready = "ready" => Ready,
+        /// No new work; running work continues.
+        Draining = "draining" => Draining,
+        /// Drained and empty.
+        Drained = "drained" => Drained,
+        /// The agent missed its lease; devices are held back until it reconciles.
+        Unreachable = "unreachable" => Unreachable,
+        /// Declared down by an admin.
+        Down = "down" => Down,
+    }
+}
+
+string_enum! {
+    /// Health of one device.
+    Health => v1::DeviceHealth {
+        /// Fit for work.
+        Healthy = "healthy" => Healthy,
+        /// Working but flagged.
+        Degraded = "degraded" => Degraded,
+        /// Quarantined.
+        Failed = "failed" => Failed,
+    }
+}
+
+string_enum! {
+    /// Lifecycle of a reservation.
+    ReservationState => v1::ReservationState {
+        /// Asked for, not yet admitted.
+        Requested = "requested" => Requested,
+        /// Admitted and pinned to devices; its window has not started.
+        Confirmed = "confirmed" => Confirmed,
+        /// Inside its window.
+        Active = "active" => Active,
+        /// Its window ended.
+        Completed = "completed" => Completed,
+        /// Cancelled by a user or an admin.
+        Cancelled = "cancelled" => Cancelled,
+        /// Ended early by the centre.
+        Reclaimed = "reclaimed" => Reclaimed,
+    }
+}
+
+impl ReservationState {
+    /// True once the reservation can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Reclaimed)
+    }
+}
+
+string_enum! {
+    /// Lifecycle of a job.
+    JobState => v1::JobState {
+        /// Waiting for devices (the reason says why).
+        Pending = "pending" => Pending,
+        /// Placed on devices; sent to the node.
+        Scheduled = "scheduled" => Scheduled,
+        /// The node is starting it.
+        Starting = "starting" => Starting,
+        /// Running.
+        Running = "running" => Running,
+        /// Exited with status 0.
+        Succeeded = "succeeded" => Succeeded,
+        /// Exited non-zero or could not start.
+        Failed = "failed" => Failed,
+        /// Cancelled by a user or an admin.
+        Cancelled = "cancelled" => Cancelled,
+        /// Stopped to make room for its devices' owner.
+        Preempted = "preempted" => Preempted,
+        /// Ran past its maximum runtime or its reservation's end.
+        TimedOut = "timed-out" => TimedOut,
+        /// Its node or device was lost.
+        Lost = "lost" => Lost,
+    }
+}
+
+impl JobState {
+    /// True once the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Preempted | Self::TimedOut | Self::Lost
+        )
+    }
+
+    /// True while the job holds devices on a node.
+    pub fn is_placed(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Starting | Self::Running)
+    }
+}
+
+/// Whose claim on a device this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerKind {
+    /// A reservation's window.
+    Reservation,
+    /// A queued job's window (start to start + max runtime).
+    Job,
+}
+
+impl OwnerKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::Reservation => "reservation",
+            OwnerKind::Job => "job",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reservation" => Some(OwnerKind::Reservation),
+            "job" => Some(OwnerKind::Job),
+            _ => None,
+        }
+    }
+}
+
+/// A site (centre).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteRow {
+    pub name: String,
+    pub description: String,
+    pub created_ms: i64,
+}
+
+/// A device class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassRow {
+    pub name: String,
+    pub description: String,
+    pub vendor: String,
+    pub created_ms: i64,
+}
+
+/// An organisation (a company).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRow {
+    pub name: String,
+    pub description: String,
+    pub created_ms: i64,
+}
+
+/// A user; `name` is unique across the centre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub role: berth_proto::model::Role,
+    pub created_ms: i64,
+}
+
+/// An issued credential (user API token or node credential). Only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The token id (`jti` claim).
+    pub id: String,
+    /// Set for user tokens.
+    pub user_id: Option<String>,
+    /// Set for node credentials.
+    pub node: Option<String>,
+    /// Hex SHA-256 of the whole token.
+    pub hash: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub revoked: bool,
+}
+
+/// A join token for agents; reusable until it expires. Only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTokenRow {
+    pub id: String,
+    pub hash: String,
+    pub created_by: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A node (accelerator server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub name: String,
+    pub site: String,
+    pub state: NodeState,
+    pub hostname: String,
+    pub agent_version: String,
+    pub runtime: String,
+    pub last_heartbeat_ms: Option<i64>,
+    /// Generation of the node's desired work; bumped on every change.
+    pub generation: i64,
+    pub created_ms: i64,
+}
+
+/// A device, keyed by UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub uuid: String,
+    pub node: String,
+    pub class: String,
+    pub vendor: String,
+    pub model: String,
+    pub memory_bytes: i64,
+    pub pci_bus_id: String,
+    pub index: i32,
+    pub health: Health,
+    pub health_reason: String,
+    pub updated_ms: i64,
+}
+
+/// A reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRow {
+    pub id: String,
+    pub org: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub class: String,
+    pub count: i32,
+    pub site: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub state: ReservationState,
+    pub reason: String,
+    /// Pinned device UUIDs.
+    pub devices: Vec<String>,
+    pub created_ms: i64,
+}
+
+/// A job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub class: String,
+    pub count: i32,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub max_runtime_ms: i64,
+    pub reservation_id: Option<String>,
+    pub state: JobState,
+    pub reason: String,
+    pub node: Option<String>,
+    pub devices: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// When the node must stop it (start + max runtime, or the reservation's end).
+    pub deadline_ms: Option<i64>,
+    /// Generation of the node's desired work when it was placed.
+    pub generation: i64,
+}
+
+/// One device held for a window by a reservation or a queued job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRow {
+    pub device_uuid: String,
+    pub owner_kind: OwnerKind,
+    pub owner_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// Device time used or booked, for accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub org: String,
+    pub user_id: String,
+    /// `job` or `reservation`.
+    pub kind: OwnerKind,
+    pub subject_id: String,
+    pub class: String,
+    pub devices: i32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Device-milliseconds (devices × duration).
+    pub device_ms: i64,
+}
+
+/// An audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// `ok` or the error.
+    pub outcome: String,
+}
+
+/// One stored log chunk of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: i64,
+    /// 1 stdout, 2 stderr (the `LogChunk.Stream` values).
+    pub stream: i32,
+    pub data: Vec<u8>,
+    pub time_ms: i64,
+}
+
+/// One change to durable state. A batch of them is applied in one transaction:
+/// all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    InsertSite(SiteRow),
+    InsertClass(ClassRow),
+    InsertOrg(OrgRow),
+    InsertUser(UserRow),
+    InsertToken(TokenRow),
+    RevokeToken { id: String },
+    InsertJoinToken(JoinTokenRow),
+    UpsertNode(NodeRow),
+    UpsertDevice(DeviceRow),
+    UpsertReservation(ReservationRow),
+    UpsertJob(JobRow),
+    /// Fails the whole batch with [`super::StoreError::Conflict`] if any claim overlaps
+    /// an existing claim on the same device.
+    InsertClaims(Vec<ClaimRow>),
+    /// Removes every claim of the owner.
+    DeleteClaims { owner_id: String },
+    /// Ends the owner's claims at `end_ms`: claims starting at or after it are removed,
+    /// longer ones are shortened.
+    TruncateClaims { owner_id: String, end_ms: i64 },
+    InsertUsage(UsageRow),
+    Audit(AuditRow),
+}
+
+/// Everything the scheduler needs in memory at start.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub sites: Vec<SiteRow>,
+    pub classes: Vec<ClassRow>,
+    pub orgs: Vec<OrgRow>,
+    pub users: Vec<UserRow>,
+    /// Tokens not revoked and not expired.
+    pub tokens: Vec<TokenRow>,
+    pub join_tokens: Vec<JoinTokenRow>,
+    pub nodes: Vec<NodeRow>,
+    pub devices: Vec<DeviceRow>,
+    /// Reservations not in a final state.
+    pub reservations: Vec<ReservationRow>,
+    /// Jobs not in a final state.
+    pub jobs: Vec<JobRow>,
+    /// Claims ending after the load time.
+    pub claims: Vec<ClaimRow>,
+}
