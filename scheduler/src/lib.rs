@@ -1,1 +1,22 @@
-//! placeholder
+//! The Berth scheduler: the control plane of a shared accelerator centre.
+//!
+//! - [`core`]: the pure scheduling core (calendars, admission, placement); no I/O.
+//! - [`store`]: durable state (sea-orm on SQLite or PostgreSQL).
+//! - [`engine`]: the operations, over the in-memory [`state`] and the store.
+//! - [`service`]: thin gRPC handlers; [`auth`]: tokens and callers; [`error`]: the one
+//!   error enum mapped to `tonic::Status`.
+//! - [`server`]: wiring and start-up; [`http`]: metrics and health.
+
+pub mod auth;
+pub mod convert;
+pub mod core;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod logs;
+pub mod metrics;
+pub mod rpc_metrics;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;

@@ -1,1 +1,124 @@
-fn main() {}
+//! `berth-scheduler`: the Berth control plane.
+
+use anyhow::Context;
+use berth_scheduler::engine::Policy;
+use berth_scheduler::server::{self, ServerConfig};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The Berth scheduler: bookings, queue, placement and the agent protocol over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "berth-scheduler", version)]
+struct Args {
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "BERTH_GRPC_ADDR", default_value = "127.0.0.1:7070")]
+    grpc_addr: SocketAddr,
+    /// HTTP listen address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "127.0.0.1:7071")]
+    http_addr: SocketAddr,
+    /// Directory for the embedded SQLite database and dev-mode files.
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
+    data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER:PASS@HOST/DB`.
+    /// Default: SQLite in the data dir.
+    #[arg(long, env = "BERTH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File holding the JWT signing secret (at least 32 bytes).
+    #[arg(long, env = "BERTH_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// Development mode: generate and keep a signing key in the data dir.
+    #[arg(long)]
+    dev: bool,
+    /// Make sure an admin user exists and keep a valid admin token in this file (mode 0600).
+    #[arg(long, env = "BERTH_BOOTSTRAP_ADMIN_TOKEN_FILE")]
+    bootstrap_admin_token_file: Option<PathBuf>,
+    /// Write the bound addresses as JSON to this file once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+    /// How long an agent's lease lasts after each heartbeat (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a job.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+    /// Interval of the scheduling pass.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    tick: Duration,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, env = "BERTH_LOG", default_value = "info")]
+    log: String,
+}
+
+/// Parses `500ms`, `15s`, `2m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 15s or 500ms"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" | "" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let signing_key = match (&args.signing_key_file, std::env::var("BERTH_SIGNING_KEY")) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        (None, Ok(k)) if !k.is_empty() => Some(k.into_bytes()),
+        _ => None,
+    };
+    let config = ServerConfig {
+        grpc_addr: args.grpc_addr,
+        http_addr: args.http_addr,
+        database_url: args.database_url,
+        data_dir: args.data_dir,
+        signing_key,
+        dev: args.dev,
+        bootstrap_admin_token_file: args.bootstrap_admin_token_file,
+        addr_file: args.addr_file,
+        policy: Policy {
+            lease_ms: args.lease.as_millis() as i64,
+            max_poll_ms: (args.lease.as_millis() as i64 / 2).min(10_000),
+            grace_ms: args.grace.as_millis() as i64,
+            ..Policy::default()
+        },
+        tick: args.tick,
+    };
+    let server = server::start(config).await?;
+    let stop = server.shutdown_token();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
+        _ = stop.cancelled() => {}
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,366 @@
+//! Authentication: JWTs signed by the scheduler, checked against the token table.
+//!
+//! Every credential (a user's API token or a node's credential) is a JWT (HS256) whose
+//! `jti` names a row in the token table, where only the SHA-256 of the token is kept.
+//! A token is accepted when its signature and expiry check out *and* its row exists,
+//! is not revoked and has the same hash; so tokens can be revoked, and a leaked
+//! database gives no usable token. The [`interceptor`] does this for every RPC and puts
+//! the typed [`Caller`] in the request's extensions.
+
+use crate::error::{Error, Result};
+use crate::store::{TokenRow, UserRow};
+use berth_proto::model::Role;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+const ISSUER: &str = "berth-scheduler";
+
+/// Who is calling, resolved from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// User id (users) or `node:<name>` (agents).
+    pub id: String,
+    /// User name or node name, for audit.
+    pub name: String,
+    /// The caller's org; empty for agents.
+    pub org: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// For agents: their node.
+    pub node: Option<String>,
+    /// When the credential expires.
+    pub expires_ms: i64,
+}
+
+impl Caller {
+    /// True for centre admins.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// May this caller see objects of `org`?
+    pub fn can_see_org(&self, org: &str) -> bool {
+        self.is_admin() || (self.role != Role::Agent && self.org == org)
+    }
+
+    /// May this caller change an object of `org` created by user `owner_id`?
+    /// Users change their own; org-admins their org's; admins everything.
+    pub fn can_modify(&self, org: &str, owner_id: &str) -> bool {
+        self.is_admin()
+            || (self.org == org && (self.role == Role::OrgAdmin || (self.role == Role::User && self.id == owner_id)))
+    }
+
+    /// Fails unless the caller is a centre admin.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied("this needs the admin role".into()))
+        }
+    }
+
+    /// Fails unless the caller is a user of some kind (not an agent).
+    pub fn require_user(&self) -> Result<()> {
+        if self.role == Role::Agent {
+            Err(Error::PermissionDenied("agents may only use the agent protocol".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fails unless the caller is the agent of `node`.
+    pub fn require_node(&self, node: &str) -> Result<()> {
+        if self.role == Role::Agent && self.node.as_deref() == Some(node) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!("this credential may not speak for node {node:?}")))
+        }
+    }
+}
+
+/// The claims inside a Berth JWT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+    role: String,
+}
+
+/// Signing keys.
+#[derive(Clone)]
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Keys {
+    /// Keys from a shared secret (at least 32 bytes).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+}
+
+/// A freshly issued credential: the secret (shown once) and the row to store.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The token to hand to the user or agent.
+    pub token: String,
+    /// The row to store (hash only).
+    pub row: TokenRow,
+}
+
+/// Hex SHA-256 of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A random opaque secret with a readable prefix, e.g. for join tokens.
+pub fn random_secret(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// Issues a JWT for a user (`user_id`) or a node (`node`).
+pub fn issue(keys: &Keys, user: Option<&UserRow>, node: Option<&str>, now_ms: i64, ttl_ms: i64) -> Result<Issued> {
+    let jti = uuid::Uuid::new_v4().to_string();
+    let (sub, role) = match (user, node) {
+        (Some(u), _) => (u.id.clone(), u.role),
+        (None, Some(n)) => (format!("node:{n}"), Role::Agent),
+        (None, None) => return Err(Error::Internal("a token needs a user or a node".into())),
+    };
+    let exp_ms = now_ms.saturating_add(ttl_ms);
+    let claims = Claims {
+        iss: ISSUER.into(),
+        sub,
+        jti: jti.clone(),
+        iat: now_ms / 1000,
+        exp: exp_ms / 1000,
+        role: role.as_str().into(),
+    };
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+        .map_err(|e| Error::Internal(format!("signing a token: {e}")))?;
+    Ok(Issued {
+        row: TokenRow {
+            id: jti,
+            user_id: user.map(|u| u.id.clone()),
+            node: node.map(str::to_owned),
+            hash: hash_secret(&token),
+            created_ms: now_ms,
+            expires_ms: (exp_ms / 1000) * 1000,
+            revoked: false,
+        },
+        token,
+    })
+}
+
+/// The tokens and users a request is checked against, kept in memory and updated
+/// after each committed change.
+#[derive(Debug, Default)]
+pub struct AuthIndex {
+    tokens: HashMap<String, TokenRow>,
+    users: HashMap<String, UserRow>,
+}
+
+impl AuthIndex {
+    /// Adds or replaces a token.
+    pub fn put_token(&mut self, row: TokenRow) {
+        self.tokens.insert(row.id.clone(), row);
+    }
+
+    /// Forgets a token (revoked).
+    pub fn revoke(&mut self, id: &str) {
+        self.tokens.remove(id);
+    }
+
+    /// The user id owning a token (`Some(None)` for node credentials).
+    pub fn token_owner(&self, id: &str) -> Option<Option<String>> {
+        self.tokens.get(id).map(|t| t.user_id.clone())
+    }
+
+    /// Adds or replaces a user.
+    pub fn put_user(&mut self, row: UserRow) {
+        self.users.insert(row.id.clone(), row);
+    }
+
+    /// Verifies a bearer token and resolves the caller.
+    pub fn verify(&self, keys: &Keys, token: &str, now_ms: i64) -> Result<Caller> {
+        let bad = |why: &str| Error::Unauthenticated(format!("invalid token: {why}"));
+        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad("it has expired"),
+                _ => bad("it was not issued by this scheduler"),
+            }
+        })?;
+        let claims = data.claims;
+        let row = self.tokens.get(&claims.jti).ok_or_else(|| bad("it was revoked"))?;
+        if row.revoked || row.hash != hash_secret(token) {
+            return Err(bad("it was revoked"));
+        }
+        if row.expires_ms <= now_ms {
+            return Err(bad("it has expired"));
+        }
+        if let Some(node) = &row.node {
+            return Ok(Caller {
+                id: format!("node:{node}"),
+                name: node.clone(),
+                org: String::new(),
+                role: Role::Agent,
+                node: Some(node.clone()),
+                expires_ms: row.expires_ms,
+            });
+        }
+        let user = row
+            .user_id
+            .as_ref()
+            .and_then(|id| self.users.get(id))
+            .ok_or_else(|| bad("its user no longer exists"))?;
+        Ok(Caller {
+            id: user.id.clone(),
+            name: user.name.clone(),
+            org: user.org.clone(),
+            role: user.role,
+            node: None,
+            expires_ms: row.expires_ms,
+        })
+    }
+}
+
+/// A tonic interceptor: verifies the bearer token when one is present and stores the
+/// [`Caller`] in the request extensions. Requests without a token pass through with
+/// no caller; handlers then refuse them (all but `Agent.Join`).
+#[derive(Clone)]
+pub struct Authenticator {
+    /// Signing keys.
+    pub keys: Arc<Keys>,
+    /// The token index.
+    pub index: Arc<RwLock<AuthIndex>>,
+}
+
+impl tonic::service::Interceptor for Authenticator {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(value) = req.metadata().get(berth_proto::AUTHORIZATION) else {
+            return Ok(req);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| tonic::Status::unauthenticated("malformed authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| tonic::Status::unauthenticated("authorization must be `Bearer <token>`"))?
+            .trim();
+        let caller = {
+            let index = self
+                .index
+                .read()
+                .map_err(|_| tonic::Status::internal("auth index poisoned"))?;
+            index.verify(&self.keys, token, berth_proto::time::now_ms())
+        }
+        .map_err(tonic::Status::from)?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+/// The verified caller of a request, or UNAUTHENTICATED.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthenticated("missing bearer token: run `berth login` or set BERTH_TOKEN".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> UserRow {
+        UserRow {
+            id: "u1".into(),
+            name: "alice".into(),
+            org: "acme".into(),
+            role,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_revoked() {
+        let keys = Keys::from_secret(&[7u8; 32]);
+        let now = berth_proto::time::now_ms();
+        let u = user(Role::User);
+        let issued = issue(&keys, Some(&u), None, now, 3_600_000).unwrap();
+        let mut index = AuthIndex::default();
+        index.put_user(u);
+        index.put_token(issued.row.clone());
+        let caller = index.verify(&keys, &issued.token, now).unwrap();
+        assert_eq!((caller.org.as_str(), caller.role), ("acme", Role::User));
+        index.revoke(&issued.row.id);
+        assert!(matches!(index.verify(&keys, &issued.token, now), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn tokens_from_another_key_or_tampered_are_refused() {
+        let keys = Keys::from_secret(&[7u8; 32]);
+        let other = Keys::from_secret(&[8u8; 32]);
+        let now = berth_proto::time::now_ms();
+        let u = user(Role::Admin);
+        let issued = issue(&other, Some(&u), None, now, 3_600_000).unwrap();
+        let mut index = AuthIndex::default();
+        index.put_user(u);
+        index.put_token(issued.row.clone());
+        assert!(index.verify(&keys, &issued.token, now).is_err());
+        assert!(index.verify(&keys, "not-a-jwt", now).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let keys = Keys::from_secret(&[7u8; 32]);
+        let now = berth_proto::time::now_ms();
+        let u = user(Role::User);
+        let issued = issue(&keys, Some(&u), None, now - 7_200_000, 3_600_000).unwrap();
+        let mut index = AuthIndex::default();
+        index.put_user(u);
+        index.put_token(issued.row);
+        assert!(index.verify(&keys, &issued.token, now).is_err());
+    }
+
+    #[test]
+    fn permissions_follow_the_object_owner() {
+        let mut c = Caller {
+            id: "u1".into(),
+            name: "alice".into(),
+            org: "acme".into(),
+            role: Role::User,
+            node: None,
+            expires_ms: 0,
+        };
+        assert!(c.can_see_org("acme") && !c.can_see_org("other"));
+        assert!(c.can_modify("acme", "u1") && !c.can_modify("acme", "u2") && !c.can_modify("other", "u1"));
+        c.role = Role::OrgAdmin;
+        assert!(c.can_modify("acme", "u2") && !c.can_modify("other", "u2"));
+        c.role = Role::Agent;
+        assert!(!c.can_see_org("acme"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Rows to wire messages.
+
+use crate::state::{DeviceEntry, LiveJob, NodeEntry};
+use crate::store::{AuditRow, ClassRow, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow};
+use berth_proto::time::{ms_to_dur, ms_to_ts, opt_ts};
+use berth_proto::v1;
+
+/// A short UTC time for messages (`2026-11-21 14:00 UTC`).
+pub fn local_hint(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A site.
+pub fn site(r: &SiteRow) -> v1::Site {
+    v1::Site {
+        name: r.name.clone(),
+        description: r.description.clone(),
+    }
+}
+
+/// A device class with its counts.
+pub fn class(r: &ClassRow, total: u32, schedulable: u32) -> v1::DeviceClass {
+    v1::DeviceClass {
+        name: r.name.clone(),
+        description: r.description.clone(),
+        vendor: r.vendor.clone(),
+        total_devices: total,
+        schedulable_devices: schedulable,
+    }
+}
+
+/// An org.
+pub fn org(r: &OrgRow) -> v1::Org {
+    v1::Org {
+        name: r.name.clone(),
+        description: r.description.clone(),
+        created_at: Some(ms_to_ts(r.created_ms)),
+    }
+}
+
+/// A user.
+pub fn user(r: &UserRow) -> v1::User {
+    v1::User {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        org: r.org.clone(),
+        role: r.role.to_proto() as i32,
+        created_at: Some(ms_to_ts(r.created_ms)),
+    }
+}
+
+/// A device.
+pub fn device(d: &DeviceEntry) -> v1::Device {
+    let r = &d.row;
+    v1::Device {
+        uuid: r.uuid.clone(),
+        node: r.node.clone(),
+        class: r.class.clone(),
+        vendor: r.vendor.clone(),
+        model: r.model.clone(),
+        memory_bytes: r.memory_bytes.max(0) as u64,
+        health: r.health.to_proto() as i32,
+        health_reason: r.health_reason.clone(),
+        index: r.index.max(0) as u32,
+        pci_bus_id: r.pci_bus_id.clone(),
+        telemetry: d.telemetry.clone(),
+    }
+}
+
+/// A node with its devices.
+pub fn node(n: &NodeEntry, devices: Vec<v1::Device>) -> v1::Node {
+    let r = &n.row;
+    v1::Node {
+        name: r.name.clone(),
+        site: r.site.clone(),
+        state: r.state.to_proto() as i32,
+        hostname: r.hostname.clone(),
+        last_heartbeat: opt_ts(r.last_heartbeat_ms),
+        devices,
+        agent_version: r.agent_version.clone(),
+        runtime: r.runtime.clone(),
+    }
+}
+
+/// A reservation.
+pub fn reservation(r: &ReservationRow) -> v1::Reservation {
+    v1::Reservation {
+        id: r.id.clone(),
+        org: r.org.clone(),
+        user: r.user_name.clone(),
+        class: r.class.clone(),
+        count: r.count.max(0) as u32,
+        site: r.site.clone().unwrap_or_default(),
+        start: Some(ms_to_ts(r.start_ms)),
+        end: Some(ms_to_ts(r.end_ms)),
+        state: r.state.to_proto() as i32,
+        devices: r.devices.clone(),
+        created_at: Some(ms_to_ts(r.created_ms)),
+        reason: r.reason.clone(),
+    }
+}
+
+/// A job.
+pub fn job(j: &LiveJob) -> v1::Job {
+    let r = &j.row;
+    let reason = match &j.stop {
+        Some((end, why)) => format!("stopping ({end}): {why}"),
+        None => r.reason.clone(),
+    };
+    v1::Job {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        org: r.org.clone(),
+        user: r.user_name.clone(),
+        class: r.class.clone(),
+        count: r.count.max(0) as u32,
+        image: r.image.clone(),
+        command: r.command.clone(),
+        env: r.env.clone().into_iter().collect(),
+        max_runtime: Some(ms_to_dur(r.max_runtime_ms)),
+        reservation_id: r.reservation_id.clone().unwrap_or_default(),
+        state: r.state.to_proto() as i32,
+        reason,
+        node: r.node.clone().unwrap_or_default(),
+        devices: r.devices.clone(),
+        exit_code: r.exit_code,
+        created_at: Some(ms_to_ts(r.created_ms)),
+        started_at: opt_ts(r.started_ms),
+        finished_at: opt_ts(r.finished_ms),
+        estimated_start: opt_ts(j.estimated_start),
+    }
+}
+
+/// A usage record.
+pub fn usage(r: &UsageRow, user_name: &str) -> v1::UsageRecord {
+    v1::UsageRecord {
+        org: r.org.clone(),
+        user: user_name.to_owned(),
+        kind: r.kind.as_str().to_owned(),
+        subject_id: r.subject_id.clone(),
+        class: r.class.clone(),
+        devices: r.devices.max(0) as u32,
+        start: Some(ms_to_ts(r.start_ms)),
+        end: Some(ms_to_ts(r.end_ms)),
+        device_hours: r.device_ms as f64 / 3_600_000.0,
+    }
+}
+
+/// An audit event.
+pub fn audit(r: &AuditRow) -> v1::AuditEvent {
+    v1::AuditEvent {
+        time: Some(ms_to_ts(r.time_ms)),
+        actor: r.actor.clone(),
+        action: r.action.clone(),
+        target: r.target.clone(),
+        outcome: r.outcome.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hints_are_utc_calendar_times() {
+        assert_eq!(super::local_hint(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::local_hint(1_796_220_000_000), "2026-12-02 14:00 UTC");
+    }
+}

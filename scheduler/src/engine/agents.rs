@@ -1,0 +1,420 @@
+//! The agent protocol: join, heartbeat (lease + desired work), job reports, logs.
+
+use super::jobs::{Ending, bump_generation};
+use super::{Engine, now};
+use crate::auth::{self, Caller};
+use crate::error::{Error, Result};
+use crate::state::{DeviceEntry, NodeEntry, State, node_schedulable};
+use crate::store::{AuditRow, DeviceRow, Health, JobState, LogRow, Mutation, NodeRow, NodeState};
+use berth_proto::model;
+use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, ts_to_ms};
+use berth_proto::v1;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What a heartbeat answers.
+#[derive(Debug, Clone)]
+pub struct HeartbeatReply {
+    /// The wire response.
+    pub response: v1::HeartbeatResponse,
+}
+
+impl Engine {
+    /// Registers (or re-registers) a node with a join token; returns its credential.
+    pub async fn join(&self, req: &v1::JoinRequest) -> Result<v1::JoinResponse> {
+        let t = now();
+        let node = model::name("node", &req.node)?;
+        let site = model::name("site", &req.site)?;
+        if req.join_token.is_empty() {
+            return Err(Error::Unauthenticated("a join token is required to join".into()));
+        }
+        let hash = auth::hash_secret(&req.join_token);
+        let mut state = self.lock().await;
+        if !state.join_tokens.iter().any(|j| j.hash == hash && j.expires_ms > t) {
+            return Err(Error::Unauthenticated(
+                "invalid or expired join token: create one with `berth admin join-token`".into(),
+            ));
+        }
+        if !state.sites.contains_key(&site) {
+            return Err(Error::FailedPrecondition(format!(
+                "site {site:?} does not exist: create it with `berth admin sites create {site}`"
+            )));
+        }
+        let devices = device_rows(&state, &node, &req.devices, t)?;
+        let previous = state.nodes.get(&node).map(|n| n.row.clone());
+        if let Some(p) = &previous
+            && p.site != site
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "node {node:?} is registered at site {:?}, not {site:?}",
+                p.site
+            )));
+        }
+        let row = NodeRow {
+            name: node.clone(),
+            site: site.clone(),
+            state: match previous.as_ref().map(|p| p.state) {
+                None | Some(NodeState::Unreachable | NodeState::Down) => NodeState::Ready,
+                Some(s) => s,
+            },
+            hostname: req.hostname.clone(),
+            agent_version: req.agent_version.clone(),
+            runtime: req.runtime.clone(),
+            last_heartbeat_ms: Some(t),
+            generation: previous.as_ref().map_or(0, |p| p.generation),
+            created_ms: previous.as_ref().map_or(t, |p| p.created_ms),
+        };
+        let issued = auth::issue(&self.keys, None, Some(&node), t, self.policy.node_credential_ttl_ms)?;
+        let mut batch = vec![Mutation::UpsertNode(row.clone())];
+        batch.extend(devices.iter().cloned().map(Mutation::UpsertDevice));
+        batch.push(Mutation::InsertToken(issued.row.clone()));
+        batch.push(Mutation::Audit(AuditRow {
+            time_ms: t,
+            actor: format!("agent {node}"),
+            action: "node.join".into(),
+            target: format!("{node} ({} devices)", devices.len()),
+            outcome: "ok".into(),
+        }));
+        self.commit(batch).await?;
+        state.cluster.upsert_node(&node, &site, node_schedulable(row.state));
+        for d in devices {
+            state
+                .cluster
+                .upsert_device(&d.uuid, &node, &d.class, d.health != Health::Failed);
+            let telemetry = req
+                .devices
+                .iter()
+                .find(|r| r.uuid == d.uuid)
+                .and_then(|r| r.telemetry.clone());
+            state.devices.insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
+        }
+        match state.nodes.get_mut(&node) {
+            Some(entry) => {
+                entry.row = row;
+                entry.last_seen = Some(Instant::now());
+            }
+            None => {
+                let (generation_tx, _) = watch::channel(row.generation);
+                state.nodes.insert(
+                    node.clone(),
+                    NodeEntry {
+                        row,
+                        last_seen: Some(Instant::now()),
+                        generation_tx,
+                    },
+                );
+            }
+        }
+        drop(state);
+        self.with_auth(|a| a.put_token(issued.row.clone()));
+        self.kick();
+        tracing::info!(%node, %site, "node joined");
+        Ok(v1::JoinResponse {
+            node,
+            credential: issued.token,
+            lease: Some(ms_to_dur(self.policy.lease_ms)),
+        })
+    }
+
+    /// Renews the lease, takes in observed state, and answers the desired work,
+    /// holding the call while nothing changes (long-poll).
+    pub async fn heartbeat(&self, caller: &Caller, req: v1::HeartbeatRequest) -> Result<HeartbeatReply> {
+        caller.require_node(&req.node)?;
+        let node = req.node.clone();
+        let mut rx = {
+            let mut state = self.lock().await;
+            self.take_heartbeat(&mut state, &req).await?;
+            let entry = state
+                .nodes
+                .get(&node)
+                .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+            entry.generation_tx.subscribe()
+        };
+        let current = *rx.borrow_and_update();
+        if u64::try_from(current).unwrap_or(0) == req.known_generation {
+            let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
+            let wait = asked.clamp(0, self.policy.max_poll_ms.min(self.policy.lease_ms / 2));
+            if wait > 0 {
+                let _ = tokio::time::timeout(Duration::from_millis(wait as u64), rx.changed()).await;
+            }
+        }
+        let state = self.lock().await;
+        Ok(HeartbeatReply {
+            response: self.desired(&state, &node, &req),
+        })
+    }
+
+    /// Applies the heartbeat's observations: lease, devices, jobs.
+    async fn take_heartbeat(&self, state: &mut State, req: &v1::HeartbeatRequest) -> Result<()> {
+        let t = now();
+        let node = &req.node;
+        let entry = state
+            .nodes
+            .get(node)
+            .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+        let mut batch = Vec::new();
+        let mut row = entry.row.clone();
+        let came_back = row.state == NodeState::Unreachable;
+        if came_back {
+            row.state = NodeState::Ready;
+            tracing::info!(%node, "node reachable again");
+        }
+        let version_changed = row.agent_version != req.agent_version || row.runtime != req.runtime;
+        row.agent_version = req.agent_version.clone();
+        row.runtime = req.runtime.clone();
+        row.last_heartbeat_ms = Some(t);
+        if came_back || version_changed {
+            batch.push(Mutation::UpsertNode(row.clone()));
+        }
+        // Devices: telemetry in memory; health and inventory changes are persisted.
+        let mut device_updates = Vec::new();
+        for d in device_rows(state, node, &req.devices, t)? {
+            let changed = state.devices.get(&d.uuid).is_none_or(|e| {
+                let o = &e.row;
+                (o.health, &o.health_reason, &o.class, &o.node, o.index) != (d.health, &d.health_reason, &d.class, &d.node, d.index)
+            });
+            if changed {
+                batch.push(Mutation::UpsertDevice(d.clone()));
+            }
+            device_updates.push(d);
+        }
+        if !batch.is_empty() {
+            self.commit(batch).await?;
+        }
+        if let Some(e) = state.nodes.get_mut(node) {
+            e.row = row.clone();
+            e.last_seen = Some(Instant::now());
+        }
+        if came_back {
+            state.cluster.set_node_schedulable(node, node_schedulable(row.state));
+        }
+        for d in device_updates {
+            state
+                .cluster
+                .upsert_device(&d.uuid, node, &d.class, d.health != Health::Failed);
+            let telemetry = req
+                .devices
+                .iter()
+                .find(|r| r.uuid == d.uuid)
+                .and_then(|r| r.telemetry.clone());
+            state.devices.insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
+        }
+        for obs in &req.jobs {
+            self.observe_job(state, node, obs).await?;
+        }
+        // Placed jobs the agent should have but does not report are lost, once the
+        // agent has applied the generation they were placed in.
+        let known = i64::try_from(req.known_generation).unwrap_or(i64::MAX);
+        let missing: Vec<String> = state
+            .placed_jobs_on(node)
+            .filter(|j| j.row.generation <= known && known > 0)
+            .filter(|j| !req.jobs.iter().any(|o| o.job_id == j.row.id))
+            .map(|j| j.row.id.clone())
+            .collect();
+        for id in missing {
+            self.end_job(state, &id, Ending::Lost("the node no longer has it".into()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The desired work of a node.
+    fn desired(&self, state: &State, node: &str, req: &v1::HeartbeatRequest) -> v1::HeartbeatResponse {
+        let entry = state.nodes.get(node);
+        let jobs = state
+            .placed_jobs_on(node)
+            .filter(|j| j.stop.is_none())
+            .map(|j| v1::DesiredJob {
+                job_id: j.row.id.clone(),
+                image: j.row.image.clone(),
+                command: j.row.command.clone(),
+                env: j.row.env.clone().into_iter().collect(),
+                devices: j.row.devices.clone(),
+                deadline: j.row.deadline_ms.map(ms_to_ts),
+                grace: Some(ms_to_dur(self.policy.grace_ms)),
+                org: j.row.org.clone(),
+            })
+            .collect();
+        let acknowledged = req
+            .jobs
+            .iter()
+            .filter(|o| !state.jobs.contains_key(&o.job_id))
+            .map(|o| o.job_id.clone())
+            .collect();
+        v1::HeartbeatResponse {
+            generation: entry.map_or(0, |e| e.row.generation.max(0) as u64),
+            jobs,
+            lease: Some(ms_to_dur(self.policy.lease_ms)),
+            acknowledged,
+            node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
+        }
+    }
+
+    /// A job phase change reported by its node.
+    pub async fn report_job(&self, caller: &Caller, obs: &v1::ObservedJob) -> Result<()> {
+        let node = caller
+            .node
+            .clone()
+            .ok_or_else(|| Error::PermissionDenied("only agents report jobs".into()))?;
+        caller.require_node(&node)?;
+        let mut state = self.lock().await;
+        self.observe_job(&mut state, &node, obs).await?;
+        Ok(())
+    }
+
+    /// Applies one observed job to the record.
+    async fn observe_job(&self, state: &mut State, node: &str, obs: &v1::ObservedJob) -> Result<()> {
+        let Some(live) = state.jobs.get(&obs.job_id) else {
+            return Ok(()); // already final, or not ours: acknowledged in the reply
+        };
+        if live.row.node.as_deref() != Some(node) || !live.row.state.is_placed() {
+            return Ok(()); // a node may only report its own jobs
+        }
+        let phase = v1::JobPhase::try_from(obs.phase).unwrap_or(v1::JobPhase::Unspecified);
+        let t = now();
+        match phase {
+            v1::JobPhase::Starting if live.row.state == JobState::Scheduled => {
+                let mut row = live.row.clone();
+                row.state = JobState::Starting;
+                self.save_job(state, row).await
+            }
+            v1::JobPhase::Running if matches!(live.row.state, JobState::Scheduled | JobState::Starting) => {
+                let mut row = live.row.clone();
+                row.state = JobState::Running;
+                row.started_ms = Some(obs.started_at.as_ref().map_or(t, ts_to_ms));
+                if live.stop.is_none() {
+                    row.reason.clear();
+                }
+                self.metrics
+                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
+                self.save_job(state, row).await
+            }
+            v1::JobPhase::Exited => {
+                let code = obs.exit_code.unwrap_or(-1);
+                self.end_job(state, &obs.job_id, Ending::Exited(code)).await
+            }
+            v1::JobPhase::FailedToStart => {
+                self.end_job(state, &obs.job_id, Ending::FailedToStart(obs.message.clone()))
+                    .await
+            }
+            v1::JobPhase::Unknown => {
+                let m = if obs.message.is_empty() {
+                    "the node lost track of it".to_owned()
+                } else {
+                    obs.message.clone()
+                };
+                self.end_job(state, &obs.job_id, Ending::Lost(m)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn save_job(&self, state: &mut State, row: crate::store::JobRow) -> Result<()> {
+        self.commit(vec![Mutation::UpsertJob(row.clone())]).await?;
+        if let Some(j) = state.jobs.get_mut(&row.id) {
+            j.row = row;
+        }
+        Ok(())
+    }
+
+    /// Ends a placed job and bumps its node's generation.
+    pub(crate) async fn end_job(&self, state: &mut State, id: &str, ending: Ending) -> Result<()> {
+        let t = now();
+        let mut batch = Vec::new();
+        let Some(row) = self.finish_job(state, id, ending, t, &mut batch) else {
+            return Ok(());
+        };
+        let bump = row
+            .node
+            .as_deref()
+            .map(|n| bump_generation(state, n, &mut batch));
+        self.commit(batch).await?;
+        self.finished_in_memory(state, &row, t);
+        if let Some(b) = bump {
+            b.publish(state);
+        }
+        self.kick();
+        Ok(())
+    }
+
+    /// Stores a batch of log chunks from the job's node.
+    pub async fn push_logs(&self, caller: &Caller, req: v1::PushLogsRequest) -> Result<u64> {
+        let job_id = model::id("job_id", &req.job_id)?;
+        let node = caller
+            .node
+            .clone()
+            .ok_or_else(|| Error::PermissionDenied("only agents push logs".into()))?;
+        let placed_here = {
+            let state = self.lock().await;
+            match state.jobs.get(&job_id) {
+                Some(j) => j.row.node.as_deref() == Some(node.as_str()),
+                None => false,
+            }
+        };
+        if !placed_here {
+            let stored = self.store.get_job(&job_id).await?;
+            if stored.and_then(|j| j.node).as_deref() != Some(node.as_str()) {
+                return Err(Error::NotFound(format!("job {job_id} on node {node}")));
+            }
+        }
+        let rows = req
+            .chunks
+            .into_iter()
+            .filter(|c| c.seq > 0)
+            .map(|c| LogRow {
+                seq: c.seq.min(i64::MAX as u64) as i64,
+                stream: c.stream,
+                data: c.data,
+                time_ms: c.time.as_ref().map_or_else(now, ts_to_ms),
+            })
+            .collect::<Vec<_>>();
+        let bytes: usize = rows.iter().map(|r| r.data.len()).sum();
+        let stored = self.store.append_logs(&job_id, rows).await?;
+        self.metrics.log_bytes(bytes);
+        self.logs.notify(&job_id);
+        Ok(stored.max(0) as u64)
+    }
+}
+
+/// Checks and converts the devices an agent reports.
+fn device_rows(state: &State, node: &str, reports: &[v1::DeviceReport], t: i64) -> Result<Vec<DeviceRow>> {
+    let mut out = Vec::with_capacity(reports.len());
+    for (i, d) in reports.iter().enumerate() {
+        if d.uuid.is_empty() || d.uuid.len() > 128 {
+            return Err(Error::field(&format!("devices[{i}].uuid"), "must be 1 to 128 characters"));
+        }
+        let class = model::name(&format!("devices[{i}].class"), &d.class)?;
+        if !state.classes.contains_key(&class) {
+            return Err(Error::FailedPrecondition(format!(
+                "device class {class:?} does not exist: create it with `berth admin classes create {class}`"
+            )));
+        }
+        if let Some(other) = state.devices.get(&d.uuid)
+            && other.row.node != node
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "device {} is registered on node {}",
+                d.uuid, other.row.node
+            )));
+        }
+        let health = match v1::DeviceHealth::try_from(d.health) {
+            Ok(v1::DeviceHealth::Failed) => Health::Failed,
+            Ok(v1::DeviceHealth::Degraded) => Health::Degraded,
+            _ => Health::Healthy,
+        };
+        out.push(DeviceRow {
+            uuid: d.uuid.clone(),
+            node: node.to_owned(),
+            class,
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            memory_bytes: d.memory_bytes.min(i64::MAX as u64) as i64,
+            pci_bus_id: d.pci_bus_id.clone(),
+            index: d.index.min(i32::MAX as u32) as i32,
+            health,
+            health_reason: d.health_reason.clone(),
+            updated_ms: t,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,242 @@
+//! Reservations: booking devices of a class for a window.
+
+use super::{Engine, audit, now};
+use crate::auth::Caller;
+use crate::core::{Refusal, Request};
+use crate::error::{Error, Result};
+use crate::store::{JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow};
+use berth_proto::model::{self, ReservationSpec};
+use berth_proto::v1;
+
+impl Engine {
+    /// Books devices for a window: atomic, packed on one node when the count fits.
+    pub async fn create_reservation(&self, caller: &Caller, req: &v1::CreateReservationRequest) -> Result<ReservationRow> {
+        caller.require_user()?;
+        let spec = ReservationSpec::from_request(req, now())?;
+        let result = self.book(caller, &spec).await;
+        self.metrics.booking(match &result {
+            Ok(_) => "confirmed",
+            Err(Error::Capacity(_)) => "refused_capacity",
+            Err(Error::Invalid(_)) => "refused_invalid",
+            Err(_) => "error",
+        });
+        if let Err(e @ Error::Capacity(_)) = &result {
+            self.audit_refusal(caller, "reservation.create", &format!("{} x{}", spec.class, spec.count), e)
+                .await;
+        }
+        result
+    }
+
+    async fn book(&self, caller: &Caller, spec: &ReservationSpec) -> Result<ReservationRow> {
+        let mut state = self.lock().await;
+        check_class(&state.classes, &spec.class)?;
+        if let Some(site) = &spec.site
+            && !state.sites.contains_key(site)
+        {
+            return Err(Error::field("site", format!("unknown site {site:?}")));
+        }
+        let t = now();
+        let start = spec.start.max(t);
+        let request = Request {
+            class: spec.class.clone(),
+            count: spec.count,
+            site: spec.site.clone(),
+            start,
+            end: spec.end,
+        };
+        let devices = state.cluster.find_devices(&request).map_err(refusal)?;
+        let row = ReservationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            org: caller.org.clone(),
+            user_id: caller.id.clone(),
+            user_name: caller.name.clone(),
+            class: spec.class.clone(),
+            count: spec.count as i32,
+            site: spec.site.clone(),
+            start_ms: start,
+            end_ms: spec.end,
+            state: if start <= t {
+                ReservationState::Active
+            } else {
+                ReservationState::Confirmed
+            },
+            reason: String::new(),
+            devices: devices.clone(),
+            created_ms: t,
+        };
+        let claims = devices
+            .iter()
+            .map(|d| crate::store::ClaimRow {
+                device_uuid: d.clone(),
+                owner_kind: OwnerKind::Reservation,
+                owner_id: row.id.clone(),
+                start_ms: row.start_ms,
+                end_ms: row.end_ms,
+            })
+            .collect();
+        self.commit(vec![
+            Mutation::UpsertReservation(row.clone()),
+            Mutation::InsertClaims(claims),
+            Mutation::Audit(audit(
+                caller,
+                "reservation.create",
+                &format!("{} {} x{}", row.id, row.class, row.count),
+                t,
+                "ok",
+            )),
+        ])
+        .await?;
+        state
+            .cluster
+            .add_claim(&row.id, &devices, row.start_ms, row.end_ms)
+            .map_err(|e| Error::Internal(format!("calendar disagrees with the database: {e}")))?;
+        state.reservations.insert(row.id.clone(), row.clone());
+        drop(state);
+        self.kick();
+        Ok(row)
+    }
+
+    /// Reservations of the caller's org (admins: all).
+    pub async fn list_reservations(&self, caller: &Caller, all: bool) -> Result<Vec<ReservationRow>> {
+        caller.require_user()?;
+        let scope = Scope {
+            org: (!caller.is_admin()).then(|| caller.org.clone()),
+            include_finished: all,
+        };
+        Ok(self.store.list_reservations(&scope).await?)
+    }
+
+    /// One reservation, if the caller may see it.
+    pub async fn get_reservation(&self, caller: &Caller, id: &str) -> Result<ReservationRow> {
+        caller.require_user()?;
+        let id = model::id("id", id)?;
+        let row = self.store.get_reservation(&id).await?;
+        row.filter(|r| caller.can_see_org(&r.org))
+            .ok_or_else(|| Error::NotFound(format!("reservation {id}")))
+    }
+
+    /// Cancels a reservation: before its start it is released whole; during its
+    /// window the devices are released from now and its running jobs are stopped.
+    pub async fn cancel_reservation(&self, caller: &Caller, id: &str) -> Result<ReservationRow> {
+        caller.require_user()?;
+        let id = model::id("id", id)?;
+        let mut state = self.lock().await;
+        let Some(current) = state.reservations.get(&id).cloned() else {
+            // Final or unknown: tell which only to those who may see it.
+            return match self.store.get_reservation(&id).await? {
+                Some(r) if caller.can_see_org(&r.org) => Err(Error::FailedPrecondition(format!(
+                    "reservation {id} is already {}",
+                    r.state
+                ))),
+                _ => Err(Error::NotFound(format!("reservation {id}"))),
+            };
+        };
+        if !caller.can_see_org(&current.org) {
+            return Err(Error::NotFound(format!("reservation {id}")));
+        }
+        if !caller.can_modify(&current.org, &current.user_id) {
+            return Err(Error::PermissionDenied(format!(
+                "reservation {id} belongs to {}; only they or an org-admin may cancel it",
+                current.user_name
+            )));
+        }
+        let t = now();
+        let mut row = current.clone();
+        row.state = ReservationState::Cancelled;
+        row.reason = format!("cancelled by {}", caller.name);
+        let mut batch = vec![Mutation::UpsertReservation(row.clone())];
+        let held_until = if t <= row.start_ms {
+            batch.push(Mutation::DeleteClaims { owner_id: id.clone() });
+            None
+        } else {
+            batch.push(Mutation::TruncateClaims {
+                owner_id: id.clone(),
+                end_ms: t,
+            });
+            batch.push(Mutation::InsertUsage(reservation_usage(&row, t)));
+            Some(t)
+        };
+        // Jobs waiting for this reservation end now; placed ones are stopped.
+        let mut stopped = Vec::new();
+        let mut finished = Vec::new();
+        for job in state.jobs.values() {
+            if job.row.reservation_id.as_deref() != Some(id.as_str()) {
+                continue;
+            }
+            if job.row.state == JobState::Pending {
+                let mut j = job.row.clone();
+                j.state = JobState::Cancelled;
+                j.reason = "its reservation was cancelled".into();
+                j.finished_ms = Some(t);
+                batch.push(Mutation::UpsertJob(j.clone()));
+                finished.push(j);
+            } else if job.stop.is_none() {
+                stopped.push(job.row.id.clone());
+            }
+        }
+        batch.push(Mutation::Audit(audit(caller, "reservation.cancel", &id, t, "ok")));
+        self.commit(batch).await?;
+        match held_until {
+            None => state.cluster.remove_claims(&id),
+            Some(end) => state.cluster.truncate_claims(&id, end),
+        }
+        state.reservations.remove(&id);
+        for j in finished {
+            state.jobs.remove(&j.id);
+            self.logs.close(&j.id);
+            self.metrics.job_finished(j.state);
+        }
+        drop(state);
+        for job in stopped {
+            self.request_stop(&job, JobState::Cancelled, "its reservation was cancelled")
+                .await?;
+        }
+        let state = self.lock().await;
+        drop(state);
+        self.kick();
+        Ok(row)
+    }
+}
+
+/// The usage record of a reservation held until `until`.
+pub(crate) fn reservation_usage(r: &ReservationRow, until: i64) -> UsageRow {
+    let end = until.min(r.end_ms).max(r.start_ms);
+    UsageRow {
+        org: r.org.clone(),
+        user_id: r.user_id.clone(),
+        kind: OwnerKind::Reservation,
+        subject_id: r.id.clone(),
+        class: r.class.clone(),
+        devices: r.count,
+        start_ms: r.start_ms,
+        end_ms: end,
+        device_ms: (end - r.start_ms) * i64::from(r.count),
+    }
+}
+
+/// Fails with a field error naming the known classes when `class` is unknown.
+pub(crate) fn check_class(
+    classes: &std::collections::BTreeMap<String, crate::store::ClassRow>,
+    class: &str,
+) -> Result<()> {
+    if classes.contains_key(class) {
+        return Ok(());
+    }
+    let known: Vec<&str> = classes.keys().map(String::as_str).collect();
+    Err(Error::field(
+        "class",
+        format!(
+            "unknown device class {class:?} (known: {})",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        ),
+    ))
+}
+
+/// Maps a core refusal to an error.
+pub(crate) fn refusal(r: Refusal) -> Error {
+    match r {
+        Refusal::UnknownClass { class } => Error::Capacity(format!("no {class} devices are registered yet")),
+        Refusal::InvalidWindow { reason } => Error::field("end", reason),
+        r @ Refusal::NotEnough { .. } => Error::Capacity(r.to_string()),
+    }
+}

@@ -1,0 +1,88 @@
+//! The scheduler's one error enum, mapped to `tonic::Status` in one place.
+
+use crate::store::StoreError;
+use berth_proto::model::FieldError;
+use tonic::{Code, Status};
+
+/// Everything a scheduler RPC can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// No valid credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The object does not exist, or the caller may not see it (indistinguishable on purpose).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The object is not in a state that allows this.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Not enough capacity (devices, budget) for the request.
+    #[error("{0}")]
+    Capacity(String),
+    /// Another request took the devices first; retrying may succeed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Store(String),
+    /// A bug or an unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for an invalid field.
+    pub fn field(field: &str, reason: impl Into<String>) -> Self {
+        Error::Invalid(FieldError::new(field, reason))
+    }
+
+    /// The gRPC code for this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Invalid(_) => Code::InvalidArgument,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Capacity(_) => Code::ResourceExhausted,
+            Error::Conflict(_) => Code::Aborted,
+            Error::Store(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => Error::Conflict(format!(
+                "the devices were taken by a concurrent request ({m}); try again"
+            )),
+            StoreError::AlreadyExists { what } => Error::AlreadyExists(what),
+            StoreError::Db(m) => Error::Store(m),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Store(_) | Error::Internal(_) => tracing::error!(error = %e, "request failed"),
+            _ => tracing::debug!(error = %e, "request refused"),
+        }
+        Status::new(e.code(), e.to_string())
+    }
+}
+
+/// Result of scheduler operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

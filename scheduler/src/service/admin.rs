@@ -1,0 +1,124 @@
+//! `berth.v1.Admin`.
+
+use super::Shared;
+use crate::auth::caller;
+use crate::convert;
+use berth_proto::time::{dur_to_ms, ms_to_ts};
+use berth_proto::v1;
+use tonic::{Request, Response, Status};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Centre administration.
+pub struct AdminService(pub Shared);
+
+#[tonic::async_trait]
+impl v1::admin_server::Admin for AdminService {
+    async fn create_site(&self, req: Request<v1::CreateSiteRequest>) -> Reply<v1::Site> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let row = self.0.create_site(&c, &r.name, &r.description).await?;
+        Ok(Response::new(convert::site(&row)))
+    }
+
+    async fn create_class(&self, req: Request<v1::CreateClassRequest>) -> Reply<v1::DeviceClass> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let row = self.0.create_class(&c, &r.name, &r.description, &r.vendor).await?;
+        Ok(Response::new(convert::class(&row, 0, 0)))
+    }
+
+    async fn create_org(&self, req: Request<v1::CreateOrgRequest>) -> Reply<v1::Org> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let row = self.0.create_org(&c, &r.name, &r.description).await?;
+        Ok(Response::new(convert::org(&row)))
+    }
+
+    async fn list_orgs(&self, req: Request<v1::ListOrgsRequest>) -> Reply<v1::ListOrgsResponse> {
+        let c = caller(&req)?;
+        let rows = self.0.list_orgs(&c).await?;
+        Ok(Response::new(v1::ListOrgsResponse {
+            orgs: rows.iter().map(convert::org).collect(),
+        }))
+    }
+
+    async fn create_user(&self, req: Request<v1::CreateUserRequest>) -> Reply<v1::CreateUserResponse> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let (user, issued) = self.0.create_user(&c, &r.org, &r.name, r.role).await?;
+        Ok(Response::new(v1::CreateUserResponse {
+            user: Some(convert::user(&user)),
+            token: issued.token,
+            token_id: issued.row.id,
+            token_expires_at: Some(ms_to_ts(issued.row.expires_ms)),
+        }))
+    }
+
+    async fn list_users(&self, req: Request<v1::ListUsersRequest>) -> Reply<v1::ListUsersResponse> {
+        let c = caller(&req)?;
+        let rows = self.0.list_users(&c, &req.get_ref().org).await?;
+        Ok(Response::new(v1::ListUsersResponse {
+            users: rows.iter().map(convert::user).collect(),
+        }))
+    }
+
+    async fn create_token(&self, req: Request<v1::CreateTokenRequest>) -> Reply<v1::CreateTokenResponse> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let issued = self.0.create_token(&c, &r.user, r.ttl.as_ref().map(dur_to_ms)).await?;
+        Ok(Response::new(v1::CreateTokenResponse {
+            token: issued.token,
+            token_id: issued.row.id,
+            expires_at: Some(ms_to_ts(issued.row.expires_ms)),
+        }))
+    }
+
+    async fn revoke_token(&self, req: Request<v1::RevokeTokenRequest>) -> Reply<v1::RevokeTokenResponse> {
+        let c = caller(&req)?;
+        self.0.revoke_token(&c, &req.get_ref().token_id).await?;
+        Ok(Response::new(v1::RevokeTokenResponse {}))
+    }
+
+    async fn create_join_token(&self, req: Request<v1::CreateJoinTokenRequest>) -> Reply<v1::CreateJoinTokenResponse> {
+        let c = caller(&req)?;
+        let (token, expires) = self
+            .0
+            .create_join_token(&c, req.get_ref().ttl.as_ref().map(dur_to_ms))
+            .await?;
+        Ok(Response::new(v1::CreateJoinTokenResponse {
+            token,
+            expires_at: Some(ms_to_ts(expires)),
+        }))
+    }
+
+    async fn drain_node(&self, req: Request<v1::DrainNodeRequest>) -> Reply<v1::Node> {
+        let c = caller(&req)?;
+        let row = self.0.set_drain(&c, &req.get_ref().node, true).await?;
+        Ok(Response::new(self.0.node_view(&row.name).await))
+    }
+
+    async fn undrain_node(&self, req: Request<v1::UndrainNodeRequest>) -> Reply<v1::Node> {
+        let c = caller(&req)?;
+        let row = self.0.set_drain(&c, &req.get_ref().node, false).await?;
+        Ok(Response::new(self.0.node_view(&row.name).await))
+    }
+
+    async fn list_audit(&self, req: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
+        let c = caller(&req)?;
+        c.require_admin()?;
+        let limit = match req.get_ref().limit {
+            0 => 100,
+            n => n.min(10_000),
+        };
+        let rows = self
+            .0
+            .store
+            .list_audit(limit)
+            .await
+            .map_err(crate::error::Error::from)?;
+        Ok(Response::new(v1::ListAuditResponse {
+            events: rows.iter().map(convert::audit).collect(),
+        }))
+    }
+}
