@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, storage (SQLite and PostgreSQL) and
+# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${BERTH_TEST_POSTGRES_URL:-}" ]; then
+  eval "$(scripts/postgres.sh)"
+fi
+export BERTH_TEST_POSTGRES_URL
+
+if cargo nextest --version >/dev/null 2>&1; then
+  run() { cargo nextest run --no-fail-fast "$@"; }
+else
+  run() { cargo test --no-fail-fast "$@"; }
+fi
+
+echo "== all tests (end-to-end on SQLite)" >&2
+run --workspace --all-targets
+echo "== end-to-end tests on PostgreSQL" >&2
+BERTH_E2E_DB=postgres run -p berth-cli --test e2e
