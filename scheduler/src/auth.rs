@@ -50,7 +50,9 @@ impl Caller {
     /// Users change their own; org-admins their org's; admins everything.
     pub fn can_modify(&self, org: &str, owner_id: &str) -> bool {
         self.is_admin()
-            || (self.org == org && (self.role == Role::OrgAdmin || (self.role == Role::User && self.id == owner_id)))
+            || (self.org == org
+                && (self.role == Role::OrgAdmin
+                    || (self.role == Role::User && self.id == owner_id)))
     }
 
     /// Fails unless the caller is a centre admin.
@@ -65,7 +67,9 @@ impl Caller {
     /// Fails unless the caller is a user of some kind (not an agent).
     pub fn require_user(&self) -> Result<()> {
         if self.role == Role::Agent {
-            Err(Error::PermissionDenied("agents may only use the agent protocol".into()))
+            Err(Error::PermissionDenied(
+                "agents may only use the agent protocol".into(),
+            ))
         } else {
             Ok(())
         }
@@ -76,7 +80,9 @@ impl Caller {
         if self.role == Role::Agent && self.node.as_deref() == Some(node) {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!("this credential may not speak for node {node:?}")))
+            Err(Error::PermissionDenied(format!(
+                "this credential may not speak for node {node:?}"
+            )))
         }
     }
 }
@@ -143,7 +149,13 @@ pub fn random_secret(prefix: &str) -> String {
 }
 
 /// Issues a JWT for a user (`user_id`) or a node (`node`).
-pub fn issue(keys: &Keys, user: Option<&UserRow>, node: Option<&str>, now_ms: i64, ttl_ms: i64) -> Result<Issued> {
+pub fn issue(
+    keys: &Keys,
+    user: Option<&UserRow>,
+    node: Option<&str>,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<Issued> {
     let jti = uuid::Uuid::new_v4().to_string();
     let (sub, role) = match (user, node) {
         (Some(u), _) => (u.id.clone(), u.role),
@@ -207,14 +219,16 @@ impl AuthIndex {
     /// Verifies a bearer token and resolves the caller.
     pub fn verify(&self, keys: &Keys, token: &str, now_ms: i64) -> Result<Caller> {
         let bad = |why: &str| Error::Unauthenticated(format!("invalid token: {why}"));
-        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad("it has expired"),
                 _ => bad("it was not issued by this scheduler"),
-            }
-        })?;
+            })?;
         let claims = data.claims;
-        let row = self.tokens.get(&claims.jti).ok_or_else(|| bad("it was revoked"))?;
+        let row = self
+            .tokens
+            .get(&claims.jti)
+            .ok_or_else(|| bad("it was revoked"))?;
         if row.revoked || row.hash != hash_secret(token) {
             return Err(bad("it was revoked"));
         }
@@ -268,7 +282,9 @@ impl tonic::service::Interceptor for Authenticator {
             .map_err(|_| tonic::Status::unauthenticated("malformed authorization header"))?;
         let token = value
             .strip_prefix("Bearer ")
-            .ok_or_else(|| tonic::Status::unauthenticated("authorization must be `Bearer <token>`"))?
+            .ok_or_else(|| {
+                tonic::Status::unauthenticated("authorization must be `Bearer <token>`")
+            })?
             .trim();
         let caller = {
             let index = self
@@ -285,10 +301,9 @@ impl tonic::service::Interceptor for Authenticator {
 
 /// The verified caller of a request, or UNAUTHENTICATED.
 pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Error::Unauthenticated("missing bearer token: run `berth login` or set BERTH_TOKEN".into()))
+    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        Error::Unauthenticated("missing bearer token: run `berth login` or set BERTH_TOKEN".into())
+    })
 }
 
 #[cfg(test)]
@@ -317,7 +332,10 @@ mod tests {
         let caller = index.verify(&keys, &issued.token, now).unwrap();
         assert_eq!((caller.org.as_str(), caller.role), ("acme", Role::User));
         index.revoke(&issued.row.id);
-        assert!(matches!(index.verify(&keys, &issued.token, now), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            index.verify(&keys, &issued.token, now),
+            Err(Error::Unauthenticated(_))
+        ));
     }
 
     #[test]
@@ -357,7 +375,11 @@ mod tests {
             expires_ms: 0,
         };
         assert!(c.can_see_org("acme") && !c.can_see_org("other"));
-        assert!(c.can_modify("acme", "u1") && !c.can_modify("acme", "u2") && !c.can_modify("other", "u1"));
+        assert!(
+            c.can_modify("acme", "u1")
+                && !c.can_modify("acme", "u2")
+                && !c.can_modify("other", "u1")
+        );
         c.role = Role::OrgAdmin;
         assert!(c.can_modify("acme", "u2") && !c.can_modify("other", "u2"));
         c.role = Role::Agent;

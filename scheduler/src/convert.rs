@@ -11,7 +11,11 @@ pub fn local_hint(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
@@ -81,7 +85,7 @@ pub fn device(d: &DeviceEntry) -> v1::Device {
         health_reason: r.health_reason.clone(),
         index: r.index.max(0) as u32,
         pci_bus_id: r.pci_bus_id.clone(),
-        telemetry: d.telemetry.clone(),
+        telemetry: d.telemetry,
     }
 }
 

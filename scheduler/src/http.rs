@@ -19,7 +19,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
 
 async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         engine.render_metrics().await,
     )
 }

@@ -6,7 +6,8 @@
 use crate::state::State;
 use crate::store::{JobState, NodeState, ReservationState};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Duration;
 
@@ -28,25 +29,46 @@ pub struct Metrics {
     rpc_seconds: HistogramVec,
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(g.clone()))?;
     Ok(g)
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> prometheus::Result<HistogramVec> {
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> prometheus::Result<HistogramVec> {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
     registry.register(Box::new(h.clone()))?;
     Ok(h)
 }
 
-fn plain_histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
+fn plain_histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
     registry.register(Box::new(h.clone()))?;
     Ok(h)
@@ -56,35 +78,79 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let jobs_submitted = IntCounter::new("berth_jobs_submitted_total", "Jobs accepted by the scheduler.")?;
+        let jobs_submitted = IntCounter::new(
+            "berth_jobs_submitted_total",
+            "Jobs accepted by the scheduler.",
+        )?;
         registry.register(Box::new(jobs_submitted.clone()))?;
         let log_bytes = IntCounter::new("berth_job_log_bytes_total", "Bytes of job logs stored.")?;
         registry.register(Box::new(log_bytes.clone()))?;
         Ok(Metrics {
-            nodes: gauge(&registry, "berth_nodes", "Nodes by state.", &["site", "state"])?,
+            nodes: gauge(
+                &registry,
+                "berth_nodes",
+                "Nodes by state.",
+                &["site", "state"],
+            )?,
             devices: gauge(
                 &registry,
                 "berth_devices",
                 "Devices by class and status (free, busy: claimed now by a reservation or job, unschedulable).",
                 &["class", "status"],
             )?,
-            reservations: gauge(&registry, "berth_reservations", "Reservations not yet ended, by state.", &["state"])?,
-            jobs: gauge(&registry, "berth_jobs", "Jobs not yet ended, by state.", &["state"])?,
-            jobs_finished: counter(&registry, "berth_jobs_finished_total", "Jobs that ended, by final state.", &["state"])?,
+            reservations: gauge(
+                &registry,
+                "berth_reservations",
+                "Reservations not yet ended, by state.",
+                &["state"],
+            )?,
+            jobs: gauge(
+                &registry,
+                "berth_jobs",
+                "Jobs not yet ended, by state.",
+                &["state"],
+            )?,
+            jobs_finished: counter(
+                &registry,
+                "berth_jobs_finished_total",
+                "Jobs that ended, by final state.",
+                &["state"],
+            )?,
             job_wait: plain_histogram(
                 &registry,
                 "berth_job_wait_seconds",
                 "Time from submission to running.",
-                vec![0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0],
+                vec![
+                    0.5,
+                    1.0,
+                    5.0,
+                    15.0,
+                    60.0,
+                    300.0,
+                    900.0,
+                    3600.0,
+                    4.0 * 3600.0,
+                    24.0 * 3600.0,
+                ],
             )?,
-            bookings: counter(&registry, "berth_bookings_total", "Booking requests by outcome.", &["outcome"])?,
+            bookings: counter(
+                &registry,
+                "berth_bookings_total",
+                "Booking requests by outcome.",
+                &["outcome"],
+            )?,
             pass_seconds: plain_histogram(
                 &registry,
                 "berth_scheduling_pass_seconds",
                 "Duration of one scheduling pass.",
                 prometheus::exponential_buckets(0.0001, 4.0, 10)?,
             )?,
-            rpc_requests: counter(&registry, "berth_rpc_requests_total", "gRPC requests by method and status code.", &["method", "code"])?,
+            rpc_requests: counter(
+                &registry,
+                "berth_rpc_requests_total",
+                "gRPC requests by method and status code.",
+                &["method", "code"],
+            )?,
             rpc_seconds: histogram(
                 &registry,
                 "berth_rpc_duration_seconds",
@@ -103,12 +169,16 @@ impl Metrics {
         let now = berth_proto::time::now_ms();
         self.nodes.reset();
         for n in state.nodes.values() {
-            self.nodes.with_label_values(&[&n.row.site, n.row.state.as_str()]).inc();
+            self.nodes
+                .with_label_values(&[&n.row.site, n.row.state.as_str()])
+                .inc();
         }
         self.devices.reset();
         for class in state.classes.keys() {
             for status in ["free", "busy", "unschedulable"] {
-                self.devices.with_label_values(&[class.as_str(), status]).set(0);
+                self.devices
+                    .with_label_values(&[class.as_str(), status])
+                    .set(0);
             }
         }
         for d in state.devices.values() {
@@ -124,17 +194,26 @@ impl Metrics {
             } else {
                 "busy"
             };
-            self.devices.with_label_values(&[d.row.class.as_str(), status]).inc();
+            self.devices
+                .with_label_values(&[d.row.class.as_str(), status])
+                .inc();
         }
         self.reservations.reset();
         for s in [ReservationState::Confirmed, ReservationState::Active] {
             self.reservations.with_label_values(&[s.as_str()]).set(0);
         }
         for r in state.reservations.values() {
-            self.reservations.with_label_values(&[r.state.as_str()]).inc();
+            self.reservations
+                .with_label_values(&[r.state.as_str()])
+                .inc();
         }
         self.jobs.reset();
-        for s in [JobState::Pending, JobState::Scheduled, JobState::Starting, JobState::Running] {
+        for s in [
+            JobState::Pending,
+            JobState::Scheduled,
+            JobState::Starting,
+            JobState::Running,
+        ] {
             self.jobs.with_label_values(&[s.as_str()]).set(0);
         }
         for j in state.jobs.values() {
@@ -154,7 +233,9 @@ impl Metrics {
 
     /// A job ended.
     pub fn job_finished(&self, state: JobState) {
-        self.jobs_finished.with_label_values(&[state.as_str()]).inc();
+        self.jobs_finished
+            .with_label_values(&[state.as_str()])
+            .inc();
     }
 
     /// A booking request ended with `outcome`.
@@ -175,7 +256,9 @@ impl Metrics {
     /// An RPC finished.
     pub fn rpc(&self, method: &str, code: &str, d: Duration) {
         self.rpc_requests.with_label_values(&[method, code]).inc();
-        self.rpc_seconds.with_label_values(&[method]).observe(d.as_secs_f64());
+        self.rpc_seconds
+            .with_label_values(&[method])
+            .observe(d.as_secs_f64());
     }
 
     /// The text exposition of every metric.
@@ -207,7 +290,10 @@ pub fn method_label(path: &str) -> String {
 mod tests {
     #[test]
     fn method_labels_are_bounded() {
-        assert_eq!(super::method_label("/berth.v1.Jobs/SubmitJob"), "Jobs/SubmitJob");
+        assert_eq!(
+            super::method_label("/berth.v1.Jobs/SubmitJob"),
+            "Jobs/SubmitJob"
+        );
         assert_eq!(super::method_label("/evil/../x"), "other");
         assert_eq!(super::method_label("/berth.v1.Jobs/a b"), "other");
     }

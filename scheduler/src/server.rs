@@ -170,18 +170,31 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let key = signing_key(&config)?;
     let url = config.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", config.data_dir.join("berth.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            config.data_dir.join("berth.db").display()
+        )
     });
     let store = store::open(&url).await?;
     let metrics = Arc::new(Metrics::new()?);
     store.register_metrics(&metrics.registry)?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let engine = Arc::new(Engine::load(store, Keys::from_secret(&key), metrics.clone(), config.policy.clone()).await?);
+    let engine = Arc::new(
+        Engine::load(
+            store,
+            Keys::from_secret(&key),
+            metrics.clone(),
+            config.policy.clone(),
+        )
+        .await?,
+    );
 
     let admin_token = match &config.bootstrap_admin_token_file {
         None => None,
         Some(path) => {
-            let existing = std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned());
+            let existing = std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim().to_owned());
             match engine.bootstrap_admin(existing.as_deref()).await? {
                 Some(token) => {
                     write_secret(path, &token)?;
@@ -193,14 +206,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
 
-    let grpc = TcpListener::bind(config.grpc_addr).await.map_err(|e| StartError::Io {
-        path: PathBuf::from(config.grpc_addr.to_string()),
-        source: e,
-    })?;
-    let http = TcpListener::bind(config.http_addr).await.map_err(|e| StartError::Io {
-        path: PathBuf::from(config.http_addr.to_string()),
-        source: e,
-    })?;
+    let grpc = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|e| StartError::Io {
+            path: PathBuf::from(config.grpc_addr.to_string()),
+            source: e,
+        })?;
+    let http = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| StartError::Io {
+            path: PathBuf::from(config.http_addr.to_string()),
+            source: e,
+        })?;
     let grpc_addr = grpc.local_addr().map_err(io(Path::new("grpc listener")))?;
     let http_addr = http.local_addr().map_err(io(Path::new("http listener")))?;
     let shutdown = CancellationToken::new();
@@ -211,33 +228,64 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         index: engine.auth.clone(),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<v1::jobs_server::JobsServer<JobsService>>().await;
-    health.set_serving::<v1::reservations_server::ReservationsServer<ReservationsService>>().await;
-    health.set_serving::<v1::agent_server::AgentServer<AgentService>>().await;
+    health
+        .set_serving::<v1::jobs_server::JobsServer<JobsService>>()
+        .await;
+    health
+        .set_serving::<v1::reservations_server::ReservationsServer<ReservationsService>>()
+        .await;
+    health
+        .set_serving::<v1::agent_server::AgentServer<AgentService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| StartError::Engine(crate::error::Error::Internal(format!("reflection: {e}"))))?;
+        .map_err(|e| {
+            StartError::Engine(crate::error::Error::Internal(format!("reflection: {e}")))
+        })?;
     let e = &engine;
     let router = tonic::transport::Server::builder()
         .layer(RpcMetricsLayer(metrics.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(v1::identity_server::IdentityServer::with_interceptor(IdentityService(e.clone()), auth.clone()))
-        .add_service(v1::capacity_server::CapacityServer::with_interceptor(CapacityService(e.clone()), auth.clone()))
-        .add_service(v1::reservations_server::ReservationsServer::with_interceptor(
-            ReservationsService(e.clone()),
+        .add_service(v1::identity_server::IdentityServer::with_interceptor(
+            IdentityService(e.clone()),
             auth.clone(),
         ))
-        .add_service(v1::jobs_server::JobsServer::with_interceptor(JobsService(e.clone()), auth.clone()))
-        .add_service(v1::usage_server::UsageServer::with_interceptor(UsageService(e.clone()), auth.clone()))
-        .add_service(v1::admin_server::AdminServer::with_interceptor(AdminService(e.clone()), auth.clone()))
-        .add_service(v1::agent_server::AgentServer::with_interceptor(AgentService(e.clone()), auth));
+        .add_service(v1::capacity_server::CapacityServer::with_interceptor(
+            CapacityService(e.clone()),
+            auth.clone(),
+        ))
+        .add_service(
+            v1::reservations_server::ReservationsServer::with_interceptor(
+                ReservationsService(e.clone()),
+                auth.clone(),
+            ),
+        )
+        .add_service(v1::jobs_server::JobsServer::with_interceptor(
+            JobsService(e.clone()),
+            auth.clone(),
+        ))
+        .add_service(v1::usage_server::UsageServer::with_interceptor(
+            UsageService(e.clone()),
+            auth.clone(),
+        ))
+        .add_service(v1::admin_server::AdminServer::with_interceptor(
+            AdminService(e.clone()),
+            auth.clone(),
+        ))
+        .add_service(v1::agent_server::AgentServer::with_interceptor(
+            AgentService(e.clone()),
+            auth,
+        ));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "gRPC server failed");
         }
     }));

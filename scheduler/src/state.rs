@@ -6,8 +6,8 @@
 
 use crate::core::Cluster;
 use crate::store::{
-    ClassRow, DeviceRow, Health, JobRow, JobState, JoinTokenRow, NodeRow, NodeState, OrgRow, ReservationRow,
-    SiteRow, Snapshot, UserRow,
+    ClassRow, DeviceRow, Health, JobRow, JobState, JoinTokenRow, NodeRow, NodeState, OrgRow,
+    ReservationRow, SiteRow, Snapshot, UserRow,
 };
 use berth_proto::v1;
 use std::collections::{BTreeMap, HashMap};
@@ -96,9 +96,19 @@ impl State {
             );
         }
         for row in snap.devices {
-            s.cluster
-                .upsert_device(&row.uuid, &row.node, &row.class, row.health != Health::Failed);
-            s.devices.insert(row.uuid.clone(), DeviceEntry { row, telemetry: None });
+            s.cluster.upsert_device(
+                &row.uuid,
+                &row.node,
+                &row.class,
+                row.health != Health::Failed,
+            );
+            s.devices.insert(
+                row.uuid.clone(),
+                DeviceEntry {
+                    row,
+                    telemetry: None,
+                },
+            );
         }
         let mut claims: BTreeMap<(String, i64, i64), Vec<String>> = BTreeMap::new();
         for c in snap.claims {
@@ -113,12 +123,28 @@ impl State {
                 tracing::error!(%owner, error = %e, "stored claims overlap; keeping the first");
             }
         }
-        s.sites = snap.sites.into_iter().map(|r| (r.name.clone(), r)).collect();
-        s.classes = snap.classes.into_iter().map(|r| (r.name.clone(), r)).collect();
+        s.sites = snap
+            .sites
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        s.classes = snap
+            .classes
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
         s.orgs = snap.orgs.into_iter().map(|r| (r.name.clone(), r)).collect();
-        s.users = snap.users.into_iter().map(|r| (r.name.clone(), r)).collect();
+        s.users = snap
+            .users
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
         s.join_tokens = snap.join_tokens;
-        s.reservations = snap.reservations.into_iter().map(|r| (r.id.clone(), r)).collect();
+        s.reservations = snap
+            .reservations
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         s.jobs = snap
             .jobs
             .into_iter()

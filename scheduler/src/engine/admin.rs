@@ -14,7 +14,12 @@ pub const BOOTSTRAP_ADMIN: &str = "admin";
 
 impl Engine {
     /// Creates a site (admin).
-    pub async fn create_site(&self, caller: &Caller, name: &str, description: &str) -> Result<SiteRow> {
+    pub async fn create_site(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+    ) -> Result<SiteRow> {
         caller.require_admin()?;
         let name = model::name("name", name)?;
         let row = SiteRow {
@@ -36,7 +41,13 @@ impl Engine {
     }
 
     /// Creates a device class (admin).
-    pub async fn create_class(&self, caller: &Caller, name: &str, description: &str, vendor: &str) -> Result<ClassRow> {
+    pub async fn create_class(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+        vendor: &str,
+    ) -> Result<ClassRow> {
         caller.require_admin()?;
         let name = model::name("name", name)?;
         let row = ClassRow {
@@ -59,7 +70,12 @@ impl Engine {
     }
 
     /// Creates an org (admin).
-    pub async fn create_org(&self, caller: &Caller, name: &str, description: &str) -> Result<OrgRow> {
+    pub async fn create_org(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+    ) -> Result<OrgRow> {
         caller.require_admin()?;
         let name = model::name("name", name)?;
         let row = OrgRow {
@@ -94,12 +110,19 @@ impl Engine {
 
     /// Creates a user and their first API token. Admins create anyone; org-admins
     /// create users and org-admins of their own org.
-    pub async fn create_user(&self, caller: &Caller, org: &str, name: &str, role: i32) -> Result<(UserRow, Issued)> {
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        org: &str,
+        name: &str,
+        role: i32,
+    ) -> Result<(UserRow, Issued)> {
         caller.require_user()?;
         let org = model::name("org", org)?;
         let name = model::name("name", name)?;
         let role = model::role("role", role, Role::User)?;
-        let allowed = caller.is_admin() || (caller.role == Role::OrgAdmin && caller.org == org && role != Role::Admin);
+        let allowed = caller.is_admin()
+            || (caller.role == Role::OrgAdmin && caller.org == org && role != Role::Admin);
         if !allowed {
             return Err(Error::PermissionDenied(format!(
                 "a {} may not create {role} users in org {org:?}",
@@ -125,7 +148,13 @@ impl Engine {
         self.commit(vec![
             Mutation::InsertUser(user.clone()),
             Mutation::InsertToken(issued.row.clone()),
-            Mutation::Audit(audit(caller, "user.create", &format!("{name} ({role})"), t, "ok")),
+            Mutation::Audit(audit(
+                caller,
+                "user.create",
+                &format!("{name} ({role})"),
+                t,
+                "ok",
+            )),
         ])
         .await?;
         state.users.insert(name, user.clone());
@@ -142,7 +171,9 @@ impl Engine {
         let org = model::optional_name("org", org)?;
         let org = match (caller.is_admin(), org) {
             (true, org) => org,
-            (false, Some(o)) if o != caller.org => return Err(Error::NotFound(format!("org {o:?}"))),
+            (false, Some(o)) if o != caller.org => {
+                return Err(Error::NotFound(format!("org {o:?}")));
+            }
             (false, _) => Some(caller.org.clone()),
         };
         Ok(self.store.list_users(org.as_deref()).await?)
@@ -150,12 +181,20 @@ impl Engine {
 
     /// Issues a new API token for a user. Users may issue their own; org-admins for
     /// their org's users; admins for anyone.
-    pub async fn create_token(&self, caller: &Caller, user: &str, ttl_ms: Option<i64>) -> Result<Issued> {
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        user: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<Issued> {
         caller.require_user()?;
         let user_name = model::name("user", user)?;
         let ttl = ttl_ms.unwrap_or(self.policy.token_ttl_ms);
         if ttl <= 0 || ttl > 2 * 365 * berth_proto::time::HOUR_MS * 24 {
-            return Err(Error::field("ttl", "must be positive and at most two years"));
+            return Err(Error::field(
+                "ttl",
+                "must be positive and at most two years",
+            ));
         }
         let state = self.lock().await;
         let user = state
@@ -165,13 +204,21 @@ impl Engine {
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("user {user_name:?}")))?;
         if !caller.can_modify(&user.org, &user.id) {
-            return Err(Error::PermissionDenied(format!("you may not issue tokens for {user_name:?}")));
+            return Err(Error::PermissionDenied(format!(
+                "you may not issue tokens for {user_name:?}"
+            )));
         }
         let t = now();
         let issued = auth::issue(&self.keys, Some(&user), None, t, ttl)?;
         self.commit(vec![
             Mutation::InsertToken(issued.row.clone()),
-            Mutation::Audit(audit(caller, "token.create", &format!("{user_name} {}", issued.row.id), t, "ok")),
+            Mutation::Audit(audit(
+                caller,
+                "token.create",
+                &format!("{user_name} {}", issued.row.id),
+                t,
+                "ok",
+            )),
         ])
         .await?;
         drop(state);
@@ -194,7 +241,9 @@ impl Engine {
             return Err(Error::NotFound(format!("token {token_id}")));
         }
         self.commit(vec![
-            Mutation::RevokeToken { id: token_id.clone() },
+            Mutation::RevokeToken {
+                id: token_id.clone(),
+            },
             Mutation::Audit(audit(caller, "token.revoke", &token_id, now(), "ok")),
         ])
         .await?;
@@ -203,7 +252,11 @@ impl Engine {
     }
 
     /// Creates a join token for agents (admin).
-    pub async fn create_join_token(&self, caller: &Caller, ttl_ms: Option<i64>) -> Result<(String, i64)> {
+    pub async fn create_join_token(
+        &self,
+        caller: &Caller,
+        ttl_ms: Option<i64>,
+    ) -> Result<(String, i64)> {
         caller.require_admin()?;
         let ttl = ttl_ms.unwrap_or(self.policy.join_token_ttl_ms);
         if ttl <= 0 || ttl > 7 * 24 * berth_proto::time::HOUR_MS {
@@ -231,7 +284,12 @@ impl Engine {
     }
 
     /// Drains (`drain = true`) or undrains a node (admin).
-    pub async fn set_drain(&self, caller: &Caller, node: &str, drain: bool) -> Result<crate::store::NodeRow> {
+    pub async fn set_drain(
+        &self,
+        caller: &Caller,
+        node: &str,
+        drain: bool,
+    ) -> Result<crate::store::NodeRow> {
         caller.require_admin()?;
         let node = model::name("node", node)?;
         let mut state = self.lock().await;
@@ -243,9 +301,13 @@ impl Engine {
         row.state = match (drain, row.state) {
             (true, NodeState::Ready) => NodeState::Draining,
             (true, s @ (NodeState::Draining | NodeState::Drained)) => s,
-            (false, NodeState::Draining | NodeState::Drained | NodeState::Ready) => NodeState::Ready,
+            (false, NodeState::Draining | NodeState::Drained | NodeState::Ready) => {
+                NodeState::Ready
+            }
             (_, s) => {
-                return Err(Error::FailedPrecondition(format!("node {node:?} is {s}; it cannot be changed now")));
+                return Err(Error::FailedPrecondition(format!(
+                    "node {node:?} is {s}; it cannot be changed now"
+                )));
             }
         };
         let action = if drain { "node.drain" } else { "node.undrain" };
@@ -254,7 +316,9 @@ impl Engine {
             Mutation::Audit(audit(caller, action, &node, now(), "ok")),
         ])
         .await?;
-        state.cluster.set_node_schedulable(&node, node_schedulable(row.state));
+        state
+            .cluster
+            .set_node_schedulable(&node, node_schedulable(row.state));
         if let Some(e) = state.nodes.get_mut(&node) {
             e.row = row.clone();
         }
@@ -269,7 +333,10 @@ impl Engine {
         let t = now();
         if let Some(token) = existing {
             let index = self.auth.read().unwrap_or_else(|e| e.into_inner());
-            if index.verify(&self.keys, token, t).is_ok_and(|c| c.is_admin()) {
+            if index
+                .verify(&self.keys, token, t)
+                .is_ok_and(|c| c.is_admin())
+            {
                 return Ok(None);
             }
         }

@@ -26,11 +26,17 @@ impl Engine {
         let node = model::name("node", &req.node)?;
         let site = model::name("site", &req.site)?;
         if req.join_token.is_empty() {
-            return Err(Error::Unauthenticated("a join token is required to join".into()));
+            return Err(Error::Unauthenticated(
+                "a join token is required to join".into(),
+            ));
         }
         let hash = auth::hash_secret(&req.join_token);
         let mut state = self.lock().await;
-        if !state.join_tokens.iter().any(|j| j.hash == hash && j.expires_ms > t) {
+        if !state
+            .join_tokens
+            .iter()
+            .any(|j| j.hash == hash && j.expires_ms > t)
+        {
             return Err(Error::Unauthenticated(
                 "invalid or expired join token: create one with `berth admin join-token`".into(),
             ));
@@ -64,7 +70,13 @@ impl Engine {
             generation: previous.as_ref().map_or(0, |p| p.generation),
             created_ms: previous.as_ref().map_or(t, |p| p.created_ms),
         };
-        let issued = auth::issue(&self.keys, None, Some(&node), t, self.policy.node_credential_ttl_ms)?;
+        let issued = auth::issue(
+            &self.keys,
+            None,
+            Some(&node),
+            t,
+            self.policy.node_credential_ttl_ms,
+        )?;
         let mut batch = vec![Mutation::UpsertNode(row.clone())];
         batch.extend(devices.iter().cloned().map(Mutation::UpsertDevice));
         batch.push(Mutation::InsertToken(issued.row.clone()));
@@ -76,7 +88,9 @@ impl Engine {
             outcome: "ok".into(),
         }));
         self.commit(batch).await?;
-        state.cluster.upsert_node(&node, &site, node_schedulable(row.state));
+        state
+            .cluster
+            .upsert_node(&node, &site, node_schedulable(row.state));
         for d in devices {
             state
                 .cluster
@@ -85,8 +99,10 @@ impl Engine {
                 .devices
                 .iter()
                 .find(|r| r.uuid == d.uuid)
-                .and_then(|r| r.telemetry.clone());
-            state.devices.insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
+                .and_then(|r| r.telemetry);
+            state
+                .devices
+                .insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
         }
         match state.nodes.get_mut(&node) {
             Some(entry) => {
@@ -118,7 +134,11 @@ impl Engine {
 
     /// Renews the lease, takes in observed state, and answers the desired work,
     /// holding the call while nothing changes (long-poll).
-    pub async fn heartbeat(&self, caller: &Caller, req: v1::HeartbeatRequest) -> Result<HeartbeatReply> {
+    pub async fn heartbeat(
+        &self,
+        caller: &Caller,
+        req: v1::HeartbeatRequest,
+    ) -> Result<HeartbeatReply> {
         caller.require_node(&req.node)?;
         let node = req.node.clone();
         let mut rx = {
@@ -135,7 +155,8 @@ impl Engine {
             let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
             let wait = asked.clamp(0, self.policy.max_poll_ms.min(self.policy.lease_ms / 2));
             if wait > 0 {
-                let _ = tokio::time::timeout(Duration::from_millis(wait as u64), rx.changed()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(wait as u64), rx.changed()).await;
             }
         }
         let state = self.lock().await;
@@ -171,7 +192,8 @@ impl Engine {
         for d in device_rows(state, node, &req.devices, t)? {
             let changed = state.devices.get(&d.uuid).is_none_or(|e| {
                 let o = &e.row;
-                (o.health, &o.health_reason, &o.class, &o.node, o.index) != (d.health, &d.health_reason, &d.class, &d.node, d.index)
+                (o.health, &o.health_reason, &o.class, &o.node, o.index)
+                    != (d.health, &d.health_reason, &d.class, &d.node, d.index)
             });
             if changed {
                 batch.push(Mutation::UpsertDevice(d.clone()));
@@ -186,7 +208,9 @@ impl Engine {
             e.last_seen = Some(Instant::now());
         }
         if came_back {
-            state.cluster.set_node_schedulable(node, node_schedulable(row.state));
+            state
+                .cluster
+                .set_node_schedulable(node, node_schedulable(row.state));
         }
         for d in device_updates {
             state
@@ -196,8 +220,10 @@ impl Engine {
                 .devices
                 .iter()
                 .find(|r| r.uuid == d.uuid)
-                .and_then(|r| r.telemetry.clone());
-            state.devices.insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
+                .and_then(|r| r.telemetry);
+            state
+                .devices
+                .insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
         }
         for obs in &req.jobs {
             self.observe_job(state, node, obs).await?;
@@ -219,7 +245,12 @@ impl Engine {
     }
 
     /// The desired work of a node.
-    fn desired(&self, state: &State, node: &str, req: &v1::HeartbeatRequest) -> v1::HeartbeatResponse {
+    fn desired(
+        &self,
+        state: &State,
+        node: &str,
+        req: &v1::HeartbeatRequest,
+    ) -> v1::HeartbeatResponse {
         let entry = state.nodes.get(node);
         let jobs = state
             .placed_jobs_on(node)
@@ -263,7 +294,12 @@ impl Engine {
     }
 
     /// Applies one observed job to the record.
-    async fn observe_job(&self, state: &mut State, node: &str, obs: &v1::ObservedJob) -> Result<()> {
+    async fn observe_job(
+        &self,
+        state: &mut State,
+        node: &str,
+        obs: &v1::ObservedJob,
+    ) -> Result<()> {
         let Some(live) = state.jobs.get(&obs.job_id) else {
             return Ok(()); // already final, or not ours: acknowledged in the reply
         };
@@ -278,7 +314,9 @@ impl Engine {
                 row.state = JobState::Starting;
                 self.save_job(state, row).await
             }
-            v1::JobPhase::Running if matches!(live.row.state, JobState::Scheduled | JobState::Starting) => {
+            v1::JobPhase::Running
+                if matches!(live.row.state, JobState::Scheduled | JobState::Starting) =>
+            {
                 let mut row = live.row.clone();
                 row.state = JobState::Running;
                 row.started_ms = Some(obs.started_at.as_ref().map_or(t, ts_to_ms));
@@ -294,8 +332,12 @@ impl Engine {
                 self.end_job(state, &obs.job_id, Ending::Exited(code)).await
             }
             v1::JobPhase::FailedToStart => {
-                self.end_job(state, &obs.job_id, Ending::FailedToStart(obs.message.clone()))
-                    .await
+                self.end_job(
+                    state,
+                    &obs.job_id,
+                    Ending::FailedToStart(obs.message.clone()),
+                )
+                .await
             }
             v1::JobPhase::Unknown => {
                 let m = if obs.message.is_empty() {
@@ -377,11 +419,19 @@ impl Engine {
 }
 
 /// Checks and converts the devices an agent reports.
-fn device_rows(state: &State, node: &str, reports: &[v1::DeviceReport], t: i64) -> Result<Vec<DeviceRow>> {
+fn device_rows(
+    state: &State,
+    node: &str,
+    reports: &[v1::DeviceReport],
+    t: i64,
+) -> Result<Vec<DeviceRow>> {
     let mut out = Vec::with_capacity(reports.len());
     for (i, d) in reports.iter().enumerate() {
         if d.uuid.is_empty() || d.uuid.len() > 128 {
-            return Err(Error::field(&format!("devices[{i}].uuid"), "must be 1 to 128 characters"));
+            return Err(Error::field(
+                &format!("devices[{i}].uuid"),
+                "must be 1 to 128 characters",
+            ));
         }
         let class = model::name(&format!("devices[{i}].class"), &d.class)?;
         if !state.classes.contains_key(&class) {

@@ -4,13 +4,19 @@ use super::{Engine, audit, now};
 use crate::auth::Caller;
 use crate::core::{Refusal, Request};
 use crate::error::{Error, Result};
-use crate::store::{JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow};
+use crate::store::{
+    JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow,
+};
 use berth_proto::model::{self, ReservationSpec};
 use berth_proto::v1;
 
 impl Engine {
     /// Books devices for a window: atomic, packed on one node when the count fits.
-    pub async fn create_reservation(&self, caller: &Caller, req: &v1::CreateReservationRequest) -> Result<ReservationRow> {
+    pub async fn create_reservation(
+        &self,
+        caller: &Caller,
+        req: &v1::CreateReservationRequest,
+    ) -> Result<ReservationRow> {
         caller.require_user()?;
         let spec = ReservationSpec::from_request(req, now())?;
         let result = self.book(caller, &spec).await;
@@ -21,8 +27,13 @@ impl Engine {
             Err(_) => "error",
         });
         if let Err(e @ Error::Capacity(_)) = &result {
-            self.audit_refusal(caller, "reservation.create", &format!("{} x{}", spec.class, spec.count), e)
-                .await;
+            self.audit_refusal(
+                caller,
+                "reservation.create",
+                &format!("{} x{}", spec.class, spec.count),
+                e,
+            )
+            .await;
         }
         result
     }
@@ -97,7 +108,11 @@ impl Engine {
     }
 
     /// Reservations of the caller's org (admins: all).
-    pub async fn list_reservations(&self, caller: &Caller, all: bool) -> Result<Vec<ReservationRow>> {
+    pub async fn list_reservations(
+        &self,
+        caller: &Caller,
+        all: bool,
+    ) -> Result<Vec<ReservationRow>> {
         caller.require_user()?;
         let scope = Scope {
             org: (!caller.is_admin()).then(|| caller.org.clone()),
@@ -146,7 +161,9 @@ impl Engine {
         row.reason = format!("cancelled by {}", caller.name);
         let mut batch = vec![Mutation::UpsertReservation(row.clone())];
         let held_until = if t <= row.start_ms {
-            batch.push(Mutation::DeleteClaims { owner_id: id.clone() });
+            batch.push(Mutation::DeleteClaims {
+                owner_id: id.clone(),
+            });
             None
         } else {
             batch.push(Mutation::TruncateClaims {
@@ -174,7 +191,13 @@ impl Engine {
                 stopped.push(job.row.id.clone());
             }
         }
-        batch.push(Mutation::Audit(audit(caller, "reservation.cancel", &id, t, "ok")));
+        batch.push(Mutation::Audit(audit(
+            caller,
+            "reservation.cancel",
+            &id,
+            t,
+            "ok",
+        )));
         self.commit(batch).await?;
         match held_until {
             None => state.cluster.remove_claims(&id),
@@ -227,7 +250,11 @@ pub(crate) fn check_class(
         "class",
         format!(
             "unknown device class {class:?} (known: {})",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         ),
     ))
 }
@@ -235,7 +262,9 @@ pub(crate) fn check_class(
 /// Maps a core refusal to an error.
 pub(crate) fn refusal(r: Refusal) -> Error {
     match r {
-        Refusal::UnknownClass { class } => Error::Capacity(format!("no {class} devices are registered yet")),
+        Refusal::UnknownClass { class } => {
+            Error::Capacity(format!("no {class} devices are registered yet"))
+        }
         Refusal::InvalidWindow { reason } => Error::field("end", reason),
         r @ Refusal::NotEnough { .. } => Error::Capacity(r.to_string()),
     }

@@ -37,10 +37,12 @@ impl Engine {
                     Some(r) => r,
                     None => {
                         return match self.store.get_reservation(id).await? {
-                            Some(r) if caller.can_see_org(&r.org) => Err(Error::FailedPrecondition(format!(
-                                "reservation {id} is {}; jobs can no longer be submitted to it",
-                                r.state
-                            ))),
+                            Some(r) if caller.can_see_org(&r.org) => {
+                                Err(Error::FailedPrecondition(format!(
+                                    "reservation {id} is {}; jobs can no longer be submitted to it",
+                                    r.state
+                                )))
+                            }
                             _ => Err(Error::NotFound(format!("reservation {id}"))),
                         };
                     }
@@ -54,11 +56,16 @@ impl Engine {
                 if spec.count as i32 > r.count {
                     return Err(Error::field(
                         "count",
-                        format!("reservation {id} holds {} devices, {} requested", r.count, spec.count),
+                        format!(
+                            "reservation {id} holds {} devices, {} requested",
+                            r.count, spec.count
+                        ),
                     ));
                 }
                 if r.end_ms <= t {
-                    return Err(Error::FailedPrecondition(format!("reservation {id} has ended")));
+                    return Err(Error::FailedPrecondition(format!(
+                        "reservation {id} has ended"
+                    )));
                 }
                 (r.class.clone(), Some(r.id.clone()))
             }
@@ -128,7 +135,10 @@ impl Engine {
         };
         let rows = self.store.list_jobs(&scope).await?;
         let state = self.lock().await;
-        Ok(rows.into_iter().map(|r| live_or_stored(&state, r)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| live_or_stored(&state, r))
+            .collect())
     }
 
     /// One job, if the caller may see it.
@@ -174,7 +184,10 @@ impl Engine {
             )));
         }
         if job.row.state.is_final() {
-            return Err(Error::FailedPrecondition(format!("job {id} already ended ({})", job.row.state)));
+            return Err(Error::FailedPrecondition(format!(
+                "job {id} already ended ({})",
+                job.row.state
+            )));
         }
         let reason = format!("cancelled by {}", caller.name);
         let mut state = self.lock().await;
@@ -201,8 +214,14 @@ impl Engine {
                 estimated_start: None,
             });
         }
-        self.commit(vec![Mutation::Audit(audit(caller, "job.cancel", &id, t, "ok"))])
-            .await?;
+        self.commit(vec![Mutation::Audit(audit(
+            caller,
+            "job.cancel",
+            &id,
+            t,
+            "ok",
+        ))])
+        .await?;
         drop(state);
         self.request_stop(&id, JobState::Cancelled, &reason).await?;
         let state = self.lock().await;
@@ -233,7 +252,14 @@ impl Engine {
     }
 
     /// Records that a placed job ended; releases its devices and writes its usage.
-    pub(crate) fn finish_job(&self, state: &mut State, id: &str, ending: Ending, t: i64, batch: &mut Vec<Mutation>) -> Option<JobRow> {
+    pub(crate) fn finish_job(
+        &self,
+        state: &mut State,
+        id: &str,
+        ending: Ending,
+        t: i64,
+        batch: &mut Vec<Mutation>,
+    ) -> Option<JobRow> {
         let live = state.jobs.get(id)?;
         let mut row = live.row.clone();
         let (state_, reason) = match (&live.stop, &ending) {

@@ -99,7 +99,12 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the state from the store.
-    pub async fn load(store: Arc<dyn Store>, keys: Keys, metrics: Arc<Metrics>, policy: Policy) -> Result<Self> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        policy: Policy,
+    ) -> Result<Self> {
         let now = berth_proto::time::now_ms();
         let snap = store.load(now).await?;
         let mut index = AuthIndex::default();
@@ -152,7 +157,13 @@ impl Engine {
     }
 
     /// Records an audit event outside a batch (e.g. for refusals).
-    pub(crate) async fn audit_refusal(&self, caller: &Caller, action: &str, target: &str, error: &crate::error::Error) {
+    pub(crate) async fn audit_refusal(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        error: &crate::error::Error,
+    ) {
         let row = audit(caller, action, target, now(), &error.to_string());
         if let Err(e) = self.store.apply(vec![Mutation::Audit(row)]).await {
             tracing::warn!(error = %e, "could not record an audit event");
@@ -177,7 +188,13 @@ pub(crate) fn now() -> i64 {
 }
 
 /// An audit row for `caller` doing `action` on `target`.
-pub(crate) fn audit(caller: &Caller, action: &str, target: &str, time_ms: i64, outcome: &str) -> AuditRow {
+pub(crate) fn audit(
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    time_ms: i64,
+    outcome: &str,
+) -> AuditRow {
     AuditRow {
         time_ms,
         actor: format!("{} ({})", caller.name, caller.role),

@@ -35,10 +35,15 @@ impl Engine {
         {
             let mut state = self.lock().await;
             let t = now();
-            report.reservations_changed = self.advance_reservations(&mut state, t, &mut to_stop).await?;
+            report.reservations_changed = self
+                .advance_reservations(&mut state, t, &mut to_stop)
+                .await?;
             report.nodes_lost = self.expire_leases(&mut state).await?;
             for j in state.jobs.values() {
-                if j.stop.is_none() && j.row.state.is_placed() && j.row.deadline_ms.is_some_and(|d| t >= d) {
+                if j.stop.is_none()
+                    && j.row.state.is_placed()
+                    && j.row.deadline_ms.is_some_and(|d| t >= d)
+                {
                     let why = "reached its deadline (its maximum runtime or its reservation's end)";
                     to_stop.push((j.row.id.clone(), JobState::TimedOut, why.to_owned()));
                 }
@@ -85,7 +90,11 @@ impl Engine {
                         row.finished_ms = Some(t);
                         batch.push(Mutation::UpsertJob(row));
                     } else if j.stop.is_none() {
-                        to_stop.push((j.row.id.clone(), JobState::TimedOut, "its reservation ended".into()));
+                        to_stop.push((
+                            j.row.id.clone(),
+                            JobState::TimedOut,
+                            "its reservation ended".into(),
+                        ));
                     }
                 }
             } else {
@@ -98,7 +107,10 @@ impl Engine {
                 let ended: Vec<_> = state
                     .jobs
                     .values()
-                    .filter(|j| j.row.reservation_id.as_deref() == Some(r.id.as_str()) && j.row.state == JobState::Pending)
+                    .filter(|j| {
+                        j.row.reservation_id.as_deref() == Some(r.id.as_str())
+                            && j.row.state == JobState::Pending
+                    })
                     .map(|j| j.row.id.clone())
                     .collect();
                 for id in ended {
@@ -120,7 +132,12 @@ impl Engine {
         let lost: Vec<_> = state
             .nodes
             .values()
-            .filter(|n| matches!(n.row.state, NodeState::Ready | NodeState::Draining | NodeState::Drained))
+            .filter(|n| {
+                matches!(
+                    n.row.state,
+                    NodeState::Ready | NodeState::Draining | NodeState::Drained
+                )
+            })
             .filter(|n| n.last_seen.is_none_or(|s| s.elapsed() > lease))
             .map(|n| n.row.clone())
             .collect();
@@ -186,13 +203,21 @@ impl Engine {
                 };
                 if !reservation_runs(r.state) {
                     let at = crate::convert::local_hint(r.start_ms);
-                    self.set_pending(state, id, format!("waiting for its reservation to start at {at}"), Some(r.start_ms));
+                    self.set_pending(
+                        state,
+                        id,
+                        format!("waiting for its reservation to start at {at}"),
+                        Some(r.start_ms),
+                    );
                     return Ok(false);
                 }
                 let busy: HashSet<String> = state
                     .jobs
                     .values()
-                    .filter(|j| j.row.reservation_id.as_deref() == Some(rid.as_str()) && j.row.state.is_placed())
+                    .filter(|j| {
+                        j.row.reservation_id.as_deref() == Some(rid.as_str())
+                            && j.row.state.is_placed()
+                    })
                     .flat_map(|j| j.row.devices.iter().cloned())
                     .collect();
                 let usable: Vec<String> = r
@@ -230,10 +255,15 @@ impl Engine {
                     end: t + job.max_runtime_ms,
                 };
                 match state.cluster.find_devices(&req) {
-                    Ok(devices) if on_one_node(state, &devices) => Some((devices, req.end, Some(req))),
+                    Ok(devices) if on_one_node(state, &devices) => {
+                        Some((devices, req.end, Some(req)))
+                    }
                     _ => {
                         let horizon = t + 366 * 24 * berth_proto::time::HOUR_MS;
-                        let next = state.cluster.earliest_start(&req, horizon).filter(|s| *s > t);
+                        let next = state
+                            .cluster
+                            .earliest_start(&req, horizon)
+                            .filter(|s| *s > t);
                         let (total, schedulable) = state.cluster.class_counts(&job.class);
                         let reason = match next {
                             _ if schedulable < count => format!(
@@ -285,11 +315,16 @@ impl Engine {
         row.node = Some(node);
         row.devices = devices.clone();
         row.deadline_ms = Some(deadline);
-        row.generation = state.nodes.get(row.node.as_deref().unwrap_or_default()).map_or(0, |n| n.row.generation + 1);
+        row.generation = state
+            .nodes
+            .get(row.node.as_deref().unwrap_or_default())
+            .map_or(0, |n| n.row.generation + 1);
         batch.push(Mutation::UpsertJob(row.clone()));
         self.commit(batch).await?;
         if let Some(req) = claim
-            && let Err(e) = state.cluster.add_claim(&row.id, &devices, req.start, req.end)
+            && let Err(e) = state
+                .cluster
+                .add_claim(&row.id, &devices, req.start, req.end)
         {
             tracing::error!(job = %row.id, error = %e, "calendar disagrees with the database");
         }
@@ -321,11 +356,19 @@ fn on_one_node(state: &State, devices: &[String]) -> bool {
 }
 
 /// Picks `count` free devices of a reservation, all on one node.
-fn pick_on_one_node(state: &State, usable: &[String], busy: &HashSet<String>, count: u32) -> Option<Vec<String>> {
+fn pick_on_one_node(
+    state: &State,
+    usable: &[String],
+    busy: &HashSet<String>,
+    count: u32,
+) -> Option<Vec<String>> {
     let mut by_node: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for d in usable {
         if let Some(e) = state.devices.get(d) {
-            by_node.entry(e.row.node.as_str()).or_default().push(d.clone());
+            by_node
+                .entry(e.row.node.as_str())
+                .or_default()
+                .push(d.clone());
         }
     }
     by_node

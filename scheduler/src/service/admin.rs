@@ -24,7 +24,10 @@ impl v1::admin_server::Admin for AdminService {
     async fn create_class(&self, req: Request<v1::CreateClassRequest>) -> Reply<v1::DeviceClass> {
         let c = caller(&req)?;
         let r = req.get_ref();
-        let row = self.0.create_class(&c, &r.name, &r.description, &r.vendor).await?;
+        let row = self
+            .0
+            .create_class(&c, &r.name, &r.description, &r.vendor)
+            .await?;
         Ok(Response::new(convert::class(&row, 0, 0)))
     }
 
@@ -43,7 +46,10 @@ impl v1::admin_server::Admin for AdminService {
         }))
     }
 
-    async fn create_user(&self, req: Request<v1::CreateUserRequest>) -> Reply<v1::CreateUserResponse> {
+    async fn create_user(
+        &self,
+        req: Request<v1::CreateUserRequest>,
+    ) -> Reply<v1::CreateUserResponse> {
         let c = caller(&req)?;
         let r = req.get_ref();
         let (user, issued) = self.0.create_user(&c, &r.org, &r.name, r.role).await?;
@@ -63,10 +69,16 @@ impl v1::admin_server::Admin for AdminService {
         }))
     }
 
-    async fn create_token(&self, req: Request<v1::CreateTokenRequest>) -> Reply<v1::CreateTokenResponse> {
+    async fn create_token(
+        &self,
+        req: Request<v1::CreateTokenRequest>,
+    ) -> Reply<v1::CreateTokenResponse> {
         let c = caller(&req)?;
         let r = req.get_ref();
-        let issued = self.0.create_token(&c, &r.user, r.ttl.as_ref().map(dur_to_ms)).await?;
+        let issued = self
+            .0
+            .create_token(&c, &r.user, r.ttl.as_ref().map(dur_to_ms))
+            .await?;
         Ok(Response::new(v1::CreateTokenResponse {
             token: issued.token,
             token_id: issued.row.id,
@@ -74,13 +86,19 @@ impl v1::admin_server::Admin for AdminService {
         }))
     }
 
-    async fn revoke_token(&self, req: Request<v1::RevokeTokenRequest>) -> Reply<v1::RevokeTokenResponse> {
+    async fn revoke_token(
+        &self,
+        req: Request<v1::RevokeTokenRequest>,
+    ) -> Reply<v1::RevokeTokenResponse> {
         let c = caller(&req)?;
         self.0.revoke_token(&c, &req.get_ref().token_id).await?;
         Ok(Response::new(v1::RevokeTokenResponse {}))
     }
 
-    async fn create_join_token(&self, req: Request<v1::CreateJoinTokenRequest>) -> Reply<v1::CreateJoinTokenResponse> {
+    async fn create_join_token(
+        &self,
+        req: Request<v1::CreateJoinTokenRequest>,
+    ) -> Reply<v1::CreateJoinTokenResponse> {
         let c = caller(&req)?;
         let (token, expires) = self
             .0

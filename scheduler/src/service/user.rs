@@ -5,7 +5,7 @@ use crate::auth::caller;
 use crate::convert;
 use crate::error::Error;
 use berth_proto::model;
-use berth_proto::time::{dur_to_ms, ms_to_ts, now_ms, ts_to_ms, HOUR_MS};
+use berth_proto::time::{HOUR_MS, dur_to_ms, ms_to_ts, now_ms, ts_to_ms};
 use berth_proto::v1;
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -30,13 +30,16 @@ impl v1::identity_server::Identity for IdentityService {
     async fn who_am_i(&self, req: Request<v1::WhoAmIRequest>) -> Reply<v1::WhoAmIResponse> {
         let c = caller(&req)?;
         let state = self.0.lock().await;
-        let user = state.user_by_id(&c.id).map(convert::user).unwrap_or(v1::User {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            org: c.org.clone(),
-            role: c.role.to_proto() as i32,
-            created_at: None,
-        });
+        let user = state
+            .user_by_id(&c.id)
+            .map(convert::user)
+            .unwrap_or(v1::User {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                org: c.org.clone(),
+                role: c.role.to_proto() as i32,
+                created_at: None,
+            });
         Ok(Response::new(v1::WhoAmIResponse {
             user: Some(user),
             node: c.node.clone().unwrap_or_default(),
@@ -55,7 +58,10 @@ impl v1::capacity_server::Capacity for CapacityService {
         }))
     }
 
-    async fn list_classes(&self, req: Request<v1::ListClassesRequest>) -> Reply<v1::ListClassesResponse> {
+    async fn list_classes(
+        &self,
+        req: Request<v1::ListClassesRequest>,
+    ) -> Reply<v1::ListClassesResponse> {
         caller(&req)?.require_user()?;
         let state = self.0.lock().await;
         let classes = state
@@ -91,7 +97,10 @@ impl v1::capacity_server::Capacity for CapacityService {
         Ok(Response::new(v1::ListNodesResponse { nodes }))
     }
 
-    async fn availability(&self, req: Request<v1::AvailabilityRequest>) -> Reply<v1::AvailabilityResponse> {
+    async fn availability(
+        &self,
+        req: Request<v1::AvailabilityRequest>,
+    ) -> Reply<v1::AvailabilityResponse> {
         caller(&req)?.require_user()?;
         let r = req.get_ref();
         let class = model::name("class", &r.class)?;
@@ -107,7 +116,11 @@ impl v1::capacity_server::Capacity for CapacityService {
             return Err(Error::field("to", "must be after from").into());
         }
         if (to - from) / step > 1000 {
-            return Err(Error::field("step", "the range would have more than 1000 buckets; use a larger step").into());
+            return Err(Error::field(
+                "step",
+                "the range would have more than 1000 buckets; use a larger step",
+            )
+            .into());
         }
         let state = self.0.lock().await;
         crate::engine::check_class(&state.classes, &class)?;
@@ -132,13 +145,19 @@ impl v1::capacity_server::Capacity for CapacityService {
 
 #[tonic::async_trait]
 impl v1::reservations_server::Reservations for ReservationsService {
-    async fn create_reservation(&self, req: Request<v1::CreateReservationRequest>) -> Reply<v1::Reservation> {
+    async fn create_reservation(
+        &self,
+        req: Request<v1::CreateReservationRequest>,
+    ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.create_reservation(&c, req.get_ref()).await?;
         Ok(Response::new(convert::reservation(&r)))
     }
 
-    async fn list_reservations(&self, req: Request<v1::ListReservationsRequest>) -> Reply<v1::ListReservationsResponse> {
+    async fn list_reservations(
+        &self,
+        req: Request<v1::ListReservationsRequest>,
+    ) -> Reply<v1::ListReservationsResponse> {
         let c = caller(&req)?;
         let rows = self.0.list_reservations(&c, req.get_ref().all).await?;
         Ok(Response::new(v1::ListReservationsResponse {
@@ -146,13 +165,19 @@ impl v1::reservations_server::Reservations for ReservationsService {
         }))
     }
 
-    async fn get_reservation(&self, req: Request<v1::GetReservationRequest>) -> Reply<v1::Reservation> {
+    async fn get_reservation(
+        &self,
+        req: Request<v1::GetReservationRequest>,
+    ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.get_reservation(&c, &req.get_ref().id).await?;
         Ok(Response::new(convert::reservation(&r)))
     }
 
-    async fn cancel_reservation(&self, req: Request<v1::CancelReservationRequest>) -> Reply<v1::Reservation> {
+    async fn cancel_reservation(
+        &self,
+        req: Request<v1::CancelReservationRequest>,
+    ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.cancel_reservation(&c, &req.get_ref().id).await?;
         Ok(Response::new(convert::reservation(&r)))
@@ -191,7 +216,10 @@ impl v1::jobs_server::Jobs for JobsService {
 
     type StreamLogsStream = LogStream;
 
-    async fn stream_logs(&self, req: Request<v1::StreamLogsRequest>) -> Reply<Self::StreamLogsStream> {
+    async fn stream_logs(
+        &self,
+        req: Request<v1::StreamLogsRequest>,
+    ) -> Reply<Self::StreamLogsStream> {
         let c = caller(&req)?;
         c.require_user()?;
         let r = req.into_inner();
@@ -199,7 +227,9 @@ impl v1::jobs_server::Jobs for JobsService {
         // Visibility check first: another org's job is "not found".
         self.0.get_job(&c, &id).await?;
         let rx = crate::logs::follow(self.0.clone(), c, id, r.after_seq, r.follow);
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -212,7 +242,9 @@ impl v1::usage_server::Usage for UsageService {
         let asked = model::optional_name("org", &r.org)?;
         let org = match (c.is_admin(), asked) {
             (true, org) => org,
-            (false, Some(o)) if o != c.org => return Err(Error::NotFound(format!("org {o:?}")).into()),
+            (false, Some(o)) if o != c.org => {
+                return Err(Error::NotFound(format!("org {o:?}")).into());
+            }
             (false, _) => Some(c.org.clone()),
         };
         let now = now_ms();
@@ -232,7 +264,10 @@ impl v1::usage_server::Usage for UsageService {
         let records = rows
             .iter()
             .map(|u| {
-                let rec = convert::usage(u, state.user_by_id(&u.user_id).map_or("", |x| x.name.as_str()));
+                let rec = convert::usage(
+                    u,
+                    state.user_by_id(&u.user_id).map_or("", |x| x.name.as_str()),
+                );
                 let t = totals.entry((u.org.clone(), u.class.clone())).or_default();
                 match u.kind {
                     crate::store::OwnerKind::Reservation => t.0 += rec.device_hours,

@@ -56,7 +56,12 @@ pub trait Store: Send + Sync + 'static {
     /// Users, optionally of one org.
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<UserRow>, StoreError>;
     /// Usage records overlapping [from, to), optionally of one org, oldest first.
-    async fn list_usage(&self, org: Option<&str>, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRow>, StoreError>;
+    async fn list_usage(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
     /// The newest audit events, newest first.
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError>;
     /// Claims of every device, ending after `after_ms` (for consistency checks).
@@ -65,7 +70,12 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the highest stored seq of the job.
     async fn append_logs(&self, job_id: &str, chunks: Vec<LogRow>) -> Result<i64, StoreError>;
     /// Log chunks with seq > `after_seq`, in order, at most `limit`.
-    async fn read_logs(&self, job_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LogRow>, StoreError>;
+    async fn read_logs(
+        &self,
+        job_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRow>, StoreError>;
 }
 
 /// Opens the store at `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and runs

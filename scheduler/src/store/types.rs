@@ -119,7 +119,12 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Preempted | Self::TimedOut | Self::Lost
+            Self::Succeeded
+                | Self::Failed
+                | Self::Cancelled
+                | Self::Preempted
+                | Self::TimedOut
+                | Self::Lost
         )
     }
 
@@ -352,7 +357,9 @@ pub enum Mutation {
     InsertOrg(OrgRow),
     InsertUser(UserRow),
     InsertToken(TokenRow),
-    RevokeToken { id: String },
+    RevokeToken {
+        id: String,
+    },
     InsertJoinToken(JoinTokenRow),
     UpsertNode(NodeRow),
     UpsertDevice(DeviceRow),
@@ -362,10 +369,15 @@ pub enum Mutation {
     /// an existing claim on the same device.
     InsertClaims(Vec<ClaimRow>),
     /// Removes every claim of the owner.
-    DeleteClaims { owner_id: String },
+    DeleteClaims {
+        owner_id: String,
+    },
     /// Ends the owner's claims at `end_ms`: claims starting at or after it are removed,
     /// longer ones are shortened.
-    TruncateClaims { owner_id: String, end_ms: i64 },
+    TruncateClaims {
+        owner_id: String,
+        end_ms: i64,
+    },
     InsertUsage(UsageRow),
     Audit(AuditRow),
 }

@@ -1,0 +1,412 @@
+//! The scheduler over real gRPC on real sockets, with the agent side driven by hand so
+//! every step of the protocol is checked: join, long-poll, reports, logs, leases.
+
+use berth_proto::time::{ms_to_dur, ms_to_ts, now_ms};
+use berth_proto::v1;
+use berth_scheduler::engine::Policy;
+use berth_scheduler::server::{self, RunningServer, ServerConfig};
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+struct Centre {
+    server: RunningServer,
+    channel: Channel,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+async fn centre(lease_ms: i64) -> Centre {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::dev(dir.path().to_path_buf());
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.tick = Duration::from_millis(100);
+    config.policy = Policy {
+        lease_ms,
+        max_poll_ms: 2_000,
+        ..Policy::default()
+    };
+    let server = server::start(config).await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let admin = server.admin_token.clone().unwrap();
+    let mut adm = v1::admin_client::AdminClient::new(channel.clone());
+    adm.create_site(authed(
+        v1::CreateSiteRequest {
+            name: "s1".into(),
+            description: String::new(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
+    adm.create_class(authed(
+        v1::CreateClassRequest {
+            name: "gpu".into(),
+            description: String::new(),
+            vendor: "sim".into(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
+    Centre {
+        server,
+        channel,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Centre {
+    fn admin_client(&self) -> v1::admin_client::AdminClient<Channel> {
+        v1::admin_client::AdminClient::new(self.channel.clone())
+    }
+
+    async fn user(&self, org: &str, name: &str) -> String {
+        let mut adm = self.admin_client();
+        let _ = adm
+            .create_org(authed(
+                v1::CreateOrgRequest {
+                    name: org.into(),
+                    description: String::new(),
+                },
+                &self.admin,
+            ))
+            .await;
+        adm.create_user(authed(
+            v1::CreateUserRequest {
+                org: org.into(),
+                name: name.into(),
+                role: 0,
+            },
+            &self.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+    }
+
+    /// Joins a node with `n` devices; returns its credential and device UUIDs.
+    async fn join(&self, node: &str, n: usize) -> (String, Vec<String>) {
+        let join = self
+            .admin_client()
+            .create_join_token(authed(
+                v1::CreateJoinTokenRequest { ttl: None },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .token;
+        let devices = (0..n)
+            .map(|i| format!("GPU-{node}-{i}"))
+            .collect::<Vec<_>>();
+        let resp = v1::agent_client::AgentClient::new(self.channel.clone())
+            .join(v1::JoinRequest {
+                join_token: join,
+                node: node.into(),
+                site: "s1".into(),
+                hostname: node.into(),
+                devices: reports(&devices),
+                agent_version: "test".into(),
+                runtime: "process".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (resp.credential, devices)
+    }
+}
+
+fn reports(devices: &[String]) -> Vec<v1::DeviceReport> {
+    devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| v1::DeviceReport {
+            uuid: d.clone(),
+            index: i as u32,
+            class: "gpu".into(),
+            vendor: "sim".into(),
+            model: "Sim".into(),
+            health: v1::DeviceHealth::Healthy as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn heartbeat(
+    node: &str,
+    known: u64,
+    devices: &[String],
+    jobs: Vec<v1::ObservedJob>,
+) -> v1::HeartbeatRequest {
+    v1::HeartbeatRequest {
+        node: node.into(),
+        known_generation: known,
+        devices: reports(devices),
+        jobs,
+        wait: Some(ms_to_dur(1_500)),
+        agent_version: "test".into(),
+        runtime: "process".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_job_in_a_reservation_runs_on_its_devices_and_reports_back() {
+    let c = centre(15_000).await;
+    let (cred, devices) = c.join("n1", 4).await;
+    let alice = c.user("acme", "alice").await;
+    let now = now_ms();
+    let res = v1::reservations_client::ReservationsClient::new(c.channel.clone())
+        .create_reservation(authed(
+            v1::CreateReservationRequest {
+                class: "gpu".into(),
+                count: 2,
+                start: Some(ms_to_ts(now)),
+                end: Some(ms_to_ts(now + 3_600_000)),
+                site: String::new(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(res.devices.len(), 2);
+    let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
+    let job = jobs
+        .submit_job(authed(
+            v1::SubmitJobRequest {
+                reservation_id: res.id.clone(),
+                count: 2,
+                image: "busybox".into(),
+                command: vec!["true".into()],
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The long-poll returns the job once it is placed, on exactly the reserved devices.
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    let mut known = 0;
+    let desired = loop {
+        let r = agent
+            .heartbeat(authed(heartbeat("n1", known, &devices, vec![]), &cred))
+            .await
+            .unwrap()
+            .into_inner();
+        known = r.generation;
+        if let Some(d) = r.jobs.into_iter().find(|d| d.job_id == job.id) {
+            break d;
+        }
+    };
+    let mut got = desired.devices.clone();
+    got.sort();
+    let mut want = res.devices.clone();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Running, then logs, then the exit.
+    let running = v1::ObservedJob {
+        job_id: job.id.clone(),
+        phase: v1::JobPhase::Running as i32,
+        started_at: Some(ms_to_ts(now_ms())),
+        ..Default::default()
+    };
+    agent.report_job(authed(running, &cred)).await.unwrap();
+    let chunk = |seq, data: &str| v1::LogChunk {
+        seq,
+        stream: v1::log_chunk::Stream::Stdout as i32,
+        data: data.as_bytes().to_vec(),
+        time: None,
+    };
+    let push = v1::PushLogsRequest {
+        job_id: job.id.clone(),
+        chunks: vec![chunk(1, "hello\n"), chunk(2, "world\n")],
+    };
+    assert_eq!(
+        agent
+            .push_logs(authed(push.clone(), &cred))
+            .await
+            .unwrap()
+            .into_inner()
+            .stored_seq,
+        2
+    );
+    // A retried batch is not stored twice.
+    assert_eq!(
+        agent
+            .push_logs(authed(push, &cred))
+            .await
+            .unwrap()
+            .into_inner()
+            .stored_seq,
+        2
+    );
+    let exited = v1::ObservedJob {
+        job_id: job.id.clone(),
+        phase: v1::JobPhase::Exited as i32,
+        exit_code: Some(7),
+        ..Default::default()
+    };
+    agent
+        .report_job(authed(exited.clone(), &cred))
+        .await
+        .unwrap();
+    let done = jobs
+        .get_job(authed(v1::GetJobRequest { id: job.id.clone() }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (done.state, done.exit_code),
+        (v1::JobState::Failed as i32, Some(7))
+    );
+    assert_eq!(done.node, "n1");
+
+    let mut stream = jobs
+        .stream_logs(authed(
+            v1::StreamLogsRequest {
+                job_id: job.id.clone(),
+                follow: true,
+                after_seq: 0,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut text = String::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert_eq!(text, "hello\nworld\n");
+
+    // The next heartbeat acknowledges the finished job and no longer wants it.
+    let r = agent
+        .heartbeat(authed(heartbeat("n1", 0, &devices, vec![exited]), &cred))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.acknowledged.contains(&job.id));
+    assert!(r.jobs.is_empty());
+    c.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn agents_speak_only_for_their_own_node_and_users_cannot_speak_for_agents() {
+    let c = centre(15_000).await;
+    let (cred1, devices1) = c.join("n1", 1).await;
+    let (_cred2, _) = c.join("n2", 1).await;
+    let alice = c.user("acme", "alice").await;
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    let err = agent
+        .heartbeat(authed(heartbeat("n2", 0, &devices1, vec![]), &cred1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = agent
+        .heartbeat(authed(heartbeat("n1", 0, &devices1, vec![]), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Agents cannot use the user API.
+    let err = v1::jobs_client::JobsClient::new(c.channel.clone())
+        .list_jobs(authed(v1::ListJobsRequest { all: true }, &cred1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // A bad join token is refused.
+    let err = agent
+        .join(v1::JoinRequest {
+            join_token: "nope".into(),
+            node: "n3".into(),
+            site: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // No token, or a forged one.
+    let err = v1::jobs_client::JobsClient::new(c.channel.clone())
+        .list_jobs(v1::ListJobsRequest { all: true })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = v1::jobs_client::JobsClient::new(c.channel.clone())
+        .list_jobs(authed(
+            v1::ListJobsRequest { all: true },
+            "eyJhbGciOiJIUzI1NiJ9.e30.x",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    c.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_node_becomes_unreachable_and_its_devices_are_not_booked() {
+    let c = centre(600).await;
+    let (cred, devices) = c.join("n1", 2).await;
+    let alice = c.user("acme", "alice").await;
+    let mut nodes = v1::capacity_client::CapacityClient::new(c.channel.clone());
+    let state = |nodes: v1::ListNodesResponse| nodes.nodes[0].state;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = nodes
+            .list_nodes(authed(v1::ListNodesRequest::default(), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        if state(r) == v1::NodeState::Unreachable as i32 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node never became unreachable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = now_ms();
+    let err = v1::reservations_client::ReservationsClient::new(c.channel.clone())
+        .create_reservation(authed(
+            v1::CreateReservationRequest {
+                class: "gpu".into(),
+                count: 1,
+                start: Some(ms_to_ts(now)),
+                end: Some(ms_to_ts(now + 3_600_000)),
+                site: String::new(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    // The agent comes back: the node is ready again.
+    v1::agent_client::AgentClient::new(c.channel.clone())
+        .heartbeat(authed(heartbeat("n1", 0, &devices, vec![]), &cred))
+        .await
+        .unwrap();
+    let r = nodes
+        .list_nodes(authed(v1::ListNodesRequest::default(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(r), v1::NodeState::Ready as i32);
+    c.server.shutdown().await;
+}
