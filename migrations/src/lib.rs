@@ -1,1 +1,26 @@
+//! The Berth database schema as sea-orm migrations, for SQLite and PostgreSQL.
+//!
+//! The scheduler embeds these and runs [`Migrator::up`] at start. Times are BIGINT
+//! milliseconds since the Unix epoch, ids are text, lists and maps are JSON text.
+//! No device may be claimed twice for overlapping windows: PostgreSQL enforces it with
+//! an exclusion constraint over (device, time range), SQLite with triggers.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20260101_000001_initial;
+
+/// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
+pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
+
+/// The name of the PostgreSQL exclusion constraint on `device_claims`.
+pub const CLAIM_EXCLUSION_CONSTRAINT: &str = "device_claims_no_overlap";
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20260101_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,611 @@
+//! The sea-orm implementation of [`Store`], for SQLite and PostgreSQL.
+//!
+//! Writes run in one transaction per call. On SQLite a write transaction starts with
+//! `BEGIN IMMEDIATE`, so concurrent writers queue on the busy timeout instead of failing
+//! when they upgrade a read lock; on PostgreSQL batches run at READ COMMITTED and the
+//! exclusion constraint makes a racing claim wait for the first one's outcome. Deadlocks,
+//! serialization failures and busy errors are retried a few times.
+
+mod apply;
+mod convert;
+mod entities;
+mod error;
+mod metrics;
+
+use std::time::Duration;
+
+use berth_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    AccessMode, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use self::apply::Failed;
+use self::entities::{
+    api_token, audit_event, device, device_claim, device_class, job, job_log, join_token, node,
+    org, reservation, site, usage_record, user,
+};
+use self::metrics::{Op, StoreMetrics};
+use super::types::*;
+use super::{Scope, Store, StoreError};
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections per pool on a SQLite file (WAL lets readers run beside the writer).
+const SQLITE_POOL_SIZE: u32 = 4;
+/// Connections per pool on PostgreSQL.
+const POSTGRES_POOL_SIZE: u32 = 10;
+/// How long to wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts of a write transaction that hits a deadlock, serialization failure or busy
+/// database before the error is returned.
+const WRITE_ATTEMPTS: u32 = 5;
+/// Key of the PostgreSQL advisory lock that serialises migrations of several replicas.
+const MIGRATION_LOCK_KEY: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
+/// Log chunks per INSERT statement.
+const LOG_INSERT_CHUNK: usize = 256;
+
+const FINAL_RESERVATION_STATES: [ReservationState; 3] = [
+    ReservationState::Completed,
+    ReservationState::Cancelled,
+    ReservationState::Reclaimed,
+];
+
+const FINAL_JOB_STATES: [JobState; 6] = [
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Cancelled,
+    JobState::Preempted,
+    JobState::TimedOut,
+    JobState::Lost,
+];
+
+/// The store on SQLite or PostgreSQL through sea-orm.
+#[derive(Clone)]
+pub struct SeaStore {
+    db: DatabaseConnection,
+    backend: DbBackend,
+    metrics: StoreMetrics,
+}
+
+impl std::fmt::Debug for SeaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeaStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeaStore {
+    /// Opens the database at `url` (`sqlite://PATH?mode=rwc`, `sqlite::memory:` or
+    /// `postgres://...`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<SeaStore, StoreError> {
+        let metrics = StoreMetrics::new()
+            .map_err(|e| StoreError::Db(format!("creating store metrics: {e}")))?;
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false).acquire_timeout(ACQUIRE_TIMEOUT);
+        let backend = if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // An in-memory database is shared between connections through SQLite's shared
+            // cache, where a second writer fails at once instead of waiting: use one.
+            options.max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE });
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+            DbBackend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            options.max_connections(POSTGRES_POOL_SIZE);
+            DbBackend::Postgres
+        } else {
+            return Err(StoreError::Db(
+                "unsupported database URL: expected sqlite: or postgres://".to_owned(),
+            ));
+        };
+        let db = Database::connect(options).await.map_err(error::db)?;
+        let store = SeaStore {
+            db,
+            backend,
+            metrics,
+        };
+        store.metrics.time(Op::Migrate, store.migrate()).await?;
+        Ok(store)
+    }
+
+    /// Registers the store's metrics (`berth_store_operation_seconds`,
+    /// `berth_store_errors_total`) on `registry`.
+    pub fn register_metrics(
+        &self,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        self.metrics.register(registry)
+    }
+
+    /// Applies pending migrations in one transaction; on PostgreSQL under an advisory
+    /// lock, on SQLite under the write lock, so replicas starting together take turns.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.begin_write().await.map_err(error::db)?;
+        let result = async {
+            if self.backend == DbBackend::Postgres {
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await?;
+            }
+            Migrator::up(&txn, None).await
+        }
+        .await;
+        match result {
+            Ok(()) => txn.commit().await.map_err(error::db),
+            Err(e) => {
+                rollback(txn).await;
+                Err(StoreError::Db(format!("migrating the database: {e}")))
+            }
+        }
+    }
+
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend {
+            DbBackend::Sqlite => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+    }
+
+    /// A transaction that sees one consistent state of the database.
+    async fn begin_read(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+    }
+
+    /// Runs a write transaction, retrying transient failures.
+    async fn apply_batch(&self, batch: &[Mutation]) -> Result<(), StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.apply_once(batch).await {
+                Ok(()) => return Ok(()),
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::Transient(e)) if attempt >= WRITE_ATTEMPTS => return Err(error::db(e)),
+                Err(Failed::Transient(e)) => {
+                    tracing::debug!(attempt, error = %e, "retrying store batch");
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn apply_once(&self, batch: &[Mutation]) -> Result<(), Failed> {
+        let txn = self.begin_write().await.map_err(Failed::from_db)?;
+        match apply::apply_all(&txn, batch).await {
+            Ok(()) => txn.commit().await.map_err(Failed::from_db),
+            Err(e) => {
+                rollback(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn append_logs_retrying(
+        &self,
+        job_id: &str,
+        chunks: &[LogRow],
+    ) -> Result<i64, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.append_logs_once(job_id, chunks).await {
+                Ok(seq) => return Ok(seq),
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::Transient(e)) if attempt >= WRITE_ATTEMPTS => return Err(error::db(e)),
+                Err(Failed::Transient(e)) => {
+                    tracing::debug!(attempt, error = %e, "retrying log append");
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn append_logs_once(&self, job_id: &str, chunks: &[LogRow]) -> Result<i64, Failed> {
+        let txn = self.begin_write().await.map_err(Failed::from_db)?;
+        let result = async {
+            for part in chunks.chunks(LOG_INSERT_CHUNK) {
+                let models = part.iter().map(|c| {
+                    sea_orm::IntoActiveModel::into_active_model(convert::log_model(job_id, c))
+                });
+                job_log::Entity::insert_many(models)
+                    .on_conflict_do_nothing()
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+            max_log_seq(&txn, job_id).await
+        }
+        .await;
+        match result {
+            Ok(seq) => {
+                txn.commit().await.map_err(Failed::from_db)?;
+                Ok(seq)
+            }
+            Err(e) => {
+                rollback(txn).await;
+                Err(Failed::from_db(e))
+            }
+        }
+    }
+}
+
+async fn rollback(txn: DatabaseTransaction) {
+    if let Err(e) = txn.rollback().await {
+        // The connection is discarded by the pool if it is broken; nothing else to do.
+        tracing::warn!(error = %e, "rolling back a store transaction failed");
+    }
+}
+
+/// A short pause before retrying a transaction that lost a deadlock or a lock race.
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+}
+
+async fn max_log_seq<C: ConnectionTrait>(db: &C, job_id: &str) -> Result<i64, DbErr> {
+    let seq: Option<i64> = job_log::Entity::find()
+        .select_only()
+        .column(job_log::Column::Seq)
+        .filter(job_log::Column::JobId.eq(job_id))
+        .order_by_desc(job_log::Column::Seq)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+fn collect<M, R>(
+    models: Vec<M>,
+    f: impl Fn(M) -> Result<R, StoreError>,
+) -> Result<Vec<R>, StoreError> {
+    models.into_iter().map(f).collect()
+}
+
+fn final_reservation_states() -> impl Iterator<Item = &'static str> {
+    FINAL_RESERVATION_STATES.iter().map(|s| s.as_str())
+}
+
+fn final_job_states() -> impl Iterator<Item = &'static str> {
+    FINAL_JOB_STATES.iter().map(|s| s.as_str())
+}
+
+async fn snapshot<C: ConnectionTrait>(db: &C, now_ms: i64) -> Result<Snapshot, StoreError> {
+    let sites = site::Entity::find()
+        .order_by_asc(site::Column::Name)
+        .all(db)
+        .await;
+    let sites = sites.map_err(error::db)?;
+    let classes = device_class::Entity::find()
+        .order_by_asc(device_class::Column::Name)
+        .all(db)
+        .await;
+    let classes = classes.map_err(error::db)?;
+    let orgs = org::Entity::find()
+        .order_by_asc(org::Column::Name)
+        .all(db)
+        .await;
+    let orgs = orgs.map_err(error::db)?;
+    let users = user::Entity::find()
+        .order_by_asc(user::Column::Name)
+        .all(db)
+        .await;
+    let users = users.map_err(error::db)?;
+    let tokens = api_token::Entity::find()
+        .filter(api_token::Column::Revoked.eq(false))
+        .filter(api_token::Column::ExpiresMs.gt(now_ms))
+        .order_by_asc(api_token::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let join_tokens = join_token::Entity::find()
+        .filter(join_token::Column::ExpiresMs.gt(now_ms))
+        .order_by_asc(join_token::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let nodes = node::Entity::find()
+        .order_by_asc(node::Column::Name)
+        .all(db)
+        .await;
+    let nodes = nodes.map_err(error::db)?;
+    let devices = device::Entity::find()
+        .order_by_asc(device::Column::Node)
+        .order_by_asc(device::Column::DeviceIndex)
+        .order_by_asc(device::Column::Uuid)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let reservations = reservation::Entity::find()
+        .filter(reservation::Column::State.is_not_in(final_reservation_states()))
+        .order_by_asc(reservation::Column::CreatedMs)
+        .order_by_asc(reservation::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let jobs = job::Entity::find()
+        .filter(job::Column::State.is_not_in(final_job_states()))
+        .order_by_asc(job::Column::CreatedMs)
+        .order_by_asc(job::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let claims = device_claim::Entity::find()
+        .filter(device_claim::Column::EndMs.gt(now_ms))
+        .order_by_asc(device_claim::Column::DeviceUuid)
+        .order_by_asc(device_claim::Column::StartMs)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    Ok(Snapshot {
+        sites: sites.into_iter().map(convert::site_row).collect(),
+        classes: classes.into_iter().map(convert::class_row).collect(),
+        orgs: orgs.into_iter().map(convert::org_row).collect(),
+        users: collect(users, convert::user_row)?,
+        tokens: tokens.into_iter().map(convert::token_row).collect(),
+        join_tokens: join_tokens
+            .into_iter()
+            .map(convert::join_token_row)
+            .collect(),
+        nodes: collect(nodes, convert::node_row)?,
+        devices: collect(devices, convert::device_row)?,
+        reservations: collect(reservations, convert::reservation_row)?,
+        jobs: collect(jobs, convert::job_row)?,
+        claims: collect(claims, convert::claim_row)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SeaStore {
+    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.metrics.time(Op::Apply, self.apply_batch(&batch)).await
+    }
+
+    async fn load(&self, now_ms: i64) -> Result<Snapshot, StoreError> {
+        self.metrics
+            .time(Op::Load, async {
+                let txn = self.begin_read().await.map_err(error::db)?;
+                let result = snapshot(&txn, now_ms).await;
+                // Read-only: nothing to keep, so always end it with a rollback.
+                rollback(txn).await;
+                result
+            })
+            .await
+    }
+
+    async fn list_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError> {
+        self.metrics
+            .time(Op::ListReservations, async {
+                let mut query = reservation::Entity::find();
+                if let Some(org) = &scope.org {
+                    query = query.filter(reservation::Column::Org.eq(org.as_str()));
+                }
+                if !scope.include_finished {
+                    query = query
+                        .filter(reservation::Column::State.is_not_in(final_reservation_states()));
+                }
+                let models = query
+                    .order_by_desc(reservation::Column::CreatedMs)
+                    .order_by_desc(reservation::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::reservation_row)
+            })
+            .await
+    }
+
+    async fn get_reservation(&self, id: &str) -> Result<Option<ReservationRow>, StoreError> {
+        self.metrics
+            .time(Op::GetReservation, async {
+                let model = reservation::Entity::find_by_id(id.to_owned())
+                    .one(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                model.map(convert::reservation_row).transpose()
+            })
+            .await
+    }
+
+    async fn list_jobs(&self, scope: &Scope) -> Result<Vec<JobRow>, StoreError> {
+        self.metrics
+            .time(Op::ListJobs, async {
+                let mut query = job::Entity::find();
+                if let Some(org) = &scope.org {
+                    query = query.filter(job::Column::Org.eq(org.as_str()));
+                }
+                if !scope.include_finished {
+                    query = query.filter(job::Column::State.is_not_in(final_job_states()));
+                }
+                let models = query
+                    .order_by_desc(job::Column::CreatedMs)
+                    .order_by_desc(job::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::job_row)
+            })
+            .await
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
+        self.metrics
+            .time(Op::GetJob, async {
+                let model = job::Entity::find_by_id(id.to_owned())
+                    .one(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                model.map(convert::job_row).transpose()
+            })
+            .await
+    }
+
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<UserRow>, StoreError> {
+        self.metrics
+            .time(Op::ListUsers, async {
+                let mut query = user::Entity::find();
+                if let Some(org) = org {
+                    query = query.filter(user::Column::Org.eq(org));
+                }
+                let models = query
+                    .order_by_desc(user::Column::CreatedMs)
+                    .order_by_desc(user::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::user_row)
+            })
+            .await
+    }
+
+    async fn list_usage(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.metrics
+            .time(Op::ListUsage, async {
+                let mut query = usage_record::Entity::find()
+                    .filter(usage_record::Column::StartMs.lt(to_ms))
+                    .filter(usage_record::Column::EndMs.gt(from_ms));
+                if let Some(org) = org {
+                    query = query.filter(usage_record::Column::Org.eq(org));
+                }
+                let models = query
+                    .order_by_asc(usage_record::Column::StartMs)
+                    .order_by_asc(usage_record::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::usage_row)
+            })
+            .await
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.metrics
+            .time(Op::ListAudit, async {
+                let models = audit_event::Entity::find()
+                    .order_by_desc(audit_event::Column::TimeMs)
+                    .order_by_desc(audit_event::Column::Id)
+                    .limit(u64::from(limit))
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                Ok(models.into_iter().map(convert::audit_row).collect())
+            })
+            .await
+    }
+
+    async fn list_claims(&self, after_ms: i64) -> Result<Vec<ClaimRow>, StoreError> {
+        self.metrics
+            .time(Op::ListClaims, async {
+                let models = device_claim::Entity::find()
+                    .filter(device_claim::Column::EndMs.gt(after_ms))
+                    .order_by_asc(device_claim::Column::DeviceUuid)
+                    .order_by_asc(device_claim::Column::StartMs)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::claim_row)
+            })
+            .await
+    }
+
+    async fn append_logs(&self, job_id: &str, chunks: Vec<LogRow>) -> Result<i64, StoreError> {
+        self.metrics
+            .time(Op::AppendLogs, async {
+                if chunks.is_empty() {
+                    return max_log_seq(&self.db, job_id).await.map_err(error::db);
+                }
+                self.append_logs_retrying(job_id, &chunks).await
+            })
+            .await
+    }
+
+    async fn read_logs(
+        &self,
+        job_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        self.metrics
+            .time(Op::ReadLogs, async {
+                let models = job_log::Entity::find()
+                    .filter(job_log::Column::JobId.eq(job_id))
+                    .filter(job_log::Column::Seq.gt(after_seq))
+                    .order_by_asc(job_log::Column::Seq)
+                    .limit(u64::from(limit))
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                Ok(models.into_iter().map(convert::log_row).collect())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_state_lists_match_is_final() {
+        for s in [
+            "requested",
+            "confirmed",
+            "active",
+            "completed",
+            "cancelled",
+            "reclaimed",
+        ] {
+            let state = ReservationState::parse(s).expect("known state");
+            assert_eq!(
+                state.is_final(),
+                FINAL_RESERVATION_STATES.contains(&state),
+                "{s}"
+            );
+        }
+        for s in [
+            "pending",
+            "scheduled",
+            "starting",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "preempted",
+            "timed-out",
+            "lost",
+        ] {
+            let state = JobState::parse(s).expect("known state");
+            assert_eq!(state.is_final(), FINAL_JOB_STATES.contains(&state), "{s}");
+        }
+    }
+}

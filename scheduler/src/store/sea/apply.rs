@@ -1,0 +1,220 @@
+//! Writes a batch of mutations inside one transaction.
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, QueryFilter,
+};
+
+use super::convert;
+use super::entities::{
+    api_token, audit_event, device, device_claim, device_class, job, join_token, node, org,
+    reservation, site, usage_record, user,
+};
+use super::error::{self, Kind};
+use crate::store::StoreError;
+use crate::store::types::{ClaimRow, Mutation};
+
+/// Why a batch failed.
+#[derive(Debug)]
+pub(super) enum Failed {
+    /// The transaction may succeed if retried (deadlock, serialization failure, busy).
+    Transient(DbErr),
+    /// The batch cannot succeed as it is.
+    Final(StoreError),
+}
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Self {
+        Failed::Final(e)
+    }
+}
+
+impl Failed {
+    /// A failure outside any particular mutation (begin, commit).
+    pub(super) fn from_db(err: DbErr) -> Failed {
+        match error::classify(&err) {
+            Kind::Transient => Failed::Transient(err),
+            Kind::Overlap => Failed::Final(StoreError::Conflict(err.to_string())),
+            Kind::Unique | Kind::Other => Failed::Final(error::db(err)),
+        }
+    }
+
+    /// A failed insert of a named object: a taken key means `what` already exists.
+    fn named(err: DbErr, what: impl FnOnce() -> String) -> Failed {
+        match error::classify(&err) {
+            Kind::Unique => Failed::Final(StoreError::AlreadyExists { what: what() }),
+            _ => Failed::from_db(err),
+        }
+    }
+
+    /// A failed insert of a device claim: an overlap names the device.
+    fn claim(err: DbErr, claim: &ClaimRow) -> Failed {
+        match error::classify(&err) {
+            Kind::Overlap => Failed::Final(StoreError::Conflict(format!(
+                "device {} for [{}, {}) ({} {})",
+                claim.device_uuid,
+                claim.start_ms,
+                claim.end_ms,
+                claim.owner_kind.as_str(),
+                claim.owner_id
+            ))),
+            _ => Failed::from_db(err),
+        }
+    }
+}
+
+/// Inserts `am`, or on a taken primary key `key` updates every other column.
+async fn upsert<A>(
+    txn: &DatabaseTransaction,
+    am: A,
+    key: <A::Entity as EntityTrait>::Column,
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let others: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
+        .filter(|c| c.as_str() != key.as_str())
+        .collect();
+    <A::Entity as EntityTrait>::insert(am)
+        .on_conflict(OnConflict::column(key).update_columns(others).to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Applies every mutation of `batch` in order; the caller commits or rolls back.
+pub(super) async fn apply_all(txn: &DatabaseTransaction, batch: &[Mutation]) -> Result<(), Failed> {
+    for mutation in batch {
+        apply_one(txn, mutation).await?;
+    }
+    Ok(())
+}
+
+async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(), Failed> {
+    match mutation {
+        Mutation::InsertSite(row) => {
+            site::Entity::insert(convert::site_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| Failed::named(e, || format!("site \"{}\"", row.name)))?;
+        }
+        Mutation::InsertClass(row) => {
+            device_class::Entity::insert(convert::class_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| Failed::named(e, || format!("device class \"{}\"", row.name)))?;
+        }
+        Mutation::InsertOrg(row) => {
+            org::Entity::insert(convert::org_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| Failed::named(e, || format!("org \"{}\"", row.name)))?;
+        }
+        Mutation::InsertUser(row) => {
+            user::Entity::insert(convert::user_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| Failed::named(e, || format!("user \"{}\"", row.name)))?;
+        }
+        Mutation::InsertToken(row) => {
+            api_token::Entity::insert(convert::token_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::RevokeToken { id } => {
+            api_token::Entity::update_many()
+                .col_expr(api_token::Column::Revoked, Expr::value(true))
+                .filter(api_token::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::InsertJoinToken(row) => {
+            join_token::Entity::insert(convert::join_token_model(row).into_active_model())
+                .exec_without_returning(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertNode(row) => {
+            upsert(
+                txn,
+                convert::node_model(row).into_active_model(),
+                node::Column::Name,
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertDevice(row) => {
+            upsert(
+                txn,
+                convert::device_model(row).into_active_model(),
+                device::Column::Uuid,
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertReservation(row) => {
+            let am = convert::reservation_model(row)?.into_active_model();
+            upsert(txn, am, reservation::Column::Id)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertJob(row) => {
+            let am = convert::job_model(row)?.into_active_model();
+            upsert(txn, am, job::Column::Id)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::InsertClaims(claims) => {
+            // One row at a time, so an overlap names its device; in a fixed order, so
+            // concurrent batches over the same devices queue instead of deadlocking.
+            let mut claims: Vec<&ClaimRow> = claims.iter().collect();
+            claims.sort_by(|a, b| {
+                (&a.device_uuid, a.start_ms, a.end_ms).cmp(&(&b.device_uuid, b.start_ms, b.end_ms))
+            });
+            for claim in claims {
+                device_claim::Entity::insert(convert::claim_active_model(claim))
+                    .exec_without_returning(txn)
+                    .await
+                    .map_err(|e| Failed::claim(e, claim))?;
+            }
+        }
+        Mutation::DeleteClaims { owner_id } => {
+            device_claim::Entity::delete_many()
+                .filter(device_claim::Column::OwnerId.eq(owner_id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::TruncateClaims { owner_id, end_ms } => {
+            device_claim::Entity::delete_many()
+                .filter(device_claim::Column::OwnerId.eq(owner_id.as_str()))
+                .filter(device_claim::Column::StartMs.gte(*end_ms))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            device_claim::Entity::update_many()
+                .col_expr(device_claim::Column::EndMs, Expr::value(*end_ms))
+                .filter(device_claim::Column::OwnerId.eq(owner_id.as_str()))
+                .filter(device_claim::Column::EndMs.gt(*end_ms))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::InsertUsage(row) => {
+            usage_record::Entity::insert(convert::usage_active_model(row))
+                .exec_without_returning(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::Audit(row) => {
+            audit_event::Entity::insert(convert::audit_active_model(row))
+                .exec_without_returning(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! Conversions between the store's plain rows and the sea-orm models.
+//!
+//! Rows to models cannot fail but for JSON encoding; models to rows fail when the
+//! database holds a value this version does not know (an unknown state name, bad JSON).
+
+use std::collections::BTreeMap;
+
+use berth_proto::model::Role;
+use sea_orm::ActiveValue::{NotSet, Set};
+
+use super::entities::{
+    api_token, audit_event, device, device_claim, device_class, job, job_log, join_token, node,
+    org, reservation, site, usage_record, user,
+};
+use crate::store::StoreError;
+use crate::store::types::*;
+
+fn bad_value(table: &str, column: &str, value: &str) -> StoreError {
+    StoreError::Db(format!("unknown value {value:?} in {table}.{column}"))
+}
+
+fn parse_with<T>(
+    table: &str,
+    column: &str,
+    value: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(value).ok_or_else(|| bad_value(table, column, value))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Db(format!("encoding JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    table: &str,
+    column: &str,
+    value: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(value)
+        .map_err(|e| StoreError::Db(format!("bad JSON in {table}.{column}: {e}")))
+}
+
+pub(super) fn site_model(row: &SiteRow) -> site::Model {
+    site::Model {
+        name: row.name.clone(),
+        description: row.description.clone(),
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn site_row(m: site::Model) -> SiteRow {
+    SiteRow {
+        name: m.name,
+        description: m.description,
+        created_ms: m.created_ms,
+    }
+}
+
+pub(super) fn class_model(row: &ClassRow) -> device_class::Model {
+    device_class::Model {
+        name: row.name.clone(),
+        description: row.description.clone(),
+        vendor: row.vendor.clone(),
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn class_row(m: device_class::Model) -> ClassRow {
+    ClassRow {
+        name: m.name,
+        description: m.description,
+        vendor: m.vendor,
+        created_ms: m.created_ms,
+    }
+}
+
+pub(super) fn org_model(row: &OrgRow) -> org::Model {
+    org::Model {
+        name: row.name.clone(),
+        description: row.description.clone(),
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn org_row(m: org::Model) -> OrgRow {
+    OrgRow {
+        name: m.name,
+        description: m.description,
+        created_ms: m.created_ms,
+    }
+}
+
+pub(super) fn user_model(row: &UserRow) -> user::Model {
+    user::Model {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        org: row.org.clone(),
+        role: row.role.as_str().to_owned(),
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn user_row(m: user::Model) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        role: parse_with("users", "role", &m.role, Role::parse)?,
+        id: m.id,
+        name: m.name,
+        org: m.org,
+        created_ms: m.created_ms,
+    })
+}
+
+pub(super) fn token_model(row: &TokenRow) -> api_token::Model {
+    api_token::Model {
+        id: row.id.clone(),
+        user_id: row.user_id.clone(),
+        node: row.node.clone(),
+        hash: row.hash.clone(),
+        created_ms: row.created_ms,
+        expires_ms: row.expires_ms,
+        revoked: row.revoked,
+    }
+}
+
+pub(super) fn token_row(m: api_token::Model) -> TokenRow {
+    TokenRow {
+        id: m.id,
+        user_id: m.user_id,
+        node: m.node,
+        hash: m.hash,
+        created_ms: m.created_ms,
+        expires_ms: m.expires_ms,
+        revoked: m.revoked,
+    }
+}
+
+pub(super) fn join_token_model(row: &JoinTokenRow) -> join_token::Model {
+    join_token::Model {
+        id: row.id.clone(),
+        hash: row.hash.clone(),
+        created_by: row.created_by.clone(),
+        created_ms: row.created_ms,
+        expires_ms: row.expires_ms,
+    }
+}
+
+pub(super) fn join_token_row(m: join_token::Model) -> JoinTokenRow {
+    JoinTokenRow {
+        id: m.id,
+        hash: m.hash,
+        created_by: m.created_by,
+        created_ms: m.created_ms,
+        expires_ms: m.expires_ms,
+    }
+}
+
+pub(super) fn node_model(row: &NodeRow) -> node::Model {
+    node::Model {
+        name: row.name.clone(),
+        site: row.site.clone(),
+        state: row.state.as_str().to_owned(),
+        hostname: row.hostname.clone(),
+        agent_version: row.agent_version.clone(),
+        runtime: row.runtime.clone(),
+        last_heartbeat_ms: row.last_heartbeat_ms,
+        generation: row.generation,
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn node_row(m: node::Model) -> Result<NodeRow, StoreError> {
+    Ok(NodeRow {
+        state: parse_with("nodes", "state", &m.state, NodeState::parse)?,
+        name: m.name,
+        site: m.site,
+        hostname: m.hostname,
+        agent_version: m.agent_version,
+        runtime: m.runtime,
+        last_heartbeat_ms: m.last_heartbeat_ms,
+        generation: m.generation,
+        created_ms: m.created_ms,
+    })
+}
+
+pub(super) fn device_model(row: &DeviceRow) -> device::Model {
+    device::Model {
+        uuid: row.uuid.clone(),
+        node: row.node.clone(),
+        class: row.class.clone(),
+        vendor: row.vendor.clone(),
+        model: row.model.clone(),
+        memory_bytes: row.memory_bytes,
+        pci_bus_id: row.pci_bus_id.clone(),
+        device_index: row.index,
+        health: row.health.as_str().to_owned(),
+        health_reason: row.health_reason.clone(),
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn device_row(m: device::Model) -> Result<DeviceRow, StoreError> {
+    Ok(DeviceRow {
+        health: parse_with("devices", "health", &m.health, Health::parse)?,
+        uuid: m.uuid,
+        node: m.node,
+        class: m.class,
+        vendor: m.vendor,
+        model: m.model,
+        memory_bytes: m.memory_bytes,
+        pci_bus_id: m.pci_bus_id,
+        index: m.device_index,
+        health_reason: m.health_reason,
+        updated_ms: m.updated_ms,
+    })
+}
+
+pub(super) fn reservation_model(row: &ReservationRow) -> Result<reservation::Model, StoreError> {
+    Ok(reservation::Model {
+        id: row.id.clone(),
+        org: row.org.clone(),
+        user_id: row.user_id.clone(),
+        user_name: row.user_name.clone(),
+        class: row.class.clone(),
+        count: row.count,
+        site: row.site.clone(),
+        start_ms: row.start_ms,
+        end_ms: row.end_ms,
+        state: row.state.as_str().to_owned(),
+        reason: row.reason.clone(),
+        devices: to_json(&row.devices)?,
+        created_ms: row.created_ms,
+    })
+}
+
+pub(super) fn reservation_row(m: reservation::Model) -> Result<ReservationRow, StoreError> {
+    Ok(ReservationRow {
+        state: parse_with("reservations", "state", &m.state, ReservationState::parse)?,
+        devices: from_json("reservations", "devices", &m.devices)?,
+        id: m.id,
+        org: m.org,
+        user_id: m.user_id,
+        user_name: m.user_name,
+        class: m.class,
+        count: m.count,
+        site: m.site,
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+        reason: m.reason,
+        created_ms: m.created_ms,
+    })
+}
+
+pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
+    Ok(job::Model {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        org: row.org.clone(),
+        user_id: row.user_id.clone(),
+        user_name: row.user_name.clone(),
+        class: row.class.clone(),
+        count: row.count,
+        image: row.image.clone(),
+        command: to_json(&row.command)?,
+        env: to_json(&row.env)?,
+        max_runtime_ms: row.max_runtime_ms,
+        reservation_id: row.reservation_id.clone(),
+        state: row.state.as_str().to_owned(),
+        reason: row.reason.clone(),
+        node: row.node.clone(),
+        devices: to_json(&row.devices)?,
+        exit_code: row.exit_code,
+        created_ms: row.created_ms,
+        started_ms: row.started_ms,
+        finished_ms: row.finished_ms,
+        deadline_ms: row.deadline_ms,
+        generation: row.generation,
+    })
+}
+
+pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
+    Ok(JobRow {
+        state: parse_with("jobs", "state", &m.state, JobState::parse)?,
+        command: from_json("jobs", "command", &m.command)?,
+        env: from_json::<BTreeMap<String, String>>("jobs", "env", &m.env)?,
+        devices: from_json("jobs", "devices", &m.devices)?,
+        id: m.id,
+        name: m.name,
+        org: m.org,
+        user_id: m.user_id,
+        user_name: m.user_name,
+        class: m.class,
+        count: m.count,
+        image: m.image,
+        max_runtime_ms: m.max_runtime_ms,
+        reservation_id: m.reservation_id,
+        reason: m.reason,
+        node: m.node,
+        exit_code: m.exit_code,
+        created_ms: m.created_ms,
+        started_ms: m.started_ms,
+        finished_ms: m.finished_ms,
+        deadline_ms: m.deadline_ms,
+        generation: m.generation,
+    })
+}
+
+pub(super) fn claim_active_model(row: &ClaimRow) -> device_claim::ActiveModel {
+    device_claim::ActiveModel {
+        id: NotSet,
+        device_uuid: Set(row.device_uuid.clone()),
+        owner_kind: Set(row.owner_kind.as_str().to_owned()),
+        owner_id: Set(row.owner_id.clone()),
+        start_ms: Set(row.start_ms),
+        end_ms: Set(row.end_ms),
+    }
+}
+
+pub(super) fn claim_row(m: device_claim::Model) -> Result<ClaimRow, StoreError> {
+    Ok(ClaimRow {
+        owner_kind: parse_with(
+            "device_claims",
+            "owner_kind",
+            &m.owner_kind,
+            OwnerKind::parse,
+        )?,
+        device_uuid: m.device_uuid,
+        owner_id: m.owner_id,
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+    })
+}
+
+pub(super) fn usage_active_model(row: &UsageRow) -> usage_record::ActiveModel {
+    usage_record::ActiveModel {
+        id: NotSet,
+        org: Set(row.org.clone()),
+        user_id: Set(row.user_id.clone()),
+        kind: Set(row.kind.as_str().to_owned()),
+        subject_id: Set(row.subject_id.clone()),
+        class: Set(row.class.clone()),
+        devices: Set(row.devices),
+        start_ms: Set(row.start_ms),
+        end_ms: Set(row.end_ms),
+        device_ms: Set(row.device_ms),
+    }
+}
+
+pub(super) fn usage_row(m: usage_record::Model) -> Result<UsageRow, StoreError> {
+    Ok(UsageRow {
+        kind: parse_with("usage_records", "kind", &m.kind, OwnerKind::parse)?,
+        org: m.org,
+        user_id: m.user_id,
+        subject_id: m.subject_id,
+        class: m.class,
+        devices: m.devices,
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+        device_ms: m.device_ms,
+    })
+}
+
+pub(super) fn audit_active_model(row: &AuditRow) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
+        id: NotSet,
+        time_ms: Set(row.time_ms),
+        actor: Set(row.actor.clone()),
+        action: Set(row.action.clone()),
+        target: Set(row.target.clone()),
+        outcome: Set(row.outcome.clone()),
+    }
+}
+
+pub(super) fn audit_row(m: audit_event::Model) -> AuditRow {
+    AuditRow {
+        time_ms: m.time_ms,
+        actor: m.actor,
+        action: m.action,
+        target: m.target,
+        outcome: m.outcome,
+    }
+}
+
+pub(super) fn log_model(job_id: &str, row: &LogRow) -> job_log::Model {
+    job_log::Model {
+        job_id: job_id.to_owned(),
+        seq: row.seq,
+        stream: row.stream,
+        data: row.data.clone(),
+        time_ms: row.time_ms,
+    }
+}
+
+pub(super) fn log_row(m: job_log::Model) -> LogRow {
+    LogRow {
+        seq: m.seq,
+        stream: m.stream,
+        data: m.data,
+        time_ms: m.time_ms,
+    }
+}

@@ -1,0 +1,18 @@
+//! sea-orm entities, one per table of the initial migration in `berth-migrations`.
+//!
+//! Times are milliseconds since the Unix epoch; lists and maps are JSON text.
+
+pub mod api_token;
+pub mod audit_event;
+pub mod device;
+pub mod device_claim;
+pub mod device_class;
+pub mod job;
+pub mod job_log;
+pub mod join_token;
+pub mod node;
+pub mod org;
+pub mod reservation;
+pub mod site;
+pub mod usage_record;
+pub mod user;

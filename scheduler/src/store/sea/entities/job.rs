@@ -1,0 +1,39 @@
+//! The `jobs` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "jobs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub class: String,
+    pub count: i32,
+    pub image: String,
+    /// JSON array of strings.
+    pub command: String,
+    /// JSON object of strings.
+    pub env: String,
+    pub max_runtime_ms: i64,
+    pub reservation_id: Option<String>,
+    pub state: String,
+    pub reason: String,
+    pub node: Option<String>,
+    /// JSON array of device UUIDs.
+    pub devices: String,
+    pub exit_code: Option<i32>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub deadline_ms: Option<i64>,
+    pub generation: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

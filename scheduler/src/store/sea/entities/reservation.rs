@@ -1,0 +1,28 @@
+//! The `reservations` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "reservations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub org: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub class: String,
+    pub count: i32,
+    pub site: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub state: String,
+    pub reason: String,
+    /// JSON array of device UUIDs.
+    pub devices: String,
+    pub created_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,1377 @@
+//! The storage test suite, generic over the backend: every test runs on SQLite (a
+//! temporary file) and on PostgreSQL (a fresh database per test).
+//!
+//! PostgreSQL comes from `BERTH_TEST_POSTGRES_URL` (for example
+//! `postgres://berth:berth@127.0.0.1:5432/berth_test`); the role needs CREATEDB. Each
+//! test creates `berth_test_<random>` next to the named database and drops it at the
+//! end, so tests run in parallel. Without the variable the PostgreSQL tests fail when
+//! `CI` is set, and are skipped with a notice otherwise.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use berth_proto::model::Role;
+use berth_scheduler::store::*;
+use futures::FutureExt;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use tokio::sync::Barrier;
+
+// ---------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------
+
+const POSTGRES_URL_VAR: &str = "BERTH_TEST_POSTGRES_URL";
+
+/// One test's database: open as many store handles on it as the test needs.
+#[derive(Clone)]
+struct TestDb {
+    url: String,
+}
+
+impl TestDb {
+    async fn open(&self) -> SeaStore {
+        match SeaStore::connect(&self.url).await {
+            Ok(store) => store,
+            Err(e) => panic!("opening the test store: {e}"),
+        }
+    }
+}
+
+/// Runs `test` on a fresh SQLite file.
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let path = dir.path().join("berth.db");
+    let db = TestDb {
+        url: format!("sqlite://{}?mode=rwc", path.display()),
+    };
+    test(db).await;
+}
+
+/// Runs `test` on a fresh PostgreSQL database, dropped afterwards even if the test fails.
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(base) = std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{POSTGRES_URL_VAR} is not set, but CI is: the storage suite must run on \
+                 PostgreSQL in CI (e.g. {POSTGRES_URL_VAR}=postgres://berth:berth@127.0.0.1:5432/berth_test)"
+            );
+        }
+        eprintln!("notice: {POSTGRES_URL_VAR} is not set; skipping this PostgreSQL storage test");
+        return;
+    };
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    let mut options = ConnectOptions::new(base.clone());
+    options.max_connections(1).sqlx_logging(false);
+    let admin = Database::connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+
+    let db = TestDb {
+        url: with_database(&base, &name),
+    };
+    let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
+
+    let dropped = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+    let _ = admin.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    if let Err(e) = dropped {
+        panic!("dropping database {name}: {e}");
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Declares each test once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! storage_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run_sqlite(super::$name).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run_postgres(super::$name).await;
+                }
+            )+
+        }
+    };
+}
+
+storage_tests!(
+    every_mutation_round_trips,
+    upserts_update_in_place,
+    tokens_revoked_or_expired_are_not_loaded,
+    batch_is_all_or_nothing,
+    overlapping_claims_are_refused,
+    truncate_and_delete_claims,
+    concurrent_bookings_have_exactly_one_winner,
+    concurrent_disjoint_bookings_all_succeed,
+    unique_names_already_exist,
+    foreign_keys_are_enforced,
+    logs_dedupe_and_order,
+    usage_range_filter,
+    scope_filters_org_and_finished,
+    audit_is_newest_first,
+    reopening_keeps_data,
+    replicas_starting_together_migrate_once,
+    metrics_time_every_operation,
+);
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+fn site(name: &str) -> SiteRow {
+    SiteRow {
+        name: name.to_owned(),
+        description: format!("site {name}"),
+        created_ms: 1_000,
+    }
+}
+
+fn class(name: &str) -> ClassRow {
+    ClassRow {
+        name: name.to_owned(),
+        description: "80 GB".to_owned(),
+        vendor: "nvidia".to_owned(),
+        created_ms: 1_001,
+    }
+}
+
+fn org(name: &str) -> OrgRow {
+    OrgRow {
+        name: name.to_owned(),
+        description: format!("org {name}"),
+        created_ms: 1_002,
+    }
+}
+
+fn user(id: &str, name: &str, org: &str, created_ms: i64) -> UserRow {
+    UserRow {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        org: org.to_owned(),
+        role: Role::OrgAdmin,
+        created_ms,
+    }
+}
+
+fn token(id: &str, expires_ms: i64) -> TokenRow {
+    TokenRow {
+        id: id.to_owned(),
+        user_id: Some("u-alice".to_owned()),
+        node: None,
+        hash: format!("hash-{id}"),
+        created_ms: 1_000,
+        expires_ms,
+        revoked: false,
+    }
+}
+
+fn node(name: &str) -> NodeRow {
+    NodeRow {
+        name: name.to_owned(),
+        site: "busan".to_owned(),
+        state: NodeState::Ready,
+        hostname: format!("{name}.local"),
+        agent_version: "0.1.0".to_owned(),
+        runtime: "docker".to_owned(),
+        last_heartbeat_ms: Some(5_000),
+        generation: 3,
+        created_ms: 1_003,
+    }
+}
+
+fn device(uuid: &str, node: &str, index: i32) -> DeviceRow {
+    DeviceRow {
+        uuid: uuid.to_owned(),
+        node: node.to_owned(),
+        class: "h100".to_owned(),
+        vendor: "nvidia".to_owned(),
+        model: "NVIDIA H100 80GB HBM3".to_owned(),
+        memory_bytes: 85_899_345_920,
+        pci_bus_id: format!("0000:{index:02x}:00.0"),
+        index,
+        health: Health::Healthy,
+        health_reason: String::new(),
+        updated_ms: 5_000,
+    }
+}
+
+fn reservation(id: &str, org: &str, state: ReservationState, created_ms: i64) -> ReservationRow {
+    ReservationRow {
+        id: id.to_owned(),
+        org: org.to_owned(),
+        user_id: "u-alice".to_owned(),
+        user_name: "alice".to_owned(),
+        class: "h100".to_owned(),
+        count: 2,
+        site: Some("busan".to_owned()),
+        start_ms: 10_000,
+        end_ms: 20_000,
+        state,
+        reason: String::new(),
+        devices: vec!["GPU-a".to_owned(), "GPU-b".to_owned()],
+        created_ms,
+    }
+}
+
+fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
+    JobRow {
+        id: id.to_owned(),
+        name: format!("train-{id}"),
+        org: org.to_owned(),
+        user_id: "u-alice".to_owned(),
+        user_name: "alice".to_owned(),
+        class: "h100".to_owned(),
+        count: 1,
+        image: "pytorch/pytorch:2.5".to_owned(),
+        command: vec![
+            "python".to_owned(),
+            "train.py".to_owned(),
+            "--epochs=3".to_owned(),
+        ],
+        env: BTreeMap::from([
+            ("HF_HOME".to_owned(), "/scratch/hf".to_owned()),
+            ("QUOTE".to_owned(), "a \"quoted\" value, ünïcode".to_owned()),
+        ]),
+        max_runtime_ms: 3_600_000,
+        reservation_id: None,
+        state,
+        reason: String::new(),
+        node: None,
+        devices: Vec::new(),
+        exit_code: None,
+        created_ms,
+        started_ms: None,
+        finished_ms: None,
+        deadline_ms: None,
+        generation: 0,
+    }
+}
+
+fn claim(device: &str, owner: &str, start_ms: i64, end_ms: i64) -> ClaimRow {
+    ClaimRow {
+        device_uuid: device.to_owned(),
+        owner_kind: if owner.starts_with('j') {
+            OwnerKind::Job
+        } else {
+            OwnerKind::Reservation
+        },
+        owner_id: owner.to_owned(),
+        start_ms,
+        end_ms,
+    }
+}
+
+fn usage(org: &str, subject: &str, start_ms: i64, end_ms: i64) -> UsageRow {
+    UsageRow {
+        org: org.to_owned(),
+        user_id: "u-alice".to_owned(),
+        kind: OwnerKind::Job,
+        subject_id: subject.to_owned(),
+        class: "h100".to_owned(),
+        devices: 2,
+        start_ms,
+        end_ms,
+        device_ms: 2 * (end_ms - start_ms),
+    }
+}
+
+fn audit(time_ms: i64, action: &str) -> AuditRow {
+    AuditRow {
+        time_ms,
+        actor: "admin".to_owned(),
+        action: action.to_owned(),
+        target: "org/acme".to_owned(),
+        outcome: "ok".to_owned(),
+    }
+}
+
+/// Sites, classes, an org with a user, and one node with four devices.
+fn base() -> Vec<Mutation> {
+    vec![
+        Mutation::InsertSite(site("busan")),
+        Mutation::InsertClass(class("h100")),
+        Mutation::InsertOrg(org("acme")),
+        Mutation::InsertUser(user("u-alice", "alice", "acme", 1_010)),
+        Mutation::UpsertNode(node("n1")),
+        Mutation::UpsertDevice(device("GPU-a", "n1", 0)),
+        Mutation::UpsertDevice(device("GPU-b", "n1", 1)),
+        Mutation::UpsertDevice(device("GPU-c", "n1", 2)),
+        Mutation::UpsertDevice(device("GPU-d", "n1", 3)),
+    ]
+}
+
+async fn apply(store: &SeaStore, batch: Vec<Mutation>) {
+    if let Err(e) = store.apply(batch).await {
+        panic!("apply failed: {e}");
+    }
+}
+
+fn expect_conflict(result: Result<(), StoreError>, device: &str) {
+    match result {
+        Err(StoreError::Conflict(message)) => {
+            assert!(
+                message.contains(device),
+                "conflict {message:?} should name {device}"
+            )
+        }
+        other => panic!("expected a conflict on {device}, got {other:?}"),
+    }
+}
+
+fn ids<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    rows.iter().map(|r| id(r).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+async fn every_mutation_round_trips(db: TestDb) {
+    let store = db.open().await;
+    let empty = store.load(0).await.expect("load");
+    assert!(empty.sites.is_empty() && empty.claims.is_empty() && empty.jobs.is_empty());
+
+    let node_token = TokenRow {
+        id: "t-node".to_owned(),
+        user_id: None,
+        node: Some("n1".to_owned()),
+        hash: "hash-node".to_owned(),
+        created_ms: 1_000,
+        expires_ms: i64::MAX,
+        revoked: false,
+    };
+    let join = JoinTokenRow {
+        id: "jt-1".to_owned(),
+        hash: "hash-join".to_owned(),
+        created_by: "admin".to_owned(),
+        created_ms: 1_000,
+        expires_ms: 100_000,
+    };
+    let mut res = reservation("r-1", "acme", ReservationState::Confirmed, 2_000);
+    res.site = None;
+    let mut running = job("j-1", "acme", JobState::Running, 3_000);
+    running.reservation_id = Some("r-1".to_owned());
+    running.node = Some("n1".to_owned());
+    running.devices = vec!["GPU-a".to_owned()];
+    running.started_ms = Some(10_500);
+    running.deadline_ms = Some(20_000);
+    running.generation = 7;
+    let mut failed = job("j-2", "acme", JobState::Failed, 3_001);
+    failed.exit_code = Some(-9);
+    failed.finished_ms = Some(11_000);
+    failed.reason = "OOM killed".to_owned();
+    failed.env = BTreeMap::new();
+    failed.command = Vec::new();
+    let claims = vec![
+        claim("GPU-a", "r-1", 10_000, 20_000),
+        claim("GPU-b", "r-1", 10_000, 20_000),
+        claim("GPU-c", "j-3", 1_000, 2_000),
+    ];
+
+    let mut batch = base();
+    batch.extend([
+        Mutation::InsertToken(token("t-alice", i64::MAX)),
+        Mutation::InsertToken(node_token.clone()),
+        Mutation::InsertJoinToken(join.clone()),
+        Mutation::UpsertReservation(res.clone()),
+        Mutation::UpsertJob(running.clone()),
+        Mutation::UpsertJob(failed.clone()),
+        Mutation::InsertClaims(claims.clone()),
+        Mutation::InsertUsage(usage("acme", "j-0", 100, 200)),
+        Mutation::Audit(audit(9_000, "org.create")),
+    ]);
+    apply(&store, batch).await;
+
+    let snap = store.load(5_000).await.expect("load");
+    assert_eq!(snap.sites, vec![site("busan")]);
+    assert_eq!(snap.classes, vec![class("h100")]);
+    assert_eq!(snap.orgs, vec![org("acme")]);
+    assert_eq!(snap.users, vec![user("u-alice", "alice", "acme", 1_010)]);
+    assert_eq!(snap.tokens, vec![token("t-alice", i64::MAX), node_token]);
+    assert_eq!(snap.join_tokens, vec![join]);
+    assert_eq!(snap.nodes, vec![node("n1")]);
+    assert_eq!(
+        snap.devices,
+        vec![
+            device("GPU-a", "n1", 0),
+            device("GPU-b", "n1", 1),
+            device("GPU-c", "n1", 2),
+            device("GPU-d", "n1", 3),
+        ]
+    );
+    assert_eq!(snap.reservations, vec![res.clone()]);
+    assert_eq!(snap.jobs, vec![running.clone()], "the failed job is final");
+    // Claims ending after the load time: GPU-c's ended at 2000.
+    assert_eq!(snap.claims, claims[..2].to_vec());
+    assert_eq!(store.load(1_500).await.expect("load").claims.len(), 3);
+
+    assert_eq!(store.get_reservation("r-1").await.expect("get"), Some(res));
+    assert_eq!(store.get_reservation("r-none").await.expect("get"), None);
+    assert_eq!(store.get_job("j-1").await.expect("get"), Some(running));
+    assert_eq!(store.get_job("j-2").await.expect("get"), Some(failed));
+    assert_eq!(store.get_job("j-none").await.expect("get"), None);
+    assert_eq!(store.list_claims(0).await.expect("claims"), claims);
+    assert_eq!(
+        store.list_usage(None, 0, 1_000).await.expect("usage"),
+        vec![usage("acme", "j-0", 100, 200)]
+    );
+    assert_eq!(
+        store.list_audit(10).await.expect("audit"),
+        vec![audit(9_000, "org.create")]
+    );
+    assert_eq!(
+        store.list_users(None).await.expect("users"),
+        vec![user("u-alice", "alice", "acme", 1_010)]
+    );
+}
+
+async fn upserts_update_in_place(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertReservation(reservation(
+                "r-1",
+                "acme",
+                ReservationState::Confirmed,
+                2_000,
+            )),
+            Mutation::UpsertJob(job("j-1", "acme", JobState::Pending, 3_000)),
+        ],
+    )
+    .await;
+
+    let mut n1 = node("n1");
+    n1.state = NodeState::Unreachable;
+    n1.last_heartbeat_ms = None;
+    n1.generation = 4;
+    let mut gpu_a = device("GPU-a", "n1", 0);
+    gpu_a.health = Health::Failed;
+    gpu_a.health_reason = "XID 79: fallen off the bus".to_owned();
+    let mut res = reservation("r-1", "acme", ReservationState::Active, 2_000);
+    res.reason = "window started".to_owned();
+    let mut j1 = job("j-1", "acme", JobState::Lost, 3_000);
+    j1.reason = "node n1 lost".to_owned();
+    j1.exit_code = Some(137);
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertNode(n1.clone()),
+            Mutation::UpsertDevice(gpu_a.clone()),
+            Mutation::UpsertReservation(res.clone()),
+            Mutation::UpsertJob(j1.clone()),
+        ],
+    )
+    .await;
+
+    let snap = store.load(0).await.expect("load");
+    assert_eq!(snap.nodes, vec![n1]);
+    assert_eq!(snap.devices.len(), 4);
+    assert_eq!(snap.devices[0], gpu_a);
+    assert_eq!(snap.reservations, vec![res.clone()]);
+    assert!(snap.jobs.is_empty(), "a lost job is final");
+    assert_eq!(store.get_job("j-1").await.expect("get"), Some(j1));
+    assert_eq!(store.get_reservation("r-1").await.expect("get"), Some(res));
+}
+
+async fn tokens_revoked_or_expired_are_not_loaded(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.extend([
+        Mutation::InsertToken(token("t-live", 10_000)),
+        Mutation::InsertToken(token("t-expired", 5_000)),
+        Mutation::InsertToken(token("t-revoked", 10_000)),
+        Mutation::InsertJoinToken(JoinTokenRow {
+            id: "jt-old".to_owned(),
+            hash: "h".to_owned(),
+            created_by: "admin".to_owned(),
+            created_ms: 0,
+            expires_ms: 5_000,
+        }),
+    ]);
+    apply(&store, batch).await;
+    apply(
+        &store,
+        vec![Mutation::RevokeToken {
+            id: "t-revoked".to_owned(),
+        }],
+    )
+    .await;
+    // Revoking an unknown token is not an error.
+    apply(
+        &store,
+        vec![Mutation::RevokeToken {
+            id: "t-unknown".to_owned(),
+        }],
+    )
+    .await;
+
+    let snap = store.load(5_000).await.expect("load");
+    assert_eq!(ids(&snap.tokens, |t| &t.id), vec!["t-live"]);
+    assert!(
+        snap.join_tokens.is_empty(),
+        "expired join tokens are not loaded"
+    );
+    let earlier = store.load(4_999).await.expect("load");
+    assert_eq!(ids(&earlier.tokens, |t| &t.id), vec!["t-expired", "t-live"]);
+    assert_eq!(earlier.join_tokens.len(), 1);
+}
+
+async fn batch_is_all_or_nothing(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![claim(
+            "GPU-a", "r-old", 0, 100,
+        )])],
+    )
+    .await;
+
+    // The last mutation conflicts: nothing of the batch may remain.
+    let result = store
+        .apply(vec![
+            Mutation::InsertOrg(org("globex")),
+            Mutation::UpsertReservation(reservation(
+                "r-new",
+                "acme",
+                ReservationState::Confirmed,
+                5,
+            )),
+            Mutation::Audit(audit(1, "reserve")),
+            Mutation::InsertClaims(vec![claim("GPU-b", "r-new", 0, 100)]),
+            Mutation::InsertClaims(vec![claim("GPU-a", "r-new", 50, 150)]),
+        ])
+        .await;
+    expect_conflict(result, "GPU-a");
+
+    // A duplicate name last: same.
+    let result = store
+        .apply(vec![
+            Mutation::InsertOrg(org("initech")),
+            Mutation::InsertClaims(vec![claim("GPU-c", "r-new", 0, 100)]),
+            Mutation::InsertOrg(org("acme")),
+        ])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::AlreadyExists { .. })),
+        "{result:?}"
+    );
+
+    let snap = store.load(0).await.expect("load");
+    assert_eq!(ids(&snap.orgs, |o| &o.name), vec!["acme"]);
+    assert!(snap.reservations.is_empty());
+    assert_eq!(snap.claims, vec![claim("GPU-a", "r-old", 0, 100)]);
+    assert!(store.list_audit(10).await.expect("audit").is_empty());
+    assert_eq!(store.get_reservation("r-new").await.expect("get"), None);
+
+    // The store is still usable and the same batch without the conflict succeeds.
+    apply(
+        &store,
+        vec![
+            Mutation::InsertOrg(org("globex")),
+            Mutation::InsertClaims(vec![claim("GPU-a", "r-new", 100, 150)]),
+        ],
+    )
+    .await;
+    assert_eq!(store.list_claims(0).await.expect("claims").len(), 2);
+}
+
+async fn overlapping_claims_are_refused(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![claim(
+            "GPU-a", "r-1", 100, 200,
+        )])],
+    )
+    .await;
+
+    for (start, end) in [
+        (150, 250),
+        (50, 150),
+        (120, 130),
+        (0, 300),
+        (100, 200),
+        (199, 200),
+    ] {
+        let result = store
+            .apply(vec![Mutation::InsertClaims(vec![claim(
+                "GPU-a", "j-2", start, end,
+            )])])
+            .await;
+        expect_conflict(result, "GPU-a");
+    }
+    // Two overlapping claims inside one batch conflict with each other too.
+    let result = store
+        .apply(vec![Mutation::InsertClaims(vec![
+            claim("GPU-d", "r-3", 0, 100),
+            claim("GPU-d", "r-3", 99, 150),
+        ])])
+        .await;
+    expect_conflict(result, "GPU-d");
+
+    // Half-open windows: touching ends do not overlap; other devices are independent.
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![
+            claim("GPU-a", "r-2", 200, 300),
+            claim("GPU-a", "j-4", 0, 100),
+            claim("GPU-b", "r-5", 100, 200),
+            claim("GPU-c", "r-5", 150, 250),
+        ])],
+    )
+    .await;
+
+    // An empty or inverted window is invalid, not a conflict.
+    for (start, end) in [(500, 500), (600, 550)] {
+        let result = store
+            .apply(vec![Mutation::InsertClaims(vec![claim(
+                "GPU-d", "r-6", start, end,
+            )])])
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Db(_))),
+            "[{start}, {end}): {result:?}"
+        );
+    }
+
+    let claims = store.list_claims(i64::MIN).await.expect("claims");
+    assert_eq!(
+        claims,
+        vec![
+            claim("GPU-a", "j-4", 0, 100),
+            claim("GPU-a", "r-1", 100, 200),
+            claim("GPU-a", "r-2", 200, 300),
+            claim("GPU-b", "r-5", 100, 200),
+            claim("GPU-c", "r-5", 150, 250),
+        ]
+    );
+    assert_eq!(store.list_claims(200).await.expect("claims").len(), 2);
+}
+
+async fn truncate_and_delete_claims(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![
+            claim("GPU-a", "r-1", 100, 200),
+            claim("GPU-b", "r-1", 300, 400),
+            claim("GPU-c", "r-1", 50, 150),
+            claim("GPU-d", "r-1", 150, 160),
+            claim("GPU-d", "r-2", 0, 100),
+        ])],
+    )
+    .await;
+
+    apply(
+        &store,
+        vec![Mutation::TruncateClaims {
+            owner_id: "r-1".to_owned(),
+            end_ms: 150,
+        }],
+    )
+    .await;
+    assert_eq!(
+        store.list_claims(i64::MIN).await.expect("claims"),
+        vec![
+            claim("GPU-a", "r-1", 100, 150),
+            claim("GPU-c", "r-1", 50, 150),
+            claim("GPU-d", "r-2", 0, 100),
+        ],
+        "longer claims shortened, claims starting at or after the end removed"
+    );
+    // The freed time can be claimed by someone else.
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![claim(
+            "GPU-a", "j-9", 150, 300,
+        )])],
+    )
+    .await;
+    expect_conflict(
+        store
+            .apply(vec![Mutation::InsertClaims(vec![claim(
+                "GPU-a", "j-10", 149, 151,
+            )])])
+            .await,
+        "GPU-a",
+    );
+
+    apply(
+        &store,
+        vec![Mutation::DeleteClaims {
+            owner_id: "r-1".to_owned(),
+        }],
+    )
+    .await;
+    assert_eq!(
+        store.list_claims(i64::MIN).await.expect("claims"),
+        vec![
+            claim("GPU-a", "j-9", 150, 300),
+            claim("GPU-d", "r-2", 0, 100)
+        ]
+    );
+    // Deleting or truncating an owner without claims is a no-op.
+    apply(
+        &store,
+        vec![
+            Mutation::DeleteClaims {
+                owner_id: "r-none".to_owned(),
+            },
+            Mutation::TruncateClaims {
+                owner_id: "r-none".to_owned(),
+                end_ms: 0,
+            },
+        ],
+    )
+    .await;
+    assert_eq!(store.list_claims(i64::MIN).await.expect("claims").len(), 2);
+}
+
+const RACERS: usize = 8;
+
+/// Each racer books GPU-a and GPU-b through its own store handle (its own pool).
+async fn race(db: &TestDb, window: impl Fn(usize) -> (i64, i64)) -> Vec<Result<(), StoreError>> {
+    let mut stores = Vec::with_capacity(RACERS);
+    for _ in 0..RACERS {
+        stores.push(db.open().await);
+    }
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let mut tasks = Vec::with_capacity(RACERS);
+    for (i, store) in stores.into_iter().enumerate() {
+        let barrier = barrier.clone();
+        let (start, end) = window(i);
+        tasks.push(tokio::spawn(async move {
+            let id = format!("r-race-{i}");
+            let mut res = reservation(&id, "acme", ReservationState::Confirmed, 100 + i as i64);
+            res.start_ms = start;
+            res.end_ms = end;
+            let batch = vec![
+                Mutation::UpsertReservation(res),
+                Mutation::InsertClaims(vec![
+                    claim("GPU-a", &id, start, end),
+                    claim("GPU-b", &id, start, end),
+                ]),
+                Mutation::Audit(audit(100 + i as i64, "reserve")),
+            ];
+            barrier.wait().await;
+            store.apply(batch).await
+        }));
+    }
+    let mut results = Vec::with_capacity(RACERS);
+    for task in tasks {
+        results.push(task.await.expect("racer panicked"));
+    }
+    results
+}
+
+async fn concurrent_bookings_have_exactly_one_winner(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+
+    // Every window overlaps every other one.
+    let results = race(&db, |i| (10_000 + 100 * i as i64, 20_000 + 100 * i as i64)).await;
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one booking wins: {results:?}");
+    for result in &results {
+        match result {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("a losing booking must fail with a conflict, not {e:?}"),
+        }
+    }
+
+    let winner = format!("r-race-{}", winners[0]);
+    let all = Scope {
+        org: None,
+        include_finished: true,
+    };
+    let reservations = store.list_reservations(&all).await.expect("list");
+    assert_eq!(ids(&reservations, |r| &r.id), vec![winner.clone()]);
+    let claims = store.list_claims(i64::MIN).await.expect("claims");
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    assert!(claims.iter().all(|c| c.owner_id == winner), "{claims:?}");
+    assert_eq!(ids(&claims, |c| &c.device_uuid), vec!["GPU-a", "GPU-b"]);
+    assert_eq!(store.list_audit(100).await.expect("audit").len(), 1);
+}
+
+async fn concurrent_disjoint_bookings_all_succeed(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+
+    // Back-to-back windows: concurrent writers wait for each other, none fails.
+    let results = race(&db, |i| (1_000 * i as i64, 1_000 * (i as i64 + 1))).await;
+    for (i, result) in results.iter().enumerate() {
+        assert!(result.is_ok(), "racer {i}: {result:?}");
+    }
+    assert_eq!(
+        store.list_claims(i64::MIN).await.expect("claims").len(),
+        2 * RACERS
+    );
+    assert_eq!(
+        store
+            .list_reservations(&Scope::default())
+            .await
+            .expect("list")
+            .len(),
+        RACERS
+    );
+}
+
+async fn unique_names_already_exist(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+
+    let cases = [
+        (Mutation::InsertSite(site("busan")), "site \"busan\""),
+        (
+            Mutation::InsertClass(class("h100")),
+            "device class \"h100\"",
+        ),
+        (Mutation::InsertOrg(org("acme")), "org \"acme\""),
+        (
+            Mutation::InsertUser(user("u-other", "alice", "acme", 5)),
+            "user \"alice\"",
+        ),
+        (
+            Mutation::InsertUser(user("u-alice", "alicia", "acme", 5)),
+            "user \"alicia\"",
+        ),
+    ];
+    for (mutation, expected) in cases {
+        match store.apply(vec![mutation]).await {
+            Err(StoreError::AlreadyExists { what }) => assert_eq!(what, expected),
+            other => panic!("expected {expected} to exist, got {other:?}"),
+        }
+    }
+    let err = StoreError::AlreadyExists {
+        what: "org \"acme\"".to_owned(),
+    };
+    assert_eq!(err.to_string(), "org \"acme\" already exists");
+
+    let users = store.list_users(None).await.expect("users");
+    assert_eq!(users, vec![user("u-alice", "alice", "acme", 1_010)]);
+}
+
+async fn foreign_keys_are_enforced(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+
+    let result = store
+        .apply(vec![Mutation::InsertUser(user(
+            "u-bob", "bob", "nowhere", 5,
+        ))])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Db(_))),
+        "user of an unknown org: {result:?}"
+    );
+    let result = store
+        .apply(vec![Mutation::UpsertDevice(device("GPU-z", "n-none", 0))])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Db(_))),
+        "device of an unknown node: {result:?}"
+    );
+
+    // In one batch, parents first, it works.
+    apply(
+        &store,
+        vec![
+            Mutation::InsertOrg(org("globex")),
+            Mutation::InsertUser(user("u-bob", "bob", "globex", 5)),
+            Mutation::UpsertNode(node("n2")),
+            Mutation::UpsertDevice(device("GPU-z", "n2", 0)),
+        ],
+    )
+    .await;
+    let snap = store.load(0).await.expect("load");
+    assert_eq!(snap.users.len(), 2);
+    assert_eq!(snap.devices.len(), 5);
+}
+
+fn chunk(seq: i64, data: &str) -> LogRow {
+    LogRow {
+        seq,
+        stream: if seq % 2 == 0 { 2 } else { 1 },
+        data: data.as_bytes().to_vec(),
+        time_ms: 1_000 + seq,
+    }
+}
+
+async fn logs_dedupe_and_order(db: TestDb) {
+    let store = db.open().await;
+    assert_eq!(
+        store.append_logs("j-1", Vec::new()).await.expect("append"),
+        0
+    );
+
+    let first = vec![chunk(1, "one\n"), chunk(2, "two\n"), chunk(3, "three\n")];
+    assert_eq!(store.append_logs("j-1", first).await.expect("append"), 3);
+    // A resend overlapping what is stored keeps the stored chunks.
+    let resend = vec![chunk(2, "TWO\n"), chunk(3, "THREE\n"), chunk(4, "four\n")];
+    assert_eq!(
+        store
+            .append_logs("j-1", resend.clone())
+            .await
+            .expect("append"),
+        4
+    );
+    assert_eq!(store.append_logs("j-1", resend).await.expect("append"), 4);
+    // Out of order, and binary data.
+    let mut binary = chunk(5, "");
+    binary.data = vec![0, 159, 146, 150, 255];
+    assert_eq!(
+        store
+            .append_logs("j-1", vec![chunk(6, "six\n"), binary.clone()])
+            .await
+            .expect("append"),
+        6
+    );
+    assert_eq!(
+        store.append_logs("j-1", Vec::new()).await.expect("append"),
+        6
+    );
+    assert_eq!(
+        store
+            .append_logs("j-2", vec![chunk(1, "other\n")])
+            .await
+            .expect("append"),
+        1
+    );
+
+    let all = store.read_logs("j-1", 0, 100).await.expect("read");
+    assert_eq!(
+        all,
+        vec![
+            chunk(1, "one\n"),
+            chunk(2, "two\n"),
+            chunk(3, "three\n"),
+            chunk(4, "four\n"),
+            binary,
+            chunk(6, "six\n"),
+        ]
+    );
+    assert_eq!(
+        store.read_logs("j-1", 2, 2).await.expect("read"),
+        vec![chunk(3, "three\n"), chunk(4, "four\n")]
+    );
+    assert!(
+        store
+            .read_logs("j-1", 6, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(
+        store.read_logs("j-2", 0, 10).await.expect("read"),
+        vec![chunk(1, "other\n")]
+    );
+    assert!(
+        store
+            .read_logs("j-none", 0, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    // Many chunks in one call.
+    let many: Vec<LogRow> = (7..=1_006).map(|seq| chunk(seq, "line\n")).collect();
+    assert_eq!(store.append_logs("j-1", many).await.expect("append"), 1_006);
+    assert_eq!(
+        store.read_logs("j-1", 0, 5_000).await.expect("read").len(),
+        1_006
+    );
+}
+
+async fn usage_range_filter(db: TestDb) {
+    let store = db.open().await;
+    apply(
+        &store,
+        vec![
+            Mutation::InsertUsage(usage("acme", "j-3", 200, 300)),
+            Mutation::InsertUsage(usage("acme", "j-1", 0, 100)),
+            Mutation::InsertUsage(usage("acme", "j-2", 100, 200)),
+            Mutation::InsertUsage(usage("globex", "j-4", 150, 250)),
+            Mutation::InsertUsage(usage("globex", "j-5", 50, 500)),
+        ],
+    )
+    .await;
+
+    let subjects = |rows: Vec<UsageRow>| ids(&rows, |u| &u.subject_id);
+    // [100, 200): touching records at either end are outside.
+    assert_eq!(
+        subjects(store.list_usage(None, 100, 200).await.expect("usage")),
+        vec!["j-5", "j-2", "j-4"]
+    );
+    assert_eq!(
+        subjects(
+            store
+                .list_usage(Some("acme"), 100, 200)
+                .await
+                .expect("usage")
+        ),
+        vec!["j-2"]
+    );
+    assert_eq!(
+        subjects(
+            store
+                .list_usage(Some("acme"), 0, 1_000)
+                .await
+                .expect("usage")
+        ),
+        vec!["j-1", "j-2", "j-3"]
+    );
+    assert_eq!(
+        subjects(
+            store
+                .list_usage(Some("globex"), 260, 270)
+                .await
+                .expect("usage")
+        ),
+        vec!["j-5"]
+    );
+    assert!(
+        store
+            .list_usage(None, 500, 600)
+            .await
+            .expect("usage")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_usage(Some("initech"), 0, 1_000)
+            .await
+            .expect("usage")
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_usage(None, 0, 1_000).await.expect("usage")[0],
+        usage("acme", "j-1", 0, 100)
+    );
+}
+
+async fn scope_filters_org_and_finished(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.extend([
+        Mutation::InsertOrg(org("globex")),
+        Mutation::InsertUser(user("u-bob", "bob", "globex", 1_020)),
+        Mutation::InsertUser(user("u-carol", "carol", "acme", 1_030)),
+        Mutation::UpsertReservation(reservation("r-1", "acme", ReservationState::Active, 100)),
+        Mutation::UpsertReservation(reservation("r-2", "acme", ReservationState::Completed, 200)),
+        Mutation::UpsertReservation(reservation(
+            "r-3",
+            "globex",
+            ReservationState::Requested,
+            300,
+        )),
+        Mutation::UpsertReservation(reservation("r-4", "acme", ReservationState::Cancelled, 300)),
+        Mutation::UpsertReservation(reservation("r-5", "acme", ReservationState::Confirmed, 300)),
+        Mutation::UpsertJob(job("j-1", "acme", JobState::Running, 100)),
+        Mutation::UpsertJob(job("j-2", "acme", JobState::Succeeded, 200)),
+        Mutation::UpsertJob(job("j-3", "globex", JobState::Pending, 300)),
+        Mutation::UpsertJob(job("j-4", "acme", JobState::TimedOut, 400)),
+        Mutation::UpsertJob(job("j-5", "acme", JobState::Scheduled, 400)),
+    ]);
+    apply(&store, batch).await;
+
+    let scope = |org: Option<&str>, include_finished| Scope {
+        org: org.map(str::to_owned),
+        include_finished,
+    };
+    let reservations = |rows: Vec<ReservationRow>| ids(&rows, |r| &r.id);
+    let jobs = |rows: Vec<JobRow>| ids(&rows, |j| &j.id);
+
+    // Newest first, ties broken by id (descending).
+    assert_eq!(
+        reservations(
+            store
+                .list_reservations(&scope(None, true))
+                .await
+                .expect("list")
+        ),
+        vec!["r-5", "r-4", "r-3", "r-2", "r-1"]
+    );
+    assert_eq!(
+        reservations(
+            store
+                .list_reservations(&scope(None, false))
+                .await
+                .expect("list")
+        ),
+        vec!["r-5", "r-3", "r-1"]
+    );
+    assert_eq!(
+        reservations(
+            store
+                .list_reservations(&scope(Some("acme"), false))
+                .await
+                .expect("list")
+        ),
+        vec!["r-5", "r-1"]
+    );
+    assert_eq!(
+        reservations(
+            store
+                .list_reservations(&scope(Some("acme"), true))
+                .await
+                .expect("list")
+        ),
+        vec!["r-5", "r-4", "r-2", "r-1"]
+    );
+    assert!(
+        store
+            .list_reservations(&scope(Some("initech"), true))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    assert_eq!(
+        jobs(store.list_jobs(&scope(None, true)).await.expect("list")),
+        vec!["j-5", "j-4", "j-3", "j-2", "j-1"]
+    );
+    assert_eq!(
+        jobs(store.list_jobs(&scope(None, false)).await.expect("list")),
+        vec!["j-5", "j-3", "j-1"]
+    );
+    assert_eq!(
+        jobs(
+            store
+                .list_jobs(&scope(Some("globex"), false))
+                .await
+                .expect("list")
+        ),
+        vec!["j-3"]
+    );
+    assert_eq!(
+        jobs(
+            store
+                .list_jobs(&scope(Some("acme"), true))
+                .await
+                .expect("list")
+        ),
+        vec!["j-5", "j-4", "j-2", "j-1"]
+    );
+
+    let users = |rows: Vec<UserRow>| ids(&rows, |u| &u.name);
+    assert_eq!(
+        users(store.list_users(None).await.expect("users")),
+        vec!["carol", "bob", "alice"]
+    );
+    assert_eq!(
+        users(store.list_users(Some("acme")).await.expect("users")),
+        vec!["carol", "alice"]
+    );
+    assert!(
+        store
+            .list_users(Some("initech"))
+            .await
+            .expect("users")
+            .is_empty()
+    );
+}
+
+async fn audit_is_newest_first(db: TestDb) {
+    let store = db.open().await;
+    apply(
+        &store,
+        vec![
+            Mutation::Audit(audit(300, "c")),
+            Mutation::Audit(audit(100, "a")),
+        ],
+    )
+    .await;
+    apply(
+        &store,
+        vec![
+            Mutation::Audit(audit(200, "b")),
+            Mutation::Audit(audit(300, "d")),
+        ],
+    )
+    .await;
+
+    let actions = |rows: Vec<AuditRow>| ids(&rows, |a| &a.action);
+    // Same time: the later insert first.
+    assert_eq!(
+        actions(store.list_audit(10).await.expect("audit")),
+        vec!["d", "c", "b", "a"]
+    );
+    assert_eq!(
+        actions(store.list_audit(2).await.expect("audit")),
+        vec!["d", "c"]
+    );
+    assert!(store.list_audit(0).await.expect("audit").is_empty());
+}
+
+async fn reopening_keeps_data(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![claim("GPU-a", "r-1", 0, 100)])],
+    )
+    .await;
+    drop(store);
+
+    // Migrations are already applied: opening again changes nothing.
+    let store = db.open().await;
+    let again = db.open().await;
+    let snap = store.load(0).await.expect("load");
+    assert_eq!(snap.devices.len(), 4);
+    assert_eq!(snap.claims, vec![claim("GPU-a", "r-1", 0, 100)]);
+    expect_conflict(
+        again
+            .apply(vec![Mutation::InsertClaims(vec![claim(
+                "GPU-a", "r-2", 50, 60,
+            )])])
+            .await,
+        "GPU-a",
+    );
+}
+
+async fn replicas_starting_together_migrate_once(db: TestDb) {
+    // Several handles open a fresh database at once: one migrates, the others wait.
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.open().await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.expect("open panicked"));
+    }
+    apply(&stores[0], base()).await;
+    for store in &stores {
+        assert_eq!(store.load(0).await.expect("load").devices.len(), 4);
+    }
+}
+
+async fn metrics_time_every_operation(db: TestDb) {
+    let store = db.open().await;
+    let registry = prometheus::Registry::new();
+    store.register_metrics(&registry).expect("register");
+    apply(&store, base()).await;
+    let _ = store.apply(vec![Mutation::InsertOrg(org("acme"))]).await;
+    store.load(0).await.expect("load");
+
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("encode");
+    assert!(
+        text.contains("berth_store_operation_seconds_count{op=\"apply\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_store_operation_seconds_count{op=\"load\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_store_operation_seconds_count{op=\"migrate\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_store_errors_total{kind=\"already_exists\",op=\"apply\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_store_errors_total{kind=\"db\",op=\"apply\"} 0"),
+        "{text}"
+    );
+    // Registering the same store's metrics twice is refused, not silently duplicated.
+    assert!(store.register_metrics(&registry).is_err());
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = SeaStore::connect("sqlite::memory:").await.expect("open");
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![Mutation::InsertClaims(vec![claim("GPU-a", "r-1", 0, 100)])],
+    )
+    .await;
+    expect_conflict(
+        store
+            .apply(vec![Mutation::InsertClaims(vec![claim(
+                "GPU-a", "r-2", 50, 150,
+            )])])
+            .await,
+        "GPU-a",
+    );
+    assert_eq!(store.load(0).await.expect("load").devices.len(), 4);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    let result = SeaStore::connect("mysql://root@localhost/berth").await;
+    assert!(matches!(result, Err(StoreError::Db(_))), "{result:?}");
+}
+
+#[test]
+fn database_url_is_rewritten() {
+    assert_eq!(
+        with_database("postgres://berth:berth@127.0.0.1:5432/berth_test", "x"),
+        "postgres://berth:berth@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/db?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
