@@ -1,1 +1,230 @@
-fn main() {}
+//! `berth`: the command line for companies booking accelerators and for centre admins.
+//!
+//! Data goes to stdout (table, JSON or CSV), messages to stderr. Errors print as
+//! `error: <message>` and exit 1; usage errors exit 2.
+
+mod client;
+mod commands;
+mod config;
+mod error;
+mod output;
+mod timefmt;
+mod up;
+
+use clap::{Parser, Subcommand};
+use commands::admin::AdminCmd;
+use commands::capacity::AvailabilityArgs;
+use commands::jobs::{JobsCmd, SubmitArgs};
+use commands::reserve::{ReservationsCmd, ReserveArgs};
+use commands::usage::UsageArgs;
+use commands::{Ctx, GlobalArgs};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Book accelerators, run jobs on them, and see what they cost",
+    after_help = "Times: now, +2h, \"2026-12-01 09:00\" (local), 2026-12-01, RFC 3339. \
+                  Durations: 8h, 90m, 1h30m, 45s, 2d."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole local centre in one process: scheduler (SQLite) and an agent with 8 simulated GPUs.
+    Up(up::UpArgs),
+    /// Check a token with the server and save it with the server URL.
+    Login,
+    /// Show who the token belongs to.
+    Whoami,
+    /// List nodes and their devices.
+    Nodes,
+    /// List device classes and how many devices each has.
+    Classes,
+    /// Free devices of a class over time.
+    Availability(AvailabilityArgs),
+    /// Book devices of a class for a time window.
+    Reserve(ReserveArgs),
+    /// List your organisation's reservations, or show / cancel one.
+    Reservations {
+        /// Include completed and cancelled reservations.
+        #[arg(long)]
+        all: bool,
+        #[command(subcommand)]
+        cmd: Option<ReservationsCmd>,
+    },
+    /// Submit a job into a reservation or to the queue of a class.
+    Submit(SubmitArgs),
+    /// List your organisation's jobs, or show one.
+    Jobs {
+        /// Include finished jobs.
+        #[arg(long)]
+        all: bool,
+        #[command(subcommand)]
+        cmd: Option<JobsCmd>,
+    },
+    /// Print a job's output (stdout to stdout, stderr to stderr).
+    Logs {
+        /// Job id.
+        id: String,
+        /// Keep following until the job ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Device-hours per job and reservation, with totals.
+    Usage(UsageArgs),
+    /// Centre administration.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+async fn run(cli: Cli) -> Result<u8, error::Error> {
+    use commands::{account, admin, capacity, jobs, reserve, usage};
+    let done = |r: Result<(), error::Error>| r.map(|()| 0);
+    // `up` and `login` make their own connection; the rest use the resolved config.
+    let ctx = || Ctx::resolve(&cli.global);
+    match &cli.command {
+        Command::Up(args) => done(up::run(args).await),
+        Command::Login => done(account::login(&cli.global).await),
+        Command::Whoami => done(account::whoami(&ctx()?).await),
+        Command::Nodes => done(capacity::nodes(&ctx()?).await),
+        Command::Classes => done(capacity::classes(&ctx()?).await),
+        Command::Availability(a) => done(capacity::availability(&ctx()?, a).await),
+        Command::Reserve(a) => done(reserve::reserve(&ctx()?, a).await),
+        Command::Reservations { all, cmd } => {
+            done(reserve::reservations(&ctx()?, *all, cmd.as_ref()).await)
+        }
+        Command::Submit(a) => jobs::submit(&ctx()?, a).await,
+        Command::Jobs { all, cmd } => done(jobs::jobs(&ctx()?, *all, cmd.as_ref()).await),
+        Command::Logs { id, follow } => done(jobs::logs(&ctx()?, id, *follow).await),
+        Command::Cancel { id } => done(jobs::cancel(&ctx()?, id).await),
+        Command::Usage(a) => done(usage::usage(&ctx()?, a).await),
+        Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Do not wait for stray blocking reads (stdin) on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn submit_takes_the_command_after_double_dash() {
+        let cli = parse(&[
+            "submit",
+            "--reservation",
+            "r1",
+            "--count",
+            "2",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .unwrap();
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!(a.command, ["sh", "-c", "exit 7"]);
+        assert_eq!(a.count, 2);
+        assert!(a.wait);
+    }
+
+    #[test]
+    fn submit_needs_exactly_one_target() {
+        assert!(parse(&["submit", "--", "true"]).is_err());
+        assert!(parse(&["submit", "--class", "a", "--reservation", "r", "--", "true"]).is_err());
+        let cli = parse(&["submit", "--class", "a", "--", "true"]).unwrap();
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!(a.count, 1);
+    }
+
+    #[test]
+    fn reserve_takes_duration_or_end_and_negative_values() {
+        assert!(parse(&["reserve", "--class", "a", "--count", "1"]).is_err());
+        assert!(
+            parse(&[
+                "reserve",
+                "--class",
+                "a",
+                "--count",
+                "1",
+                "--duration",
+                "1h",
+                "--end",
+                "+2h"
+            ])
+            .is_err()
+        );
+        let cli = parse(&[
+            "reserve",
+            "--class",
+            "a",
+            "--count",
+            "1",
+            "--duration",
+            "-1h",
+        ])
+        .unwrap();
+        let Command::Reserve(a) = cli.command else {
+            panic!("not reserve")
+        };
+        assert_eq!(a.duration.as_deref(), Some("-1h"));
+        assert_eq!(a.start, "now");
+    }
+
+    #[test]
+    fn output_is_global() {
+        let cli = parse(&["reservations", "show", "x", "-o", "json"]).unwrap();
+        assert_eq!(cli.global.output, output::Format::Json);
+        let cli = parse(&["-o", "csv", "usage"]).unwrap();
+        assert_eq!(cli.global.output, output::Format::Csv);
+    }
+}

@@ -1,0 +1,117 @@
+//! The connection to the scheduler: one channel, and a bearer-token interceptor that
+//! puts `authorization: Bearer <token>` on every call.
+
+use crate::error::{Error, chain};
+use berth_proto::v1::{
+    admin_client::AdminClient, capacity_client::CapacityClient, identity_client::IdentityClient,
+    jobs_client::JobsClient, reservations_client::ReservationsClient, usage_client::UsageClient,
+};
+use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Adds the bearer token to each request.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    /// The metadata value for `token`; refuses characters a header cannot carry.
+    pub fn new(token: &str) -> Result<Self, Error> {
+        let token = token.trim();
+        format!("Bearer {token}")
+            .parse()
+            .map(Bearer)
+            .map_err(|_| Error::Other("the token contains characters a token cannot have".into()))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut()
+            .insert(berth_proto::AUTHORIZATION, self.0.clone());
+        Ok(req)
+    }
+}
+
+/// The channel type every client uses.
+pub type Svc = InterceptedService<Channel, Bearer>;
+
+/// A connected, authenticated API handle.
+#[derive(Clone)]
+pub struct Api {
+    channel: Channel,
+    bearer: Bearer,
+}
+
+impl Api {
+    /// Connects to `server` (a URL such as `http://127.0.0.1:7070`).
+    pub async fn connect(server: &str, token: &str) -> Result<Self, Error> {
+        let bearer = Bearer::new(token)?;
+        let connect_error = |reason: String| Error::Connect {
+            server: server.to_owned(),
+            reason,
+        };
+        if server.starts_with("https://") {
+            return Err(connect_error(
+                "this build of berth speaks plain HTTP/2 only; put TLS in front of the CLI (e.g. a local tunnel) or use an http:// URL".into(),
+            ));
+        }
+        let endpoint = Endpoint::from_shared(server.to_owned())
+            .map_err(|e| connect_error(format!("not a valid URL ({e})")))?
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(chain(&e)))?;
+        Ok(Self { channel, bearer })
+    }
+
+    /// Identity service.
+    pub fn identity(&self) -> IdentityClient<Svc> {
+        IdentityClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Capacity service.
+    pub fn capacity(&self) -> CapacityClient<Svc> {
+        CapacityClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Reservations service.
+    pub fn reservations(&self) -> ReservationsClient<Svc> {
+        ReservationsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Jobs service.
+    pub fn jobs(&self) -> JobsClient<Svc> {
+        JobsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Usage service.
+    pub fn usage(&self) -> UsageClient<Svc> {
+        UsageClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Admin service.
+    pub fn admin(&self) -> AdminClient<Svc> {
+        AdminClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    #[test]
+    fn bearer_sets_the_authorization_header() {
+        let mut b = Bearer::new(" abc.def \n").unwrap();
+        let req = b.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            req.metadata().get("authorization").unwrap(),
+            "Bearer abc.def"
+        );
+        assert!(Bearer::new("bad\u{7f}token").is_err());
+    }
+}

@@ -1,0 +1,547 @@
+//! `berth admin ...`: sites, classes, orgs, users, tokens, join tokens, drains, audit.
+
+use super::capacity::{ClassView, print_classes, print_nodes};
+use super::{Ctx, dash, role};
+use crate::error::Error;
+use crate::output::{self, Format, Table};
+use crate::timefmt;
+use berth_proto::time::ms_to_dur;
+use berth_proto::v1;
+use serde::Serialize;
+
+/// `berth admin` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCmd {
+    /// Organisations (companies).
+    #[command(subcommand)]
+    Orgs(OrgsCmd),
+    /// Users and their first token.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// A short-lived token for a node agent to join with (printed once).
+    JoinToken {
+        /// How long it stays valid (default 1h).
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Drain or undrain nodes.
+    #[command(subcommand)]
+    Nodes(NodesCmd),
+    /// Device classes.
+    #[command(subcommand)]
+    Classes(ClassesCmd),
+    /// Sites.
+    #[command(subcommand)]
+    Sites(SitesCmd),
+    /// Recent audit events.
+    Audit {
+        /// How many events (the server caps it).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OrgsCmd {
+    /// Create an organisation.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List organisations.
+    List,
+}
+
+/// Roles an admin can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    User,
+    OrgAdmin,
+    Admin,
+}
+
+impl RoleArg {
+    fn to_proto(self) -> v1::Role {
+        match self {
+            RoleArg::User => v1::Role::User,
+            RoleArg::OrgAdmin => v1::Role::OrgAdmin,
+            RoleArg::Admin => v1::Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UsersCmd {
+    /// Create a user; prints the user's token once.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::User)]
+        role: RoleArg,
+    },
+    /// List users.
+    List {
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokensCmd {
+    /// A new token for an existing user; printed once.
+    Create {
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// How long it stays valid (default 90d).
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodesCmd {
+    /// Stop placing new work on a node; running work finishes.
+    Drain { node: String },
+    /// Make a drained node schedulable again.
+    Undrain { node: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClassesCmd {
+    /// Create a device class.
+    Create {
+        name: String,
+        /// nvidia, rebellions, furiosa, sim.
+        #[arg(long, default_value = "")]
+        vendor: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List device classes.
+    List,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SitesCmd {
+    /// Create a site.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List sites.
+    List,
+}
+
+#[derive(Debug, Serialize)]
+struct OrgView {
+    name: String,
+    description: String,
+    created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UserView {
+    id: String,
+    name: String,
+    org: String,
+    role: &'static str,
+    created_at: Option<String>,
+}
+
+/// What `users create -o json` prints.
+#[derive(Debug, Serialize)]
+pub struct NewUserView {
+    pub token: String,
+    pub user: String,
+    pub user_id: String,
+    pub org: String,
+    pub role: &'static str,
+    pub token_id: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenView {
+    token: String,
+    user: String,
+    token_id: String,
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct JoinTokenView {
+    token: String,
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SiteView {
+    name: String,
+    description: String,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditView {
+    time: Option<String>,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+}
+
+fn org_view(o: &v1::Org) -> OrgView {
+    OrgView {
+        name: o.name.clone(),
+        description: o.description.clone(),
+        created_at: timefmt::ts_rfc3339(o.created_at.as_ref()),
+    }
+}
+
+fn print_orgs(orgs: &[v1::Org], format: Format) -> Result<(), Error> {
+    if format == Format::Json {
+        return output::json(&orgs.iter().map(org_view).collect::<Vec<_>>());
+    }
+    let mut t = Table::new(["name", "created", "description"]);
+    for o in orgs {
+        t.row([
+            o.name.clone(),
+            timefmt::ts_local(o.created_at.as_ref()),
+            o.description.clone(),
+        ]);
+    }
+    t.print(format, "no organisations")
+}
+
+fn print_users(users: &[v1::User], format: Format) -> Result<(), Error> {
+    if format == Format::Json {
+        let views: Vec<UserView> = users
+            .iter()
+            .map(|u| UserView {
+                id: u.id.clone(),
+                name: u.name.clone(),
+                org: u.org.clone(),
+                role: role(u.role),
+                created_at: timefmt::ts_rfc3339(u.created_at.as_ref()),
+            })
+            .collect();
+        return output::json(&views);
+    }
+    let mut t = Table::new(["name", "org", "role", "created", "id"]);
+    for u in users {
+        t.row([
+            u.name.clone(),
+            u.org.clone(),
+            role(u.role).to_owned(),
+            timefmt::ts_local(u.created_at.as_ref()),
+            u.id.clone(),
+        ]);
+    }
+    t.print(format, "no users")
+}
+
+fn site_view(s: &v1::Site) -> SiteView {
+    SiteView {
+        name: s.name.clone(),
+        description: s.description.clone(),
+    }
+}
+
+fn print_sites(sites: &[v1::Site], format: Format) -> Result<(), Error> {
+    if format == Format::Json {
+        return output::json(&sites.iter().map(site_view).collect::<Vec<_>>());
+    }
+    let mut t = Table::new(["name", "description"]);
+    for s in sites {
+        t.row([s.name.clone(), s.description.clone()]);
+    }
+    t.print(format, "no sites")
+}
+
+/// Prints a secret: alone on stdout in table mode (so `$(...)` captures it), with
+/// what it is on stderr.
+fn print_secret<T: Serialize>(
+    format: Format,
+    token: &str,
+    json: &T,
+    note: String,
+) -> Result<(), Error> {
+    if format == Format::Json {
+        output::json(json)
+    } else {
+        output::note(note);
+        output::emit(&format!("{token}\n"))
+    }
+}
+
+fn ttl(value: Option<&str>) -> Result<Option<prost_types::Duration>, Error> {
+    value
+        .map(|v| timefmt::positive_duration_flag("--ttl", v).map(ms_to_dur))
+        .transpose()
+}
+
+fn expiry(ts: Option<&prost_types::Timestamp>) -> String {
+    timefmt::ts_local(ts)
+}
+
+/// `berth admin ...`.
+pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
+    // Check flag values before connecting.
+    let join_ttl = match cmd {
+        AdminCmd::JoinToken { ttl: t } => ttl(t.as_deref())?,
+        AdminCmd::Tokens(TokensCmd::Create { ttl: t, .. }) => ttl(t.as_deref())?,
+        _ => None,
+    };
+    let api = ctx.api().await?;
+    let mut admin = api.admin();
+    let format = ctx.format;
+    match cmd {
+        AdminCmd::Orgs(OrgsCmd::Create { name, description }) => {
+            let org = admin
+                .create_org(v1::CreateOrgRequest {
+                    name: name.clone(),
+                    description: description.clone(),
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&org_view(&org))
+            } else {
+                print_orgs(&[org], format)
+            }
+        }
+        AdminCmd::Orgs(OrgsCmd::List) => {
+            let orgs = admin
+                .list_orgs(v1::ListOrgsRequest {})
+                .await?
+                .into_inner()
+                .orgs;
+            print_orgs(&orgs, format)
+        }
+        AdminCmd::Users(UsersCmd::Create { org, name, role: r }) => {
+            let resp = admin
+                .create_user(v1::CreateUserRequest {
+                    org: org.clone(),
+                    name: name.clone(),
+                    role: r.to_proto() as i32,
+                })
+                .await?
+                .into_inner();
+            let user = resp.user.clone().unwrap_or_default();
+            let view = NewUserView {
+                token: resp.token.clone(),
+                user: user.name.clone(),
+                user_id: user.id.clone(),
+                org: user.org.clone(),
+                role: role(user.role),
+                token_id: resp.token_id.clone(),
+                expires_at: timefmt::ts_rfc3339(resp.token_expires_at.as_ref()),
+            };
+            let note = format!(
+                "created user {} in org {} (role {}); token {} expires {}; it is shown only this once",
+                view.user,
+                view.org,
+                view.role,
+                view.token_id,
+                expiry(resp.token_expires_at.as_ref())
+            );
+            print_secret(format, &resp.token, &view, note)
+        }
+        AdminCmd::Users(UsersCmd::List { org }) => {
+            let users = admin
+                .list_users(v1::ListUsersRequest {
+                    org: org.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner()
+                .users;
+            print_users(&users, format)
+        }
+        AdminCmd::Tokens(TokensCmd::Create { user, .. }) => {
+            let resp = admin
+                .create_token(v1::CreateTokenRequest {
+                    user: user.clone(),
+                    ttl: join_ttl,
+                })
+                .await?
+                .into_inner();
+            let view = TokenView {
+                token: resp.token.clone(),
+                user: user.clone(),
+                token_id: resp.token_id.clone(),
+                expires_at: timefmt::ts_rfc3339(resp.expires_at.as_ref()),
+            };
+            let note = format!(
+                "token {} for {user} expires {}; it is shown only this once",
+                resp.token_id,
+                expiry(resp.expires_at.as_ref())
+            );
+            print_secret(format, &resp.token, &view, note)
+        }
+        AdminCmd::Tokens(TokensCmd::Revoke { id }) => {
+            admin
+                .revoke_token(v1::RevokeTokenRequest {
+                    token_id: id.clone(),
+                })
+                .await?;
+            output::note(format!("revoked token {id}"));
+            if format == Format::Json {
+                output::json(&serde_json::json!({ "token_id": id, "revoked": true }))?;
+            }
+            Ok(())
+        }
+        AdminCmd::JoinToken { .. } => {
+            let resp = admin
+                .create_join_token(v1::CreateJoinTokenRequest { ttl: join_ttl })
+                .await?
+                .into_inner();
+            let view = JoinTokenView {
+                token: resp.token.clone(),
+                expires_at: timefmt::ts_rfc3339(resp.expires_at.as_ref()),
+            };
+            let note = format!(
+                "join token expires {}; start an agent with: berth-agent --server {} --join-token TOKEN --node NAME --site SITE",
+                expiry(resp.expires_at.as_ref()),
+                ctx.server
+            );
+            print_secret(format, &resp.token, &view, note)
+        }
+        AdminCmd::Nodes(NodesCmd::Drain { node }) => {
+            let n = admin
+                .drain_node(v1::DrainNodeRequest { node: node.clone() })
+                .await?
+                .into_inner();
+            print_nodes(&[n], format)
+        }
+        AdminCmd::Nodes(NodesCmd::Undrain { node }) => {
+            let n = admin
+                .undrain_node(v1::UndrainNodeRequest { node: node.clone() })
+                .await?
+                .into_inner();
+            print_nodes(&[n], format)
+        }
+        AdminCmd::Classes(ClassesCmd::Create {
+            name,
+            vendor,
+            description,
+        }) => {
+            let c = admin
+                .create_class(v1::CreateClassRequest {
+                    name: name.clone(),
+                    description: description.clone(),
+                    vendor: vendor.clone(),
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&ClassView::from(&c))
+            } else {
+                print_classes(&[c], format)
+            }
+        }
+        AdminCmd::Classes(ClassesCmd::List) => {
+            let classes = api
+                .capacity()
+                .list_classes(v1::ListClassesRequest {})
+                .await?
+                .into_inner()
+                .classes;
+            print_classes(&classes, format)
+        }
+        AdminCmd::Sites(SitesCmd::Create { name, description }) => {
+            let s = admin
+                .create_site(v1::CreateSiteRequest {
+                    name: name.clone(),
+                    description: description.clone(),
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&site_view(&s))
+            } else {
+                print_sites(&[s], format)
+            }
+        }
+        AdminCmd::Sites(SitesCmd::List) => {
+            let sites = api
+                .capacity()
+                .list_sites(v1::ListSitesRequest {})
+                .await?
+                .into_inner()
+                .sites;
+            print_sites(&sites, format)
+        }
+        AdminCmd::Audit { limit } => {
+            let events = admin
+                .list_audit(v1::ListAuditRequest { limit: *limit })
+                .await?
+                .into_inner()
+                .events;
+            if format == Format::Json {
+                let views: Vec<AuditView> = events
+                    .iter()
+                    .map(|e| AuditView {
+                        time: timefmt::ts_rfc3339(e.time.as_ref()),
+                        actor: e.actor.clone(),
+                        action: e.action.clone(),
+                        target: e.target.clone(),
+                        outcome: e.outcome.clone(),
+                    })
+                    .collect();
+                return output::json(&views);
+            }
+            let mut t = Table::new(["time", "actor", "action", "target", "outcome"]);
+            for e in &events {
+                t.row([
+                    timefmt::ts_local(e.time.as_ref()),
+                    dash(&e.actor),
+                    e.action.clone(),
+                    dash(&e.target),
+                    e.outcome.clone(),
+                ]);
+            }
+            t.print(format, "no audit events")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_user_json_carries_the_token_once() {
+        let v = serde_json::to_value(NewUserView {
+            token: "t0k".into(),
+            user: "alice".into(),
+            user_id: "u1".into(),
+            org: "acme".into(),
+            role: "user",
+            token_id: "tid".into(),
+            expires_at: Some("2027-01-01T00:00:00Z".into()),
+        })
+        .unwrap();
+        for key in ["token", "user", "org", "role", "token_id", "expires_at"] {
+            assert!(v.get(key).is_some(), "{key} missing from {v}");
+        }
+        assert_eq!(v["token"], "t0k");
+    }
+
+    #[test]
+    fn ttl_must_be_a_positive_duration() {
+        assert_eq!(ttl(Some("1h")).unwrap().unwrap().seconds, 3600);
+        assert!(ttl(None).unwrap().is_none());
+        let e = ttl(Some("0s")).unwrap_err().to_string();
+        assert_eq!(e, r#"invalid --ttl "0s": must be positive"#);
+    }
+}

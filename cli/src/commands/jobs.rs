@@ -1,0 +1,584 @@
+//! `berth submit`, `berth jobs [show]`, `berth logs`, `berth cancel`.
+
+use super::{Ctx, dash, job_finished, job_state, opt};
+use crate::client::{Api, Svc};
+use crate::error::Error;
+use crate::output::{self, Details, Format, Table};
+use crate::timefmt;
+use berth_proto::time::{dur_to_ms, ms_to_dur};
+use berth_proto::v1::{self, jobs_client::JobsClient};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// `berth submit` flags.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["reservation", "class"])))]
+pub struct SubmitArgs {
+    /// Run inside this reservation's devices and window.
+    #[arg(long, value_name = "ID")]
+    pub reservation: Option<String>,
+    /// Queue for free devices of this class instead.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Number of devices.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub count: u32,
+    /// Container image (the process runtime ignores it).
+    #[arg(long, env = "BERTH_IMAGE", default_value = "busybox")]
+    pub image: String,
+    /// Longest the job may run (default 1h): 8h, 90m, 1h30m.
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+    pub max_runtime: Option<String>,
+    /// Environment variable for the job; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A name to recognise the job by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Follow the job's logs and exit with its exit code.
+    #[arg(long)]
+    pub wait: bool,
+    /// Command and arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `berth jobs` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsCmd {
+    /// Show one job.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Cancel a job (same as `berth cancel`).
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+}
+
+/// A job as printed in JSON.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: &'static str,
+    pub org: String,
+    pub user: String,
+    pub class: String,
+    pub count: u32,
+    pub image: String,
+    pub command: Vec<String>,
+    pub max_runtime: Option<String>,
+    pub reservation_id: Option<String>,
+    pub node: Option<String>,
+    pub devices: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub estimated_start: Option<String>,
+}
+
+impl From<&v1::Job> for JobView {
+    fn from(j: &v1::Job) -> Self {
+        Self {
+            id: j.id.clone(),
+            name: opt(&j.name),
+            state: job_state(j.state),
+            org: j.org.clone(),
+            user: j.user.clone(),
+            class: j.class.clone(),
+            count: j.count,
+            image: j.image.clone(),
+            command: j.command.clone(),
+            max_runtime: j
+                .max_runtime
+                .as_ref()
+                .map(|d| timefmt::format_duration(dur_to_ms(d))),
+            reservation_id: opt(&j.reservation_id),
+            node: opt(&j.node),
+            devices: j.devices.clone(),
+            exit_code: j.exit_code,
+            reason: opt(&j.reason),
+            created_at: timefmt::ts_rfc3339(j.created_at.as_ref()),
+            started_at: timefmt::ts_rfc3339(j.started_at.as_ref()),
+            finished_at: timefmt::ts_rfc3339(j.finished_at.as_ref()),
+            estimated_start: timefmt::ts_rfc3339(j.estimated_start.as_ref()),
+        }
+    }
+}
+
+/// Key/value details of one job.
+pub fn details(j: &v1::Job) -> Details {
+    let mut d = Details::new()
+        .field("ID", &j.id)
+        .field("Name", dash(&j.name))
+        .field("State", job_state(j.state))
+        .field("Reason", &j.reason)
+        .field(
+            "Exit code",
+            j.exit_code
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        )
+        .field("Org", &j.org)
+        .field("User", &j.user)
+        .field("Class", &j.class)
+        .field("Count", j.count.to_string())
+        .field("Reservation", dash(&j.reservation_id))
+        .field("Node", dash(&j.node))
+        .field(
+            "Devices",
+            if j.devices.is_empty() {
+                "-".to_owned()
+            } else {
+                j.devices.join("\n")
+            },
+        )
+        .field("Image", &j.image)
+        .field("Command", shell_join(&j.command))
+        .field(
+            "Max runtime",
+            j.max_runtime.as_ref().map_or_else(
+                || "-".to_owned(),
+                |d| timefmt::format_duration(dur_to_ms(d)),
+            ),
+        )
+        .field("Created", timefmt::ts_local(j.created_at.as_ref()))
+        .field("Started", timefmt::ts_local(j.started_at.as_ref()))
+        .field("Finished", timefmt::ts_local(j.finished_at.as_ref()));
+    if j.estimated_start.is_some() {
+        d = d.field(
+            "Estimated start",
+            timefmt::ts_local(j.estimated_start.as_ref()),
+        );
+    }
+    d
+}
+
+/// Prints one job.
+pub fn print_one(j: &v1::Job, format: Format) -> Result<(), Error> {
+    match format {
+        Format::Json => output::json(&JobView::from(j)),
+        _ => details(j).print(format),
+    }
+}
+
+/// The listing table.
+pub fn table(jobs: &[v1::Job]) -> Table {
+    let mut t = Table::new([
+        "id", "name", "state", "class", "count", "node", "exit", "created", "reason",
+    ]);
+    for j in jobs {
+        t.row([
+            j.id.clone(),
+            dash(&j.name),
+            job_state(j.state).to_owned(),
+            j.class.clone(),
+            j.count.to_string(),
+            dash(&j.node),
+            j.exit_code
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            timefmt::ts_local(j.created_at.as_ref()),
+            j.reason.clone(),
+        ]);
+    }
+    t
+}
+
+/// Quotes arguments for display the way a POSIX shell would read them back.
+pub fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r#"'\''"#))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses repeated `--env KEY=VALUE` flags.
+pub fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, Error> {
+    let mut env = HashMap::new();
+    for pair in pairs {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                env.insert(k.to_owned(), v.to_owned());
+            }
+            _ => return Err(Error::invalid("--env", pair, "expected KEY=VALUE")),
+        }
+    }
+    Ok(env)
+}
+
+/// Builds the submission from the flags.
+pub fn request(args: &SubmitArgs) -> Result<v1::SubmitJobRequest, Error> {
+    let max_runtime = args
+        .max_runtime
+        .as_deref()
+        .map(|v| timefmt::positive_duration_flag("--max-runtime", v))
+        .transpose()?;
+    Ok(v1::SubmitJobRequest {
+        name: args.name.clone().unwrap_or_default(),
+        reservation_id: args.reservation.clone().unwrap_or_default(),
+        class: args.class.clone().unwrap_or_default(),
+        count: args.count,
+        image: args.image.clone(),
+        command: args.command.clone(),
+        env: parse_env(&args.env)?,
+        max_runtime: max_runtime.map(ms_to_dur),
+    })
+}
+
+/// `berth submit`; returns the process exit code.
+pub async fn submit(ctx: &Ctx, args: &SubmitArgs) -> Result<u8, Error> {
+    let req = request(args)?;
+    let api = ctx.api().await?;
+    let job = api.jobs().submit_job(req).await?.into_inner();
+    let state = job_state(job.state);
+    let why = if job.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", job.reason)
+    };
+    if args.wait {
+        output::note(format!("job {} submitted ({state}{why})", job.id));
+        return wait(&api, &job.id).await;
+    }
+    match ctx.format {
+        Format::Json => output::json(&JobView::from(&job))?,
+        _ => {
+            output::note(format!(
+                "job submitted ({state}{why}); follow it with: berth logs -f {}",
+                job.id
+            ));
+            output::emit(&format!("{}\n", job.id))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Follows a job to its end, then turns its outcome into an exit code.
+async fn wait(api: &Api, id: &str) -> Result<u8, Error> {
+    let job = tokio::select! {
+        job = follow(api, id) => job?,
+        _ = tokio::signal::ctrl_c() => {
+            output::note(format!(
+                "stopped following job {id}; it keeps running (stop it with: berth cancel {id})"
+            ));
+            return Ok(130);
+        }
+    };
+    exit_code(&job)
+}
+
+/// The exit code `berth submit --wait` ends with for a finished job.
+pub fn exit_code(job: &v1::Job) -> Result<u8, Error> {
+    let state = job_state(job.state);
+    match job.exit_code {
+        Some(code) => {
+            if code != 0 {
+                let why = if job.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", job.reason)
+                };
+                output::note(format!("job {} {state} with exit code {code}{why}", job.id));
+            }
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        None if job.state == v1::JobState::Succeeded as i32 => Ok(0),
+        None => {
+            let why = if job.reason.is_empty() {
+                "no reason given".to_owned()
+            } else {
+                job.reason.clone()
+            };
+            Err(Error::Other(format!(
+                "job {} ended {state} without an exit code: {why}",
+                job.id
+            )))
+        }
+    }
+}
+
+/// Writes one log chunk to stdout or stderr, raw.
+fn write_chunk(chunk: &v1::LogChunk) -> Result<(), Error> {
+    let result = if chunk.stream == v1::log_chunk::Stream::Stderr as i32 {
+        let mut err = std::io::stderr().lock();
+        err.write_all(&chunk.data).and_then(|()| err.flush())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&chunk.data).and_then(|()| out.flush())
+    };
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing logs", e)),
+        _ => Ok(()),
+    }
+}
+
+/// Streams chunks after `*after` until the server ends the stream.
+async fn stream_once(
+    client: &mut JobsClient<Svc>,
+    id: &str,
+    follow: bool,
+    after: &mut u64,
+) -> Result<(), Error> {
+    let mut stream = client
+        .stream_logs(v1::StreamLogsRequest {
+            job_id: id.to_owned(),
+            follow,
+            after_seq: *after,
+        })
+        .await?
+        .into_inner();
+    while let Some(chunk) = stream.message().await? {
+        if chunk.seq != 0 && chunk.seq <= *after {
+            continue;
+        }
+        write_chunk(&chunk)?;
+        *after = (*after).max(chunk.seq);
+    }
+    Ok(())
+}
+
+/// A failure worth reconnecting after (the connection dropped, the server restarted).
+fn transient(e: &Error) -> bool {
+    matches!(e, Error::Rpc(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown))
+}
+
+/// Streams a job's logs until it has finished and returns its final state.
+async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
+    const MAX_RETRIES: u32 = 30;
+    let mut client = api.jobs();
+    let mut after = 0;
+    let mut retries = 0;
+    loop {
+        let step = async {
+            stream_once(&mut client, id, true, &mut after).await?;
+            let job = client
+                .get_job(v1::GetJobRequest { id: id.to_owned() })
+                .await?
+                .into_inner();
+            Ok::<_, Error>(job)
+        };
+        match step.await {
+            Ok(job) if job_finished(job.state) => {
+                // Chunks stored after the stream closed.
+                stream_once(&mut client, id, false, &mut after).await?;
+                return Ok(job);
+            }
+            // The stream ended before the job did: resume after the last chunk seen.
+            Ok(_) => retries = 0,
+            Err(e) if transient(&e) && retries < MAX_RETRIES => retries += 1,
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(retries.clamp(1, 10)))).await;
+    }
+}
+
+/// `berth logs ID [-f]`.
+pub async fn logs(ctx: &Ctx, id: &str, follow_logs: bool) -> Result<(), Error> {
+    let api = ctx.api().await?;
+    if follow_logs {
+        follow(&api, id).await.map(drop)
+    } else {
+        stream_once(&mut api.jobs(), id, false, &mut 0).await
+    }
+}
+
+/// `berth jobs [--all]` and its subcommands.
+pub async fn jobs(ctx: &Ctx, all: bool, cmd: Option<&JobsCmd>) -> Result<(), Error> {
+    match cmd {
+        Some(JobsCmd::Show { id }) => {
+            let job = ctx
+                .api()
+                .await?
+                .jobs()
+                .get_job(v1::GetJobRequest { id: id.clone() })
+                .await?
+                .into_inner();
+            print_one(&job, ctx.format)
+        }
+        Some(JobsCmd::Cancel { id }) => cancel(ctx, id).await,
+        None => {
+            let jobs = ctx
+                .api()
+                .await?
+                .jobs()
+                .list_jobs(v1::ListJobsRequest { all })
+                .await?
+                .into_inner()
+                .jobs;
+            if ctx.format == Format::Json {
+                let views: Vec<JobView> = jobs.iter().map(Into::into).collect();
+                return output::json(&views);
+            }
+            table(&jobs).print(ctx.format, "no jobs")
+        }
+    }
+}
+
+/// `berth cancel ID`.
+pub async fn cancel(ctx: &Ctx, id: &str) -> Result<(), Error> {
+    let job = ctx
+        .api()
+        .await?
+        .jobs()
+        .cancel_job(v1::CancelJobRequest { id: id.to_owned() })
+        .await?
+        .into_inner();
+    if ctx.format == Format::Table {
+        output::note(format!("job {} is {}", job.id, job_state(job.state)));
+    }
+    print_one(&job, ctx.format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_proto::time::ms_to_ts;
+    use serde_json::json;
+
+    fn sample() -> v1::Job {
+        v1::Job {
+            id: "5f0c0000-0000-4000-8000-000000000002".into(),
+            name: String::new(),
+            org: "acme".into(),
+            user: "alice".into(),
+            class: "h100".into(),
+            count: 2,
+            image: "busybox".into(),
+            command: vec!["sh".into(), "-c".into(), "exit 7".into()],
+            env: Default::default(),
+            max_runtime: Some(ms_to_dur(3_600_000)),
+            reservation_id: "0b6c7d1e-0000-4000-8000-000000000001".into(),
+            state: v1::JobState::Failed as i32,
+            reason: "exited with code 7".into(),
+            node: "node-1".into(),
+            devices: vec!["GPU-a".into(), "GPU-b".into()],
+            exit_code: Some(7),
+            created_at: Some(ms_to_ts(1_796_083_200_000)),
+            started_at: Some(ms_to_ts(1_796_083_201_000)),
+            finished_at: Some(ms_to_ts(1_796_083_202_000)),
+            estimated_start: None,
+        }
+    }
+
+    #[test]
+    fn job_json_has_the_fixed_shape() {
+        let v = serde_json::to_value(JobView::from(&sample())).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "id": "5f0c0000-0000-4000-8000-000000000002",
+                "name": null,
+                "state": "failed",
+                "org": "acme",
+                "user": "alice",
+                "class": "h100",
+                "count": 2,
+                "image": "busybox",
+                "command": ["sh", "-c", "exit 7"],
+                "max_runtime": "1h",
+                "reservation_id": "0b6c7d1e-0000-4000-8000-000000000001",
+                "node": "node-1",
+                "devices": ["GPU-a", "GPU-b"],
+                "exit_code": 7,
+                "reason": "exited with code 7",
+                "created_at": "2026-12-01T00:00:00Z",
+                "started_at": "2026-12-01T00:00:01Z",
+                "finished_at": "2026-12-01T00:00:02Z",
+                "estimated_start": null
+            })
+        );
+    }
+
+    #[test]
+    fn pending_job_json_has_nulls_where_nothing_is_known() {
+        let j = v1::Job {
+            id: "j".into(),
+            state: v1::JobState::Pending as i32,
+            reason: "waiting for 2 free h100".into(),
+            estimated_start: Some(ms_to_ts(1_796_083_200_000)),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(JobView::from(&j)).unwrap();
+        assert_eq!(v["state"], "pending");
+        assert_eq!(v["reservation_id"], json!(null));
+        assert_eq!(v["node"], json!(null));
+        assert_eq!(v["exit_code"], json!(null));
+        assert_eq!(v["devices"], json!([]));
+        assert_eq!(v["reason"], "waiting for 2 free h100");
+        assert_eq!(v["estimated_start"], "2026-12-01T00:00:00Z");
+        let timed_out = v1::Job {
+            state: v1::JobState::TimedOut as i32,
+            ..j
+        };
+        assert_eq!(JobView::from(&timed_out).state, "timed-out");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_job() {
+        assert_eq!(exit_code(&sample()).unwrap(), 7);
+        let ok = v1::Job {
+            state: v1::JobState::Succeeded as i32,
+            exit_code: None,
+            ..sample()
+        };
+        assert_eq!(exit_code(&ok).unwrap(), 0);
+        let cancelled = v1::Job {
+            state: v1::JobState::Cancelled as i32,
+            exit_code: None,
+            reason: "cancelled by alice".into(),
+            ..sample()
+        };
+        let e = exit_code(&cancelled).unwrap_err().to_string();
+        assert!(
+            e.contains("cancelled") && e.contains("cancelled by alice"),
+            "{e}"
+        );
+        let signalled = v1::Job {
+            exit_code: Some(-9),
+            ..sample()
+        };
+        assert_eq!(exit_code(&signalled).unwrap(), 1);
+    }
+
+    #[test]
+    fn env_flags_need_a_key_and_an_equals_sign() {
+        let env = parse_env(&["A=1".into(), "B=x=y".into(), "C=".into()]).unwrap();
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "x=y");
+        assert_eq!(env["C"], "");
+        let e = parse_env(&["FOO".into()]).unwrap_err().to_string();
+        assert_eq!(e, r#"invalid --env "FOO": expected KEY=VALUE"#);
+        assert!(parse_env(&["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn commands_display_shell_quoted() {
+        let cmd: Vec<String> = ["sh", "-c", "echo hi; exit 7", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_join(&cmd), r#"sh -c 'echo hi; exit 7' 'it'\''s'"#);
+    }
+
+    #[test]
+    fn listing_table_shows_exit_codes() {
+        let text = table(&[sample()]).render();
+        assert!(text.lines().nth(1).unwrap().contains("failed"), "{text}");
+        assert!(text.contains(" 7 "), "{text}");
+    }
+}

@@ -1,0 +1,255 @@
+//! `berth usage`: device-hours per job and reservation, with totals; table, JSON or CSV.
+
+use super::Ctx;
+use crate::error::Error;
+use crate::output::{self, Format, Table};
+use crate::timefmt;
+use berth_proto::time::ms_to_ts;
+use berth_proto::v1;
+use serde::Serialize;
+
+/// `berth usage` flags.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// Start of the period (default: the server's, usually the current period).
+    #[arg(long, allow_hyphen_values = true, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the period (default now).
+    #[arg(long, allow_hyphen_values = true, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Organisation (admins only; others always see their own).
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RecordView {
+    org: String,
+    user: String,
+    kind: String,
+    subject_id: String,
+    class: String,
+    devices: u32,
+    start: Option<String>,
+    end: Option<String>,
+    device_hours: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct TotalView {
+    org: String,
+    class: String,
+    reserved_device_hours: f64,
+    job_device_hours: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageView {
+    records: Vec<RecordView>,
+    totals: Vec<TotalView>,
+}
+
+fn view(resp: &v1::GetUsageResponse) -> UsageView {
+    UsageView {
+        records: resp
+            .records
+            .iter()
+            .map(|r| RecordView {
+                org: r.org.clone(),
+                user: r.user.clone(),
+                kind: r.kind.clone(),
+                subject_id: r.subject_id.clone(),
+                class: r.class.clone(),
+                devices: r.devices,
+                start: timefmt::ts_rfc3339(r.start.as_ref()),
+                end: timefmt::ts_rfc3339(r.end.as_ref()),
+                device_hours: r.device_hours,
+            })
+            .collect(),
+        totals: resp
+            .totals
+            .iter()
+            .map(|t| TotalView {
+                org: t.org.clone(),
+                class: t.class.clone(),
+                reserved_device_hours: t.reserved_device_hours,
+                job_device_hours: t.job_device_hours,
+            })
+            .collect(),
+    }
+}
+
+/// CSV of the records, for settlement: times in RFC 3339, hours with 4 decimals.
+fn csv(resp: &v1::GetUsageResponse) -> String {
+    let mut t = Table::new([
+        "org",
+        "user",
+        "kind",
+        "subject_id",
+        "class",
+        "devices",
+        "start",
+        "end",
+        "device_hours",
+    ]);
+    for r in &resp.records {
+        t.row([
+            r.org.clone(),
+            r.user.clone(),
+            r.kind.clone(),
+            r.subject_id.clone(),
+            r.class.clone(),
+            r.devices.to_string(),
+            timefmt::ts_rfc3339(r.start.as_ref()).unwrap_or_default(),
+            timefmt::ts_rfc3339(r.end.as_ref()).unwrap_or_default(),
+            format!("{:.4}", r.device_hours),
+        ]);
+    }
+    t.render_csv()
+}
+
+/// Records, a blank line, then totals per org and class.
+fn tables(resp: &v1::GetUsageResponse) -> String {
+    let mut records = Table::new([
+        "org",
+        "user",
+        "kind",
+        "id",
+        "class",
+        "devices",
+        "start",
+        "end",
+        "device-hours",
+    ]);
+    for r in &resp.records {
+        records.row([
+            r.org.clone(),
+            r.user.clone(),
+            r.kind.clone(),
+            r.subject_id.clone(),
+            r.class.clone(),
+            r.devices.to_string(),
+            timefmt::ts_local(r.start.as_ref()),
+            timefmt::ts_local(r.end.as_ref()),
+            format!("{:.2}", r.device_hours),
+        ]);
+    }
+    let mut totals = Table::new(["org", "class", "reserved device-hours", "job device-hours"]);
+    for t in &resp.totals {
+        totals.row([
+            t.org.clone(),
+            t.class.clone(),
+            format!("{:.2}", t.reserved_device_hours),
+            format!("{:.2}", t.job_device_hours),
+        ]);
+    }
+    let mut out = String::new();
+    if !records.is_empty() {
+        out.push_str(&records.render());
+    }
+    if !totals.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&totals.render());
+    }
+    out
+}
+
+/// `berth usage`.
+pub async fn usage(ctx: &Ctx, args: &UsageArgs) -> Result<(), Error> {
+    let from = args
+        .from
+        .as_deref()
+        .map(|v| timefmt::time_flag("--from", v))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|v| timefmt::time_flag("--to", v))
+        .transpose()?;
+    if let (Some(f), Some(t), Some(raw)) = (from, to, args.to.as_deref())
+        && t <= f
+    {
+        return Err(Error::invalid("--to", raw, "must be after --from"));
+    }
+    let resp = ctx
+        .api()
+        .await?
+        .usage()
+        .get_usage(v1::GetUsageRequest {
+            org: args.org.clone().unwrap_or_default(),
+            from: from.map(ms_to_ts),
+            to: to.map(ms_to_ts),
+        })
+        .await?
+        .into_inner();
+    match ctx.format {
+        Format::Json => output::json(&view(&resp)),
+        Format::Csv => output::emit(&csv(&resp)),
+        Format::Table => {
+            let text = tables(&resp);
+            if text.is_empty() {
+                output::note("no usage in this period");
+                Ok(())
+            } else {
+                output::emit(&text)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> v1::GetUsageResponse {
+        v1::GetUsageResponse {
+            records: vec![v1::UsageRecord {
+                org: "acme".into(),
+                user: "alice".into(),
+                kind: "job".into(),
+                subject_id: "j1".into(),
+                class: "h100".into(),
+                devices: 2,
+                start: Some(ms_to_ts(1_796_083_200_000)),
+                end: Some(ms_to_ts(1_796_090_400_000)),
+                device_hours: 4.0,
+            }],
+            totals: vec![v1::UsageTotal {
+                org: "acme".into(),
+                class: "h100".into(),
+                reserved_device_hours: 8.0,
+                job_device_hours: 4.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_has_a_header_and_utc_times() {
+        assert_eq!(
+            csv(&sample()),
+            "org,user,kind,subject_id,class,devices,start,end,device_hours\r\n\
+             acme,alice,job,j1,h100,2,2026-12-01T00:00:00Z,2026-12-01T02:00:00Z,4.0000\r\n"
+        );
+    }
+
+    #[test]
+    fn json_has_records_and_totals() {
+        let v = serde_json::to_value(view(&sample())).unwrap();
+        assert_eq!(v["records"][0]["device_hours"], 4.0);
+        assert_eq!(v["records"][0]["start"], "2026-12-01T00:00:00Z");
+        assert_eq!(v["totals"][0]["reserved_device_hours"], 8.0);
+    }
+
+    #[test]
+    fn tables_show_records_then_totals() {
+        let text = tables(&sample());
+        let blocks: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(blocks.len(), 2, "{text}");
+        assert!(blocks[0].starts_with("ORG"));
+        assert!(blocks[1].contains("RESERVED DEVICE-HOURS"));
+        assert!(blocks[1].contains("8.00"));
+        assert_eq!(tables(&v1::GetUsageResponse::default()), "");
+    }
+}

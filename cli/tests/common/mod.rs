@@ -1,0 +1,632 @@
+//! End-to-end harness: starts the real `berth-scheduler` and `berth-agent` binaries on
+//! free ports and drives them through the real `berth` binary, as a user would.
+//!
+//! The scheduler and agent binaries are looked for next to `berth` in the same target
+//! dir; build them first (`cargo build -p berth-scheduler -p berth-agent`, or run the
+//! tests with `cargo test --workspace`). With `BERTH_E2E_DB=postgres` and
+//! `BERTH_TEST_POSTGRES_URL`, each centre gets a fresh PostgreSQL database (created and
+//! dropped with `psql`); otherwise SQLite in the centre's temp dir.
+//!
+//! Nothing here sleeps for correctness: everything polls with a bounded deadline.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one `berth` command may take before the test fails.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(90);
+/// How long the scheduler may take to listen and be ready.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long an agent may take to join and report its devices.
+const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+/// Interval between polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The result of one `berth` run.
+#[derive(Debug)]
+pub struct Run {
+    /// The command line, for messages.
+    pub args: Vec<String>,
+    /// Exit code (`-1` when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code,
+            0,
+            "berth {:?} failed:\n{}",
+            self.args,
+            self.describe()
+        );
+        self
+    }
+
+    /// Panics unless the command failed (non-zero exit) with an `error: ` line on stderr.
+    #[track_caller]
+    pub fn failed(self) -> Self {
+        assert_ne!(
+            self.code,
+            0,
+            "berth {:?} should have failed:\n{}",
+            self.args,
+            self.describe()
+        );
+        assert!(
+            self.stderr.contains("error: "),
+            "berth {:?} should print `error: ...` on stderr:\n{}",
+            self.args,
+            self.describe()
+        );
+        self
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "berth {:?}: stdout is not JSON ({e}):\n{}",
+                self.args,
+                self.describe()
+            )
+        })
+    }
+
+    /// Stderr, lower-cased, for matching messages.
+    pub fn err_lower(&self) -> String {
+        self.stderr.to_lowercase()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The PostgreSQL server to create each centre's database on, when the tests are to
+/// run on PostgreSQL: `BERTH_E2E_DB=postgres` (as `scripts/test.sh` sets for its second
+/// pass) with `BERTH_TEST_POSTGRES_URL`. Otherwise SQLite, even when the URL is set for
+/// the storage tests.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("BERTH_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    match std::env::var("BERTH_E2E_DB").as_deref() {
+        Ok("postgres") => Some(url.expect(
+            "BERTH_E2E_DB=postgres needs BERTH_TEST_POSTGRES_URL (eval \"$(scripts/postgres.sh)\")",
+        )),
+        Ok("sqlite") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("BERTH_E2E_DB={other:?}: expected postgres or sqlite"),
+    }
+}
+
+/// A PostgreSQL database created for one centre.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create(admin_url: &str) -> (Self, String) {
+        let name = format!("berth_e2e_{:016x}", random_u64());
+        psql(admin_url, &format!("CREATE DATABASE {name}"));
+        let url = with_database(admin_url, &name);
+        (
+            Self {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+            url,
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[track_caller]
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("BERTH_TEST_POSTGRES_URL is set but psql cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Replaces the database name in a `postgres://user:pass@host:port/db?opts` URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A child process killed when dropped, with its output in a log file.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("create log file");
+        let err = file.try_clone().expect("clone log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// Panics with the log if the process has exited.
+    #[track_caller]
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited early ({status}); its log:\n{}",
+                self.name,
+                tail(&self.log, 80)
+            );
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Where the real binaries are: next to `berth`.
+pub fn binary(name: &str) -> PathBuf {
+    let berth = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+    let path = berth.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: the end-to-end tests need the real {name} binary next to berth. \
+         Build it first with `cargo build -p berth-scheduler -p berth-agent` \
+         (or run `cargo test --workspace`).",
+        path.display()
+    );
+    path
+}
+
+/// A running centre: one scheduler, any number of agents, a temp dir for their state.
+pub struct Centre {
+    // Field order matters for drop: processes first, then the database, then the dir.
+    agents: Vec<Proc>,
+    scheduler: Proc,
+    _db: Option<PgDatabase>,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT` of the gRPC listener.
+    pub grpc: String,
+    /// `127.0.0.1:PORT` of the HTTP listener.
+    pub http: String,
+    /// The bootstrap admin's token.
+    pub admin_token: String,
+}
+
+impl Centre {
+    /// Starts a scheduler on free ports and waits until `/readyz` answers 200.
+    pub fn start() -> Self {
+        let scheduler_bin = binary("berth-scheduler");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let data = dir.path().join("scheduler");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let addr_file = data.join("addrs.json");
+        let token_file = data.join("admin.token");
+        let mut cmd = Command::new(scheduler_bin);
+        cmd.arg("--dev")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .arg("--bootstrap-admin-token-file")
+            .arg(&token_file)
+            .args(["--lease", "3s"])
+            .env_remove("BERTH_DATABASE_URL")
+            .env("BERTH_LOG", "info");
+        let db = postgres_url().map(|url| {
+            let (db, db_url) = PgDatabase::create(&url);
+            cmd.env("BERTH_DATABASE_URL", db_url);
+            db
+        });
+        let mut scheduler = Proc::spawn(
+            "berth-scheduler",
+            &mut cmd,
+            dir.path().join("scheduler.log"),
+        );
+
+        let deadline = Instant::now() + START_DEADLINE;
+        let addrs: Value = loop {
+            scheduler.check_alive();
+            if let Some(v) = std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                break v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth-scheduler wrote no {} within {START_DEADLINE:?}; its log:\n{}",
+                addr_file.display(),
+                tail(&scheduler.log, 80)
+            );
+            std::thread::sleep(POLL);
+        };
+        let grpc = addrs["grpc"].as_str().expect("addrs.json: grpc").to_owned();
+        let http = addrs["http"].as_str().expect("addrs.json: http").to_owned();
+        while http_status(&http, "/readyz") != Some(200) {
+            scheduler.check_alive();
+            assert!(
+                Instant::now() < deadline,
+                "berth-scheduler not ready within {START_DEADLINE:?}; its log:\n{}",
+                tail(&scheduler.log, 80)
+            );
+            std::thread::sleep(POLL);
+        }
+        let admin_token = std::fs::read_to_string(&token_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", token_file.display()))
+            .trim()
+            .to_owned();
+        assert!(!admin_token.is_empty(), "the admin token file is empty");
+        Self {
+            agents: Vec::new(),
+            scheduler,
+            _db: db,
+            dir,
+            grpc,
+            http,
+            admin_token,
+        }
+    }
+
+    /// The scheduler's gRPC URL.
+    pub fn server_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// Runs `berth ARGS` with `token`, bounded by [`COMMAND_DEADLINE`].
+    #[track_caller]
+    pub fn berth(&self, token: &str, args: &[&str]) -> Run {
+        run_bounded(self.berth_command(token, args), args)
+    }
+
+    /// Starts `berth ARGS` with `token` in the background.
+    pub fn spawn_berth(&self, token: &str, args: &[&str]) -> Running {
+        Running::spawn(self.berth_command(token, args), args)
+    }
+
+    fn berth_command(&self, token: &str, args: &[&str]) -> Command {
+        let config_dir = self.dir.path().join("cli-config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(args)
+            .env("BERTH_SERVER", self.server_url())
+            .env("BERTH_TOKEN", token)
+            .env("BERTH_CONFIG", config_dir.join("config.json"))
+            .env("XDG_CONFIG_HOME", &config_dir)
+            .env_remove("BERTH_IMAGE")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `berth ARGS` with no server or token in the environment, only the config
+    /// file at `config` (as after `berth login`).
+    #[track_caller]
+    pub fn berth_with_config(&self, config: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(args)
+            .env_remove("BERTH_SERVER")
+            .env_remove("BERTH_TOKEN")
+            .env("BERTH_CONFIG", config);
+        run_bounded(cmd, args)
+    }
+
+    /// A path inside the centre's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `berth ARGS -o json` as `token`, expects success, returns the JSON.
+    #[track_caller]
+    pub fn json(&self, token: &str, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        self.berth(token, &all).ok().json()
+    }
+
+    /// Runs `berth ARGS` as the admin and expects success.
+    #[track_caller]
+    pub fn admin(&self, args: &[&str]) -> Run {
+        self.berth(&self.admin_token, args).ok()
+    }
+
+    /// Starts an agent for `node` at `site` with `count` simulated devices of `class`,
+    /// joining with a fresh join token, and waits until the node is ready with them.
+    #[track_caller]
+    pub fn start_agent(&mut self, node: &str, site: &str, class: &str, count: u32) {
+        let join = self.json(&self.admin_token.clone(), &["admin", "join-token"]);
+        let join_token = join["token"]
+            .as_str()
+            .expect("join-token: token")
+            .to_owned();
+        let state = self.dir.path().join(format!("agent-{node}"));
+        let mut cmd = Command::new(binary("berth-agent"));
+        cmd.arg("--server")
+            .arg(self.server_url())
+            .args(["--node", node, "--site", site])
+            .args(["--join-token", &join_token])
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--devices", &format!("sim:{count}:{class}")])
+            .args(["--runtime", "process", "--heartbeat-wait", "1s"])
+            .env("RUST_LOG", "info")
+            .env("BERTH_LOG", "info");
+        let log = self.dir.path().join(format!("agent-{node}.log"));
+        self.agents
+            .push(Proc::spawn(&format!("berth-agent {node}"), &mut cmd, log));
+        self.wait_node_ready(node, count as usize);
+    }
+
+    /// Polls `berth nodes` until `node` is ready with `devices` devices.
+    #[track_caller]
+    pub fn wait_node_ready(&mut self, node: &str, devices: usize) {
+        let deadline = Instant::now() + JOIN_DEADLINE;
+        loop {
+            for a in &mut self.agents {
+                a.check_alive();
+            }
+            self.scheduler.check_alive();
+            let nodes = self.json(&self.admin_token, &["nodes"]);
+            let ready = nodes.as_array().into_iter().flatten().any(|n| {
+                n["name"] == node
+                    && n["state"] == "ready"
+                    && n["devices"].as_array().map_or(0, Vec::len) == devices
+            });
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} not ready with {devices} devices within {JOIN_DEADLINE:?}; \
+                 last `berth nodes`: {nodes}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls until `check` returns `Some`, or fails after `deadline` with `what`.
+    #[track_caller]
+    pub fn eventually<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The tails of the scheduler's and agents' logs.
+    pub fn logs(&self) -> String {
+        let mut out = format!(
+            "--- scheduler log ({}) ---\n{}\n",
+            self.scheduler.log.display(),
+            tail(&self.scheduler.log, 60)
+        );
+        for a in &self.agents {
+            out.push_str(&format!("--- {} log ---\n{}\n", a.name, tail(&a.log, 60)));
+        }
+        out
+    }
+}
+
+impl Drop for Centre {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// A `berth` run in the background.
+pub struct Running {
+    args: Vec<String>,
+    child: Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command, args: &[&str]) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start berth");
+        let mut out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        Self {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child,
+            out: std::thread::spawn(move || {
+                let mut b = Vec::new();
+                let _ = out.read_to_end(&mut b);
+                b
+            }),
+            err: std::thread::spawn(move || {
+                let mut b = Vec::new();
+                let _ = err.read_to_end(&mut b);
+                b
+            }),
+        }
+    }
+
+    /// Waits for it to end, killing it (and failing) after [`COMMAND_DEADLINE`].
+    #[track_caller]
+    pub fn finish(mut self) -> Run {
+        let deadline = Instant::now() + COMMAND_DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for berth") {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let run = Run {
+            args: self.args,
+            code: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&self.out.join().unwrap_or_default()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned(),
+        };
+        assert!(
+            status.is_some(),
+            "berth {:?} did not finish within {COMMAND_DEADLINE:?}:\n{}",
+            run.args,
+            run.describe()
+        );
+        run
+    }
+}
+
+/// Runs a command with captured output, killing it after [`COMMAND_DEADLINE`].
+#[track_caller]
+fn run_bounded(cmd: Command, args: &[&str]) -> Run {
+    Running::spawn(cmd, args).finish()
+}
+
+/// Status code of `GET path` over plain HTTP/1.1, or `None` if it cannot be had.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < 12 {
+        let m = s.read(&mut head[n..]).ok()?;
+        if m == 0 {
+            break;
+        }
+        n += m;
+    }
+    let line = std::str::from_utf8(&head[..n]).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The strings of a JSON array, as a set.
+pub fn string_set(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The ids of a JSON array of objects.
+pub fn ids(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
