@@ -1,1 +1,45 @@
-//! placeholder
+//! The Berth node agent.
+//!
+//! It joins the scheduler, reports the node's devices and their telemetry, and runs
+//! the jobs the scheduler wants on this node, reconciling desired against observed on
+//! every heartbeat. Modules:
+//!
+//! - [`devices`]: device discovery and telemetry behind [`devices::DeviceBackend`]
+//!   (simulated GPUs today).
+//! - [`runtime`]: what runs jobs, behind [`runtime::Runtime`] (host processes today).
+//! - [`reconcile`]: the pure desired-vs-observed diff.
+//! - [`logs`]: job output cut into chunks and shipped to the scheduler.
+//! - `client`, `reporter`: the agent protocol's calls (credential, re-join, retries).
+//! - `jobs`, `agent`: the job table and the loop.
+//!
+//! `berth up` and the `berth-agent` binary both call [`run`].
+
+mod agent;
+mod client;
+pub mod config;
+pub mod devices;
+pub mod error;
+mod jobs;
+pub mod logs;
+pub mod reconcile;
+mod reporter;
+pub mod runtime;
+
+pub use agent::AGENT_VERSION;
+pub use config::AgentConfig;
+pub use error::AgentError;
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs the agent until `shutdown` is cancelled, then stops its jobs (each with its
+/// grace period), ships their output, reports them and returns `Ok`.
+///
+/// Fails at start on a bad configuration, an unusable state directory, or when the
+/// node has no credential and cannot join; once running, connection trouble is
+/// retried and running jobs keep running.
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    match agent::Agent::start(config, &shutdown).await? {
+        Some(agent) => agent.run(shutdown).await,
+        None => Ok(()),
+    }
+}

@@ -1,1 +1,156 @@
-fn main() {}
+//! `berth-agent`: the Berth node agent.
+
+use anyhow::Context;
+use berth_agent::config::{self, AgentConfig};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The Berth node agent: reports this server's accelerators to the scheduler and runs
+/// the jobs it is given.
+#[derive(Debug, Parser)]
+#[command(name = "berth-agent", version, about)]
+struct Args {
+    /// Scheduler gRPC address, e.g. http://scheduler:7070.
+    #[arg(long, env = "BERTH_SERVER")]
+    server: String,
+
+    /// Node name (lower-case letters, digits, '-', '_', '.'); default: the host name.
+    #[arg(long, env = "BERTH_NODE")]
+    node: Option<String>,
+
+    /// Site (centre) this node belongs to, e.g. busan-ifc.
+    #[arg(long, env = "BERTH_SITE")]
+    site: String,
+
+    /// Host name reported to the scheduler; default: the system's.
+    #[arg(long, env = "BERTH_HOSTNAME")]
+    hostname: Option<String>,
+
+    /// Join token, needed when the node has no stored credential yet.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+
+    /// Where the agent keeps its credential, job records and job scratch directories.
+    #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth-agent")]
+    state_dir: PathBuf,
+
+    /// Devices: sim:COUNT[:CLASS] for simulated GPUs.
+    #[arg(long, env = "BERTH_DEVICES", default_value = config::DEFAULT_DEVICES)]
+    devices: String,
+
+    /// Job runtime: process (commands run directly on the host; for development).
+    #[arg(long, env = "BERTH_RUNTIME", default_value = config::DEFAULT_RUNTIME)]
+    runtime: String,
+
+    /// How long the scheduler may hold a heartbeat when nothing changes, e.g. 10s, 500ms.
+    #[arg(long, env = "BERTH_HEARTBEAT_WAIT", default_value = "10s", value_parser = config::parse_duration)]
+    heartbeat_wait: Duration,
+
+    /// Log filter: error, warn, info, debug, trace, or directives like berth_agent=debug.
+    #[arg(long, env = "BERTH_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let system_hostname = config::system_hostname();
+    let node = match args.node {
+        Some(node) => node,
+        None => config::node_name_from_hostname(
+            system_hostname
+                .as_deref()
+                .context("cannot read the host name: pass --node")?,
+        ),
+    };
+    let mut config = AgentConfig::new(args.server, node, args.site, args.state_dir);
+    if let Some(hostname) = args.hostname.or(system_hostname) {
+        config.hostname = hostname;
+    }
+    config.join_token = args.join_token.filter(|t| !t.is_empty());
+    config.devices = args.devices;
+    config.runtime = args.runtime;
+    config.heartbeat_wait = args.heartbeat_wait;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    berth_agent::run(config, shutdown).await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => Some(term),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM");
+            None
+        }
+    };
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_flags() {
+        let args = Args::try_parse_from([
+            "berth-agent",
+            "--server",
+            "http://s:7070",
+            "--site",
+            "local",
+            "--heartbeat-wait",
+            "500ms",
+            "--devices",
+            "sim:2:h100",
+        ])
+        .unwrap();
+        assert_eq!(args.heartbeat_wait, Duration::from_millis(500));
+        assert_eq!(args.devices, "sim:2:h100");
+        assert_eq!(args.state_dir, PathBuf::from("/var/lib/berth-agent"));
+        assert!(
+            Args::try_parse_from([
+                "berth-agent",
+                "--server",
+                "x",
+                "--site",
+                "s",
+                "--heartbeat-wait",
+                "5x"
+            ])
+            .is_err()
+        );
+    }
+}

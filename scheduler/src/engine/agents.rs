@@ -328,6 +328,12 @@ impl Engine {
                 self.save_job(state, row).await
             }
             v1::JobPhase::Exited => {
+                // A job that ran too briefly to be reported running still used its devices.
+                if let (Some(j), Some(at)) = (state.jobs.get_mut(&obs.job_id), &obs.started_at)
+                    && j.row.started_ms.is_none()
+                {
+                    j.row.started_ms = Some(ts_to_ms(at));
+                }
                 let code = obs.exit_code.unwrap_or(-1);
                 self.end_job(state, &obs.job_id, Ending::Exited(code)).await
             }

@@ -204,7 +204,7 @@ pub(crate) fn audit(
     }
 }
 
-pub(crate) use booking::{check_class, refusal};
+pub(crate) use booking::{check_class, refusal, reservation_usage};
 
 impl Engine {
     /// A node as the API shows it.

@@ -253,13 +253,24 @@ impl v1::usage_server::Usage for UsageService {
         if to <= from {
             return Err(Error::field("to", "must be after from").into());
         }
-        let rows = self
+        let mut rows = self
             .0
             .store
             .list_usage(org.as_deref(), from, to)
             .await
             .map_err(Error::from)?;
         let state = self.0.lock().await;
+        // Bookings are charged when confirmed: live ones count for their whole window
+        // (their final record replaces this when they end).
+        let mut live: Vec<_> = state
+            .reservations
+            .values()
+            .filter(|r| org.as_ref().is_none_or(|o| *o == r.org))
+            .filter(|r| r.start_ms < to && r.end_ms > from)
+            .map(|r| crate::engine::reservation_usage(r, r.end_ms))
+            .collect();
+        live.sort_by_key(|u| u.start_ms);
+        rows.extend(live);
         let mut totals: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
         let records = rows
             .iter()

@@ -1,0 +1,379 @@
+//! The connection to the scheduler: the node credential, joining, and the agent RPCs.
+//!
+//! The credential lives in `<state_dir>/credential` (mode 0600). Without one the
+//! agent joins with its join token. Every other call carries
+//! `authorization: Bearer <credential>`; when the scheduler answers UNAUTHENTICATED
+//! and a join token is configured, the agent joins again (once, however many calls
+//! failed together) and retries the call.
+
+use crate::error::AgentError;
+use crate::logs::{LogTransport, PushError};
+use async_trait::async_trait;
+use berth_proto::v1::agent_client::AgentClient;
+use berth_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, JoinRequest, LogChunk, ObservedJob, PushLogsRequest,
+};
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+/// Time limit of calls other than the heartbeat.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra time a heartbeat may take beyond the wait the scheduler may hold it.
+const HEARTBEAT_SLACK: Duration = Duration::from_secs(15);
+
+/// A failed call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// Worth retrying later: unreachable, overloaded, timed out, credential refused.
+    #[error("{}", describe(.0))]
+    Transient(Status),
+    /// The scheduler refused the request itself; retrying the same will not help.
+    #[error("{}", describe(.0))]
+    Rejected(Status),
+}
+
+fn describe(s: &Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+impl CallError {
+    fn from_status(status: Status) -> Self {
+        match status.code() {
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::OutOfRange => CallError::Rejected(status),
+            _ => CallError::Transient(status),
+        }
+    }
+}
+
+/// What the agent tells the scheduler when it joins (the token is added per join).
+#[derive(Debug, Clone, Default)]
+pub struct JoinInfo {
+    /// Join token, if configured.
+    pub token: Option<String>,
+    /// The request without its token.
+    pub request: JoinRequest,
+}
+
+/// A cheap-to-clone handle on the scheduler's agent service.
+#[derive(Clone)]
+pub struct SchedulerClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: AgentClient<Channel>,
+    credential_path: PathBuf,
+    credential: RwLock<Option<String>>,
+    join: JoinInfo,
+    rejoin: tokio::sync::Mutex<()>,
+}
+
+/// Normalises a server address (`host:port` gets `http://`) and checks it.
+pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
+    let url = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    };
+    let endpoint = Endpoint::from_shared(url)
+        .map_err(|e| AgentError::Config(format!("server address {server:?}: {e}")))?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+impl SchedulerClient {
+    /// A client for `server` (connecting lazily), keeping its credential in `state_dir`.
+    pub fn new(server: &str, state_dir: &Path, join: JoinInfo) -> Result<Self, AgentError> {
+        let channel = endpoint(server)?.connect_lazy();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: AgentClient::new(channel),
+                credential_path: state_dir.join("credential"),
+                credential: RwLock::new(None),
+                join,
+                rejoin: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    fn credential(&self) -> Option<String> {
+        self.inner
+            .credential
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_credential(&self, credential: String) {
+        *self
+            .inner
+            .credential
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(credential);
+    }
+
+    /// Loads the stored credential; returns whether there was one.
+    pub async fn load_credential(&self) -> Result<bool, AgentError> {
+        let path = &self.inner.credential_path;
+        match tokio::fs::read_to_string(path).await {
+            Ok(text) => {
+                let credential = text.trim().to_owned();
+                if credential.is_empty() {
+                    return Ok(false);
+                }
+                if !credential.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(AgentError::Config(format!(
+                        "{} does not hold a valid credential",
+                        path.display()
+                    )));
+                }
+                self.set_credential(credential);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AgentError::state(path, e)),
+        }
+    }
+
+    /// Whether a join token is configured.
+    pub fn can_join(&self) -> bool {
+        self.inner.join.token.is_some()
+    }
+
+    /// The path of the stored credential.
+    pub fn credential_path(&self) -> &Path {
+        &self.inner.credential_path
+    }
+
+    /// Joins with the join token and stores the credential it returns.
+    pub async fn join(&self) -> Result<(), CallError> {
+        let Some(token) = self.inner.join.token.clone() else {
+            return Err(CallError::Rejected(Status::unauthenticated(
+                "no join token configured",
+            )));
+        };
+        let mut request = Request::new(JoinRequest {
+            join_token: token,
+            ..self.inner.join.request.clone()
+        });
+        request.set_timeout(CALL_TIMEOUT);
+        let response = match self.inner.client.clone().join(request).await {
+            Ok(r) => r.into_inner(),
+            // A bad join token will not get better by retrying.
+            Err(s) if s.code() == Code::Unauthenticated => return Err(CallError::Rejected(s)),
+            Err(s) => return Err(CallError::from_status(s)),
+        };
+        let credential = response.credential.trim().to_owned();
+        if credential.is_empty() || !credential.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CallError::Rejected(Status::internal(
+                "the scheduler returned an unusable credential",
+            )));
+        }
+        if !response.node.is_empty() && response.node != self.inner.join.request.node {
+            tracing::warn!(asked = %self.inner.join.request.node, got = %response.node, "scheduler registered the node under another name");
+        }
+        if let Err(error) = save_credential(&self.inner.credential_path, &credential).await {
+            // Still usable for this run; the next start will join again.
+            tracing::warn!(%error, "cannot store the node credential");
+        }
+        self.set_credential(credential);
+        tracing::info!(node = %self.inner.join.request.node, "joined the scheduler");
+        Ok(())
+    }
+
+    /// Joins again after `rejected` was refused, unless another call already did.
+    async fn rejoin(&self, rejected: Option<&str>) -> Result<(), CallError> {
+        let _guard = self.inner.rejoin.lock().await;
+        if self.credential().as_deref() != rejected {
+            return Ok(());
+        }
+        if !self.can_join() {
+            return Err(CallError::Transient(Status::unauthenticated(
+                "the scheduler refused the node credential and no join token is configured to get a new one",
+            )));
+        }
+        tracing::info!("the scheduler refused the node credential; joining again");
+        self.join().await
+    }
+
+    /// Runs one authenticated call, re-joining once on UNAUTHENTICATED.
+    async fn call<M, R, F, Fut>(&self, msg: M, timeout: Duration, f: F) -> Result<R, CallError>
+    where
+        M: Clone,
+        F: Fn(AgentClient<Channel>, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let mut rejoined = false;
+        loop {
+            let credential = self.credential();
+            let mut request = Request::new(msg.clone());
+            request.set_timeout(timeout);
+            if let Some(c) = &credential {
+                let value = format!("Bearer {c}").parse().map_err(|_| {
+                    CallError::Rejected(Status::internal("credential is not valid metadata"))
+                })?;
+                request
+                    .metadata_mut()
+                    .insert(berth_proto::AUTHORIZATION, value);
+            }
+            match f(self.inner.client.clone(), request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(s) if s.code() == Code::Unauthenticated && !rejoined => {
+                    rejoined = true;
+                    // Auth trouble is never a reason to drop a report or log chunks.
+                    if let Err(e) = self.rejoin(credential.as_deref()).await {
+                        let (CallError::Transient(status) | CallError::Rejected(status)) = e;
+                        return Err(CallError::Transient(status));
+                    }
+                }
+                Err(s) if s.code() == Code::Unauthenticated => {
+                    return Err(CallError::Transient(s));
+                }
+                Err(s) => return Err(CallError::from_status(s)),
+            }
+        }
+    }
+
+    /// Sends a heartbeat; the scheduler may hold it up to the request's `wait`.
+    pub async fn heartbeat(
+        &self,
+        request: HeartbeatRequest,
+        wait: Duration,
+    ) -> Result<HeartbeatResponse, CallError> {
+        self.call(request, wait + HEARTBEAT_SLACK, |mut c, r| async move {
+            c.heartbeat(r).await
+        })
+        .await
+    }
+
+    /// Reports a job's state change.
+    pub async fn report_job(&self, job: ObservedJob) -> Result<(), CallError> {
+        self.call(job, CALL_TIMEOUT, |mut c, r| async move {
+            c.report_job(r).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Ships log chunks of one job; returns the highest seq stored.
+    pub async fn push_logs(&self, job_id: &str, chunks: Vec<LogChunk>) -> Result<u64, CallError> {
+        let request = PushLogsRequest {
+            job_id: job_id.to_owned(),
+            chunks,
+        };
+        self.call(request, CALL_TIMEOUT, |mut c, r| async move {
+            c.push_logs(r).await
+        })
+        .await
+        .map(|r| r.stored_seq)
+    }
+}
+
+#[async_trait]
+impl LogTransport for SchedulerClient {
+    async fn push(&self, job_id: &str, chunks: Vec<LogChunk>) -> Result<u64, PushError> {
+        self.push_logs(job_id, chunks).await.map_err(|e| match e {
+            CallError::Transient(_) => PushError::Retry(e.to_string()),
+            CallError::Rejected(_) => PushError::Rejected(e.to_string()),
+        })
+    }
+}
+
+/// Writes the credential readable by its owner only, atomically.
+async fn save_credential(path: &Path, credential: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    let mut file = options.open(&tmp).await?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, credential.as_bytes()).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert!(endpoint("http://127.0.0.1:7070").is_ok());
+        assert!(endpoint("127.0.0.1:7070").is_ok());
+        assert_eq!(
+            endpoint("127.0.0.1:7070").unwrap().uri().to_string(),
+            "http://127.0.0.1:7070/"
+        );
+        assert!(matches!(
+            endpoint("http://bad host"),
+            Err(AgentError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::PermissionDenied,
+        ] {
+            assert!(matches!(
+                CallError::from_status(Status::new(code, "x")),
+                CallError::Rejected(_)
+            ));
+        }
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Internal,
+            Code::Unknown,
+            Code::ResourceExhausted,
+        ] {
+            assert!(matches!(
+                CallError::from_status(Status::new(code, "x")),
+                CallError::Transient(_)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_stored_owner_only_and_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let client =
+            SchedulerClient::new("http://127.0.0.1:1", dir.path(), JoinInfo::default()).unwrap();
+        assert!(!client.load_credential().await.unwrap());
+        save_credential(client.credential_path(), "secret-1")
+            .await
+            .unwrap();
+        save_credential(client.credential_path(), "secret-2")
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(client.credential_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(client.load_credential().await.unwrap());
+        assert_eq!(client.credential().as_deref(), Some("secret-2"));
+        std::fs::write(client.credential_path(), "bad\u{1}cred").unwrap();
+        assert!(client.load_credential().await.is_err());
+    }
+}
