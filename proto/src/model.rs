@@ -173,7 +173,10 @@ fn count(field: &str, value: u32) -> Result<u32, FieldError> {
         return Err(FieldError::new(field, "must be at least 1"));
     }
     if value > MAX_COUNT {
-        return Err(FieldError::new(field, format!("must be at most {MAX_COUNT}")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_COUNT}"),
+        ));
     }
     Ok(value)
 }
@@ -196,7 +199,10 @@ pub struct ReservationSpec {
 impl ReservationSpec {
     /// Validates a booking request against the current time. A start up to
     /// [`START_SLACK_MS`] in the past is taken as "now".
-    pub fn from_request(req: &v1::CreateReservationRequest, now: UnixMs) -> Result<Self, FieldError> {
+    pub fn from_request(
+        req: &v1::CreateReservationRequest,
+        now: UnixMs,
+    ) -> Result<Self, FieldError> {
         let class = name("class", &req.class)?;
         let count = count("count", req.count)?;
         let site = optional_name("site", &req.site)?;
@@ -221,7 +227,10 @@ impl ReservationSpec {
             return Err(FieldError::new("end", "is in the past"));
         }
         if end - start > MAX_SPAN_MS {
-            return Err(FieldError::new("end", "the window must be at most 366 days"));
+            return Err(FieldError::new(
+                "end",
+                "the window must be at most 366 days",
+            ));
         }
         Ok(Self {
             class,
@@ -274,7 +283,10 @@ impl JobSpec {
                 ));
             }
             (true, true) => {
-                return Err(FieldError::new("class", "give a reservation or a class to run on"));
+                return Err(FieldError::new(
+                    "class",
+                    "give a reservation or a class to run on",
+                ));
             }
         };
         if req.name.len() > 128 {
@@ -286,29 +298,47 @@ impl JobSpec {
             return Err(FieldError::new("image", "must not be empty"));
         }
         if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(FieldError::new("image", format!("{image:?} is not an image reference")));
+            return Err(FieldError::new(
+                "image",
+                format!("{image:?} is not an image reference"),
+            ));
         }
         if req.command.len() > 4096 {
             return Err(FieldError::new("command", "has too many arguments"));
         }
         if req.command.iter().any(|a| a.contains('\0')) {
-            return Err(FieldError::new("command", "must not contain NUL characters"));
+            return Err(FieldError::new(
+                "command",
+                "must not contain NUL characters",
+            ));
         }
         if req.env.len() > 256 {
             return Err(FieldError::new("env", "has more than 256 variables"));
         }
         let mut env = BTreeMap::new();
         for (k, v) in &req.env {
-            let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(FieldError::new(format!("env.{k}"), "is not a valid variable name"));
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    "is not a valid variable name",
+                ));
             }
             if RESERVED_ENV.contains(&k.as_str()) {
-                return Err(FieldError::new(format!("env.{k}"), "is set by Berth and cannot be overridden"));
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    "is set by Berth and cannot be overridden",
+                ));
             }
             if v.contains('\0') {
-                return Err(FieldError::new(format!("env.{k}"), "must not contain NUL characters"));
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    "must not contain NUL characters",
+                ));
             }
             env.insert(k.clone(), v.clone());
         }
@@ -365,18 +395,40 @@ mod tests {
     fn booking_validation_names_the_field() {
         let now = 1_000_000_000;
         let h = crate::time::HOUR_MS;
-        assert_eq!(ReservationSpec::from_request(&booking(0, now, now + h), now).unwrap_err().field, "count");
-        assert_eq!(ReservationSpec::from_request(&booking(1, now + h, now), now).unwrap_err().field, "end");
-        assert_eq!(ReservationSpec::from_request(&booking(1, now, now), now).unwrap_err().field, "end");
         assert_eq!(
-            ReservationSpec::from_request(&booking(1, now - 2 * h, now + h), now).unwrap_err().field,
+            ReservationSpec::from_request(&booking(0, now, now + h), now)
+                .unwrap_err()
+                .field,
+            "count"
+        );
+        assert_eq!(
+            ReservationSpec::from_request(&booking(1, now + h, now), now)
+                .unwrap_err()
+                .field,
+            "end"
+        );
+        assert_eq!(
+            ReservationSpec::from_request(&booking(1, now, now), now)
+                .unwrap_err()
+                .field,
+            "end"
+        );
+        assert_eq!(
+            ReservationSpec::from_request(&booking(1, now - 2 * h, now + h), now)
+                .unwrap_err()
+                .field,
             "start"
         );
         let ok = ReservationSpec::from_request(&booking(2, now - 1000, now + h), now).unwrap();
         assert_eq!((ok.start, ok.end, ok.count), (now, now + h, 2));
         let mut no_start = booking(1, now, now + h);
         no_start.start = None;
-        assert_eq!(ReservationSpec::from_request(&no_start, now).unwrap_err().field, "start");
+        assert_eq!(
+            ReservationSpec::from_request(&no_start, now)
+                .unwrap_err()
+                .field,
+            "start"
+        );
     }
 
     #[test]
@@ -397,13 +449,22 @@ mod tests {
         assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "max_runtime");
         let mut r = base.clone();
         r.env.insert("CUDA_VISIBLE_DEVICES".into(), "all".into());
-        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "env.CUDA_VISIBLE_DEVICES");
+        assert_eq!(
+            JobSpec::from_request(&r).unwrap_err().field,
+            "env.CUDA_VISIBLE_DEVICES"
+        );
         let mut r = base.clone();
         r.reservation_id = "nope".into();
-        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "reservation_id");
+        assert_eq!(
+            JobSpec::from_request(&r).unwrap_err().field,
+            "reservation_id"
+        );
         let mut r = base;
         r.class.clear();
         r.reservation_id = "7f1d7f7e-9a65-4a39-a0e6-2f1b6a0f3b11".into();
-        assert!(matches!(JobSpec::from_request(&r).unwrap().target, JobTarget::Reservation(_)));
+        assert!(matches!(
+            JobSpec::from_request(&r).unwrap().target,
+            JobTarget::Reservation(_)
+        ));
     }
 }
