@@ -410,3 +410,17 @@ async fn a_silent_node_becomes_unreachable_and_its_devices_are_not_booked() {
     assert_eq!(state(r), v1::NodeState::Ready as i32);
     c.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_scheduler_refuses_to_start_without_a_signing_key_unless_in_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::dev(dir.path().to_path_buf());
+    config.dev = false;
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    let err = server::start(config.clone()).await.err().expect("started without a key");
+    assert!(err.to_string().contains("no signing key"), "{err}");
+    config.signing_key = Some(b"too-short".to_vec());
+    let err = server::start(config).await.err().expect("started with a weak key");
+    assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+}
