@@ -142,6 +142,8 @@ enum Jobs {
     FinishedMs,
     DeadlineMs,
     Generation,
+    Datasets,
+    Network,
 }
 
 #[derive(DeriveIden)]
@@ -417,6 +419,8 @@ impl MigrationTrait for Migration {
                     .col(text(Jobs::Image))
                     .col(text(Jobs::Command))
                     .col(text(Jobs::Env))
+                    .col(text(Jobs::Datasets).default("[]"))
+                    .col(text(Jobs::Network).default("bridge"))
                     .col(big_integer(Jobs::MaxRuntimeMs))
                     .col(text_null(Jobs::ReservationId))
                     .col(text(Jobs::State))

@@ -268,6 +268,10 @@ pub struct JobSpec {
     pub env: BTreeMap<String, String>,
     /// Longest the job may run, milliseconds.
     pub max_runtime_ms: i64,
+    /// Admin-approved datasets: (name, read-write).
+    pub datasets: Vec<(String, bool)>,
+    /// Network mode: `bridge` or `none`.
+    pub network: String,
 }
 
 impl JobSpec {
@@ -342,6 +346,56 @@ impl JobSpec {
             }
             env.insert(k.clone(), v.clone());
         }
+        if req.privileged {
+            return Err(FieldError::new(
+                "privileged",
+                "jobs never run privileged; devices are given to the job without it",
+            ));
+        }
+        if let Some(cap) = req.cap_add.first() {
+            return Err(FieldError::new(
+                "cap_add",
+                format!("extra capabilities ({cap}) are not granted to jobs"),
+            ));
+        }
+        if let Some(m) = req.host_mounts.first() {
+            return Err(FieldError::new(
+                "host_mounts",
+                format!(
+                    "host paths ({m}) cannot be mounted; use an admin-approved dataset (--dataset NAME) or the job's scratch directory"
+                ),
+            ));
+        }
+        let network = match req.network.as_str() {
+            "" | "bridge" => "bridge".to_owned(),
+            "none" => "none".to_owned(),
+            "host" => {
+                return Err(FieldError::new(
+                    "network",
+                    "host networking is not allowed for jobs",
+                ));
+            }
+            other => {
+                return Err(FieldError::new(
+                    "network",
+                    format!("{other:?} is not a network mode (use bridge or none)"),
+                ));
+            }
+        };
+        if req.datasets.len() > 32 {
+            return Err(FieldError::new("datasets", "at most 32 datasets"));
+        }
+        let mut datasets = Vec::new();
+        for d in &req.datasets {
+            let n = name("datasets.name", &d.name)?;
+            if datasets.iter().any(|(x, _): &(String, bool)| *x == n) {
+                return Err(FieldError::new(
+                    "datasets.name",
+                    format!("{n:?} is given twice"),
+                ));
+            }
+            datasets.push((n, d.read_write));
+        }
         let max_runtime_ms = match &req.max_runtime {
             None => DEFAULT_MAX_RUNTIME_MS,
             Some(d) => {
@@ -363,6 +417,8 @@ impl JobSpec {
             command: req.command.clone(),
             env,
             max_runtime_ms,
+            datasets,
+            network,
         })
     }
 }
@@ -458,6 +514,27 @@ mod tests {
         assert_eq!(
             JobSpec::from_request(&r).unwrap_err().field,
             "reservation_id"
+        );
+        let mut r = base.clone();
+        r.privileged = true;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "privileged");
+        let mut r = base.clone();
+        r.host_mounts.push("/etc:/etc".into());
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "host_mounts");
+        let mut r = base.clone();
+        r.cap_add.push("SYS_ADMIN".into());
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "cap_add");
+        let mut r = base.clone();
+        r.network = "host".into();
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "network");
+        let mut r = base.clone();
+        r.datasets.push(v1::DatasetMount {
+            name: "imagenet".into(),
+            read_write: false,
+        });
+        assert_eq!(
+            JobSpec::from_request(&r).unwrap().datasets,
+            vec![("imagenet".to_owned(), false)]
         );
         let mut r = base;
         r.class.clear();

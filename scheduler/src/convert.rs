@@ -150,7 +150,19 @@ pub fn job(j: &LiveJob) -> v1::Job {
         started_at: opt_ts(r.started_ms),
         finished_at: opt_ts(r.finished_ms),
         estimated_start: opt_ts(j.estimated_start),
+        datasets: datasets(&r.datasets),
+        network: r.network.clone(),
     }
+}
+
+/// Dataset mounts on the wire.
+pub fn datasets(d: &[(String, bool)]) -> Vec<v1::DatasetMount> {
+    d.iter()
+        .map(|(name, rw)| v1::DatasetMount {
+            name: name.clone(),
+            read_write: *rw,
+        })
+        .collect()
 }
 
 /// A usage record.

@@ -211,6 +211,8 @@ mod tests {
             image: "i".into(),
             command: vec![],
             env: Default::default(),
+            datasets: vec![],
+            network: "bridge".into(),
             max_runtime_ms: 1,
             reservation_id: None,
             state: JobState::Running,

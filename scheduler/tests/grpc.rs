@@ -418,9 +418,131 @@ async fn the_scheduler_refuses_to_start_without_a_signing_key_unless_in_dev_mode
     config.dev = false;
     config.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
-    let err = server::start(config.clone()).await.err().expect("started without a key");
+    let err = server::start(config.clone())
+        .await
+        .err()
+        .expect("started without a key");
     assert!(err.to_string().contains("no signing key"), "{err}");
     config.signing_key = Some(b"too-short".to_vec());
-    let err = server::start(config).await.err().expect("started with a weak key");
+    let err = server::start(config)
+        .await
+        .err()
+        .expect("started with a weak key");
     assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it() {
+    let c = centre(15_000).await;
+    let (cred, devices) = c.join("n1", 1).await;
+    let alice = c.user("acme", "alice").await;
+    let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
+    let job = jobs
+        .submit_job(authed(
+            v1::SubmitJobRequest {
+                class: "gpu".into(),
+                count: 1,
+                image: "busybox".into(),
+                command: vec!["sleep".into(), "600".into()],
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    let mut known = 0;
+    loop {
+        let r = agent
+            .heartbeat(authed(heartbeat("n1", known, &devices, vec![]), &cred))
+            .await
+            .unwrap()
+            .into_inner();
+        known = r.generation;
+        if r.jobs.iter().any(|d| d.job_id == job.id) {
+            break;
+        }
+    }
+    let running = v1::ObservedJob {
+        job_id: job.id.clone(),
+        phase: v1::JobPhase::Running as i32,
+        ..Default::default()
+    };
+    agent
+        .report_job(authed(running.clone(), &cred))
+        .await
+        .unwrap();
+
+    // The device reports XID 79: the job is no longer wanted on it.
+    let mut failed = heartbeat("n1", known, &devices, vec![running]);
+    failed.devices[0].health = v1::DeviceHealth::Failed as i32;
+    failed.devices[0].health_reason = "XID 79 (GPU has fallen off the bus)".into();
+    failed.wait = None;
+    agent.heartbeat(authed(failed, &cred)).await.unwrap();
+    let r = agent
+        .heartbeat(authed(heartbeat("n1", 0, &devices, vec![]), &cred))
+        .await;
+    // The healthy report that follows does not lift the quarantine.
+    assert!(r.unwrap().into_inner().jobs.is_empty());
+    let exited = v1::ObservedJob {
+        job_id: job.id.clone(),
+        phase: v1::JobPhase::Exited as i32,
+        exit_code: Some(137),
+        stopped_by_agent: true,
+        ..Default::default()
+    };
+    agent.report_job(authed(exited, &cred)).await.unwrap();
+    let done = jobs
+        .get_job(authed(v1::GetJobRequest { id: job.id.clone() }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.state, v1::JobState::Failed as i32);
+    assert!(done.reason.contains("XID 79"), "{}", done.reason);
+
+    let book = |token: String| {
+        let channel = c.channel.clone();
+        async move {
+            let now = now_ms();
+            v1::reservations_client::ReservationsClient::new(channel)
+                .create_reservation(authed(
+                    v1::CreateReservationRequest {
+                        class: "gpu".into(),
+                        count: 1,
+                        start: Some(ms_to_ts(now)),
+                        end: Some(ms_to_ts(now + 3_600_000)),
+                        site: String::new(),
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    assert_eq!(
+        book(alice.clone()).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+    let err = c
+        .admin_client()
+        .clear_device(authed(
+            v1::ClearDeviceRequest {
+                uuid: devices[0].clone(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    c.admin_client()
+        .clear_device(authed(
+            v1::ClearDeviceRequest {
+                uuid: devices[0].clone(),
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap();
+    assert!(book(alice).await.is_ok());
+    c.server.shutdown().await;
 }

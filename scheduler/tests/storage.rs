@@ -277,6 +277,8 @@ fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
             ("HF_HOME".to_owned(), "/scratch/hf".to_owned()),
             ("QUOTE".to_owned(), "a \"quoted\" value, ünïcode".to_owned()),
         ]),
+        datasets: vec![("imagenet".to_owned(), false), ("ckpt".to_owned(), true)],
+        network: "none".to_owned(),
         max_runtime_ms: 3_600_000,
         reservation_id: None,
         state,

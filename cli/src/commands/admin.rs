@@ -30,6 +30,9 @@ pub enum AdminCmd {
     /// Drain or undrain nodes.
     #[command(subcommand)]
     Nodes(NodesCmd),
+    /// Devices: return a quarantined device to service.
+    #[command(subcommand)]
+    Devices(DevicesCmd),
     /// Device classes.
     #[command(subcommand)]
     Classes(ClassesCmd),
@@ -114,6 +117,12 @@ pub enum NodesCmd {
     Drain { node: String },
     /// Make a drained node schedulable again.
     Undrain { node: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DevicesCmd {
+    /// Clear a failed (quarantined) device so it can be booked again.
+    Clear { uuid: String },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -422,6 +431,14 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .await?
                 .into_inner();
             print_nodes(&[n], format)
+        }
+        AdminCmd::Devices(DevicesCmd::Clear { uuid }) => {
+            let d = admin
+                .clear_device(v1::ClearDeviceRequest { uuid: uuid.clone() })
+                .await?
+                .into_inner();
+            output::note(format!("device {} cleared: {}", d.uuid, d.health_reason));
+            Ok(())
         }
         AdminCmd::Nodes(NodesCmd::Undrain { node }) => {
             let n = admin

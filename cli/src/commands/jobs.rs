@@ -34,6 +34,21 @@ pub struct SubmitArgs {
     /// Environment variable for the job; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Mount an admin-approved dataset by name (read-only; NAME:rw for read-write where allowed).
+    #[arg(long = "dataset", value_name = "NAME[:rw]")]
+    pub datasets: Vec<String>,
+    /// Network mode: bridge (default) or none.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Ask for privileged mode (always refused by the scheduler; devices need no privileges).
+    #[arg(long, hide = true)]
+    pub privileged: bool,
+    /// Ask for an extra capability (always refused).
+    #[arg(long = "cap-add", value_name = "CAP", hide = true)]
+    pub cap_add: Vec<String>,
+    /// Ask for a host bind mount SRC:DST (always refused; use --dataset).
+    #[arg(long = "mount", value_name = "SRC:DST", hide = true)]
+    pub host_mounts: Vec<String>,
     /// A name to recognise the job by.
     #[arg(long)]
     pub name: Option<String>,
@@ -237,7 +252,31 @@ pub fn request(args: &SubmitArgs) -> Result<v1::SubmitJobRequest, Error> {
         command: args.command.clone(),
         env: parse_env(&args.env)?,
         max_runtime: max_runtime.map(ms_to_dur),
+        datasets: parse_datasets(&args.datasets)?,
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        host_mounts: args.host_mounts.clone(),
+        network: args.network.clone().unwrap_or_default(),
     })
+}
+
+/// Parses repeated `--dataset NAME[:rw|:ro]` flags.
+pub fn parse_datasets(values: &[String]) -> Result<Vec<v1::DatasetMount>, Error> {
+    values
+        .iter()
+        .map(|v| {
+            let (name, read_write) = match v.rsplit_once(':') {
+                Some((n, "rw")) => (n, true),
+                Some((n, "ro")) => (n, false),
+                Some(_) => return Err(Error::invalid("--dataset", v, "expected NAME, NAME:ro or NAME:rw")),
+                None => (v.as_str(), false),
+            };
+            Ok(v1::DatasetMount {
+                name: name.to_owned(),
+                read_write,
+            })
+        })
+        .collect()
 }
 
 /// `berth submit`; returns the process exit code.

@@ -283,6 +283,41 @@ impl Engine {
         Ok((secret, expires))
     }
 
+    /// Returns a quarantined device to service (admin).
+    pub async fn clear_device(&self, caller: &Caller, uuid: &str) -> Result<crate::state::DeviceEntry> {
+        caller.require_admin()?;
+        if uuid.is_empty() {
+            return Err(Error::field("uuid", "must not be empty"));
+        }
+        let mut state = self.lock().await;
+        let entry = state
+            .devices
+            .get(uuid)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("device {uuid}")))?;
+        if entry.row.health != crate::store::Health::Failed {
+            return Err(Error::FailedPrecondition(format!("device {uuid} is not quarantined")));
+        }
+        let mut row = entry.row.clone();
+        row.health = crate::store::Health::Healthy;
+        row.health_reason = format!("cleared by {} (was: {})", caller.name, entry.row.health_reason);
+        row.updated_ms = now();
+        self.commit(vec![
+            Mutation::UpsertDevice(row.clone()),
+            Mutation::Audit(audit(caller, "device.clear", uuid, row.updated_ms, "ok")),
+        ])
+        .await?;
+        state.cluster.set_device_healthy(uuid, true);
+        let entry = crate::state::DeviceEntry {
+            row,
+            telemetry: entry.telemetry,
+        };
+        state.devices.insert(uuid.to_owned(), entry.clone());
+        drop(state);
+        self.kick();
+        Ok(entry)
+    }
+
     /// Drains (`drain = true`) or undrains a node (admin).
     pub async fn set_drain(
         &self,

@@ -46,7 +46,16 @@ impl Engine {
                 "site {site:?} does not exist: create it with `berth admin sites create {site}`"
             )));
         }
-        let devices = device_rows(&state, &node, &req.devices, t)?;
+        let mut devices = device_rows(&state, &node, &req.devices, t)?;
+        for d in &mut devices {
+            // Quarantine outlives a re-join.
+            if let Some(prev) = state.devices.get(&d.uuid)
+                && prev.row.health == Health::Failed
+            {
+                d.health = Health::Failed;
+                d.health_reason = prev.row.health_reason.clone();
+            }
+        }
         let previous = state.nodes.get(&node).map(|n| n.row.clone());
         if let Some(p) = &previous
             && p.site != site
@@ -141,15 +150,18 @@ impl Engine {
     ) -> Result<HeartbeatReply> {
         caller.require_node(&req.node)?;
         let node = req.node.clone();
-        let mut rx = {
+        let (mut rx, failed) = {
             let mut state = self.lock().await;
-            self.take_heartbeat(&mut state, &req).await?;
+            let failed = self.take_heartbeat(&mut state, &req).await?;
             let entry = state
                 .nodes
                 .get(&node)
                 .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
-            entry.generation_tx.subscribe()
+            (entry.generation_tx.subscribe(), failed)
         };
+        for (job, why) in failed {
+            self.request_stop(&job, JobState::Failed, &why).await?;
+        }
         let current = *rx.borrow_and_update();
         if u64::try_from(current).unwrap_or(0) == req.known_generation {
             let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
@@ -165,8 +177,9 @@ impl Engine {
         })
     }
 
-    /// Applies the heartbeat's observations: lease, devices, jobs.
-    async fn take_heartbeat(&self, state: &mut State, req: &v1::HeartbeatRequest) -> Result<()> {
+    /// Applies the heartbeat's observations: lease, devices, jobs. Returns the jobs to
+    /// stop because a device they hold has just failed.
+    async fn take_heartbeat(&self, state: &mut State, req: &v1::HeartbeatRequest) -> Result<Vec<(String, String)>> {
         let t = now();
         let node = &req.node;
         let entry = state
@@ -189,7 +202,17 @@ impl Engine {
         }
         // Devices: telemetry in memory; health and inventory changes are persisted.
         let mut device_updates = Vec::new();
-        for d in device_rows(state, node, &req.devices, t)? {
+        let mut newly_failed = Vec::new();
+        for mut d in device_rows(state, node, &req.devices, t)? {
+            // A failed device stays quarantined until an admin clears it.
+            if let Some(prev) = state.devices.get(&d.uuid) {
+                if prev.row.health == Health::Failed && d.health != Health::Failed {
+                    d.health = Health::Failed;
+                    d.health_reason = prev.row.health_reason.clone();
+                } else if prev.row.health != Health::Failed && d.health == Health::Failed {
+                    newly_failed.push((d.uuid.clone(), d.health_reason.clone()));
+                }
+            }
             let changed = state.devices.get(&d.uuid).is_none_or(|e| {
                 let o = &e.row;
                 (o.health, &o.health_reason, &o.class, &o.node, o.index)
@@ -241,7 +264,16 @@ impl Engine {
             self.end_job(state, &id, Ending::Lost("the node no longer has it".into()))
                 .await?;
         }
-        Ok(())
+        let mut to_stop = Vec::new();
+        for (uuid, why) in newly_failed {
+            tracing::warn!(device = %uuid, reason = %why, "device failed; quarantined");
+            for j in state.placed_jobs_on(node) {
+                if j.row.devices.contains(&uuid) {
+                    to_stop.push((j.row.id.clone(), format!("device {uuid} failed: {why}")));
+                }
+            }
+        }
+        Ok(to_stop)
     }
 
     /// The desired work of a node.
@@ -264,6 +296,8 @@ impl Engine {
                 deadline: j.row.deadline_ms.map(ms_to_ts),
                 grace: Some(ms_to_dur(self.policy.grace_ms)),
                 org: j.row.org.clone(),
+                datasets: crate::convert::datasets(&j.row.datasets),
+                network: j.row.network.clone(),
             })
             .collect();
         let acknowledged = req

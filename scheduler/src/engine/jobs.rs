@@ -95,6 +95,8 @@ impl Engine {
             image: spec.image.clone(),
             command: spec.command.clone(),
             env: spec.env.clone(),
+            datasets: spec.datasets.clone(),
+            network: spec.network.clone(),
             max_runtime_ms: spec.max_runtime_ms,
             reservation_id,
             state: JobState::Pending,

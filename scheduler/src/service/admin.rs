@@ -110,6 +110,12 @@ impl v1::admin_server::Admin for AdminService {
         }))
     }
 
+    async fn clear_device(&self, req: Request<v1::ClearDeviceRequest>) -> Reply<v1::Device> {
+        let c = caller(&req)?;
+        let d = self.0.clear_device(&c, &req.get_ref().uuid).await?;
+        Ok(Response::new(convert::device(&d)))
+    }
+
     async fn drain_node(&self, req: Request<v1::DrainNodeRequest>) -> Reply<v1::Node> {
         let c = caller(&req)?;
         let row = self.0.set_drain(&c, &req.get_ref().node, true).await?;

@@ -285,6 +285,10 @@ pub struct JobRow {
     pub image: String,
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Admin-approved datasets: (name, read-write).
+    pub datasets: Vec<(String, bool)>,
+    /// Network mode: `bridge` or `none`.
+    pub network: String,
     pub max_runtime_ms: i64,
     pub reservation_id: Option<String>,
     pub state: JobState,

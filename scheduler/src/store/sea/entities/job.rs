@@ -18,6 +18,9 @@ pub struct Model {
     pub command: String,
     /// JSON object of strings.
     pub env: String,
+    /// JSON array of `[name, read_write]` pairs.
+    pub datasets: String,
+    pub network: String,
     pub max_runtime_ms: i64,
     pub reservation_id: Option<String>,
     pub state: String,
