@@ -355,6 +355,7 @@ pub struct LogRow {
 /// One change to durable state. A batch of them is applied in one transaction:
 /// all or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built and consumed once per write; boxing buys nothing
 pub enum Mutation {
     InsertSite(SiteRow),
     InsertClass(ClassRow),
