@@ -268,7 +268,13 @@ pub fn parse_datasets(values: &[String]) -> Result<Vec<v1::DatasetMount>, Error>
             let (name, read_write) = match v.rsplit_once(':') {
                 Some((n, "rw")) => (n, true),
                 Some((n, "ro")) => (n, false),
-                Some(_) => return Err(Error::invalid("--dataset", v, "expected NAME, NAME:ro or NAME:rw")),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "--dataset",
+                        v,
+                        "expected NAME, NAME:ro or NAME:rw",
+                    ));
+                }
                 None => (v.as_str(), false),
             };
             Ok(v1::DatasetMount {

@@ -284,7 +284,11 @@ impl Engine {
     }
 
     /// Returns a quarantined device to service (admin).
-    pub async fn clear_device(&self, caller: &Caller, uuid: &str) -> Result<crate::state::DeviceEntry> {
+    pub async fn clear_device(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<crate::state::DeviceEntry> {
         caller.require_admin()?;
         if uuid.is_empty() {
             return Err(Error::field("uuid", "must not be empty"));
@@ -296,11 +300,16 @@ impl Engine {
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("device {uuid}")))?;
         if entry.row.health != crate::store::Health::Failed {
-            return Err(Error::FailedPrecondition(format!("device {uuid} is not quarantined")));
+            return Err(Error::FailedPrecondition(format!(
+                "device {uuid} is not quarantined"
+            )));
         }
         let mut row = entry.row.clone();
         row.health = crate::store::Health::Healthy;
-        row.health_reason = format!("cleared by {} (was: {})", caller.name, entry.row.health_reason);
+        row.health_reason = format!(
+            "cleared by {} (was: {})",
+            caller.name, entry.row.health_reason
+        );
         row.updated_ms = now();
         self.commit(vec![
             Mutation::UpsertDevice(row.clone()),

@@ -179,7 +179,11 @@ impl Engine {
 
     /// Applies the heartbeat's observations: lease, devices, jobs. Returns the jobs to
     /// stop because a device they hold has just failed.
-    async fn take_heartbeat(&self, state: &mut State, req: &v1::HeartbeatRequest) -> Result<Vec<(String, String)>> {
+    async fn take_heartbeat(
+        &self,
+        state: &mut State,
+        req: &v1::HeartbeatRequest,
+    ) -> Result<Vec<(String, String)>> {
         let t = now();
         let node = &req.node;
         let entry = state
