@@ -91,6 +91,7 @@ impl StopReason {
 
 /// One thing to do.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per reconcile; boxing buys nothing
 pub enum Action {
     /// Start this job.
     Start(DesiredJob),
