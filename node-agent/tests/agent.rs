@@ -296,6 +296,7 @@ impl Harness {
             deadline: Some(ms_to_ts(now_ms() + 3_600_000)),
             grace: Some(ms_to_dur(10_000)),
             org: "acme".to_owned(),
+            ..Default::default()
         }
     }
 }
