@@ -517,6 +517,8 @@ mod tests {
             started_at: Some(ms_to_ts(1_796_083_201_000)),
             finished_at: Some(ms_to_ts(1_796_083_202_000)),
             estimated_start: None,
+            datasets: vec![],
+            network: "bridge".into(),
         }
     }
 
