@@ -382,6 +382,7 @@ mod tests {
             deadline: Some(ms_to_ts(5000)),
             grace: Some(berth_proto::time::ms_to_dur(1500)),
             org: "acme".into(),
+            ..Default::default()
         };
         let s = spec_of(&d, 4, Path::new("/state"));
         assert_eq!(s.grace, Duration::from_millis(1500));
