@@ -16,6 +16,6 @@ else
 fi
 
 echo "== all tests (end-to-end on SQLite)" >&2
-run --workspace --all-targets
+run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2
 BERTH_E2E_DB=postgres run -p berth-cli --test e2e
