@@ -2,11 +2,13 @@
 //!
 //! Devices are keyed by UUID, never by index (indexes change across reboots). A
 //! backend discovers the devices once at start and is then sampled on every
-//! heartbeat. Only the simulated backend exists today (`sim:COUNT[:CLASS]`); an NVML
-//! backend for NVIDIA GPUs and `rbln-smi` / `furiosa-smi` backends for NPUs fit the
-//! same trait: discovery maps to their device listings, sampling to their telemetry
-//! and health queries (XID events, ECC, fell off the bus → [`Health::Failed`]).
+//! heartbeat. Backends (`--devices`): [`nvml`] for NVIDIA GPUs (XID events,
+//! uncorrectable ECC, lost from the bus → [`Health::Failed`]), [`npu`] for Rebellions
+//! (`rbln-smi`) and FuriosaAI (`furiosa-smi`) NPUs, [`sim`] for simulated GPUs, and
+//! `auto`, which picks what the machine has.
 
+pub mod npu;
+pub mod nvml;
 pub mod sim;
 
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// A device as discovered: what does not change while the agent runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeviceInfo {
     /// Stable identity, e.g. `GPU-1f2e...` for NVIDIA.
     pub uuid: String,
@@ -34,6 +36,10 @@ pub struct DeviceInfo {
     pub memory_bytes: u64,
     /// PCI bus id, e.g. `00000000:1B:00.0`.
     pub pci_bus_id: String,
+    /// Host device nodes a container must be given to use this device (NPUs, e.g.
+    /// `/dev/rbln0`). Empty for NVIDIA GPUs, which go through a device request by
+    /// UUID, and for simulated devices.
+    pub device_nodes: Vec<std::path::PathBuf>,
 }
 
 /// Device health as the backend judges it.
@@ -59,7 +65,7 @@ impl Health {
 }
 
 /// One telemetry reading of one device.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Telemetry {
     /// When it was taken.
     pub sampled_at_ms: UnixMs,
@@ -75,6 +81,54 @@ pub struct Telemetry {
     pub power_w: f64,
     /// Energy used since the driver loaded; never decreases.
     pub energy_j: f64,
+    /// Vendor-specific counters beyond the normalised fields; empty where the
+    /// backend has none (they feed `/metrics` and `probe`, not the heartbeat).
+    pub extra: TelemetryExtra,
+}
+
+/// Counters some backends report besides [`Telemetry`]'s normalised fields.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TelemetryExtra {
+    /// Free device memory, when the backend reports it apart from used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_free_bytes: Option<u64>,
+    /// Share of time the memory controller was busy, percent (NVML's "memory
+    /// utilisation", DCGM's `MEM_COPY_UTIL`); not the same as used / total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_busy_pct: Option<f64>,
+    /// SM (shader) clock, MHz.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sm_clock_mhz: Option<u32>,
+    /// Memory clock, MHz.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_clock_mhz: Option<u32>,
+    /// Corrected (single-bit) ECC errors since the driver loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecc_corrected_volatile: Option<u64>,
+    /// Uncorrected (double-bit) ECC errors since the driver loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecc_uncorrected_volatile: Option<u64>,
+    /// Memory pages retired (pre-Ampere GPUs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_pages: Option<u64>,
+    /// Rows remapped for correctable / uncorrectable errors (Ampere and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remapped_rows_correctable: Option<u64>,
+    /// See [`TelemetryExtra::remapped_rows_correctable`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remapped_rows_uncorrectable: Option<u64>,
+    /// A row remapping waits for a GPU reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remapping_pending: Option<bool>,
+    /// Row remapping failed (the GPU needs service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remapping_failed: Option<bool>,
+    /// MIG mode currently enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig_enabled: Option<bool>,
+    /// The last XID error seen on the device since the agent started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_xid: Option<u64>,
 }
 
 impl Telemetry {
@@ -126,6 +180,19 @@ pub trait DeviceBackend: Send + Sync {
 
     /// Tells the backend which devices are running jobs now.
     fn set_busy(&self, _uuids: &BTreeSet<String>) {}
+
+    /// Tells the backend which job and organisation hold each device (by UUID), for
+    /// the `berth_job` / `berth_org` metric labels; devices not listed are idle.
+    fn set_assignments(&self, _assignments: &std::collections::BTreeMap<String, Assignment>) {}
+}
+
+/// The job on a device, as the scheduler wants it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// Job id.
+    pub job: String,
+    /// Organisation the job belongs to.
+    pub org: String,
 }
 
 /// A parsed `--devices` specification.
@@ -138,6 +205,14 @@ pub enum DeviceSpec {
         /// Their class.
         class: String,
     },
+    /// `nvml`: NVIDIA GPUs through NVML.
+    Nvml,
+    /// `rbln`: Rebellions NPUs through `rbln-smi`.
+    Rbln,
+    /// `furiosa`: FuriosaAI NPUs through `furiosa-smi`.
+    Furiosa,
+    /// `auto`: NVML when it loads and finds a GPU, else `rbln-smi`, else `furiosa-smi`.
+    Auto,
 }
 
 /// The most simulated devices one node may have.
@@ -191,9 +266,16 @@ impl FromStr for DeviceSpec {
                 }
                 Ok(DeviceSpec::Sim { count, class })
             }
+            "nvml" | "rbln" | "furiosa" | "auto" if parts.next().is_some() => Err(err(format!(
+                "{kind} takes no ':' options (use --class, --nvml-lib, --fatal-xids)"
+            ))),
+            "nvml" => Ok(DeviceSpec::Nvml),
+            "rbln" => Ok(DeviceSpec::Rbln),
+            "furiosa" => Ok(DeviceSpec::Furiosa),
+            "auto" => Ok(DeviceSpec::Auto),
             "" => Err(err("empty; expected e.g. sim:8".to_owned())),
             other => Err(err(format!(
-                "unknown device backend {other:?} (supported: sim)"
+                "unknown device backend {other:?} (supported: nvml, rbln, furiosa, sim:N[:CLASS], auto)"
             ))),
         }
     }
@@ -203,15 +285,70 @@ impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceSpec::Sim { count, class } => write!(f, "sim:{count}:{class}"),
+            DeviceSpec::Nvml => f.write_str("nvml"),
+            DeviceSpec::Rbln => f.write_str("rbln"),
+            DeviceSpec::Furiosa => f.write_str("furiosa"),
+            DeviceSpec::Auto => f.write_str("auto"),
         }
     }
 }
 
-/// Opens the backend a specification names, for node `node`.
-pub fn open(spec: &DeviceSpec, node: &str) -> Arc<dyn DeviceBackend> {
-    match spec {
-        DeviceSpec::Sim { count, class } => Arc::new(sim::SimBackend::new(node, *count, class)),
-    }
+/// Options of the real backends.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceOptions {
+    /// Node name (simulated UUIDs derive from it).
+    pub node: String,
+    /// Class of every real device; default derived from the model (e.g. `h100-80gb`).
+    pub class: Option<String>,
+    /// NVML: library to load instead of `libnvidia-ml.so.1`; XIDs that fail a GPU.
+    pub nvml: nvml::NvmlOptions,
+    /// Directory holding `rbln-smi` / `furiosa-smi`; default: `PATH`.
+    pub tool_dir: Option<std::path::PathBuf>,
+}
+
+/// Opens the backend a specification names. A real backend that cannot run (no
+/// library, no driver, no tool) is a clear error.
+pub async fn open(
+    spec: &DeviceSpec,
+    options: &DeviceOptions,
+) -> Result<Arc<dyn DeviceBackend>, DeviceError> {
+    let nvml_options = || nvml::NvmlOptions {
+        class: options.class.clone(),
+        ..options.nvml.clone()
+    };
+    let npu = |vendor: npu::Vendor| {
+        npu::NpuBackend::new(vendor, options.class.clone(), options.tool_dir.as_deref())
+    };
+    Ok(match spec {
+        DeviceSpec::Sim { count, class } => {
+            Arc::new(sim::SimBackend::new(&options.node, *count, class))
+        }
+        DeviceSpec::Nvml => Arc::new(nvml::NvmlBackend::open(nvml_options()).await?),
+        DeviceSpec::Rbln => Arc::new(npu(npu::Vendor::Rebellions)?),
+        DeviceSpec::Furiosa => Arc::new(npu(npu::Vendor::Furiosa)?),
+        DeviceSpec::Auto => {
+            let mut tried = Vec::new();
+            match nvml::NvmlBackend::open(nvml_options()).await {
+                Ok(b) if !b.discover().await?.is_empty() => return Ok(Arc::new(b)),
+                Ok(_) => tried.push("nvml: the library loaded but reports no GPU".to_owned()),
+                Err(e) => tried.push(e.0),
+            }
+            for vendor in [npu::Vendor::Rebellions, npu::Vendor::Furiosa] {
+                match npu(vendor) {
+                    Ok(b) => match b.discover().await {
+                        Ok(found) if !found.is_empty() => return Ok(Arc::new(b)),
+                        Ok(_) => tried.push(format!("{}: no device listed", vendor.tool())),
+                        Err(e) => tried.push(e.0),
+                    },
+                    Err(e) => tried.push(e.0),
+                }
+            }
+            return Err(DeviceError(format!(
+                "auto: found no accelerator ({}); use --devices sim:N for simulated devices",
+                tried.join("; ")
+            )));
+        }
+    })
 }
 
 /// Builds the wire report of one device from its description and latest sample.
@@ -272,12 +409,28 @@ mod tests {
             ("sim:2:", "must not be empty"),
             ("sim:2:H100", "lower-case"),
             ("sim:2:a:b", "too many"),
-            ("nvml", "unknown device backend \"nvml\""),
+            ("nvml:0", "takes no ':' options"),
+            ("cuda", "unknown device backend \"cuda\""),
         ];
         for (text, want) in cases {
             let err = text.parse::<DeviceSpec>().expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
             assert!(err.contains("invalid device spec"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn parses_real_backends() {
+        let cases = [
+            ("nvml", DeviceSpec::Nvml),
+            ("rbln", DeviceSpec::Rbln),
+            ("furiosa", DeviceSpec::Furiosa),
+            (" auto ", DeviceSpec::Auto),
+        ];
+        for (text, want) in cases {
+            let spec: DeviceSpec = text.parse().unwrap();
+            assert_eq!(spec, want);
+            assert_eq!(spec.to_string().parse::<DeviceSpec>(), Ok(spec));
         }
     }
 
@@ -298,6 +451,7 @@ mod tests {
             model: "m".into(),
             memory_bytes: 1,
             pci_bus_id: "p".into(),
+            device_nodes: Vec::new(),
         };
         let sample = DeviceSample {
             uuid: "GPU-x".into(),

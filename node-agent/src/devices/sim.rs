@@ -127,6 +127,7 @@ impl SimBackend {
                 model: SIM_MODEL.to_owned(),
                 memory_bytes: SIM_MEMORY_BYTES,
                 pci_bus_id: sim_pci_bus_id(index),
+                device_nodes: Vec::new(),
             })
             .collect();
         let seed = Sha256::digest(node.as_bytes());
@@ -170,6 +171,12 @@ impl SimBackend {
                         temperature_c: dev.temperature_c,
                         power_w: dev.power_w,
                         energy_j: dev.energy_j,
+                        extra: super::TelemetryExtra {
+                            memory_free_bytes: Some(
+                                SIM_MEMORY_BYTES.saturating_sub(dev.memory_used_bytes),
+                            ),
+                            ..super::TelemetryExtra::default()
+                        },
                     }),
                 }
             })
