@@ -1,7 +1,8 @@
 //! `berth up`: a whole local centre in one process. The scheduler runs on SQLite in the
 //! data dir, an agent with eight simulated GPUs joins it as node `local-0`, and the CLI
 //! config is pointed at it with the admin token, so `berth` works at once from another
-//! shell. Running it again keeps the data.
+//! shell. Jobs run in Docker containers when a Docker engine answers, else as host
+//! processes; the banner says which. Running it again keeps the data.
 
 use crate::client::Api;
 use crate::config::{self, Config};
@@ -139,9 +140,30 @@ fn read_admin_token(data_dir: &Path) -> Result<String, Error> {
         })
 }
 
-fn tour(server: &str, http: SocketAddr, data_dir: &Path, config_path: &Path) -> String {
+/// The agent's runtime: `docker` when a Docker engine answers, else `process`.
+async fn pick_runtime() -> &'static str {
+    if berth_agent::runtime::docker::engine_answers(Duration::from_secs(2)).await {
+        "docker"
+    } else {
+        "process"
+    }
+}
+
+fn tour(
+    server: &str,
+    http: SocketAddr,
+    data_dir: &Path,
+    config_path: &Path,
+    runtime: &str,
+) -> String {
+    let jobs = if runtime == "docker" {
+        "jobs run in hardened containers on the local Docker engine"
+    } else {
+        "no Docker engine answered, so jobs run as plain host processes"
+    };
     format!(
         "\nBerth is up: a scheduler and node {NODE} with 8 simulated GPUs (class {CLASS}).\n\
+         \n  runtime  {runtime} ({jobs})\
          \n  gRPC     {server}\
          \n  HTTP     http://{http}/metrics, /healthz, /readyz\
          \n  data     {data}\
@@ -233,7 +255,8 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
         );
         agent.join_token = Some(join_token);
         agent.devices = DEVICES.to_owned();
-        agent.runtime = "process".to_owned();
+        let runtime = pick_runtime().await;
+        agent.runtime = runtime.to_owned();
         let mut agent_task = tokio::spawn(berth_agent::run(agent, stop.clone()));
 
         let config_path = config::path()?;
@@ -244,7 +267,7 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
                 if !ready {
                     output::note(format!("warning: node {NODE} has not become ready yet; see the agent's log above"));
                 }
-                output::note(tour(&server_url, http_addr, &data_dir, &config_path));
+                output::note(tour(&server_url, http_addr, &data_dir, &config_path, runtime));
                 false
             }
             _ = interrupted() => true,
@@ -317,8 +340,10 @@ mod tests {
             "127.0.0.1:7071".parse().unwrap(),
             Path::new("/d"),
             Path::new("/c/config.json"),
+            "docker",
         );
         assert!(t.contains("berth reserve --class sim-gpu --count 2 --start now --duration 1h"));
         assert!(t.contains("/c/config.json"));
+        assert!(t.contains("runtime  docker (jobs run in hardened containers"));
     }
 }

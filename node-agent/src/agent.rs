@@ -117,11 +117,34 @@ impl Agent {
             .await
             .map_err(|e| AgentError::state(&config.state_dir, e))?;
 
-        let devices = devices::open(&spec, &config.node);
+        let device_options = devices::DeviceOptions {
+            node: config.node.clone(),
+            ..config.device_options.clone()
+        };
+        let devices = devices::open(&spec, &device_options).await?;
+        let devices =
+            crate::metrics::instrument(config.metrics_addr, &config.hostname, devices, shutdown)
+                .await?;
         let device_infos = devices.discover().await?;
         let (events_tx, runtime_events) = mpsc::unbounded_channel();
-        let runtime = runtime::open(&config.runtime, &config.state_dir, events_tx)
-            .map_err(AgentError::Config)?;
+        let runtime_options = runtime::RuntimeOptions {
+            node: config.node.clone(),
+            node_devices: device_infos.len(),
+            node_cpus: config.node_cpus,
+            node_memory_bytes: config.node_memory_bytes,
+            datasets: config
+                .datasets
+                .iter()
+                .map(|d| (d.name.clone(), d.clone()))
+                .collect(),
+        };
+        let runtime = runtime::open_with(
+            &config.runtime,
+            &config.state_dir,
+            events_tx,
+            runtime_options,
+        )
+        .map_err(AgentError::Config)?;
         // Before anything else: kill what a previous run left behind.
         let recovered = runtime.recover().await?;
         tracing::info!(
@@ -342,6 +365,8 @@ impl Agent {
             tracing::info!(state = node_state.as_str_name(), "node state");
             self.node_state = Some(node_state);
         }
+        self.devices
+            .set_assignments(&crate::metrics::assignments(&response.jobs));
         let desired = Desired {
             generation: response.generation,
             jobs: response.jobs,
@@ -434,7 +459,8 @@ impl Agent {
         )
     }
 
-    fn start_job(&mut self, spec: JobSpec) {
+    fn start_job(&mut self, mut spec: JobSpec) {
+        spec.assigned = runtime::assigned_devices(&spec.devices, &self.device_infos);
         let job_id = spec.job_id.clone();
         tracing::info!(%job_id, devices = ?spec.devices, "starting job");
         self.jobs.insert(Job::starting(&spec));

@@ -27,10 +27,20 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Device specification, e.g. `sim:8:sim-gpu`.
     pub devices: String,
-    /// Job runtime: `process` (more later).
+    /// Job runtime: `docker` or `process`.
     pub runtime: String,
+    /// Admin-approved datasets jobs may mount (`docker` runtime).
+    pub datasets: Vec<crate::runtime::options::DatasetSource>,
+    /// CPUs shared among the node's jobs by device share; `None`: all the host's.
+    pub node_cpus: Option<f64>,
+    /// Memory shared among the node's jobs by device share; `None`: all the host's.
+    pub node_memory_bytes: Option<u64>,
     /// How long the scheduler may hold a heartbeat when nothing changed.
     pub heartbeat_wait: Duration,
+    /// Real devices: their class, NVML library and fatal XIDs, vendor tool directory.
+    pub device_options: crate::devices::DeviceOptions,
+    /// Where to serve `/metrics`; `None`: not served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl AgentConfig {
@@ -53,7 +63,12 @@ impl AgentConfig {
             state_dir: state_dir.into(),
             devices: DEFAULT_DEVICES.to_owned(),
             runtime: DEFAULT_RUNTIME.to_owned(),
+            datasets: Vec::new(),
+            node_cpus: None,
+            node_memory_bytes: None,
             heartbeat_wait: DEFAULT_HEARTBEAT_WAIT,
+            device_options: crate::devices::DeviceOptions::default(),
+            metrics_addr: None,
         }
     }
 }

@@ -196,6 +196,17 @@ pub fn spec_of(desired: &DesiredJob, generation: u64, state_dir: &Path) -> JobSp
         grace,
         org: desired.org.clone(),
         scratch_dir: crate::runtime::scratch_dir(state_dir, &desired.job_id),
+        // Filled by the agent from the node's discovered devices.
+        assigned: Vec::new(),
+        datasets: desired
+            .datasets
+            .iter()
+            .map(|d| crate::runtime::DatasetRequest {
+                name: d.name.clone(),
+                read_write: d.read_write,
+            })
+            .collect(),
+        network: desired.network.clone(),
     }
 }
 
@@ -382,9 +393,22 @@ mod tests {
             deadline: Some(ms_to_ts(5000)),
             grace: Some(berth_proto::time::ms_to_dur(1500)),
             org: "acme".into(),
-            ..Default::default()
+            datasets: vec![berth_proto::v1::DatasetMount {
+                name: "imagenet".into(),
+                read_write: true,
+            }],
+            network: "none".into(),
         };
         let s = spec_of(&d, 4, Path::new("/state"));
+        assert_eq!(
+            s.datasets,
+            vec![crate::runtime::DatasetRequest {
+                name: "imagenet".into(),
+                read_write: true
+            }]
+        );
+        assert_eq!(s.network, "none");
+        assert!(s.assigned.is_empty(), "filled by the agent");
         assert_eq!(s.grace, Duration::from_millis(1500));
         assert_eq!(s.deadline_ms, Some(5000));
         assert_eq!(s.generation, 4);

@@ -6,7 +6,8 @@
 //!
 //! - [`devices`]: device discovery and telemetry behind [`devices::DeviceBackend`]
 //!   (simulated GPUs today).
-//! - [`runtime`]: what runs jobs, behind [`runtime::Runtime`] (host processes today).
+//! - [`runtime`]: what runs jobs, behind [`runtime::Runtime`]: hardened Docker
+//!   containers, or host processes for development.
 //! - [`reconcile`]: the pure desired-vs-observed diff.
 //! - [`logs`]: job output cut into chunks and shipped to the scheduler.
 //! - `client`, `reporter`: the agent protocol's calls (credential, re-join, retries).
@@ -21,6 +22,8 @@ pub mod devices;
 pub mod error;
 mod jobs;
 pub mod logs;
+pub mod metrics;
+pub mod probe;
 pub mod reconcile;
 mod reporter;
 pub mod runtime;

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,7 @@ impl LogStream {
 #[derive(Debug, Clone)]
 pub struct LogSink {
     tx: mpsc::Sender<(LogStream, Vec<u8>)>,
+    stored: Option<watch::Receiver<u64>>,
 }
 
 /// The pipeline behind a [`LogSink`] has gone (the agent is shutting down).
@@ -66,10 +67,19 @@ impl LogSink {
         self.tx.send((stream, data)).await.map_err(|_| SinkClosed)
     }
 
+    /// How many of the bytes written to this sink (in write order, both streams)
+    /// the scheduler has stored or refused for good, as it grows; `None` when the
+    /// sink does not say (a test channel). A runtime that can re-read output after a
+    /// restart records its progress from this, so nothing stored is read twice and
+    /// nothing unstored is skipped.
+    pub fn stored_bytes(&self) -> Option<watch::Receiver<u64>> {
+        self.stored.clone()
+    }
+
     /// A sink whose output goes nowhere and its receiver, for tests of runtimes.
     pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<(LogStream, Vec<u8>)>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx }, rx)
+        (Self { tx, stored: None }, rx)
     }
 }
 
@@ -196,13 +206,20 @@ pub fn spawn_job_logs(
     done: mpsc::UnboundedSender<LogsDone>,
     cancel: CancellationToken,
 ) -> LogSink {
-    let (sink, rx) = LogSink::channel(64);
+    let (tx, rx) = mpsc::channel(64);
+    let (stored_tx, stored_rx) = watch::channel(0);
+    let sink = LogSink {
+        tx,
+        stored: Some(stored_rx),
+    };
     let pipeline = Pipeline {
         job_id,
         transport,
         options,
         rx,
         cancel,
+        stored_tx,
+        stored_bytes: 0,
     };
     tokio::spawn(async move {
         let job_id = pipeline.job_id.clone();
@@ -219,9 +236,17 @@ struct Pipeline {
     options: LogOptions,
     rx: mpsc::Receiver<(LogStream, Vec<u8>)>,
     cancel: CancellationToken,
+    stored_tx: watch::Sender<u64>,
+    stored_bytes: u64,
 }
 
 impl Pipeline {
+    /// Counts chunks the scheduler is done with (stored, or refused for good).
+    fn settled<'a>(&mut self, chunks: impl Iterator<Item = &'a LogChunk>) {
+        self.stored_bytes += chunks.map(|c| c.data.len() as u64).sum::<u64>();
+        self.stored_tx.send_replace(self.stored_bytes);
+    }
+
     /// Runs to the end; returns whether every byte was stored.
     async fn run(mut self, first_seq: Option<u64>) -> bool {
         let first_seq = match first_seq {
@@ -283,10 +308,8 @@ impl Pipeline {
                     let (n, _) = in_flight.take().expect("guarded");
                     match result {
                         Ok(stored) => {
-                            outbox.drain(..n);
-                            while outbox.front().is_some_and(|c| c.seq <= stored) {
-                                outbox.pop_front();
-                            }
+                            let more = outbox.iter().skip(n).take_while(|c| c.seq <= stored).count();
+                            self.settled(outbox.drain(..n + more).collect::<Vec<_>>().iter());
                             backoff = self.options.initial_backoff;
                         }
                         Err(PushError::Retry(why)) => {
@@ -296,7 +319,7 @@ impl Pipeline {
                         }
                         Err(PushError::Rejected(why)) => {
                             tracing::warn!(job_id = %self.job_id, %why, chunks = n, "scheduler refused log chunks; dropping them");
-                            outbox.drain(..n);
+                            self.settled(outbox.drain(..n).collect::<Vec<_>>().iter());
                             complete = false;
                         }
                     }
@@ -442,6 +465,7 @@ mod tests {
             done_tx,
             CancellationToken::new(),
         );
+        let stored_bytes = sink.stored_bytes().expect("a pipeline's sink says");
         let mut want_out = Vec::new();
         let mut want_err = Vec::new();
         for i in 0..200u32 {
@@ -485,6 +509,11 @@ mod tests {
         }
         assert!(out == want_out, "stdout intact");
         assert!(err == want_err, "stderr intact");
+        assert_eq!(
+            *stored_bytes.borrow(),
+            (want_out.len() + want_err.len()) as u64,
+            "every byte counted as stored once"
+        );
     }
 
     #[tokio::test]

@@ -36,13 +36,30 @@ struct Args {
     #[arg(long, env = "BERTH_STATE_DIR", default_value = "/var/lib/berth-agent")]
     state_dir: PathBuf,
 
-    /// Devices: sim:COUNT[:CLASS] for simulated GPUs.
+    /// Devices: nvml (NVIDIA GPUs through libnvidia-ml), rbln (Rebellions, rbln-smi),
+    /// furiosa (FuriosaAI, furiosa-smi), sim:COUNT[:CLASS] (simulated GPUs), or auto
+    /// (nvml when it finds a GPU, else rbln-smi, else furiosa-smi).
     #[arg(long, env = "BERTH_DEVICES", default_value = config::DEFAULT_DEVICES)]
     devices: String,
 
-    /// Job runtime: process (commands run directly on the host; for development).
-    #[arg(long, env = "BERTH_RUNTIME", default_value = config::DEFAULT_RUNTIME)]
+    /// Job runtime: docker (hardened containers through the local Docker engine), or
+    /// process (commands run directly on the host; for development and tests).
+    #[arg(long, env = "BERTH_RUNTIME", default_value = "docker")]
     runtime: String,
+
+    /// An admin-approved dataset jobs may mount at /datasets/NAME: NAME=/HOST/PATH,
+    /// read-only, or NAME=/HOST/PATH:rw to let jobs that ask mount it read-write.
+    /// Repeat the flag (or separate with commas in the variable) for several.
+    #[arg(long = "dataset", env = "BERTH_DATASETS", value_delimiter = ',')]
+    datasets: Vec<berth_agent::runtime::options::DatasetSource>,
+
+    /// CPUs shared among jobs by their share of the node's devices; default: all the host's.
+    #[arg(long, env = "BERTH_NODE_CPUS")]
+    node_cpus: Option<f64>,
+
+    /// Memory in MiB shared among jobs by their share of the node's devices; default: all the host's.
+    #[arg(long, env = "BERTH_NODE_MEMORY_MIB")]
+    node_memory_mib: Option<u64>,
 
     /// How long the scheduler may hold a heartbeat when nothing changes, e.g. 10s, 500ms.
     #[arg(long, env = "BERTH_HEARTBEAT_WAIT", default_value = "10s", value_parser = config::parse_duration)]
@@ -51,11 +68,58 @@ struct Args {
     /// Log filter: error, warn, info, debug, trace, or directives like berth_agent=debug.
     #[arg(long, env = "BERTH_LOG_LEVEL", default_value = "info")]
     log_level: String,
+
+    #[command(flatten)]
+    device_flags: berth_agent::probe::DeviceFlags,
+
+    #[command(flatten)]
+    metrics: berth_agent::probe::MetricsFlags,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints the detected devices and one telemetry sample, then exits (no scheduler
+    /// needed: `berth-agent probe -o json`).
+    Probe(berth_agent::probe::ProbeArgs),
+}
+
+/// `berth-agent probe ...` parsed on its own, so it needs no --server or --site.
+#[derive(Debug, Parser)]
+#[command(name = "berth-agent probe")]
+struct ProbeCli {
+    #[command(flatten)]
+    args: berth_agent::probe::ProbeArgs,
+}
+
+/// Runs `probe` and prints its report to stdout.
+async fn probe(args: berth_agent::probe::ProbeArgs) -> anyhow::Result<()> {
+    let node = config::system_hostname()
+        .map(|h| config::node_name_from_hostname(&h))
+        .unwrap_or_else(|| "node".to_owned());
+    let report = berth_agent::probe::probe(&args, &node)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    match args.output {
+        berth_agent::probe::Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        berth_agent::probe::Format::Table => print!("{}", berth_agent::probe::table(&report)),
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("probe") {
+        return probe(ProbeCli::parse_from(std::env::args().skip(1)).args).await;
+    }
     let args = Args::parse();
+    if let Some(Command::Probe(probe_args)) = args.command {
+        return probe(probe_args).await;
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
     tracing_subscriber::fmt()
@@ -80,7 +144,15 @@ async fn main() -> anyhow::Result<()> {
     config.join_token = args.join_token.filter(|t| !t.is_empty());
     config.devices = args.devices;
     config.runtime = args.runtime;
+    config.datasets = args.datasets;
+    config.node_cpus = args.node_cpus.filter(|c| *c > 0.0);
+    config.node_memory_bytes = args.node_memory_mib.map(|m| m.saturating_mul(1 << 20));
     config.heartbeat_wait = args.heartbeat_wait;
+    config.device_options = args
+        .device_flags
+        .options(&config.node)
+        .map_err(anyhow::Error::msg)?;
+    config.metrics_addr = args.metrics.addr().map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -576,7 +576,7 @@ async fn configuration_errors_are_reported_at_start() {
     assert!(err.to_string().contains("invalid device spec"), "{err}");
 
     let mut bad = h.config();
-    bad.runtime = "docker".into();
+    bad.runtime = "kubernetes".into();
     let err = berth_agent::run(bad, CancellationToken::new())
         .await
         .unwrap_err();

@@ -415,6 +415,35 @@ impl Centre {
     /// joining with a fresh join token, and waits until the node is ready with them.
     #[track_caller]
     pub fn start_agent(&mut self, node: &str, site: &str, class: &str, count: u32) {
+        self.start_agent_with(node, site, class, count, &["--runtime", "process"]);
+    }
+
+    /// The state directory of `node`'s agent.
+    pub fn agent_state_dir(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("agent-{node}"))
+    }
+
+    /// Kills `node`'s agent with SIGKILL (its jobs' containers live on) and waits for it.
+    pub fn kill_agent(&mut self, node: &str) {
+        let name = format!("berth-agent {node}");
+        if let Some(i) = self.agents.iter().position(|a| a.name == name) {
+            let mut agent = self.agents.remove(i);
+            let _ = agent.child.kill();
+            let _ = agent.child.wait();
+        }
+    }
+
+    /// As [`Centre::start_agent`] with the runtime flags given (e.g. `--runtime docker`);
+    /// also restarts a killed agent on its old state directory.
+    #[track_caller]
+    pub fn start_agent_with(
+        &mut self,
+        node: &str,
+        site: &str,
+        class: &str,
+        count: u32,
+        runtime_args: &[&str],
+    ) {
         let join = self.json(&self.admin_token.clone(), &["admin", "join-token"]);
         let join_token = join["token"]
             .as_str()
@@ -429,10 +458,26 @@ impl Centre {
             .arg("--state-dir")
             .arg(&state)
             .args(["--devices", &format!("sim:{count}:{class}")])
-            .args(["--runtime", "process", "--heartbeat-wait", "1s"])
+            .args(runtime_args)
+            .args(["--heartbeat-wait", "1s"])
+            // Parallel agents: each its own free port (a flag given by a test wins).
+            .env("BERTH_METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("BERTH_LOG", "info");
-        let log = self.dir.path().join(format!("agent-{node}.log"));
+        let restarts = self.dir.path().read_dir().map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("agent-{node}."))
+                })
+                .count()
+        });
+        let log = self.dir.path().join(if restarts == 0 {
+            format!("agent-{node}.log")
+        } else {
+            format!("agent-{node}.{restarts}.log")
+        });
         self.agents
             .push(Proc::spawn(&format!("berth-agent {node}"), &mut cmd, log));
         self.wait_node_ready(node, count as usize);

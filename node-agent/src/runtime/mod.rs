@@ -3,16 +3,21 @@
 //! The trait speaks of jobs, not containers: a spec goes in (command, env, devices,
 //! deadline, grace, scratch directory), output comes out through a [`LogSink`], and
 //! lifecycle changes come out as [`RuntimeEvent`]s on the channel the runtime was
-//! built with. The same shape fits the `process` runtime here, a Docker runtime
-//! (container labels carry the spec, `docker events`/wait give the exit) and a
-//! Kubernetes one (a pod per job, a watch for its phase).
+//! built with. The same shape fits the `process` runtime (host processes, for
+//! development and tests), the `docker` runtime (hardened containers; labels find
+//! them again after a restart, the engine's wait gives the exit) and a Kubernetes
+//! one (a pod per job, a watch for its phase).
 //!
 //! Contract: after a successful [`Runtime::start`] the runtime sends exactly one
 //! [`RuntimeEvent::Running`] and later exactly one [`RuntimeEvent::Exited`] for the
 //! job, in that order, and drops every clone of the job's [`LogSink`] before sending
 //! `Exited`. A failed start sends no event.
 
+pub mod docker;
+pub mod options;
 pub mod process;
+
+pub use options::{AssignedDevice, DatasetRequest, RuntimeOptions};
 
 use crate::logs::LogSink;
 use async_trait::async_trait;
@@ -47,6 +52,15 @@ pub struct JobSpec {
     pub org: String,
     /// The job's private working directory on the host.
     pub scratch_dir: PathBuf,
+    /// Vendor and device nodes of each assigned device, from the node's discovery.
+    #[serde(default)]
+    pub assigned: Vec<AssignedDevice>,
+    /// Admin-approved datasets the job asks for, by name.
+    #[serde(default)]
+    pub datasets: Vec<DatasetRequest>,
+    /// Container network: `bridge` (also when empty) or `none`.
+    #[serde(default)]
+    pub network: String,
 }
 
 /// How a job ended.
@@ -141,6 +155,9 @@ pub enum RuntimeError {
     /// The job is still running (e.g. on remove).
     #[error("job {0} is still running")]
     StillRunning(String),
+    /// The container engine failed or cannot be reached.
+    #[error("container engine: {0}")]
+    Engine(String),
 }
 
 /// Runs jobs.
@@ -179,7 +196,7 @@ pub trait Runtime: Send + Sync {
 }
 
 /// The runtimes this build knows.
-pub const RUNTIMES: &[&str] = &["process"];
+pub const RUNTIMES: &[&str] = &["docker", "process"];
 
 /// Builds the runtime named `name`, keeping its state under `state_dir` and sending
 /// lifecycle events to `events`.
@@ -188,13 +205,43 @@ pub fn open(
     state_dir: &Path,
     events: mpsc::UnboundedSender<RuntimeEvent>,
 ) -> Result<Arc<dyn Runtime>, String> {
+    open_with(name, state_dir, events, RuntimeOptions::default())
+}
+
+/// As [`open`], with the node's resources and datasets (used by the `docker` runtime).
+pub fn open_with(
+    name: &str,
+    state_dir: &Path,
+    events: mpsc::UnboundedSender<RuntimeEvent>,
+    options: RuntimeOptions,
+) -> Result<Arc<dyn Runtime>, String> {
     match name {
         "process" => Ok(Arc::new(process::ProcessRuntime::new(state_dir, events))),
+        "docker" => Ok(Arc::new(docker::DockerRuntime::new(
+            state_dir, events, options,
+        )?)),
         other => Err(format!(
             "unknown runtime {other:?} (supported: {})",
             RUNTIMES.join(", ")
         )),
     }
+}
+
+/// What a runtime needs of each of a job's devices, from the node's discovered ones;
+/// a UUID the node does not have is left out (the runtime then refuses the job).
+pub fn assigned_devices(
+    uuids: &[String],
+    node_devices: &[crate::devices::DeviceInfo],
+) -> Vec<AssignedDevice> {
+    uuids
+        .iter()
+        .filter_map(|uuid| node_devices.iter().find(|d| &d.uuid == uuid))
+        .map(|d| AssignedDevice {
+            uuid: d.uuid.clone(),
+            vendor: d.vendor.clone(),
+            device_nodes: d.device_nodes.clone(),
+        })
+        .collect()
 }
 
 /// The scratch directory of a job: `<state_dir>/jobs/<job_id>`.
@@ -251,6 +298,9 @@ pub(crate) mod tests {
             grace: Duration::from_secs(5),
             org: "acme".into(),
             scratch_dir,
+            assigned: Vec::new(),
+            datasets: Vec::new(),
+            network: String::new(),
         }
     }
 
@@ -288,9 +338,9 @@ pub(crate) mod tests {
             open("process", Path::new("/tmp"), tx.clone()).map(|r| r.name()),
             Ok("process")
         );
-        let err = open("docker", Path::new("/tmp"), tx)
+        let err = open("kubernetes", Path::new("/tmp"), tx)
             .err()
             .expect("unknown");
-        assert!(err.contains("unknown runtime \"docker\""), "{err}");
+        assert!(err.contains("unknown runtime \"kubernetes\""), "{err}");
     }
 }

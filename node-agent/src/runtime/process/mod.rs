@@ -178,6 +178,13 @@ impl Runtime for ProcessRuntime {
 
     async fn start(&self, spec: JobSpec, logs: LogSink) -> Result<(), StartError> {
         validate_job_id(&spec.job_id).map_err(StartError)?;
+        if !spec.datasets.is_empty() {
+            let names: Vec<&str> = spec.datasets.iter().map(|d| d.name.as_str()).collect();
+            return Err(StartError(format!(
+                "the process runtime cannot isolate dataset mounts (asked for: {}); run the agent with --runtime docker",
+                names.join(", ")
+            )));
+        }
         if self.entry(&spec.job_id).is_some() {
             return Err(StartError(format!(
                 "job {} was already started",
