@@ -572,3 +572,63 @@ fn a_cancelled_job_stops_and_wait_reports_why() {
         "no unfinished jobs left"
     );
 }
+
+#[test]
+fn a_killed_scheduler_restarts_with_everything_it_acknowledged_and_running_work_finishes() {
+    let mut w = World::new();
+    let res = w.alice_json(&[
+        "reserve",
+        "--class",
+        CLASS,
+        "--count",
+        "1",
+        "--start",
+        "+2h",
+        "--duration",
+        "1h",
+    ]);
+    let rid = res["id"].as_str().unwrap().to_owned();
+    let id = w
+        .alice(&[
+            "submit",
+            "--class",
+            CLASS,
+            "--",
+            "sh",
+            "-c",
+            "echo before; while [ ! -e go ]; do sleep 0.1; done; echo after; exit 4",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    w.centre
+        .eventually("the job to run", Duration::from_secs(60), || {
+            let j = w.alice_json(&["jobs", "show", &id]);
+            (j["state"] == "running").then_some(())
+        });
+    w.centre.restart_scheduler();
+    // Everything acknowledged before the kill is still there.
+    let shown = w.alice_json(&["reservations", "show", &rid]);
+    assert_eq!(shown["state"], "confirmed", "{shown}");
+    assert_eq!(string_set(&shown["devices"]), string_set(&res["devices"]));
+    let j = w.alice_json(&["jobs", "show", &id]);
+    assert_eq!(j["state"], "running", "{j}");
+    // The job kept running through the restart and finishes with its own exit code.
+    let scratch = w
+        .centre
+        .agent_state_dir(NODE)
+        .join("jobs")
+        .join(&id)
+        .join("go");
+    std::fs::write(&scratch, b"").expect("release the job");
+    let done = w
+        .centre
+        .eventually("the job to finish", Duration::from_secs(60), || {
+            let j = w.alice_json(&["jobs", "show", &id]);
+            (j["state"] == "failed").then_some(j)
+        });
+    assert_eq!(done["exit_code"], 4, "{done}");
+    let logs = w.alice(&["logs", &id]).ok();
+    assert_eq!(logs.stdout, "before\nafter\n", "{}", logs.describe());
+}

@@ -546,3 +546,72 @@ async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it
     assert!(book(alice).await.is_ok());
     c.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_admin_declares_a_silent_node_down_and_its_jobs_end_as_lost() {
+    let c = centre(600).await;
+    let (cred, devices) = c.join("n1", 1).await;
+    let alice = c.user("acme", "alice").await;
+    let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
+    let job = jobs
+        .submit_job(authed(
+            v1::SubmitJobRequest {
+                class: "gpu".into(),
+                count: 1,
+                image: "busybox".into(),
+                command: vec!["sleep".into(), "600".into()],
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    loop {
+        let r = agent
+            .heartbeat(authed(heartbeat("n1", 0, &devices, vec![]), &cred))
+            .await
+            .unwrap()
+            .into_inner();
+        if r.jobs.iter().any(|d| d.job_id == job.id) {
+            break;
+        }
+    }
+    // Only admins may declare a node down.
+    let err = c
+        .admin_client()
+        .mark_node_down(authed(
+            v1::MarkNodeDownRequest { node: "n1".into() },
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let node = c
+        .admin_client()
+        .mark_node_down(authed(
+            v1::MarkNodeDownRequest { node: "n1".into() },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.state, v1::NodeState::Down as i32);
+    let lost = jobs
+        .get_job(authed(v1::GetJobRequest { id: job.id.clone() }, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lost.state, v1::JobState::Lost as i32);
+    assert!(lost.reason.contains("declared down"), "{}", lost.reason);
+    // A heartbeat from the node does not bring it back by itself, and wants nothing run.
+    let r = agent
+        .heartbeat(authed(heartbeat("n1", 0, &devices, vec![]), &cred))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.jobs.is_empty());
+    assert_eq!(r.node_state, v1::NodeState::Down as i32);
+    c.server.shutdown().await;
+}

@@ -115,8 +115,10 @@ pub enum TokensCmd {
 pub enum NodesCmd {
     /// Stop placing new work on a node; running work finishes.
     Drain { node: String },
-    /// Make a drained node schedulable again.
+    /// Make a drained (or down) node schedulable again.
     Undrain { node: String },
+    /// Declare an unreachable node down: its jobs end as lost and their devices are released.
+    Down { node: String },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -439,6 +441,13 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .into_inner();
             output::note(format!("device {} cleared: {}", d.uuid, d.health_reason));
             Ok(())
+        }
+        AdminCmd::Nodes(NodesCmd::Down { node }) => {
+            let n = admin
+                .mark_node_down(v1::MarkNodeDownRequest { node: node.clone() })
+                .await?
+                .into_inner();
+            print_nodes(&[n], format)
         }
         AdminCmd::Nodes(NodesCmd::Undrain { node }) => {
             let n = admin

@@ -257,11 +257,72 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Starts `berth-scheduler` on `dir/scheduler` and waits for `/readyz`; returns it with
+/// its gRPC and HTTP addresses.
+fn spawn_scheduler(
+    dir: &Path,
+    db_url: &Option<String>,
+    grpc: &str,
+    http: &str,
+) -> (Proc, String, String) {
+    let data = dir.join("scheduler");
+    let addr_file = data.join("addrs.json");
+    let _ = std::fs::remove_file(&addr_file);
+    let token_file = data.join("admin.token");
+    let mut cmd = Command::new(binary("berth-scheduler"));
+    cmd.arg("--dev")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--grpc-addr", grpc, "--http-addr", http])
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .arg("--bootstrap-admin-token-file")
+        .arg(&token_file)
+        .args(["--lease", "3s"])
+        .env_remove("BERTH_DATABASE_URL")
+        .env("BERTH_LOG", "info");
+    if let Some(url) = db_url {
+        cmd.env("BERTH_DATABASE_URL", url);
+    }
+    let log = dir.join(format!("scheduler-{}.log", random_u64()));
+    let mut scheduler = Proc::spawn("berth-scheduler", &mut cmd, log);
+    let deadline = Instant::now() + START_DEADLINE;
+    let addrs: Value = loop {
+        scheduler.check_alive();
+        if let Some(v) = std::fs::read_to_string(&addr_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "berth-scheduler wrote no {} within {START_DEADLINE:?}; its log:\n{}",
+            addr_file.display(),
+            tail(&scheduler.log, 80)
+        );
+        std::thread::sleep(POLL);
+    };
+    let grpc = addrs["grpc"].as_str().expect("addrs.json: grpc").to_owned();
+    let http = addrs["http"].as_str().expect("addrs.json: http").to_owned();
+    while http_status(&http, "/readyz") != Some(200) {
+        scheduler.check_alive();
+        assert!(
+            Instant::now() < deadline,
+            "berth-scheduler not ready within {START_DEADLINE:?}; its log:\n{}",
+            tail(&scheduler.log, 80)
+        );
+        std::thread::sleep(POLL);
+    }
+    (scheduler, grpc, http)
+}
+
 /// A running centre: one scheduler, any number of agents, a temp dir for their state.
 pub struct Centre {
     // Field order matters for drop: processes first, then the database, then the dir.
     agents: Vec<Proc>,
     scheduler: Proc,
+    db_url: Option<String>,
     _db: Option<PgDatabase>,
     dir: tempfile::TempDir,
     /// `127.0.0.1:PORT` of the gRPC listener.
@@ -275,66 +336,17 @@ pub struct Centre {
 impl Centre {
     /// Starts a scheduler on free ports and waits until `/readyz` answers 200.
     pub fn start() -> Self {
-        let scheduler_bin = binary("berth-scheduler");
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("temp dir");
         let data = dir.path().join("scheduler");
         std::fs::create_dir_all(&data).expect("data dir");
-        let addr_file = data.join("addrs.json");
+        let db = postgres_url().map(|url| PgDatabase::create(&url));
+        let db_url = db.as_ref().map(|(_, u)| u.clone());
+        let (scheduler, grpc, http) =
+            spawn_scheduler(dir.path(), &db_url, "127.0.0.1:0", "127.0.0.1:0");
         let token_file = data.join("admin.token");
-        let mut cmd = Command::new(scheduler_bin);
-        cmd.arg("--dev")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .arg("--bootstrap-admin-token-file")
-            .arg(&token_file)
-            .args(["--lease", "3s"])
-            .env_remove("BERTH_DATABASE_URL")
-            .env("BERTH_LOG", "info");
-        let db = postgres_url().map(|url| {
-            let (db, db_url) = PgDatabase::create(&url);
-            cmd.env("BERTH_DATABASE_URL", db_url);
-            db
-        });
-        let mut scheduler = Proc::spawn(
-            "berth-scheduler",
-            &mut cmd,
-            dir.path().join("scheduler.log"),
-        );
-
-        let deadline = Instant::now() + START_DEADLINE;
-        let addrs: Value = loop {
-            scheduler.check_alive();
-            if let Some(v) = std::fs::read_to_string(&addr_file)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            {
-                break v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "berth-scheduler wrote no {} within {START_DEADLINE:?}; its log:\n{}",
-                addr_file.display(),
-                tail(&scheduler.log, 80)
-            );
-            std::thread::sleep(POLL);
-        };
-        let grpc = addrs["grpc"].as_str().expect("addrs.json: grpc").to_owned();
-        let http = addrs["http"].as_str().expect("addrs.json: http").to_owned();
-        while http_status(&http, "/readyz") != Some(200) {
-            scheduler.check_alive();
-            assert!(
-                Instant::now() < deadline,
-                "berth-scheduler not ready within {START_DEADLINE:?}; its log:\n{}",
-                tail(&scheduler.log, 80)
-            );
-            std::thread::sleep(POLL);
-        }
         let admin_token = std::fs::read_to_string(&token_file)
             .unwrap_or_else(|e| panic!("{}: {e}", token_file.display()))
             .trim()
@@ -343,12 +355,23 @@ impl Centre {
         Self {
             agents: Vec::new(),
             scheduler,
-            _db: db,
+            db_url,
+            _db: db.map(|(d, _)| d),
             dir,
             grpc,
             http,
             admin_token,
         }
+    }
+
+    /// Kills the scheduler with SIGKILL (no chance to flush anything) and starts it
+    /// again on the same data, database and addresses.
+    pub fn restart_scheduler(&mut self) {
+        let _ = self.scheduler.child.kill();
+        let _ = self.scheduler.child.wait();
+        let (scheduler, _, _) =
+            spawn_scheduler(self.dir.path(), &self.db_url, &self.grpc, &self.http);
+        self.scheduler = scheduler;
     }
 
     /// The scheduler's gRPC URL.

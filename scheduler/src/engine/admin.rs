@@ -371,6 +371,42 @@ impl Engine {
         Ok(row)
     }
 
+    /// Declares a node down (admin): its placed jobs end as lost now, releasing their
+    /// claims, and nothing new is placed on it until it is undrained.
+    pub async fn mark_down(&self, caller: &Caller, node: &str) -> Result<crate::store::NodeRow> {
+        caller.require_admin()?;
+        let node = model::name("node", node)?;
+        let mut state = self.lock().await;
+        let mut row = state
+            .nodes
+            .get(&node)
+            .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
+            .row
+            .clone();
+        row.state = NodeState::Down;
+        self.commit(vec![
+            Mutation::UpsertNode(row.clone()),
+            Mutation::Audit(audit(caller, "node.down", &node, now(), "ok")),
+        ])
+        .await?;
+        state.cluster.set_node_schedulable(&node, false);
+        if let Some(e) = state.nodes.get_mut(&node) {
+            e.row = row.clone();
+        }
+        let jobs: Vec<String> = state
+            .placed_jobs_on(&node)
+            .map(|j| j.row.id.clone())
+            .collect();
+        let why = format!("node {node} was declared down by {}", caller.name);
+        for id in jobs {
+            self.end_job(&mut state, &id, super::jobs::Ending::Lost(why.clone()))
+                .await?;
+        }
+        drop(state);
+        self.kick();
+        Ok(row)
+    }
+
     /// Makes sure a centre admin exists and returns a fresh token for it when
     /// `existing` is not a valid token. Used by `--bootstrap-admin-token-file`.
     pub async fn bootstrap_admin(&self, existing: Option<&str>) -> Result<Option<String>> {

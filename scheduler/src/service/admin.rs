@@ -128,6 +128,12 @@ impl v1::admin_server::Admin for AdminService {
         Ok(Response::new(self.0.node_view(&row.name).await))
     }
 
+    async fn mark_node_down(&self, req: Request<v1::MarkNodeDownRequest>) -> Reply<v1::Node> {
+        let c = caller(&req)?;
+        let row = self.0.mark_down(&c, &req.get_ref().node).await?;
+        Ok(Response::new(self.0.node_view(&row.name).await))
+    }
+
     async fn list_audit(&self, req: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
         let c = caller(&req)?;
         c.require_admin()?;
