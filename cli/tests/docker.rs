@@ -429,6 +429,38 @@ fn a_killed_agent_re_adopts_its_containers_and_loses_no_output() {
 }
 
 #[test]
+fn a_gracefully_stopped_agent_leaves_containers_running_for_the_next_one() {
+    let mut w = World::new("upgrade", 1);
+    let id = w.submit(IMAGE, 1, &args(&gated(5)));
+    w.wait_state(&id, &["running"]);
+    w.centre.eventually("the first line stored", DEADLINE, || {
+        w.logs(&id).contains("before\n").then_some(())
+    });
+    let node = w.node.clone();
+    w.centre.stop_agent(&node);
+    let cid = w.container_of(&id);
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &cid]).map(|s| s.trim().to_owned()),
+        Some("true".to_owned()),
+        "a planned agent restart does not stop the job"
+    );
+    w.start_agent(1);
+    w.wait_state(&id, &["running"]);
+    w.release(&id);
+    let done = w.wait_finished(&id);
+    assert_eq!(done["exit_code"], 5, "{done}");
+    let logs = w.logs(&id);
+    for line in ["before", "after"] {
+        assert_eq!(
+            logs.lines().filter(|l| *l == line).count(),
+            1,
+            "{line:?} once in:\n{logs}"
+        );
+    }
+    w.wait_no_container(&id);
+}
+
+#[test]
 fn cancel_stops_the_container_and_leaves_nothing_behind() {
     let w = World::new("cancel", 1);
     let id = w.submit(

@@ -292,8 +292,22 @@ impl Agent {
         Ok(())
     }
 
-    /// Stops the jobs, waits (bounded) for their ends and output, flushes reports.
+    /// Stops the jobs (unless the runtime keeps them for the next agent), waits
+    /// (bounded) for their ends and output, flushes reports.
     async fn shut_down(mut self) {
+        if self.runtime.keeps_jobs_across_restarts() {
+            let running = self.jobs.iter().filter(|j| j.active()).count();
+            tracing::info!(
+                jobs = running,
+                runtime = self.runtime.name(),
+                "agent stopping; its jobs keep running and the next agent re-adopts them"
+            );
+            self.log_cancel.cancel();
+            if !self.reporter.close(REPORT_FLUSH).await {
+                tracing::warn!("could not deliver every job report before stopping");
+            }
+            return;
+        }
         let active: Vec<(String, Duration)> = self
             .jobs
             .iter()

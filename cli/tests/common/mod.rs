@@ -446,6 +446,27 @@ impl Centre {
         self.dir.path().join(format!("agent-{node}"))
     }
 
+    /// Stops `node`'s agent gracefully (SIGTERM, as systemd or Kubernetes would) and
+    /// waits for it to exit.
+    pub fn stop_agent(&mut self, node: &str) {
+        let name = format!("berth-agent {node}");
+        if let Some(i) = self.agents.iter().position(|a| a.name == name) {
+            let mut agent = self.agents.remove(i);
+            let pid = agent.child.id().to_string();
+            let status = Command::new("kill").args(["-TERM", &pid]).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+            let deadline = Instant::now() + START_DEADLINE;
+            while agent.child.try_wait().ok().flatten().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the agent did not stop after SIGTERM; its log:\n{}",
+                    tail(&agent.log, 40)
+                );
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+
     /// Kills `node`'s agent with SIGKILL (its jobs' containers live on) and waits for it.
     pub fn kill_agent(&mut self, node: &str) {
         let name = format!("berth-agent {node}");

@@ -166,6 +166,13 @@ pub trait Runtime: Send + Sync {
     /// Short name reported to the scheduler: `process`, `docker`.
     fn name(&self) -> &'static str;
 
+    /// True when the runtime's jobs outlive the agent and are re-adopted by the next one
+    /// (containers); then a graceful agent shutdown leaves them running. False when they
+    /// die with the agent (child processes), so the agent stops them itself first.
+    fn keeps_jobs_across_restarts(&self) -> bool {
+        false
+    }
+
     /// Finds jobs left by a previous agent process: re-adopts what it can, kills and
     /// reports as lost what it cannot. Called once, before any start.
     async fn recover(&self) -> Result<Vec<RecoveredJob>, RuntimeError>;

@@ -404,6 +404,10 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    fn keeps_jobs_across_restarts(&self) -> bool {
+        true
+    }
+
     async fn recover(&self) -> Result<Vec<RecoveredJob>, RuntimeError> {
         let shared = &self.shared;
         let docker = shared.client().await?;
