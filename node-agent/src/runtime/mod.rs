@@ -16,6 +16,7 @@
 pub mod docker;
 pub mod options;
 pub mod process;
+mod records;
 
 pub use options::{AssignedDevice, DatasetRequest, RuntimeOptions};
 

@@ -7,6 +7,7 @@
 //! written atomically.
 
 use super::logs::LogPosition;
+use crate::runtime::records::{io_err, read_json_dir};
 use crate::runtime::{Exit, JobSpec, RuntimeError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -25,13 +26,6 @@ pub struct JobRecord {
 /// The records directory of a state directory.
 pub fn records_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("docker-runtime")
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
-    move |source| RuntimeError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 async fn write_atomic(path: &Path, data: Vec<u8>) -> Result<(), RuntimeError> {
@@ -89,30 +83,9 @@ pub async fn delete(dir: &Path, job_id: &str) -> Result<(), RuntimeError> {
     remove(&dir.join(format!("{job_id}.json"))).await
 }
 
-/// Reads every record; unreadable ones are logged and skipped.
+/// Reads every record, ordered by job id; unreadable ones are logged and skipped.
 pub async fn read_all(dir: &Path) -> Result<Vec<JobRecord>, RuntimeError> {
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    let mut records = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(io_err(dir))? {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let parsed = tokio::fs::read(&path)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|data| serde_json::from_slice::<JobRecord>(&data).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(record) => records.push(record),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "skipping unreadable job record")
-            }
-        }
-    }
+    let mut records: Vec<JobRecord> = read_json_dir(dir).await?;
     records.sort_by(|a, b| a.spec.job_id.cmp(&b.spec.job_id));
     Ok(records)
 }

@@ -7,6 +7,7 @@
 //! A pid is not reused while a process group of that id exists, so a living group
 //! whose leader is gone is still ours.
 
+use crate::runtime::records::{io_err, read_json_dir};
 use crate::runtime::{Exit, JobSpec, RuntimeError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -40,13 +41,6 @@ fn record_path(dir: &Path, job_id: &str) -> PathBuf {
     dir.join(format!("{job_id}.json"))
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
-    move |source| RuntimeError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// Writes (or replaces) the record of a job, atomically.
 pub async fn write(dir: &Path, record: &JobRecord) -> Result<(), RuntimeError> {
     tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
@@ -69,30 +63,9 @@ pub async fn delete(dir: &Path, job_id: &str) -> Result<(), RuntimeError> {
     }
 }
 
-/// Reads every record; unreadable ones are logged and skipped.
+/// Reads every record, ordered by job id; unreadable ones are logged and skipped.
 pub async fn read_all(dir: &Path) -> Result<Vec<JobRecord>, RuntimeError> {
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    let mut records = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(io_err(dir))? {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let parsed = tokio::fs::read(&path)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|data| serde_json::from_slice::<JobRecord>(&data).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(record) => records.push(record),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "skipping unreadable job record")
-            }
-        }
-    }
+    let mut records: Vec<JobRecord> = read_json_dir(dir).await?;
     records.sort_by(|a, b| a.spec.job_id.cmp(&b.spec.job_id));
     Ok(records)
 }
