@@ -161,6 +161,16 @@ fn tour(
     } else {
         "no Docker engine answered, so jobs run as plain host processes"
     };
+    // Containers need an image the engine has (or can pull); the repo builds a tiny one.
+    let (image, image_note) = if runtime == "docker" {
+        (
+            " --image berth-test/busybox",
+            "\n  (jobs need an image on this Docker engine: scripts/build-test-images.sh builds\
+             \n   berth-test/busybox from Debian's busybox-static, or pass any local --image)",
+        )
+    } else {
+        ("", "")
+    };
     format!(
         "\nBerth is up: a scheduler and node {NODE} with 8 simulated GPUs (class {CLASS}).\n\
          \n  runtime  {runtime} ({jobs})\
@@ -172,8 +182,8 @@ fn tour(
          \n  berth nodes\
          \n  berth availability --class {CLASS}\
          \n  berth reserve --class {CLASS} --count 2 --start now --duration 1h\
-         \n  berth submit --reservation <ID> --count 2 --wait -- sh -c 'echo hello from $BERTH_DEVICES'\
-         \n  berth submit --class {CLASS} --wait -- sh -c 'echo queued job'\
+         \n  berth submit --reservation <ID> --count 2{image} --wait -- sh -c 'echo hello from $BERTH_DEVICES'\
+         \n  berth submit --class {CLASS}{image} --wait -- sh -c 'echo queued job'{image_note}\
          \n  berth jobs --all\
          \n  berth usage\
          \n\nCtrl-C stops it; running `berth up` again keeps the data.\n",
@@ -257,6 +267,8 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
         agent.devices = DEVICES.to_owned();
         let runtime = pick_runtime().await;
         agent.runtime = runtime.to_owned();
+        // A local centre runs local images only: no surprise downloads from a registry.
+        agent.pull_images = false;
         let mut agent_task = tokio::spawn(berth_agent::run(agent, stop.clone()));
 
         let config_path = config::path()?;

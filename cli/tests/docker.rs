@@ -118,6 +118,8 @@ impl World {
             &[
                 "--runtime",
                 "docker",
+                "--pull",
+                "never",
                 "--node-cpus",
                 "2",
                 "--node-memory-mib",
@@ -368,7 +370,9 @@ fn privileges_host_mounts_and_missing_images_are_refused_clearly() {
     let done = w.wait_finished(&id);
     let reason = done["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains("berth-test/not-there:never not found locally and could not be pulled"),
+        reason.contains(
+            "berth-test/not-there:never not found locally, and this node does not pull images"
+        ),
         "{done}"
     );
     assert!(containers(&format!("berth.job={id}")).is_empty());

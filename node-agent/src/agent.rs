@@ -132,6 +132,7 @@ impl Agent {
             node_devices: device_infos.len(),
             node_cpus: config.node_cpus,
             node_memory_bytes: config.node_memory_bytes,
+            pull_images: config.pull_images,
             datasets: config
                 .datasets
                 .iter()

@@ -31,6 +31,8 @@ pub struct AgentConfig {
     pub runtime: String,
     /// Admin-approved datasets jobs may mount (`docker` runtime).
     pub datasets: Vec<crate::runtime::options::DatasetSource>,
+    /// Pull images missing on the node (`docker` runtime); false: only local images run.
+    pub pull_images: bool,
     /// CPUs shared among the node's jobs by device share; `None`: all the host's.
     pub node_cpus: Option<f64>,
     /// Memory shared among the node's jobs by device share; `None`: all the host's.
@@ -64,6 +66,7 @@ impl AgentConfig {
             devices: DEFAULT_DEVICES.to_owned(),
             runtime: DEFAULT_RUNTIME.to_owned(),
             datasets: Vec::new(),
+            pull_images: true,
             node_cpus: None,
             node_memory_bytes: None,
             heartbeat_wait: DEFAULT_HEARTBEAT_WAIT,

@@ -53,6 +53,11 @@ struct Args {
     #[arg(long = "dataset", env = "BERTH_DATASETS", value_delimiter = ',')]
     datasets: Vec<berth_agent::runtime::options::DatasetSource>,
 
+    /// Whether to pull images missing on the node: `missing` (pull them) or `never`
+    /// (only images already on the node run; for offline nodes and tests).
+    #[arg(long, env = "BERTH_PULL", default_value = "missing", value_parser = ["missing", "never"])]
+    pull: String,
+
     /// CPUs shared among jobs by their share of the node's devices; default: all the host's.
     #[arg(long, env = "BERTH_NODE_CPUS")]
     node_cpus: Option<f64>,
@@ -146,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     config.runtime = args.runtime;
     config.datasets = args.datasets;
     config.node_cpus = args.node_cpus.filter(|c| *c > 0.0);
+    config.pull_images = args.pull == "missing";
     config.node_memory_bytes = args.node_memory_mib.map(|m| m.saturating_mul(1 << 20));
     config.heartbeat_wait = args.heartbeat_wait;
     config.device_options = args

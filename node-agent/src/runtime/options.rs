@@ -86,6 +86,8 @@ pub struct RuntimeOptions {
     pub node_memory_bytes: Option<u64>,
     /// Admin-approved datasets, by name.
     pub datasets: BTreeMap<String, DatasetSource>,
+    /// Pull images that are not on the node; when false only local images run.
+    pub pull_images: bool,
 }
 
 #[cfg(test)]

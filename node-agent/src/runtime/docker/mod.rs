@@ -178,12 +178,17 @@ impl DockerRuntime {
     }
 
     /// Finds the image locally or pulls it.
-    async fn ensure_image(docker: &Docker, image: &str) -> Result<(), StartError> {
+    async fn ensure_image(docker: &Docker, image: &str, pull: bool) -> Result<(), StartError> {
         if image.is_empty() {
             return Err(StartError("the job names no image".to_owned()));
         }
         if docker.inspect_image(image).await.is_ok() {
             return Ok(());
+        }
+        if !pull {
+            return Err(StartError(format!(
+                "image {image} not found locally, and this node does not pull images (--pull never)"
+            )));
         }
         tracing::info!(image, "image not found locally; pulling it");
         let pull = async {
@@ -227,7 +232,7 @@ impl DockerRuntime {
             .client()
             .await
             .map_err(|e| StartError(format!("cannot reach the Docker engine: {e}")))?;
-        Self::ensure_image(&docker, &spec.image).await?;
+        Self::ensure_image(&docker, &spec.image, shared.options.pull_images).await?;
         tokio::fs::create_dir_all(&spec.scratch_dir)
             .await
             .and_then(|()| {
