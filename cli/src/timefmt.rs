@@ -141,6 +141,21 @@ pub fn parse_time_in<Tz: TimeZone>(input: &str, now_ms: i64, tz: &Tz) -> Result<
         .ok_or(TimeError::NotInLocalZone)
 }
 
+/// Parses optional `--from` and `--to` flags and checks that `--to` is after `--from`.
+pub fn range_flags(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), Error> {
+    let start = from.map(|v| time_flag("--from", v)).transpose()?;
+    let end = to.map(|v| time_flag("--to", v)).transpose()?;
+    if let (Some(f), Some(t), Some(raw)) = (start, end, to)
+        && t <= f
+    {
+        return Err(Error::invalid("--to", raw, "must be after --from"));
+    }
+    Ok((start, end))
+}
+
 /// Parses the value of a time flag in the local zone, naming the flag on error.
 pub fn time_flag(flag: &str, input: &str) -> Result<i64, Error> {
     parse_time_in(input, berth_proto::time::now_ms(), &Local).map_err(|e| {

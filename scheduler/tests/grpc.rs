@@ -99,6 +99,38 @@ impl Centre {
         .token
     }
 
+    /// Queues a 1-device `sleep` job as `token` and long-polls as node `n1` until the
+    /// job is in its desired work; returns the job and the generation seen.
+    async fn queue_and_place(&self, token: &str, cred: &str, devices: &[String]) -> (v1::Job, u64) {
+        let job = v1::jobs_client::JobsClient::new(self.channel.clone())
+            .submit_job(authed(
+                v1::SubmitJobRequest {
+                    class: "gpu".into(),
+                    count: 1,
+                    image: "busybox".into(),
+                    command: vec!["sleep".into(), "600".into()],
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut agent = v1::agent_client::AgentClient::new(self.channel.clone());
+        let mut known = 0;
+        loop {
+            let r = agent
+                .heartbeat(authed(heartbeat("n1", known, devices, vec![]), cred))
+                .await
+                .unwrap()
+                .into_inner();
+            known = r.generation;
+            if r.jobs.iter().any(|d| d.job_id == job.id) {
+                return (job, known);
+            }
+        }
+    }
+
     /// Joins a node with `n` devices; returns its credential and device UUIDs.
     async fn join(&self, node: &str, n: usize) -> (String, Vec<String>) {
         let join = self
@@ -436,34 +468,9 @@ async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it
     let c = centre(15_000).await;
     let (cred, devices) = c.join("n1", 1).await;
     let alice = c.user("acme", "alice").await;
+    let (job, known) = c.queue_and_place(&alice, &cred, &devices).await;
     let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
-    let job = jobs
-        .submit_job(authed(
-            v1::SubmitJobRequest {
-                class: "gpu".into(),
-                count: 1,
-                image: "busybox".into(),
-                command: vec!["sleep".into(), "600".into()],
-                ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
     let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
-    let mut known = 0;
-    loop {
-        let r = agent
-            .heartbeat(authed(heartbeat("n1", known, &devices, vec![]), &cred))
-            .await
-            .unwrap()
-            .into_inner();
-        known = r.generation;
-        if r.jobs.iter().any(|d| d.job_id == job.id) {
-            break;
-        }
-    }
     let running = v1::ObservedJob {
         job_id: job.id.clone(),
         phase: v1::JobPhase::Running as i32,
@@ -552,32 +559,9 @@ async fn an_admin_declares_a_silent_node_down_and_its_jobs_end_as_lost() {
     let c = centre(600).await;
     let (cred, devices) = c.join("n1", 1).await;
     let alice = c.user("acme", "alice").await;
+    let (job, _) = c.queue_and_place(&alice, &cred, &devices).await;
     let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
-    let job = jobs
-        .submit_job(authed(
-            v1::SubmitJobRequest {
-                class: "gpu".into(),
-                count: 1,
-                image: "busybox".into(),
-                command: vec!["sleep".into(), "600".into()],
-                ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
     let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
-    loop {
-        let r = agent
-            .heartbeat(authed(heartbeat("n1", 0, &devices, vec![]), &cred))
-            .await
-            .unwrap()
-            .into_inner();
-        if r.jobs.iter().any(|d| d.job_id == job.id) {
-            break;
-        }
-    }
     // Only admins may declare a node down.
     let err = c
         .admin_client()

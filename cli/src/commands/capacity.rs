@@ -230,21 +230,7 @@ struct SlotView {
 
 /// `berth availability`.
 pub async fn availability(ctx: &Ctx, args: &AvailabilityArgs) -> Result<(), Error> {
-    let from = args
-        .from
-        .as_deref()
-        .map(|v| timefmt::time_flag("--from", v))
-        .transpose()?;
-    let to = args
-        .to
-        .as_deref()
-        .map(|v| timefmt::time_flag("--to", v))
-        .transpose()?;
-    if let (Some(f), Some(t), Some(raw)) = (from, to, args.to.as_deref())
-        && t <= f
-    {
-        return Err(Error::invalid("--to", raw, "must be after --from"));
-    }
+    let (from, to) = timefmt::range_flags(args.from.as_deref(), args.to.as_deref())?;
     let step = args
         .step
         .as_deref()

@@ -158,21 +158,7 @@ fn tables(resp: &v1::GetUsageResponse) -> String {
 
 /// `berth usage`.
 pub async fn usage(ctx: &Ctx, args: &UsageArgs) -> Result<(), Error> {
-    let from = args
-        .from
-        .as_deref()
-        .map(|v| timefmt::time_flag("--from", v))
-        .transpose()?;
-    let to = args
-        .to
-        .as_deref()
-        .map(|v| timefmt::time_flag("--to", v))
-        .transpose()?;
-    if let (Some(f), Some(t), Some(raw)) = (from, to, args.to.as_deref())
-        && t <= f
-    {
-        return Err(Error::invalid("--to", raw, "must be after --from"));
-    }
+    let (from, to) = timefmt::range_flags(args.from.as_deref(), args.to.as_deref())?;
     let resp = ctx
         .api()
         .await?

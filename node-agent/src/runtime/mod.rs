@@ -129,6 +129,16 @@ pub enum JobStatus {
     Exited(Exit),
 }
 
+impl JobStatus {
+    /// The status of a job started at `started_at_ms` that has ended with `exit`, if it has.
+    pub fn of(exit: Option<&Exit>, started_at_ms: UnixMs) -> Self {
+        match exit {
+            Some(exit) => JobStatus::Exited(exit.clone()),
+            None => JobStatus::Running { started_at_ms },
+        }
+    }
+}
+
 /// A job could not be started; the message is shown to the user as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -334,13 +334,10 @@ impl Runtime for ProcessRuntime {
         let mut list: Vec<_> = jobs
             .iter()
             .map(|(id, e)| {
-                let status = match &*e.exit.borrow() {
-                    Some(exit) => JobStatus::Exited(exit.clone()),
-                    None => JobStatus::Running {
-                        started_at_ms: e.started_at_ms,
-                    },
-                };
-                (id.clone(), status)
+                (
+                    id.clone(),
+                    JobStatus::of(e.exit.borrow().as_ref(), e.started_at_ms),
+                )
             })
             .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
