@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20260101_000001_initial;
+mod m20261121_000001_budgets;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -21,6 +22,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_initial::Migration)]
+        vec![
+            Box::new(m20260101_000001_initial::Migration),
+            Box::new(m20261121_000001_budgets::Migration),
+        ]
     }
 }

@@ -272,7 +272,18 @@ pub struct JobSpec {
     pub datasets: Vec<(String, bool)>,
     /// Network mode: `bridge` or `none`.
     pub network: String,
+    /// Priority within the org's queue.
+    pub priority: i32,
+    /// Preemptible work.
+    pub preemptible: bool,
+    /// Number of nodes (`count` devices on each).
+    pub nodes: u32,
 }
+
+/// Highest and lowest job priority.
+pub const MAX_PRIORITY: i32 = 1000;
+/// Most nodes one job may span.
+pub const MAX_NODES: u32 = 64;
 
 impl JobSpec {
     /// Validates a submission.
@@ -409,6 +420,36 @@ impl JobSpec {
                 ms
             }
         };
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&req.priority) {
+            return Err(FieldError::new(
+                "priority",
+                format!("must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
+            ));
+        }
+        let nodes = match req.nodes {
+            0 => 1,
+            n if n > MAX_NODES => {
+                return Err(FieldError::new(
+                    "nodes",
+                    format!("must be at most {MAX_NODES}"),
+                ));
+            }
+            n => n,
+        };
+        if let JobTarget::Reservation(_) = target {
+            if req.preemptible {
+                return Err(FieldError::new(
+                    "preemptible",
+                    "a job in a reservation runs on the reservation's own devices and cannot be preemptible",
+                ));
+            }
+            if nodes > 1 {
+                return Err(FieldError::new(
+                    "nodes",
+                    "a job in a reservation runs on one node; queue multi-node jobs for a class",
+                ));
+            }
+        }
         Ok(Self {
             name: req.name.clone(),
             target,
@@ -419,6 +460,9 @@ impl JobSpec {
             max_runtime_ms,
             datasets,
             network,
+            priority: req.priority,
+            preemptible: req.preemptible,
+            nodes,
         })
     }
 }
@@ -536,6 +580,20 @@ mod tests {
             JobSpec::from_request(&r).unwrap().datasets,
             vec![("imagenet".to_owned(), false)]
         );
+        let mut r = base.clone();
+        r.priority = 1001;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "priority");
+        r.priority = -1000;
+        assert_eq!(JobSpec::from_request(&r).unwrap().priority, -1000);
+        let mut r = base.clone();
+        r.nodes = 65;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "nodes");
+        r.nodes = 0;
+        assert_eq!(
+            JobSpec::from_request(&r).unwrap().nodes,
+            1,
+            "0 means one node"
+        );
         let mut r = base;
         r.class.clear();
         r.reservation_id = "7f1d7f7e-9a65-4a39-a0e6-2f1b6a0f3b11".into();
@@ -543,5 +601,10 @@ mod tests {
             JobSpec::from_request(&r).unwrap().target,
             JobTarget::Reservation(_)
         ));
+        r.preemptible = true;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "preemptible");
+        r.preemptible = false;
+        r.nodes = 2;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "nodes");
     }
 }

@@ -12,10 +12,12 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use berth_migrations::{Migrator, MigratorTrait};
 use berth_proto::model::Role;
 use berth_scheduler::store::*;
 use futures::FutureExt;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use sea_orm::sea_query::{Alias, Query};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokio::sync::Barrier;
 
 // ---------------------------------------------------------------------------------------
@@ -37,6 +39,32 @@ impl TestDb {
             Err(e) => panic!("opening the test store: {e}"),
         }
     }
+
+    /// A plain connection, outside the store (no migrations run).
+    async fn raw(&self) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(self.url.clone());
+        options.max_connections(1).sqlx_logging(false);
+        if self.url.starts_with("sqlite:") {
+            options.map_sqlx_sqlite_opts(|o| o.foreign_keys(true));
+        }
+        Database::connect(options)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test database: {e}"))
+    }
+}
+
+/// `SELECT COUNT(*)` of `table`.
+async fn count_rows(db: &DatabaseConnection, table: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) FROM {table}"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("counting {table}: {e}"))
+        .unwrap_or_else(|| panic!("counting {table}: no row"));
+    row.try_get_by_index::<i64>(0)
+        .unwrap_or_else(|e| panic!("counting {table}: {e}"))
 }
 
 /// Runs `test` on a fresh SQLite file.
@@ -157,6 +185,12 @@ storage_tests!(
     reopening_keeps_data,
     replicas_starting_together_migrate_once,
     metrics_time_every_operation,
+    budgets_upsert_replace_and_delete,
+    ledger_filters_by_org_time_and_period,
+    recent_usage_is_filtered_by_end,
+    policy_is_one_row,
+    updates_of_unknown_rows_fail_the_batch,
+    old_database_migrates_forward,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -177,6 +211,7 @@ fn class(name: &str) -> ClassRow {
         description: "80 GB".to_owned(),
         vendor: "nvidia".to_owned(),
         created_ms: 1_001,
+        rate: 2.5,
     }
 }
 
@@ -185,6 +220,7 @@ fn org(name: &str) -> OrgRow {
         name: name.to_owned(),
         description: format!("org {name}"),
         created_ms: 1_002,
+        weight: 3.0,
     }
 }
 
@@ -255,6 +291,9 @@ fn reservation(id: &str, org: &str, state: ReservationState, created_ms: i64) ->
         reason: String::new(),
         devices: vec!["GPU-a".to_owned(), "GPU-b".to_owned()],
         created_ms,
+        charge: Charge::default(),
+        idle_since_ms: None,
+        idle_warned_ms: None,
     }
 }
 
@@ -291,6 +330,11 @@ fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
         finished_ms: None,
         deadline_ms: None,
         generation: 0,
+        priority: 0,
+        preemptible: false,
+        nodes: 1,
+        charge: Charge::default(),
+        requeued_from: None,
     }
 }
 
@@ -319,6 +363,37 @@ fn usage(org: &str, subject: &str, start_ms: i64, end_ms: i64) -> UsageRow {
         start_ms,
         end_ms,
         device_ms: 2 * (end_ms - start_ms),
+    }
+}
+
+fn budget(org: &str, class: &str) -> BudgetRow {
+    BudgetRow {
+        org: org.to_owned(),
+        class: class.to_owned(),
+        period: "week".to_owned(),
+        allowance_ms: Some(100 * 3_600_000),
+        max_devices: Some(8),
+        max_booking_ms: Some(24 * 3_600_000),
+        horizon_ms: Some(14 * 24 * 3_600_000),
+        expires_ms: None,
+        updated_ms: 1_500,
+    }
+}
+
+fn ledger(id: &str, org: &str, time_ms: i64, period_start_ms: i64) -> LedgerRow {
+    LedgerRow {
+        id: id.to_owned(),
+        org: org.to_owned(),
+        budget_class: "h100".to_owned(),
+        time_ms,
+        kind: LedgerKind::Charge,
+        amount_ms: 50_000,
+        period_start_ms,
+        subject_kind: Some(OwnerKind::Reservation),
+        subject_id: "r-1".to_owned(),
+        device_class: "h100".to_owned(),
+        device_ms: 20_000,
+        note: String::new(),
     }
 }
 
@@ -375,8 +450,10 @@ fn ids<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
 
 async fn every_mutation_round_trips(db: TestDb) {
     let store = db.open().await;
-    let empty = store.load(0).await.expect("load");
+    let empty = store.load(0, 0, 0).await.expect("load");
     assert!(empty.sites.is_empty() && empty.claims.is_empty() && empty.jobs.is_empty());
+    assert!(empty.budgets.is_empty() && empty.ledger.is_empty());
+    assert!(empty.recent_usage.is_empty() && empty.policy.is_none());
 
     let node_token = TokenRow {
         id: "t-node".to_owned(),
@@ -396,7 +473,23 @@ async fn every_mutation_round_trips(db: TestDb) {
     };
     let mut res = reservation("r-1", "acme", ReservationState::Confirmed, 2_000);
     res.site = None;
+    res.charge = Charge {
+        budget_class: ANY_CLASS.to_owned(),
+        period_start_ms: 604_800_000,
+        amount_ms: 50_000,
+    };
+    res.idle_since_ms = Some(12_000);
+    res.idle_warned_ms = Some(13_000);
     let mut running = job("j-1", "acme", JobState::Running, 3_000);
+    running.priority = 7;
+    running.preemptible = true;
+    running.nodes = 2;
+    running.charge = Charge {
+        budget_class: "h100".to_owned(),
+        period_start_ms: 604_800_000,
+        amount_ms: 9_500,
+    };
+    running.requeued_from = Some("j-0".to_owned());
     running.reservation_id = Some("r-1".to_owned());
     running.node = Some("n1".to_owned());
     running.devices = vec!["GPU-a".to_owned()];
@@ -409,6 +502,7 @@ async fn every_mutation_round_trips(db: TestDb) {
     failed.reason = "OOM killed".to_owned();
     failed.env = BTreeMap::new();
     failed.command = Vec::new();
+    failed.priority = -3;
     let claims = vec![
         claim("GPU-a", "r-1", 10_000, 20_000),
         claim("GPU-b", "r-1", 10_000, 20_000),
@@ -429,10 +523,94 @@ async fn every_mutation_round_trips(db: TestDb) {
     ]);
     apply(&store, batch).await;
 
-    let snap = store.load(5_000).await.expect("load");
+    // Budgets, the ledger, the policy and updates of orgs and classes.
+    let mut any = budget("acme", ANY_CLASS);
+    any.period = "month".to_owned();
+    any.allowance_ms = None;
+    any.max_devices = None;
+    any.max_booking_ms = None;
+    any.horizon_ms = None;
+    any.expires_ms = Some(i64::MAX);
+    let h100 = budget("acme", "h100");
+    let charge = ledger("l-1", "acme", 2_000, 604_800_000);
+    let refund = LedgerRow {
+        kind: LedgerKind::Refund,
+        amount_ms: 1,
+        note: "cancelled early; \"quoted\", ünïcode".to_owned(),
+        subject_kind: Some(OwnerKind::Job),
+        subject_id: "j-1".to_owned(),
+        ..ledger("l-2", "acme", 2_500, 604_800_000)
+    };
+    let top_up = LedgerRow {
+        kind: LedgerKind::TopUp,
+        budget_class: ANY_CLASS.to_owned(),
+        subject_kind: None,
+        subject_id: String::new(),
+        device_class: String::new(),
+        device_ms: 0,
+        ..ledger("l-3", "acme", 2_500, 604_800_000)
+    };
+    let policy = PolicyRow {
+        json: r#"{"fair_share":{"half_life_ms":604800000},"preemption":true}"#.to_owned(),
+        updated_ms: 4_000,
+    };
+    let acme = OrgRow {
+        description: "Acme, now bigger".to_owned(),
+        weight: 0.25,
+        // Not updated: the stored creation time stays.
+        created_ms: 99,
+        ..org("acme")
+    };
+    let h100_class = ClassRow {
+        description: "H100 SXM 80 GB".to_owned(),
+        vendor: "NVIDIA".to_owned(),
+        rate: 1.75,
+        created_ms: 99,
+        ..class("h100")
+    };
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertBudget(h100.clone()),
+            Mutation::UpsertBudget(any.clone()),
+            Mutation::InsertLedger(vec![top_up.clone(), refund.clone(), charge.clone()]),
+            Mutation::InsertLedger(Vec::new()),
+            Mutation::SetPolicy(policy.clone()),
+            Mutation::UpdateOrg(acme.clone()),
+            Mutation::UpdateClass(h100_class.clone()),
+        ],
+    )
+    .await;
+
+    let snap = store.load(5_000, 0, 0).await.expect("load");
     assert_eq!(snap.sites, vec![site("busan")]);
-    assert_eq!(snap.classes, vec![class("h100")]);
-    assert_eq!(snap.orgs, vec![org("acme")]);
+    assert_eq!(
+        snap.classes,
+        vec![ClassRow {
+            created_ms: 1_001,
+            ..h100_class
+        }]
+    );
+    assert_eq!(
+        snap.orgs,
+        vec![OrgRow {
+            created_ms: 1_002,
+            ..acme
+        }]
+    );
+    // Budgets by (org, class): "*" sorts before letters.
+    assert_eq!(snap.budgets, vec![any, h100]);
+    // Ledger by time, then id.
+    assert_eq!(
+        snap.ledger,
+        vec![charge.clone(), refund.clone(), top_up.clone()]
+    );
+    assert_eq!(snap.recent_usage, vec![usage("acme", "j-0", 100, 200)]);
+    assert_eq!(snap.policy, Some(policy));
+    assert_eq!(
+        store.list_ledger(None, 0, 10_000).await.expect("ledger"),
+        vec![charge, refund, top_up]
+    );
     assert_eq!(snap.users, vec![user("u-alice", "alice", "acme", 1_010)]);
     assert_eq!(snap.tokens, vec![token("t-alice", i64::MAX), node_token]);
     assert_eq!(snap.join_tokens, vec![join]);
@@ -450,7 +628,7 @@ async fn every_mutation_round_trips(db: TestDb) {
     assert_eq!(snap.jobs, vec![running.clone()], "the failed job is final");
     // Claims ending after the load time: GPU-c's ended at 2000.
     assert_eq!(snap.claims, claims[..2].to_vec());
-    assert_eq!(store.load(1_500).await.expect("load").claims.len(), 3);
+    assert_eq!(store.load(1_500, 0, 0).await.expect("load").claims.len(), 3);
 
     assert_eq!(store.get_reservation("r-1").await.expect("get"), Some(res));
     assert_eq!(store.get_reservation("r-none").await.expect("get"), None);
@@ -512,7 +690,7 @@ async fn upserts_update_in_place(db: TestDb) {
     )
     .await;
 
-    let snap = store.load(0).await.expect("load");
+    let snap = store.load(0, 0, 0).await.expect("load");
     assert_eq!(snap.nodes, vec![n1]);
     assert_eq!(snap.devices.len(), 4);
     assert_eq!(snap.devices[0], gpu_a);
@@ -554,13 +732,13 @@ async fn tokens_revoked_or_expired_are_not_loaded(db: TestDb) {
     )
     .await;
 
-    let snap = store.load(5_000).await.expect("load");
+    let snap = store.load(5_000, 0, 0).await.expect("load");
     assert_eq!(ids(&snap.tokens, |t| &t.id), vec!["t-live"]);
     assert!(
         snap.join_tokens.is_empty(),
         "expired join tokens are not loaded"
     );
-    let earlier = store.load(4_999).await.expect("load");
+    let earlier = store.load(4_999, 0, 0).await.expect("load");
     assert_eq!(ids(&earlier.tokens, |t| &t.id), vec!["t-expired", "t-live"]);
     assert_eq!(earlier.join_tokens.len(), 1);
 }
@@ -606,7 +784,7 @@ async fn batch_is_all_or_nothing(db: TestDb) {
         "{result:?}"
     );
 
-    let snap = store.load(0).await.expect("load");
+    let snap = store.load(0, 0, 0).await.expect("load");
     assert_eq!(ids(&snap.orgs, |o| &o.name), vec!["acme"]);
     assert!(snap.reservations.is_empty());
     assert_eq!(snap.claims, vec![claim("GPU-a", "r-old", 0, 100)]);
@@ -940,7 +1118,7 @@ async fn foreign_keys_are_enforced(db: TestDb) {
         ],
     )
     .await;
-    let snap = store.load(0).await.expect("load");
+    let snap = store.load(0, 0, 0).await.expect("load");
     assert_eq!(snap.users.len(), 2);
     assert_eq!(snap.devices.len(), 5);
 }
@@ -1273,7 +1451,7 @@ async fn reopening_keeps_data(db: TestDb) {
     // Migrations are already applied: opening again changes nothing.
     let store = db.open().await;
     let again = db.open().await;
-    let snap = store.load(0).await.expect("load");
+    let snap = store.load(0, 0, 0).await.expect("load");
     assert_eq!(snap.devices.len(), 4);
     assert_eq!(snap.claims, vec![claim("GPU-a", "r-1", 0, 100)]);
     expect_conflict(
@@ -1300,7 +1478,7 @@ async fn replicas_starting_together_migrate_once(db: TestDb) {
     }
     apply(&stores[0], base()).await;
     for store in &stores {
-        assert_eq!(store.load(0).await.expect("load").devices.len(), 4);
+        assert_eq!(store.load(0, 0, 0).await.expect("load").devices.len(), 4);
     }
 }
 
@@ -1310,7 +1488,7 @@ async fn metrics_time_every_operation(db: TestDb) {
     store.register_metrics(&registry).expect("register");
     apply(&store, base()).await;
     let _ = store.apply(vec![Mutation::InsertOrg(org("acme"))]).await;
-    store.load(0).await.expect("load");
+    store.load(0, 0, 0).await.expect("load");
 
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
@@ -1339,6 +1517,525 @@ async fn metrics_time_every_operation(db: TestDb) {
     assert!(store.register_metrics(&registry).is_err());
 }
 
+async fn budgets_upsert_replace_and_delete(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.push(Mutation::InsertOrg(org("globex")));
+    apply(&store, batch).await;
+
+    let acme_h100 = budget("acme", "h100");
+    let acme_any = budget("acme", ANY_CLASS);
+    let globex_h100 = budget("globex", "h100");
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertBudget(globex_h100.clone()),
+            Mutation::UpsertBudget(acme_h100.clone()),
+            Mutation::UpsertBudget(acme_any.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.load(0, 0, 0).await.expect("load").budgets,
+        vec![acme_any.clone(), acme_h100, globex_h100.clone()]
+    );
+
+    // Upserting the same (org, class) replaces every field, limits back to none too.
+    let replaced = BudgetRow {
+        period: "day".to_owned(),
+        allowance_ms: Some(1),
+        max_devices: None,
+        max_booking_ms: None,
+        horizon_ms: None,
+        expires_ms: Some(9_999),
+        updated_ms: 2_000,
+        ..budget("acme", "h100")
+    };
+    apply(&store, vec![Mutation::UpsertBudget(replaced.clone())]).await;
+    assert_eq!(
+        store.load(0, 0, 0).await.expect("load").budgets,
+        vec![acme_any, replaced.clone(), globex_h100.clone()]
+    );
+
+    // Deleting removes only that (org, class); deleting an absent budget is a no-op.
+    apply(
+        &store,
+        vec![
+            Mutation::DeleteBudget {
+                org: "acme".to_owned(),
+                class: ANY_CLASS.to_owned(),
+            },
+            Mutation::DeleteBudget {
+                org: "acme".to_owned(),
+                class: ANY_CLASS.to_owned(),
+            },
+            Mutation::DeleteBudget {
+                org: "initech".to_owned(),
+                class: "h100".to_owned(),
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.load(0, 0, 0).await.expect("load").budgets,
+        vec![replaced, globex_h100]
+    );
+
+    // A budget of an unknown org is refused.
+    let result = store
+        .apply(vec![Mutation::UpsertBudget(budget("initech", "h100"))])
+        .await;
+    assert!(matches!(result, Err(StoreError::Db(_))), "{result:?}");
+}
+
+async fn ledger_filters_by_org_time_and_period(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.push(Mutation::InsertOrg(org("globex")));
+    apply(&store, batch).await;
+
+    // Periods start at 0 (old) and 1_000 (current).
+    apply(
+        &store,
+        vec![Mutation::InsertLedger(vec![
+            ledger("l-5", "acme", 1_500, 1_000),
+            ledger("l-1", "acme", 100, 0),
+            ledger("l-3", "globex", 1_000, 1_000),
+            ledger("l-2", "acme", 999, 0),
+            ledger("l-4", "acme", 1_000, 1_000),
+            ledger("l-6", "globex", 2_000, 1_000),
+        ])],
+    )
+    .await;
+    let ledger_ids = |rows: Vec<LedgerRow>| ids(&rows, |l| &l.id);
+
+    // [from, to): by time, ties by id.
+    assert_eq!(
+        ledger_ids(store.list_ledger(None, 0, 10_000).await.expect("ledger")),
+        vec!["l-1", "l-2", "l-3", "l-4", "l-5", "l-6"]
+    );
+    assert_eq!(
+        ledger_ids(store.list_ledger(None, 999, 1_500).await.expect("ledger")),
+        vec!["l-2", "l-3", "l-4"]
+    );
+    assert_eq!(
+        ledger_ids(
+            store
+                .list_ledger(Some("acme"), 100, 1_501)
+                .await
+                .expect("ledger")
+        ),
+        vec!["l-1", "l-2", "l-4", "l-5"]
+    );
+    assert_eq!(
+        ledger_ids(
+            store
+                .list_ledger(Some("globex"), 1_001, 10_000)
+                .await
+                .expect("ledger")
+        ),
+        vec!["l-6"]
+    );
+    assert!(
+        store
+            .list_ledger(Some("initech"), 0, 10_000)
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_ledger(None, 2_001, 10_000)
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
+
+    // load keeps entries of periods starting at or after ledger_since_ms.
+    assert_eq!(
+        ledger_ids(store.load(0, 1_000, 0).await.expect("load").ledger),
+        vec!["l-3", "l-4", "l-5", "l-6"]
+    );
+    assert_eq!(
+        ledger_ids(store.load(0, 0, 0).await.expect("load").ledger),
+        vec!["l-1", "l-2", "l-3", "l-4", "l-5", "l-6"]
+    );
+    assert!(
+        store
+            .load(0, 1_001, 0)
+            .await
+            .expect("load")
+            .ledger
+            .is_empty()
+    );
+
+    // Ids are unique; a duplicate fails the batch and names it.
+    let result = store
+        .apply(vec![Mutation::InsertLedger(vec![ledger(
+            "l-1", "acme", 5, 0,
+        )])])
+        .await;
+    match result {
+        Err(StoreError::AlreadyExists { what }) => assert!(what.contains("\"l-1\""), "{what}"),
+        other => panic!("expected a duplicate ledger id to fail, got {other:?}"),
+    }
+    // An entry of an unknown org is refused.
+    let result = store
+        .apply(vec![Mutation::InsertLedger(vec![ledger(
+            "l-9", "initech", 5, 0,
+        )])])
+        .await;
+    assert!(matches!(result, Err(StoreError::Db(_))), "{result:?}");
+
+    // Many entries in one mutation.
+    let many: Vec<LedgerRow> = (0..600)
+        .map(|i| ledger(&format!("m-{i:04}"), "globex", 50_000 + i, 50_000))
+        .collect();
+    apply(&store, vec![Mutation::InsertLedger(many)]).await;
+    assert_eq!(
+        store
+            .list_ledger(Some("globex"), 50_000, 60_000)
+            .await
+            .expect("ledger")
+            .len(),
+        600
+    );
+}
+
+async fn recent_usage_is_filtered_by_end(db: TestDb) {
+    let store = db.open().await;
+    apply(
+        &store,
+        vec![
+            Mutation::InsertUsage(usage("acme", "j-3", 200, 300)),
+            Mutation::InsertUsage(usage("acme", "j-1", 0, 100)),
+            Mutation::InsertUsage(usage("acme", "j-2", 100, 200)),
+            Mutation::InsertUsage(usage("globex", "j-4", 150, 250)),
+        ],
+    )
+    .await;
+    let subjects = |rows: Vec<UsageRow>| ids(&rows, |u| &u.subject_id);
+
+    // Ending at or after usage_since_ms, oldest first.
+    assert_eq!(
+        subjects(store.load(0, 0, 200).await.expect("load").recent_usage),
+        vec!["j-2", "j-4", "j-3"]
+    );
+    assert_eq!(
+        subjects(store.load(0, 0, 201).await.expect("load").recent_usage),
+        vec!["j-4", "j-3"]
+    );
+    assert_eq!(
+        subjects(store.load(0, 0, i64::MIN).await.expect("load").recent_usage),
+        vec!["j-1", "j-2", "j-4", "j-3"]
+    );
+    assert!(
+        store
+            .load(0, 0, 301)
+            .await
+            .expect("load")
+            .recent_usage
+            .is_empty()
+    );
+    assert_eq!(
+        store.load(0, 0, 300).await.expect("load").recent_usage,
+        vec![usage("acme", "j-3", 200, 300)]
+    );
+}
+
+async fn policy_is_one_row(db: TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.load(0, 0, 0).await.expect("load").policy, None);
+
+    let first = PolicyRow {
+        json: r#"{"preemption":false}"#.to_owned(),
+        updated_ms: 1_000,
+    };
+    let second = PolicyRow {
+        json: r#"{"preemption":true,"idle_reclaim_ms":1800000}"#.to_owned(),
+        updated_ms: 2_000,
+    };
+    apply(&store, vec![Mutation::SetPolicy(first.clone())]).await;
+    assert_eq!(store.load(0, 0, 0).await.expect("load").policy, Some(first));
+    apply(&store, vec![Mutation::SetPolicy(second.clone())]).await;
+    // Twice in one batch: the last wins.
+    apply(
+        &store,
+        vec![
+            Mutation::SetPolicy(PolicyRow::default()),
+            Mutation::SetPolicy(second.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.load(0, 0, 0).await.expect("load").policy,
+        Some(second)
+    );
+
+    let raw = db.raw().await;
+    assert_eq!(count_rows(&raw, "scheduler_policy").await, 1);
+    // The schema allows no second row.
+    let result = raw
+        .execute_unprepared(
+            "INSERT INTO scheduler_policy (id, json, updated_ms) VALUES (2, '{}', 0)",
+        )
+        .await;
+    assert!(result.is_err(), "a second policy row was accepted");
+    assert_eq!(count_rows(&raw, "scheduler_policy").await, 1);
+    raw.close().await.expect("close");
+}
+
+async fn updates_of_unknown_rows_fail_the_batch(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+
+    // An unknown org fails the whole batch, and the error names it.
+    let result = store
+        .apply(vec![
+            Mutation::InsertOrg(org("globex")),
+            Mutation::UpsertBudget(budget("acme", "h100")),
+            Mutation::UpdateClass(ClassRow {
+                rate: 9.0,
+                ..class("h100")
+            }),
+            Mutation::SetPolicy(PolicyRow {
+                json: "{}".to_owned(),
+                updated_ms: 1,
+            }),
+            Mutation::InsertLedger(vec![ledger("l-1", "acme", 1, 0)]),
+            Mutation::UpdateOrg(org("nowhere")),
+        ])
+        .await;
+    match result {
+        Err(StoreError::Db(message)) => {
+            assert!(message.contains("org \"nowhere\""), "{message}")
+        }
+        other => panic!("expected an unknown org to fail, got {other:?}"),
+    }
+    let snap = store.load(0, i64::MIN, i64::MIN).await.expect("load");
+    assert_eq!(snap.orgs, vec![org("acme")]);
+    assert_eq!(snap.classes, vec![class("h100")]);
+    assert!(snap.budgets.is_empty() && snap.ledger.is_empty());
+    assert_eq!(snap.policy, None);
+
+    // An unknown class too.
+    let result = store
+        .apply(vec![
+            Mutation::UpdateOrg(OrgRow {
+                weight: 0.5,
+                ..org("acme")
+            }),
+            Mutation::UpdateClass(class("a100")),
+        ])
+        .await;
+    match result {
+        Err(StoreError::Db(message)) => {
+            assert!(message.contains("device class \"a100\""), "{message}")
+        }
+        other => panic!("expected an unknown class to fail, got {other:?}"),
+    }
+    assert_eq!(
+        store.load(0, 0, 0).await.expect("load").orgs,
+        vec![org("acme")]
+    );
+
+    // Updating to the same values is not "unknown".
+    apply(
+        &store,
+        vec![
+            Mutation::UpdateOrg(org("acme")),
+            Mutation::UpdateClass(class("h100")),
+        ],
+    )
+    .await;
+}
+
+/// Inserts `values` into `table` with the query builder (bound values on both backends).
+async fn insert_raw(db: &DatabaseConnection, table: &str, values: Vec<(&str, sea_orm::Value)>) {
+    let (columns, values): (Vec<_>, Vec<_>) = values
+        .into_iter()
+        .map(|(c, v)| (Alias::new(c), sea_orm::sea_query::SimpleExpr::from(v)))
+        .unzip();
+    let insert = Query::insert()
+        .into_table(Alias::new(table))
+        .columns(columns)
+        .values_panic(values)
+        .to_owned();
+    db.execute(&insert)
+        .await
+        .unwrap_or_else(|e| panic!("inserting into {table}: {e}"));
+}
+
+async fn old_database_migrates_forward(db: TestDb) {
+    // A database of the first release, with data in it.
+    let raw = db.raw().await;
+    Migrator::up(&raw, Some(1))
+        .await
+        .expect("initial migration");
+    let json = |v: serde_json::Value| sea_orm::Value::from(v.to_string());
+    let text = |s: &str| sea_orm::Value::from(s.to_owned());
+    let none_text = sea_orm::Value::String(None);
+    let none_int = sea_orm::Value::BigInt(None);
+    insert_raw(
+        &raw,
+        "orgs",
+        vec![
+            ("name", text("acme")),
+            ("description", text("org acme")),
+            ("created_ms", 1_002i64.into()),
+        ],
+    )
+    .await;
+    insert_raw(
+        &raw,
+        "device_classes",
+        vec![
+            ("name", text("h100")),
+            ("description", text("80 GB")),
+            ("vendor", text("nvidia")),
+            ("created_ms", 1_001i64.into()),
+        ],
+    )
+    .await;
+    insert_raw(
+        &raw,
+        "reservations",
+        vec![
+            ("id", text("r-old")),
+            ("org", text("acme")),
+            ("user_id", text("u-alice")),
+            ("user_name", text("alice")),
+            ("class", text("h100")),
+            ("count", 2i32.into()),
+            ("site", text("busan")),
+            ("start_ms", 10_000i64.into()),
+            ("end_ms", 20_000i64.into()),
+            ("state", text("confirmed")),
+            ("reason", text("")),
+            ("devices", json(serde_json::json!(["GPU-a", "GPU-b"]))),
+            ("created_ms", 2_000i64.into()),
+        ],
+    )
+    .await;
+    let old_job = job("j-old", "acme", JobState::Pending, 3_000);
+    insert_raw(
+        &raw,
+        "jobs",
+        vec![
+            ("id", text("j-old")),
+            ("name", text(&old_job.name)),
+            ("org", text("acme")),
+            ("user_id", text("u-alice")),
+            ("user_name", text("alice")),
+            ("class", text("h100")),
+            ("count", 1i32.into()),
+            ("image", text(&old_job.image)),
+            ("command", json(serde_json::json!(old_job.command))),
+            ("env", json(serde_json::json!(old_job.env))),
+            ("datasets", json(serde_json::json!(old_job.datasets))),
+            ("network", text("none")),
+            ("max_runtime_ms", 3_600_000i64.into()),
+            ("reservation_id", none_text.clone()),
+            ("state", text("pending")),
+            ("reason", text("")),
+            ("node", none_text),
+            ("devices", json(serde_json::json!([]))),
+            ("exit_code", sea_orm::Value::Int(None)),
+            ("created_ms", 3_000i64.into()),
+            ("started_ms", none_int.clone()),
+            ("finished_ms", none_int.clone()),
+            ("deadline_ms", none_int),
+            ("generation", 0i64.into()),
+        ],
+    )
+    .await;
+    insert_raw(
+        &raw,
+        "usage_records",
+        vec![
+            ("org", text("acme")),
+            ("user_id", text("u-alice")),
+            ("kind", text("job")),
+            ("subject_id", text("j-0")),
+            ("class", text("h100")),
+            ("devices", 2i32.into()),
+            ("start_ms", 100i64.into()),
+            ("end_ms", 200i64.into()),
+            ("device_ms", 200i64.into()),
+        ],
+    )
+    .await;
+    raw.close().await.expect("close");
+
+    // Opening it with this release migrates it forward; every row is kept, with the
+    // new columns' defaults.
+    let old_org = OrgRow {
+        weight: 1.0,
+        ..org("acme")
+    };
+    let old_class = ClassRow {
+        rate: 1.0,
+        ..class("h100")
+    };
+    let old_res = reservation("r-old", "acme", ReservationState::Confirmed, 2_000);
+    let check_old_rows = |snap: Snapshot| {
+        assert_eq!(snap.orgs, vec![old_org.clone()]);
+        assert_eq!(snap.classes, vec![old_class.clone()]);
+        assert_eq!(snap.reservations, vec![old_res.clone()]);
+        assert_eq!(snap.jobs, vec![old_job.clone()]);
+        assert_eq!(snap.recent_usage, vec![usage("acme", "j-0", 100, 200)]);
+        assert!(snap.budgets.is_empty() && snap.ledger.is_empty() && snap.policy.is_none());
+    };
+    let store = db.open().await;
+    check_old_rows(store.load(0, 0, 0).await.expect("load"));
+
+    // The new tables and columns work on the migrated database.
+    let mut res = old_res.clone();
+    res.charge = Charge {
+        budget_class: "h100".to_owned(),
+        period_start_ms: 0,
+        amount_ms: 20_000,
+    };
+    res.idle_since_ms = Some(15_000);
+    let mut requeued = job("j-new", "acme", JobState::Pending, 4_000);
+    requeued.requeued_from = Some("j-old".to_owned());
+    requeued.preemptible = true;
+    requeued.nodes = 2;
+    apply(
+        &store,
+        vec![
+            Mutation::UpdateOrg(org("acme")),
+            Mutation::UpsertReservation(res.clone()),
+            Mutation::UpsertJob(requeued.clone()),
+            Mutation::UpsertBudget(budget("acme", "h100")),
+            Mutation::InsertLedger(vec![ledger("l-1", "acme", 2_000, 0)]),
+            Mutation::SetPolicy(PolicyRow {
+                json: "{}".to_owned(),
+                updated_ms: 5,
+            }),
+        ],
+    )
+    .await;
+    let snap = store.load(0, 0, 0).await.expect("load");
+    assert_eq!(snap.orgs, vec![org("acme")]);
+    assert_eq!(snap.reservations, vec![res]);
+    assert_eq!(snap.jobs, vec![old_job.clone(), requeued]);
+    assert_eq!(snap.budgets.len(), 1);
+    assert_eq!(snap.ledger.len(), 1);
+    drop(store);
+
+    // The new migration rolls back cleanly, keeping the old rows, and applies again.
+    let raw = db.raw().await;
+    Migrator::down(&raw, Some(1)).await.expect("rolling back");
+    assert_eq!(count_rows(&raw, "jobs").await, 2);
+    raw.execute_unprepared("DELETE FROM jobs WHERE id = 'j-new'")
+        .await
+        .expect("delete");
+    raw.close().await.expect("close");
+    let store = db.open().await;
+    check_old_rows(store.load(0, 0, 0).await.expect("load"));
+}
+
 #[tokio::test]
 async fn sqlite_in_memory_works() {
     let store = SeaStore::connect("sqlite::memory:").await.expect("open");
@@ -1356,7 +2053,7 @@ async fn sqlite_in_memory_works() {
             .await,
         "GPU-a",
     );
-    assert_eq!(store.load(0).await.expect("load").devices.len(), 4);
+    assert_eq!(store.load(0, 0, 0).await.expect("load").devices.len(), 4);
 }
 
 #[tokio::test]

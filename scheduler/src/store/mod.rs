@@ -43,8 +43,15 @@ pub struct Scope {
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of mutations in one transaction.
     async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
-    /// Loads what the scheduler keeps in memory.
-    async fn load(&self, now_ms: i64) -> Result<Snapshot, StoreError>;
+    /// Loads what the scheduler keeps in memory: live objects as of `now_ms`, ledger
+    /// entries of periods starting at or after `ledger_since_ms`, and usage records ending
+    /// at or after `usage_since_ms`.
+    async fn load(
+        &self,
+        now_ms: i64,
+        ledger_since_ms: i64,
+        usage_since_ms: i64,
+    ) -> Result<Snapshot, StoreError>;
     /// Reservations, newest first.
     async fn list_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError>;
     /// One reservation.
@@ -62,6 +69,13 @@ pub trait Store: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<UsageRow>, StoreError>;
+    /// Ledger entries with `from_ms <= time < to_ms`, optionally of one org, oldest first.
+    async fn list_ledger(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LedgerRow>, StoreError>;
     /// The newest audit events, newest first.
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError>;
     /// Claims of every device, ending after `after_ms` (for consistency checks).

@@ -24,8 +24,8 @@ use sea_orm::{
 
 use self::apply::Failed;
 use self::entities::{
-    api_token, audit_event, device, device_claim, device_class, job, job_log, join_token, node,
-    org, reservation, site, usage_record, user,
+    api_token, audit_event, budget, device, device_claim, device_class, job, job_log, join_token,
+    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use self::metrics::{Op, StoreMetrics};
 use super::types::*;
@@ -292,7 +292,13 @@ fn final_job_states() -> impl Iterator<Item = &'static str> {
     FINAL_JOB_STATES.iter().map(|s| s.as_str())
 }
 
-async fn snapshot<C: ConnectionTrait>(db: &C, now_ms: i64) -> Result<Snapshot, StoreError> {
+/// What [`Store::load`] reads, in one transaction.
+async fn snapshot<C: ConnectionTrait>(
+    db: &C,
+    now_ms: i64,
+    ledger_since_ms: i64,
+    usage_since_ms: i64,
+) -> Result<Snapshot, StoreError> {
     let sites = site::Entity::find()
         .order_by_asc(site::Column::Name)
         .all(db)
@@ -359,6 +365,30 @@ async fn snapshot<C: ConnectionTrait>(db: &C, now_ms: i64) -> Result<Snapshot, S
         .all(db)
         .await
         .map_err(error::db)?;
+    let budgets = budget::Entity::find()
+        .order_by_asc(budget::Column::Org)
+        .order_by_asc(budget::Column::Class)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let ledger = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::PeriodStartMs.gte(ledger_since_ms))
+        .order_by_asc(ledger_entry::Column::TimeMs)
+        .order_by_asc(ledger_entry::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let recent_usage = usage_record::Entity::find()
+        .filter(usage_record::Column::EndMs.gte(usage_since_ms))
+        .order_by_asc(usage_record::Column::StartMs)
+        .order_by_asc(usage_record::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let policy = scheduler_policy::Entity::find_by_id(scheduler_policy::ROW_ID)
+        .one(db)
+        .await
+        .map_err(error::db)?;
     Ok(Snapshot {
         sites: sites.into_iter().map(convert::site_row).collect(),
         classes: classes.into_iter().map(convert::class_row).collect(),
@@ -374,6 +404,10 @@ async fn snapshot<C: ConnectionTrait>(db: &C, now_ms: i64) -> Result<Snapshot, S
         reservations: collect(reservations, convert::reservation_row)?,
         jobs: collect(jobs, convert::job_row)?,
         claims: collect(claims, convert::claim_row)?,
+        budgets: budgets.into_iter().map(convert::budget_row).collect(),
+        ledger: collect(ledger, convert::ledger_row)?,
+        recent_usage: collect(recent_usage, convert::usage_row)?,
+        policy: policy.map(convert::policy_row),
     })
 }
 
@@ -386,11 +420,16 @@ impl Store for SeaStore {
         self.metrics.time(Op::Apply, self.apply_batch(&batch)).await
     }
 
-    async fn load(&self, now_ms: i64) -> Result<Snapshot, StoreError> {
+    async fn load(
+        &self,
+        now_ms: i64,
+        ledger_since_ms: i64,
+        usage_since_ms: i64,
+    ) -> Result<Snapshot, StoreError> {
         self.metrics
             .time(Op::Load, async {
                 let txn = self.begin_read().await.map_err(error::db)?;
-                let result = snapshot(&txn, now_ms).await;
+                let result = snapshot(&txn, now_ms, ledger_since_ms, usage_since_ms).await;
                 // Read-only: nothing to keep, so always end it with a rollback.
                 rollback(txn).await;
                 result
@@ -504,6 +543,31 @@ impl Store for SeaStore {
                     .await
                     .map_err(error::db)?;
                 collect(models, convert::usage_row)
+            })
+            .await
+    }
+
+    async fn list_ledger(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        self.metrics
+            .time(Op::ListLedger, async {
+                let mut query = ledger_entry::Entity::find()
+                    .filter(ledger_entry::Column::TimeMs.gte(from_ms))
+                    .filter(ledger_entry::Column::TimeMs.lt(to_ms));
+                if let Some(org) = org {
+                    query = query.filter(ledger_entry::Column::Org.eq(org));
+                }
+                let models = query
+                    .order_by_asc(ledger_entry::Column::TimeMs)
+                    .order_by_asc(ledger_entry::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                collect(models, convert::ledger_row)
             })
             .await
     }

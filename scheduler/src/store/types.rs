@@ -170,20 +170,121 @@ pub struct SiteRow {
 }
 
 /// A device class.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClassRow {
     pub name: String,
     pub description: String,
     pub vendor: String,
     pub created_ms: i64,
+    /// Budget units one device-hour costs (1.0 by default).
+    pub rate: f64,
 }
 
 /// An organisation (a company).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrgRow {
     pub name: String,
     pub description: String,
     pub created_ms: i64,
+    /// Fair-share weight (1.0 by default).
+    pub weight: f64,
+}
+
+/// The budget class key that matches every class.
+pub const ANY_CLASS: &str = "*";
+
+/// An org's budget and limits for one class (or [`ANY_CLASS`]). Amounts are in budget
+/// milliseconds: device-milliseconds times the class rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRow {
+    pub org: String,
+    /// A class name or [`ANY_CLASS`].
+    pub class: String,
+    /// `day`, `week` or `month`.
+    pub period: String,
+    /// Allowance per period; `None`: no hour limit.
+    pub allowance_ms: Option<i64>,
+    /// Cap on devices held at once; `None`: no cap.
+    pub max_devices: Option<i32>,
+    /// Longest booking or job runtime; `None`: no limit.
+    pub max_booking_ms: Option<i64>,
+    /// How far ahead a booking may start; `None`: no limit.
+    pub horizon_ms: Option<i64>,
+    /// After this the budget grants nothing; `None`: never.
+    pub expires_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerKind {
+    /// Hours taken from the budget (a booking confirmed, a job placed).
+    Charge,
+    /// Hours given back (cancelled early, unused runtime, fault, idle reclaim).
+    Refund,
+    /// Hours added by an admin to one period.
+    TopUp,
+}
+
+impl LedgerKind {
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Charge => "charge",
+            LedgerKind::Refund => "refund",
+            LedgerKind::TopUp => "top-up",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "charge" => Some(LedgerKind::Charge),
+            "refund" => Some(LedgerKind::Refund),
+            "top-up" => Some(LedgerKind::TopUp),
+            _ => None,
+        }
+    }
+}
+
+/// One charge, refund or top-up. `amount_ms` is always positive; the kind gives the sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: String,
+    pub org: String,
+    /// The budget's class key (a class or [`ANY_CLASS`]).
+    pub budget_class: String,
+    pub time_ms: i64,
+    pub kind: LedgerKind,
+    /// Budget milliseconds (device-ms x rate), > 0.
+    pub amount_ms: i64,
+    /// Start of the period the entry counts against.
+    pub period_start_ms: i64,
+    /// The reservation or job charged or refunded; `None` for top-ups.
+    pub subject_kind: Option<OwnerKind>,
+    pub subject_id: String,
+    /// The device class used and the raw device-milliseconds.
+    pub device_class: String,
+    pub device_ms: i64,
+    pub note: String,
+}
+
+/// The admin-tunable scheduling policy, stored as one JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyRow {
+    /// The policy as JSON (the scheduler owns its shape).
+    pub json: String,
+    pub updated_ms: i64,
+}
+
+/// What a reservation or job was charged: the budget, the period and the net amount.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Charge {
+    /// The budget's class key; empty when nothing was charged (no budget applies).
+    pub budget_class: String,
+    /// Start of the period charged.
+    pub period_start_ms: i64,
+    /// Net budget milliseconds charged (charges minus refunds).
+    pub amount_ms: i64,
 }
 
 /// A user; `name` is unique across the centre.
@@ -270,6 +371,12 @@ pub struct ReservationRow {
     /// Pinned device UUIDs.
     pub devices: Vec<String>,
     pub created_ms: i64,
+    /// What it was charged.
+    pub charge: Charge,
+    /// Since when all its devices have been idle (use it or lose it).
+    pub idle_since_ms: Option<i64>,
+    /// When the idle warning was given.
+    pub idle_warned_ms: Option<i64>,
 }
 
 /// A job.
@@ -303,6 +410,16 @@ pub struct JobRow {
     pub deadline_ms: Option<i64>,
     /// Generation of the node's desired work when it was placed.
     pub generation: i64,
+    /// Priority within the org's queue (higher first).
+    pub priority: i32,
+    /// May be preempted (and is then requeued).
+    pub preemptible: bool,
+    /// Number of nodes; `count` devices on each.
+    pub nodes: i32,
+    /// What it was charged.
+    pub charge: Charge,
+    /// The job it continues after a preemption.
+    pub requeued_from: Option<String>,
 }
 
 /// One device held for a window by a reservation or a queued job.
@@ -354,7 +471,7 @@ pub struct LogRow {
 
 /// One change to durable state. A batch of them is applied in one transaction:
 /// all or nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // built and consumed once per write; boxing buys nothing
 pub enum Mutation {
     InsertSite(SiteRow),
@@ -385,6 +502,19 @@ pub enum Mutation {
     },
     InsertUsage(UsageRow),
     Audit(AuditRow),
+    /// Updates an org's description and weight.
+    UpdateOrg(OrgRow),
+    /// Updates a class's description, vendor and rate.
+    UpdateClass(ClassRow),
+    /// Inserts or replaces the budget of (org, class).
+    UpsertBudget(BudgetRow),
+    DeleteBudget {
+        org: String,
+        class: String,
+    },
+    InsertLedger(Vec<LedgerRow>),
+    /// Replaces the scheduling policy.
+    SetPolicy(PolicyRow),
 }
 
 /// Everything the scheduler needs in memory at start.
@@ -405,4 +535,12 @@ pub struct Snapshot {
     pub jobs: Vec<JobRow>,
     /// Claims ending after the load time.
     pub claims: Vec<ClaimRow>,
+    /// Every budget.
+    pub budgets: Vec<BudgetRow>,
+    /// Ledger entries of periods starting at or after `Store::load`'s `ledger_since_ms`.
+    pub ledger: Vec<LedgerRow>,
+    /// Usage records ending at or after `Store::load`'s `usage_since_ms` (for fair share).
+    pub recent_usage: Vec<UsageRow>,
+    /// The stored scheduling policy, if one was ever set.
+    pub policy: Option<PolicyRow>,
 }

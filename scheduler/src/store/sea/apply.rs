@@ -8,12 +8,17 @@ use sea_orm::{
 
 use super::convert;
 use super::entities::{
-    api_token, audit_event, device, device_claim, device_class, job, join_token, node, org,
-    reservation, site, usage_record, user,
+    api_token, audit_event, budget, device, device_claim, device_class, job, join_token,
+    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use super::error::{self, Kind};
 use crate::store::StoreError;
-use crate::store::types::{ClaimRow, Mutation};
+use crate::store::types::{ClaimRow, LedgerRow, Mutation};
+
+/// Ledger rows per INSERT statement (12 parameters each).
+const LEDGER_INSERT_CHUNK: usize = 256;
+/// Ledger ids named in an "already exists" error before the rest are counted.
+const LEDGER_IDS_NAMED: usize = 3;
 
 /// Why a batch failed.
 #[derive(Debug)]
@@ -73,14 +78,60 @@ async fn upsert<A>(
 where
     A: ActiveModelTrait + Send,
 {
+    upsert_by(txn, am, &[key]).await
+}
+
+/// Inserts `am`, or on a taken primary key of the columns `keys` updates every other
+/// column.
+async fn upsert_by<A>(
+    txn: &DatabaseTransaction,
+    am: A,
+    keys: &[<A::Entity as EntityTrait>::Column],
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
     let others: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
-        .filter(|c| c.as_str() != key.as_str())
+        .filter(|c| keys.iter().all(|k| k.as_str() != c.as_str()))
         .collect();
     <A::Entity as EntityTrait>::insert(am)
-        .on_conflict(OnConflict::column(key).update_columns(others).to_owned())
+        .on_conflict(
+            OnConflict::columns(keys.iter().copied())
+                .update_columns(others)
+                .to_owned(),
+        )
         .exec_without_returning(txn)
         .await?;
     Ok(())
+}
+
+/// Fails with a clear error when an update matched no row.
+fn require_row(rows_affected: u64, what: impl FnOnce() -> String) -> Result<(), Failed> {
+    if rows_affected == 0 {
+        return Err(Failed::Final(StoreError::Db(format!(
+            "{} does not exist",
+            what()
+        ))));
+    }
+    Ok(())
+}
+
+/// Names the ledger entries of one insert, for an "already exists" error.
+fn ledger_ids(rows: &[LedgerRow]) -> String {
+    let named: Vec<String> = rows
+        .iter()
+        .take(LEDGER_IDS_NAMED)
+        .map(|r| format!("\"{}\"", r.id))
+        .collect();
+    let more = rows.len().saturating_sub(LEDGER_IDS_NAMED);
+    match (rows.len(), more) {
+        (1, _) => format!("ledger entry {}", named.join(", ")),
+        (_, 0) => format!("one of ledger entries {}", named.join(", ")),
+        (_, more) => format!(
+            "one of ledger entries {} (and {more} more)",
+            named.join(", ")
+        ),
+    }
 }
 
 /// Applies every mutation of `batch` in order; the caller commits or rolls back.
@@ -214,6 +265,75 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
                 .exec_without_returning(txn)
                 .await
                 .map_err(Failed::from_db)?;
+        }
+        Mutation::UpdateOrg(row) => {
+            let result = org::Entity::update_many()
+                .col_expr(
+                    org::Column::Description,
+                    Expr::value(row.description.clone()),
+                )
+                .col_expr(org::Column::Weight, Expr::value(row.weight))
+                .filter(org::Column::Name.eq(row.name.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            require_row(result.rows_affected, || format!("org \"{}\"", row.name))?;
+        }
+        Mutation::UpdateClass(row) => {
+            let result = device_class::Entity::update_many()
+                .col_expr(
+                    device_class::Column::Description,
+                    Expr::value(row.description.clone()),
+                )
+                .col_expr(
+                    device_class::Column::Vendor,
+                    Expr::value(row.vendor.clone()),
+                )
+                .col_expr(device_class::Column::Rate, Expr::value(row.rate))
+                .filter(device_class::Column::Name.eq(row.name.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            require_row(result.rows_affected, || {
+                format!("device class \"{}\"", row.name)
+            })?;
+        }
+        Mutation::UpsertBudget(row) => {
+            upsert_by(
+                txn,
+                convert::budget_model(row).into_active_model(),
+                &[budget::Column::Org, budget::Column::Class],
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::DeleteBudget { org, class } => {
+            budget::Entity::delete_many()
+                .filter(budget::Column::Org.eq(org.as_str()))
+                .filter(budget::Column::Class.eq(class.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::InsertLedger(rows) => {
+            for part in rows.chunks(LEDGER_INSERT_CHUNK) {
+                let models = part
+                    .iter()
+                    .map(|r| convert::ledger_model(r).into_active_model());
+                ledger_entry::Entity::insert_many(models)
+                    .exec_without_returning(txn)
+                    .await
+                    .map_err(|e| Failed::named(e, || ledger_ids(part)))?;
+            }
+        }
+        Mutation::SetPolicy(row) => {
+            upsert(
+                txn,
+                convert::policy_model(row).into_active_model(),
+                scheduler_policy::Column::Id,
+            )
+            .await
+            .map_err(Failed::from_db)?;
         }
     }
     Ok(())

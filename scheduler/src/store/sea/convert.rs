@@ -9,8 +9,8 @@ use berth_proto::model::Role;
 use sea_orm::ActiveValue::{NotSet, Set};
 
 use super::entities::{
-    api_token, audit_event, device, device_claim, device_class, job, job_log, join_token, node,
-    org, reservation, site, usage_record, user,
+    api_token, audit_event, budget, device, device_claim, device_class, job, job_log, join_token,
+    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use crate::store::StoreError;
 use crate::store::types::*;
@@ -63,6 +63,7 @@ pub(super) fn class_model(row: &ClassRow) -> device_class::Model {
         description: row.description.clone(),
         vendor: row.vendor.clone(),
         created_ms: row.created_ms,
+        rate: row.rate,
     }
 }
 
@@ -72,6 +73,7 @@ pub(super) fn class_row(m: device_class::Model) -> ClassRow {
         description: m.description,
         vendor: m.vendor,
         created_ms: m.created_ms,
+        rate: m.rate,
     }
 }
 
@@ -80,6 +82,7 @@ pub(super) fn org_model(row: &OrgRow) -> org::Model {
         name: row.name.clone(),
         description: row.description.clone(),
         created_ms: row.created_ms,
+        weight: row.weight,
     }
 }
 
@@ -88,6 +91,7 @@ pub(super) fn org_row(m: org::Model) -> OrgRow {
         name: m.name,
         description: m.description,
         created_ms: m.created_ms,
+        weight: m.weight,
     }
 }
 
@@ -230,6 +234,11 @@ pub(super) fn reservation_model(row: &ReservationRow) -> Result<reservation::Mod
         reason: row.reason.clone(),
         devices: to_json(&row.devices)?,
         created_ms: row.created_ms,
+        budget_class: row.charge.budget_class.clone(),
+        charge_period_ms: row.charge.period_start_ms,
+        charged_ms: row.charge.amount_ms,
+        idle_since_ms: row.idle_since_ms,
+        idle_warned_ms: row.idle_warned_ms,
     })
 }
 
@@ -248,6 +257,13 @@ pub(super) fn reservation_row(m: reservation::Model) -> Result<ReservationRow, S
         end_ms: m.end_ms,
         reason: m.reason,
         created_ms: m.created_ms,
+        charge: Charge {
+            budget_class: m.budget_class,
+            period_start_ms: m.charge_period_ms,
+            amount_ms: m.charged_ms,
+        },
+        idle_since_ms: m.idle_since_ms,
+        idle_warned_ms: m.idle_warned_ms,
     })
 }
 
@@ -277,6 +293,13 @@ pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
         finished_ms: row.finished_ms,
         deadline_ms: row.deadline_ms,
         generation: row.generation,
+        priority: row.priority,
+        preemptible: row.preemptible,
+        nodes: row.nodes,
+        budget_class: row.charge.budget_class.clone(),
+        charge_period_ms: row.charge.period_start_ms,
+        charged_ms: row.charge.amount_ms,
+        requeued_from: row.requeued_from.clone(),
     })
 }
 
@@ -306,6 +329,15 @@ pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
         finished_ms: m.finished_ms,
         deadline_ms: m.deadline_ms,
         generation: m.generation,
+        priority: m.priority,
+        preemptible: m.preemptible,
+        nodes: m.nodes,
+        charge: Charge {
+            budget_class: m.budget_class,
+            period_start_ms: m.charge_period_ms,
+            amount_ms: m.charged_ms,
+        },
+        requeued_from: m.requeued_from,
     })
 }
 
@@ -401,5 +433,86 @@ pub(super) fn log_row(m: job_log::Model) -> LogRow {
         stream: m.stream,
         data: m.data,
         time_ms: m.time_ms,
+    }
+}
+
+pub(super) fn budget_model(row: &BudgetRow) -> budget::Model {
+    budget::Model {
+        org: row.org.clone(),
+        class: row.class.clone(),
+        period: row.period.clone(),
+        allowance_ms: row.allowance_ms,
+        max_devices: row.max_devices,
+        max_booking_ms: row.max_booking_ms,
+        horizon_ms: row.horizon_ms,
+        expires_ms: row.expires_ms,
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn budget_row(m: budget::Model) -> BudgetRow {
+    BudgetRow {
+        org: m.org,
+        class: m.class,
+        period: m.period,
+        allowance_ms: m.allowance_ms,
+        max_devices: m.max_devices,
+        max_booking_ms: m.max_booking_ms,
+        horizon_ms: m.horizon_ms,
+        expires_ms: m.expires_ms,
+        updated_ms: m.updated_ms,
+    }
+}
+
+pub(super) fn ledger_model(row: &LedgerRow) -> ledger_entry::Model {
+    ledger_entry::Model {
+        id: row.id.clone(),
+        org: row.org.clone(),
+        budget_class: row.budget_class.clone(),
+        time_ms: row.time_ms,
+        kind: row.kind.as_str().to_owned(),
+        amount_ms: row.amount_ms,
+        period_start_ms: row.period_start_ms,
+        subject_kind: row.subject_kind.map(|k| k.as_str().to_owned()),
+        subject_id: row.subject_id.clone(),
+        device_class: row.device_class.clone(),
+        device_ms: row.device_ms,
+        note: row.note.clone(),
+    }
+}
+
+pub(super) fn ledger_row(m: ledger_entry::Model) -> Result<LedgerRow, StoreError> {
+    Ok(LedgerRow {
+        kind: parse_with("ledger_entries", "kind", &m.kind, LedgerKind::parse)?,
+        subject_kind: m
+            .subject_kind
+            .as_deref()
+            .map(|k| parse_with("ledger_entries", "subject_kind", k, OwnerKind::parse))
+            .transpose()?,
+        id: m.id,
+        org: m.org,
+        budget_class: m.budget_class,
+        time_ms: m.time_ms,
+        amount_ms: m.amount_ms,
+        period_start_ms: m.period_start_ms,
+        subject_id: m.subject_id,
+        device_class: m.device_class,
+        device_ms: m.device_ms,
+        note: m.note,
+    })
+}
+
+pub(super) fn policy_model(row: &PolicyRow) -> scheduler_policy::Model {
+    scheduler_policy::Model {
+        id: scheduler_policy::ROW_ID,
+        json: row.json.clone(),
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn policy_row(m: scheduler_policy::Model) -> PolicyRow {
+    PolicyRow {
+        json: m.json,
+        updated_ms: m.updated_ms,
     }
 }

@@ -1,18 +1,21 @@
-//! sea-orm entities, one per table of the initial migration in `berth-migrations`.
+//! sea-orm entities, one per table of the migrations in `berth-migrations`.
 //!
 //! Times are milliseconds since the Unix epoch; lists and maps are JSON text.
 
 pub mod api_token;
 pub mod audit_event;
+pub mod budget;
 pub mod device;
 pub mod device_claim;
 pub mod device_class;
 pub mod job;
 pub mod job_log;
 pub mod join_token;
+pub mod ledger_entry;
 pub mod node;
 pub mod org;
 pub mod reservation;
+pub mod scheduler_policy;
 pub mod site;
 pub mod usage_record;
 pub mod user;

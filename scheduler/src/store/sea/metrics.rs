@@ -17,6 +17,7 @@ pub(super) enum Op {
     GetJob,
     ListUsers,
     ListUsage,
+    ListLedger,
     ListAudit,
     ListClaims,
     AppendLogs,
@@ -24,7 +25,7 @@ pub(super) enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 13] = [
+    const ALL: [Op; 14] = [
         Op::Migrate,
         Op::Apply,
         Op::Load,
@@ -34,6 +35,7 @@ impl Op {
         Op::GetJob,
         Op::ListUsers,
         Op::ListUsage,
+        Op::ListLedger,
         Op::ListAudit,
         Op::ListClaims,
         Op::AppendLogs,
@@ -51,6 +53,7 @@ impl Op {
             Op::GetJob => "get_job",
             Op::ListUsers => "list_users",
             Op::ListUsage => "list_usage",
+            Op::ListLedger => "list_ledger",
             Op::ListAudit => "list_audit",
             Op::ListClaims => "list_claims",
             Op::AppendLogs => "append_logs",

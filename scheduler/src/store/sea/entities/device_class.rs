@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "device_classes")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -10,6 +10,8 @@ pub struct Model {
     pub description: String,
     pub vendor: String,
     pub created_ms: i64,
+    /// Budget units one device-hour costs.
+    pub rate: f64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -34,6 +34,16 @@ pub struct Model {
     pub finished_ms: Option<i64>,
     pub deadline_ms: Option<i64>,
     pub generation: i64,
+    pub priority: i32,
+    pub preemptible: bool,
+    pub nodes: i32,
+    /// The budget's class key charged; empty when nothing was charged.
+    pub budget_class: String,
+    /// Start of the period charged.
+    pub charge_period_ms: i64,
+    /// Net budget milliseconds charged.
+    pub charged_ms: i64,
+    pub requeued_from: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "orgs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
     pub description: String,
     pub created_ms: i64,
+    /// Fair-share weight.
+    pub weight: f64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

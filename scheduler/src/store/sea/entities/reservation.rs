@@ -20,6 +20,14 @@ pub struct Model {
     /// JSON array of device UUIDs.
     pub devices: String,
     pub created_ms: i64,
+    /// The budget's class key charged; empty when nothing was charged.
+    pub budget_class: String,
+    /// Start of the period charged.
+    pub charge_period_ms: i64,
+    /// Net budget milliseconds charged.
+    pub charged_ms: i64,
+    pub idle_since_ms: Option<i64>,
+    pub idle_warned_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
