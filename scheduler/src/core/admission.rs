@@ -50,6 +50,16 @@ impl Cluster {
     /// Picks `count` schedulable devices of `class` (optionally at `site`) free for the whole
     /// `[start, end)`, following the packing policy of this module. Returns their UUIDs.
     pub fn find_devices(&self, req: &Request) -> Result<Vec<String>, Refusal> {
+        self.find_devices_avoiding(req, None)
+    }
+
+    /// [`Cluster::find_devices`], never choosing the slots set in `avoid` (devices held
+    /// outside the calendar, e.g. by preemptible jobs).
+    pub(super) fn find_devices_avoiding(
+        &self,
+        req: &Request,
+        avoid: Option<&BitSet>,
+    ) -> Result<Vec<String>, Refusal> {
         validate(req)?;
         let class = self
             .class_by_name(&req.class)
@@ -57,7 +67,10 @@ impl Cluster {
                 class: req.class.clone(),
             })?;
         let site = self.site_filter(req.site.as_deref());
-        let avail = self.available_slots(class, req.start, req.end);
+        let mut avail = self.available_slots(class, req.start, req.end);
+        if let Some(avoid) = avoid {
+            avail.remove_all(avoid);
+        }
         let want = req.count;
 
         // One node, best fit. Groups are in node-name order, so the first exact fit is the answer.
@@ -132,7 +145,14 @@ impl Cluster {
     }
 
     /// Appends the UUIDs of the first `n` available slots of `g` to `out`.
-    fn take(&self, class: &Class, g: &Group, avail: &BitSet, n: u32, out: &mut Vec<String>) {
+    pub(super) fn take(
+        &self,
+        class: &Class,
+        g: &Group,
+        avail: &BitSet,
+        n: u32,
+        out: &mut Vec<String>,
+    ) {
         let chosen = g.slots.iter().filter(|&&s| avail.get(s)).take(n as usize);
         out.extend(chosen.map(|&s| self.slot_uuid(class, s).to_owned()));
     }

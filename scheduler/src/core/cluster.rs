@@ -327,6 +327,20 @@ impl Cluster {
             .is_some_and(|&d| self.devices[d as usize].calendar.is_free(start, end))
     }
 
+    /// The owners of the claims on a device that overlap `[start, end)`, in time order
+    /// (empty for an unknown device).
+    pub fn owners_on(&self, uuid: &str, start: i64, end: i64) -> Vec<&str> {
+        let Some(&d) = self.device_ids.get(uuid) else {
+            return Vec::new();
+        };
+        self.devices[d as usize]
+            .calendar
+            .overlapping(start, end)
+            .iter()
+            .map(|c| self.owners.entry(c.owner).name.as_str())
+            .collect()
+    }
+
     /// All claims currently held (owner, device uuid, start, end), sorted — for tests and
     /// consistency checks.
     pub fn claims(&self) -> Vec<(String, String, i64, i64)> {
@@ -416,6 +430,18 @@ impl Cluster {
     pub(super) fn class_by_name(&self, name: &str) -> Option<&Class> {
         let c = &self.classes[*self.class_ids.get(name)? as usize];
         (c.devices > 0).then_some(c)
+    }
+
+    /// The id of the class with this name.
+    pub(super) fn class_id(&self, name: &str) -> Option<u32> {
+        self.class_ids.get(name).copied()
+    }
+
+    /// The device with this UUID.
+    pub(super) fn device_by_uuid(&self, uuid: &str) -> Option<&Device> {
+        self.device_ids
+            .get(uuid)
+            .map(|&d| &self.devices[d as usize])
     }
 
     /// The nodes a request naming `site` may use.

@@ -42,6 +42,23 @@ pub enum Refusal {
         /// How many devices the class has, schedulable or not.
         total: u32,
     },
+    /// Not enough nodes have the devices a single- or multi-node job needs on each.
+    #[error(
+        "not enough {class} devices free on one node: {per_node} needed on each of {nodes} node(s), \
+         {fitting} node(s) have that many free (at most {most_free} on any node)"
+    )]
+    NoNodeFits {
+        /// The class asked for.
+        class: String,
+        /// Devices needed on each node.
+        per_node: u32,
+        /// Nodes needed.
+        nodes: u32,
+        /// Nodes with enough free devices.
+        fitting: u32,
+        /// The most free devices on any one node.
+        most_free: u32,
+    },
     /// The request itself is malformed (empty or inverted window, zero devices, bad step, ...).
     #[error("invalid request: {reason}")]
     InvalidWindow {

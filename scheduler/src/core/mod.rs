@@ -13,8 +13,14 @@
 //! - `owners`: interning of claim owners;
 //! - `cluster`: inventory and claims;
 //! - `admission`: device choice and packing policy;
-//! - `availability`: capacity buckets and earliest start.
+//! - `availability`: capacity buckets and earliest start;
+//! - `gang`: single- and multi-node placement of queued jobs, and their earliest start;
+//! - `period`, `accounts`: budget periods; budgets, balances, caps and charges;
+//! - `fairshare`: decayed usage per org;
+//! - `queue`: the queue pass (fair share, backfill, preemption, reasons, estimates);
+//! - `idle`: use it or lose it.
 
+mod accounts;
 mod admission;
 mod availability;
 mod bitset;
@@ -22,10 +28,24 @@ mod calendar;
 mod chunked;
 mod cluster;
 mod error;
+mod fairshare;
+mod gang;
+mod idle;
 mod owners;
+mod period;
+mod queue;
 mod window_index;
 
+pub use accounts::{
+    ANY, Accounts, Ask, Budget, ChargePlan, Holdings, LimitRefusal, Totals, hours, rated,
+};
 pub use admission::{Request, pick_within};
 pub use availability::{MAX_BUCKETS, Slot};
 pub use cluster::Cluster;
 pub use error::{ClaimError, Refusal};
+pub use fairshare::{Usage, decay, share};
+pub use idle::{IdleAction, IdlePolicy, IdleState};
+pub use period::{Period, utc_label};
+pub use queue::{
+    Backfill, Decision, Guest, IdleBooked, Placement, PlanInput, PlanPolicy, QueuedJob, Wait, plan,
+};
