@@ -1,7 +1,9 @@
 //! Rows to wire messages.
 
 use crate::state::{DeviceEntry, LiveJob, NodeEntry};
-use crate::store::{AuditRow, ClassRow, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow};
+use crate::store::{
+    AuditRow, ClassRow, LedgerRow, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow,
+};
 use berth_proto::time::{ms_to_dur, ms_to_ts, opt_ts};
 use berth_proto::v1;
 
@@ -48,6 +50,7 @@ pub fn class(r: &ClassRow, total: u32, schedulable: u32) -> v1::DeviceClass {
         vendor: r.vendor.clone(),
         total_devices: total,
         schedulable_devices: schedulable,
+        rate: r.rate,
     }
 }
 
@@ -57,6 +60,7 @@ pub fn org(r: &OrgRow) -> v1::Org {
         name: r.name.clone(),
         description: r.description.clone(),
         created_at: Some(ms_to_ts(r.created_ms)),
+        weight: r.weight,
     }
 }
 
@@ -119,7 +123,19 @@ pub fn reservation(r: &ReservationRow) -> v1::Reservation {
         devices: r.devices.clone(),
         created_at: Some(ms_to_ts(r.created_ms)),
         reason: r.reason.clone(),
+        charged_hours: hours(r.charge.amount_ms),
+        budget_class: r.charge.budget_class.clone(),
+        idle_since: opt_ts(r.idle_since_ms),
+        idle_warned_at: opt_ts(r.idle_warned_ms),
+        // Filled by the engine, which knows the idle policy.
+        reclaim_at: None,
+        warning: String::new(),
     }
+}
+
+/// Milliseconds (device-ms or budget-ms) as the hours the API shows.
+pub fn hours(ms: i64) -> f64 {
+    ms as f64 / 3_600_000.0
 }
 
 /// A job.
@@ -152,6 +168,11 @@ pub fn job(j: &LiveJob) -> v1::Job {
         estimated_start: opt_ts(j.estimated_start),
         datasets: datasets(&r.datasets),
         network: r.network.clone(),
+        priority: r.priority,
+        preemptible: r.preemptible,
+        nodes: r.nodes.max(1) as u32,
+        charged_hours: hours(r.charge.amount_ms),
+        requeued_from: r.requeued_from.clone().unwrap_or_default(),
     }
 }
 
@@ -176,7 +197,27 @@ pub fn usage(r: &UsageRow, user_name: &str) -> v1::UsageRecord {
         devices: r.devices.max(0) as u32,
         start: Some(ms_to_ts(r.start_ms)),
         end: Some(ms_to_ts(r.end_ms)),
-        device_hours: r.device_ms as f64 / 3_600_000.0,
+        device_hours: hours(r.device_ms),
+    }
+}
+
+/// A ledger entry.
+pub fn ledger_entry(r: &LedgerRow) -> v1::LedgerEntry {
+    v1::LedgerEntry {
+        id: r.id.clone(),
+        org: r.org.clone(),
+        budget_class: r.budget_class.clone(),
+        time: Some(ms_to_ts(r.time_ms)),
+        kind: r.kind.as_str().to_owned(),
+        hours: hours(r.amount_ms),
+        subject_kind: r
+            .subject_kind
+            .map_or(String::new(), |k| k.as_str().to_owned()),
+        subject_id: r.subject_id.clone(),
+        device_class: r.device_class.clone(),
+        device_hours: hours(r.device_ms),
+        note: r.note.clone(),
+        period_start: Some(ms_to_ts(r.period_start_ms)),
     }
 }
 
@@ -193,6 +234,46 @@ pub fn audit(r: &AuditRow) -> v1::AuditEvent {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::store::{LedgerKind, OwnerKind};
+
+    #[test]
+    fn ledger_entries_show_hours_and_their_subject() {
+        let row = LedgerRow {
+            id: "l1".into(),
+            org: "acme".into(),
+            budget_class: "*".into(),
+            time_ms: 1_000,
+            kind: LedgerKind::Refund,
+            amount_ms: 5_400_000,
+            period_start_ms: 0,
+            subject_kind: Some(OwnerKind::Reservation),
+            subject_id: "r1".into(),
+            device_class: "npu".into(),
+            device_ms: 10_800_000,
+            note: "cancelled early".into(),
+        };
+        let e = ledger_entry(&row);
+        assert_eq!((e.kind.as_str(), e.hours), ("refund", 1.5));
+        assert_eq!(
+            (e.subject_kind.as_str(), e.subject_id.as_str()),
+            ("reservation", "r1")
+        );
+        assert_eq!((e.device_class.as_str(), e.device_hours), ("npu", 3.0));
+        assert_eq!(e.period_start, Some(ms_to_ts(0)));
+        assert_eq!(e.time, Some(ms_to_ts(1_000)));
+        let top_up = ledger_entry(&LedgerRow {
+            kind: LedgerKind::TopUp,
+            subject_kind: None,
+            subject_id: String::new(),
+            ..row
+        });
+        assert_eq!(
+            (top_up.kind.as_str(), top_up.subject_kind.as_str()),
+            ("top-up", "")
+        );
+    }
+
     #[test]
     fn hints_are_utc_calendar_times() {
         assert_eq!(super::local_hint(0), "1970-01-01 00:00 UTC");

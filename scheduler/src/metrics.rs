@@ -4,10 +4,10 @@
 //! from user input, so every label set is bounded.
 
 use crate::state::State;
-use crate::store::{JobState, NodeState, ReservationState};
+use crate::store::{JobState, LedgerKind, NodeState, ReservationState};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::time::Duration;
 
@@ -27,6 +27,69 @@ pub struct Metrics {
     log_bytes: IntCounter,
     rpc_requests: IntCounterVec,
     rpc_seconds: HistogramVec,
+    preemptions: IntCounter,
+    reclaimed: IntCounter,
+    reclaimed_hours: Counter,
+    ledger_entries: IntCounterVec,
+    ledger_hours: CounterVec,
+    budget_allowance: GaugeVec,
+    budget_left: GaugeVec,
+    budget_charged: GaugeVec,
+    idle_warned: IntGauge,
+    jobs_pending: IntGaugeVec,
+}
+
+/// The bounded reason labels of `berth_jobs_pending`.
+pub const PENDING_REASONS: &[&str] = &[
+    "budget",
+    "cap",
+    "capacity",
+    "schedulable",
+    "preempting",
+    "reservation",
+    "other",
+];
+
+/// A bounded label for why a job is pending, from its reason text.
+pub fn pending_reason(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("budget") {
+        "budget"
+    } else if r.contains("cap on") {
+        "cap"
+    } else if r.contains("waiting for") && r.contains("free") {
+        "capacity"
+    } else if r.contains("schedulable") {
+        "schedulable"
+    } else if r.contains("preemptible job") {
+        "preempting"
+    } else if r.contains("reservation") {
+        "reservation"
+    } else {
+        "other"
+    }
+}
+
+fn float_gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn float_counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<CounterVec> {
+    let c = CounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
 fn gauge(
@@ -85,7 +148,67 @@ impl Metrics {
         registry.register(Box::new(jobs_submitted.clone()))?;
         let log_bytes = IntCounter::new("berth_job_log_bytes_total", "Bytes of job logs stored.")?;
         registry.register(Box::new(log_bytes.clone()))?;
+        let preemptions = IntCounter::new(
+            "berth_preemptions_total",
+            "Preemptible jobs stopped to give their devices back.",
+        )?;
+        registry.register(Box::new(preemptions.clone()))?;
+        let reclaimed = IntCounter::new(
+            "berth_reservations_reclaimed_total",
+            "Reservations reclaimed because their devices stayed idle.",
+        )?;
+        registry.register(Box::new(reclaimed.clone()))?;
+        let reclaimed_hours = Counter::new(
+            "berth_reclaimed_device_hours_total",
+            "Device-hours returned to the pool by idle reclaim.",
+        )?;
+        registry.register(Box::new(reclaimed_hours.clone()))?;
+        let idle_warned = IntGauge::new(
+            "berth_reservations_idle_warned",
+            "Live reservations warned for idleness and not yet reclaimed.",
+        )?;
+        registry.register(Box::new(idle_warned.clone()))?;
         Ok(Metrics {
+            ledger_entries: counter(
+                &registry,
+                "berth_ledger_entries_total",
+                "Budget ledger entries written, by kind (charge, refund, top-up).",
+                &["kind"],
+            )?,
+            ledger_hours: float_counter(
+                &registry,
+                "berth_ledger_hours_total",
+                "Budget hours (device-hours x class rate) in ledger entries, by kind.",
+                &["kind"],
+            )?,
+            budget_allowance: float_gauge(
+                &registry,
+                "berth_budget_allowance_hours",
+                "Budget hours per period, for budgets with an hour allowance.",
+                &["org", "class"],
+            )?,
+            budget_left: float_gauge(
+                &registry,
+                "berth_budget_left_hours",
+                "Budget hours left in the current period, for budgets with an hour allowance.",
+                &["org", "class"],
+            )?,
+            budget_charged: float_gauge(
+                &registry,
+                "berth_budget_charged_hours",
+                "Budget hours charged in the current period (before refunds).",
+                &["org", "class"],
+            )?,
+            jobs_pending: gauge(
+                &registry,
+                "berth_jobs_pending",
+                "Pending jobs by the kind of reason they wait.",
+                &["reason"],
+            )?,
+            preemptions,
+            reclaimed,
+            reclaimed_hours,
+            idle_warned,
             nodes: gauge(
                 &registry,
                 "berth_nodes",
@@ -219,6 +342,44 @@ impl Metrics {
         for j in state.jobs.values() {
             self.jobs.with_label_values(&[j.row.state.as_str()]).inc();
         }
+        self.jobs_pending.reset();
+        for reason in PENDING_REASONS {
+            self.jobs_pending.with_label_values(&[reason]).set(0);
+        }
+        for j in state.jobs.values() {
+            if j.row.state == JobState::Pending {
+                self.jobs_pending
+                    .with_label_values(&[pending_reason(&j.row.reason)])
+                    .inc();
+            }
+        }
+        self.idle_warned.set(
+            state
+                .reservations
+                .values()
+                .filter(|r| !r.state.is_final() && r.idle_warned_ms.is_some())
+                .count() as i64,
+        );
+        self.budget_allowance.reset();
+        self.budget_left.reset();
+        self.budget_charged.reset();
+        let hours = crate::convert::hours;
+        for ((org, class), b) in state.accounts.budgets() {
+            let labels = [org.as_str(), class.as_str()];
+            let (start, _) = b.period.bounds(now);
+            let totals = state.accounts.totals(org, class, start);
+            self.budget_charged
+                .with_label_values(&labels)
+                .set(hours(totals.charged));
+            if let Some(allowance) = b.allowance_ms {
+                self.budget_allowance
+                    .with_label_values(&labels)
+                    .set(hours(allowance));
+            }
+            if let Some(left) = state.accounts.left(org, class, now) {
+                self.budget_left.with_label_values(&labels).set(hours(left));
+            }
+        }
     }
 
     /// A job was accepted.
@@ -261,6 +422,28 @@ impl Metrics {
             .observe(d.as_secs_f64());
     }
 
+    /// A preemptible job was preempted.
+    pub fn preemption(&self) {
+        self.preemptions.inc();
+    }
+
+    /// A reservation was reclaimed for idleness, returning `device_ms` to the pool.
+    pub fn reclaimed(&self, device_ms: i64) {
+        self.reclaimed.inc();
+        self.reclaimed_hours
+            .inc_by(crate::convert::hours(device_ms.max(0)));
+    }
+
+    /// A ledger entry of `kind` for `amount_ms` budget-ms was committed.
+    pub fn ledger(&self, kind: LedgerKind, amount_ms: i64) {
+        self.ledger_entries
+            .with_label_values(&[kind.as_str()])
+            .inc();
+        self.ledger_hours
+            .with_label_values(&[kind.as_str()])
+            .inc_by(crate::convert::hours(amount_ms.max(0)));
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -288,6 +471,42 @@ pub fn method_label(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pending_reasons_are_bounded() {
+        use super::pending_reason as p;
+        assert_eq!(p("over the budget of acme for gpu: 2 h left"), "budget");
+        assert_eq!(p("the org's cap on gpu devices (4) is reached"), "cap");
+        assert_eq!(p("waiting for 2 gpu devices to be free"), "capacity");
+        assert_eq!(p("no schedulable node has 8 gpu devices"), "schedulable");
+        assert_eq!(p("stopping a preemptible job to make room"), "preempting");
+        assert_eq!(p("its reservation has not started"), "reservation");
+        assert_eq!(p("queued"), "other");
+        for r in ["", "anything", "budget"] {
+            assert!(super::PENDING_REASONS.contains(&p(r)));
+        }
+    }
+
+    #[test]
+    fn new_metrics_are_exposed() {
+        let m = super::Metrics::new().unwrap();
+        m.preemption();
+        m.reclaimed(5_400_000);
+        m.ledger(crate::store::LedgerKind::TopUp, 7_200_000);
+        m.observe_state(&crate::state::State::default());
+        let text = m.render();
+        for needle in [
+            "berth_preemptions_total 1",
+            "berth_reservations_reclaimed_total 1",
+            "berth_reclaimed_device_hours_total 1.5",
+            "berth_ledger_entries_total{kind=\"top-up\"} 1",
+            "berth_ledger_hours_total{kind=\"top-up\"} 2",
+            "berth_jobs_pending{reason=\"budget\"} 0",
+            "berth_reservations_idle_warned 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
     #[test]
     fn method_labels_are_bounded() {
         assert_eq!(

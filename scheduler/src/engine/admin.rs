@@ -55,6 +55,7 @@ impl Engine {
             description: description.to_owned(),
             vendor: vendor.to_owned(),
             created_ms: now(),
+            rate: 1.0,
         };
         let mut state = self.lock().await;
         if state.classes.contains_key(&name) {
@@ -82,6 +83,7 @@ impl Engine {
             name: name.clone(),
             description: description.to_owned(),
             created_ms: now(),
+            weight: 1.0,
         };
         let mut state = self.lock().await;
         if state.orgs.contains_key(&name) {
@@ -426,6 +428,7 @@ impl Engine {
             name: CENTRE_ORG.into(),
             description: "Centre staff".into(),
             created_ms: t,
+            weight: 1.0,
         });
         if let Some(org) = &new_org {
             batch.push(Mutation::InsertOrg(org.clone()));

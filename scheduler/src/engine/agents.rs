@@ -4,7 +4,7 @@ use super::jobs::{Ending, bump_generation};
 use super::{Engine, now};
 use crate::auth::{self, Caller};
 use crate::error::{Error, Result};
-use crate::state::{DeviceEntry, NodeEntry, State, node_schedulable};
+use crate::state::{DeviceEntry, NodeEntry, RankEnd, State, node_schedulable};
 use crate::store::{AuditRow, DeviceRow, Health, JobState, LogRow, Mutation, NodeRow, NodeState};
 use berth_proto::model;
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, ts_to_ms};
@@ -271,13 +271,53 @@ impl Engine {
         let mut to_stop = Vec::new();
         for (uuid, why) in newly_failed {
             tracing::warn!(device = %uuid, reason = %why, "device failed; quarantined");
+            self.refund_faulted_bookings(state, &uuid, t).await?;
             for j in state.placed_jobs_on(node) {
                 if j.row.devices.contains(&uuid) {
-                    to_stop.push((j.row.id.clone(), format!("device {uuid} failed: {why}")));
+                    to_stop.push((j.row.id.clone(), super::jobs::fault_reason(&uuid, &why)));
                 }
             }
         }
         Ok(to_stop)
+    }
+
+    /// Refunds, by the fault policy, the rest of every booking that holds a device that
+    /// just failed (the hours of that device from now to the booking's end).
+    async fn refund_faulted_bookings(&self, state: &mut State, uuid: &str, t: i64) -> Result<()> {
+        let pct = state.sched.refund_fault_pct;
+        let hit: Vec<_> = state
+            .reservations
+            .values()
+            .filter(|r| r.devices.iter().any(|d| d == uuid) && r.end_ms > t)
+            .cloned()
+            .collect();
+        for mut r in hit {
+            let lost_ms = r.end_ms - t.max(r.start_ms);
+            let rate = state.class_rate(&r.class);
+            let (org, id, class) = (r.org.clone(), r.id.clone(), r.class.clone());
+            let subject = super::charges::Subject {
+                org: &org,
+                kind: crate::store::OwnerKind::Reservation,
+                id: &id,
+                class: &class,
+            };
+            let amount = super::percent_of(crate::core::rated(lost_ms, rate), pct);
+            let note = format!("device {uuid} failed ({pct}% of its remaining hours)");
+            let Some(entry) =
+                super::charges::refund_amount(&subject, &mut r.charge, amount, lost_ms, t, &note)
+            else {
+                continue;
+            };
+            let ledger = vec![entry];
+            self.commit(vec![
+                Mutation::UpsertReservation(r.clone()),
+                Mutation::InsertLedger(ledger.clone()),
+            ])
+            .await?;
+            super::charges::applied(state, &self.metrics, &ledger);
+            state.reservations.insert(id, r);
+        }
+        Ok(())
     }
 
     /// The desired work of a node.
@@ -295,8 +335,14 @@ impl Engine {
                 job_id: j.row.id.clone(),
                 image: j.row.image.clone(),
                 command: j.row.command.clone(),
-                env: j.row.env.clone().into_iter().collect(),
-                devices: j.row.devices.clone(),
+                env: job_env(state, &j.row, node),
+                devices: j
+                    .row
+                    .devices
+                    .iter()
+                    .filter(|d| state.devices.get(*d).is_some_and(|e| e.row.node == node))
+                    .cloned()
+                    .collect(),
                 deadline: j.row.deadline_ms.map(ms_to_ts),
                 grace: Some(ms_to_dur(self.policy.grace_ms)),
                 org: j.row.org.clone(),
@@ -341,11 +387,14 @@ impl Engine {
         let Some(live) = state.jobs.get(&obs.job_id) else {
             return Ok(()); // already final, or not ours: acknowledged in the reply
         };
-        if live.row.node.as_deref() != Some(node) || !live.row.state.is_placed() {
+        if !live.row.state.is_placed() || !state.job_on(&live.row, node) {
             return Ok(()); // a node may only report its own jobs
         }
         let phase = v1::JobPhase::try_from(obs.phase).unwrap_or(v1::JobPhase::Unspecified);
         let t = now();
+        if live.row.nodes > 1 {
+            return self.observe_rank(state, node, obs, phase, t).await;
+        }
         match phase {
             v1::JobPhase::Starting if live.row.state == JobState::Scheduled => {
                 let mut row = live.row.clone();
@@ -395,6 +444,100 @@ impl Engine {
         }
     }
 
+    /// One node's report on its part of a multi-node job. The job runs once every part
+    /// runs; the first part that fails stops the others; the job ends when every part has.
+    async fn observe_rank(
+        &self,
+        state: &mut State,
+        node: &str,
+        obs: &v1::ObservedJob,
+        phase: v1::JobPhase,
+        t: i64,
+    ) -> Result<()> {
+        let Some(live) = state.jobs.get(&obs.job_id).cloned() else {
+            return Ok(());
+        };
+        let nodes = state.job_nodes(&live.row);
+        let rank = nodes.iter().position(|n| n == node).unwrap_or(0);
+        let end = match phase {
+            v1::JobPhase::Starting if live.row.state == JobState::Scheduled => {
+                let mut row = live.row.clone();
+                row.state = JobState::Starting;
+                return self.save_job(state, row).await;
+            }
+            v1::JobPhase::Running => {
+                if live.row.state == JobState::Running {
+                    return Ok(());
+                }
+                if let Some(j) = state.jobs.get_mut(&obs.job_id) {
+                    j.ranks.running.insert(node.to_owned());
+                }
+                let running = state
+                    .jobs
+                    .get(&obs.job_id)
+                    .map_or(0, |j| j.ranks.running.len());
+                if running < nodes.len() {
+                    return Ok(());
+                }
+                let mut row = live.row.clone();
+                row.state = JobState::Running;
+                row.started_ms = Some(
+                    obs.started_at
+                        .as_ref()
+                        .map_or(t, ts_to_ms)
+                        .max(row.started_ms.unwrap_or(i64::MIN)),
+                );
+                if live.stop.is_none() {
+                    row.reason.clear();
+                }
+                self.metrics
+                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
+                return self.save_job(state, row).await;
+            }
+            v1::JobPhase::Exited => RankEnd::Exited(obs.exit_code.unwrap_or(-1)),
+            v1::JobPhase::FailedToStart => {
+                RankEnd::Failed(format!("failed to start: {}", obs.message))
+            }
+            v1::JobPhase::Unknown => RankEnd::Failed("the node lost track of it".into()),
+            _ => return Ok(()),
+        };
+        if let (Some(j), Some(at)) = (state.jobs.get_mut(&obs.job_id), &obs.started_at)
+            && j.row.started_ms.is_none()
+        {
+            j.row.started_ms = Some(ts_to_ms(at));
+        }
+        let failed = !matches!(end, RankEnd::Exited(0));
+        if let Some(j) = state.jobs.get_mut(&obs.job_id) {
+            j.ranks.ended.insert(node.to_owned(), end.clone());
+        }
+        if failed && live.stop.is_none() {
+            let why = match &end {
+                RankEnd::Exited(code) => {
+                    format!("rank {rank} on node {node} exited with code {code}")
+                }
+                RankEnd::Failed(m) => format!("rank {rank} on node {node}: {m}"),
+            };
+            self.stage_stop(state, &obs.job_id, JobState::Failed, &why)
+                .await?;
+        }
+        let Some(j) = state.jobs.get(&obs.job_id) else {
+            return Ok(());
+        };
+        let ended: Vec<&RankEnd> = nodes.iter().filter_map(|n| j.ranks.ended.get(n)).collect();
+        if ended.len() < nodes.len() {
+            return Ok(());
+        }
+        let ending = ended
+            .iter()
+            .find_map(|e| match e {
+                RankEnd::Exited(0) => None,
+                RankEnd::Exited(c) => Some(Ending::Exited(*c)),
+                RankEnd::Failed(m) => Some(Ending::FailedToStart(m.clone())),
+            })
+            .unwrap_or(Ending::Exited(0));
+        self.end_job(state, &obs.job_id, ending).await
+    }
+
     async fn save_job(&self, state: &mut State, row: crate::store::JobRow) -> Result<()> {
         self.commit(vec![Mutation::UpsertJob(row.clone())]).await?;
         if let Some(j) = state.jobs.get_mut(&row.id) {
@@ -407,16 +550,20 @@ impl Engine {
     pub(crate) async fn end_job(&self, state: &mut State, id: &str, ending: Ending) -> Result<()> {
         let t = now();
         let mut batch = Vec::new();
-        let Some(row) = self.finish_job(state, id, ending, t, &mut batch) else {
+        let nodes = match state.jobs.get(id) {
+            Some(j) => state.job_nodes(&j.row),
+            None => return Ok(()),
+        };
+        let Some(done) = self.finish_job(state, id, ending, t, &mut batch) else {
             return Ok(());
         };
-        let bump = row
-            .node
-            .as_deref()
-            .map(|n| bump_generation(state, n, &mut batch));
+        let bumps: Vec<_> = nodes
+            .iter()
+            .map(|n| bump_generation(state, n, &mut batch))
+            .collect();
         self.commit(batch).await?;
-        self.finished_in_memory(state, &row, t);
-        if let Some(b) = bump {
+        self.finished_in_memory(state, &done, t);
+        for b in bumps {
             b.publish(state);
         }
         self.kick();
@@ -430,25 +577,37 @@ impl Engine {
             .node
             .clone()
             .ok_or_else(|| Error::PermissionDenied("only agents push logs".into()))?;
-        let placed_here = {
+        // Which part of the job this node runs: logs of rank r are stored at
+        // seq = r * RANK_SEQ_SPAN + the agent's own seq.
+        let rank = {
             let state = self.lock().await;
             match state.jobs.get(&job_id) {
-                Some(j) => j.row.node.as_deref() == Some(node.as_str()),
-                None => false,
+                Some(j) => state.job_nodes(&j.row).iter().position(|n| *n == node),
+                None => None,
             }
         };
-        if !placed_here {
-            let stored = self.store.get_job(&job_id).await?;
-            if stored.and_then(|j| j.node).as_deref() != Some(node.as_str()) {
-                return Err(Error::NotFound(format!("job {job_id} on node {node}")));
+        let rank = match rank {
+            Some(r) => r,
+            None => {
+                let stored = self.store.get_job(&job_id).await?;
+                let Some(row) = stored else {
+                    return Err(Error::NotFound(format!("job {job_id} on node {node}")));
+                };
+                let state = self.lock().await;
+                match state.job_nodes(&row).iter().position(|n| *n == node) {
+                    Some(r) => r,
+                    None if row.node.as_deref() == Some(node.as_str()) => 0,
+                    None => return Err(Error::NotFound(format!("job {job_id} on node {node}"))),
+                }
             }
-        }
+        };
+        let base = rank as i64 * crate::logs::RANK_SEQ_SPAN;
         let rows = req
             .chunks
             .into_iter()
-            .filter(|c| c.seq > 0)
+            .filter(|c| c.seq > 0 && c.seq < crate::logs::RANK_SEQ_SPAN as u64)
             .map(|c| LogRow {
-                seq: c.seq.min(i64::MAX as u64) as i64,
+                seq: base + c.seq as i64,
                 stream: c.stream,
                 data: c.data,
                 time_ms: c.time.as_ref().map_or_else(now, ts_to_ms),
@@ -458,8 +617,45 @@ impl Engine {
         let stored = self.store.append_logs(&job_id, rows).await?;
         self.metrics.log_bytes(bytes);
         self.logs.notify(&job_id);
-        Ok(stored.max(0) as u64)
+        if rank == 0 && stored < crate::logs::RANK_SEQ_SPAN {
+            return Ok(stored.max(0) as u64);
+        }
+        // The highest seq stored within this rank's range.
+        let top = crate::logs::last_seq_in(&*self.store, &job_id, base).await?;
+        Ok((top - base).max(0) as u64)
     }
+}
+
+/// The environment of a job's part on `node`: the job's own, plus, for multi-node jobs,
+/// where it sits among its nodes (`BERTH_NODE_RANK`, `BERTH_NUM_NODES`, `BERTH_NODES`,
+/// `BERTH_MASTER_ADDR`: hostnames in rank order).
+fn job_env(
+    state: &State,
+    row: &crate::store::JobRow,
+    node: &str,
+) -> std::collections::HashMap<String, String> {
+    let mut env: std::collections::HashMap<String, String> = row.env.clone().into_iter().collect();
+    if row.nodes > 1 {
+        let nodes = state.job_nodes(row);
+        let host = |n: &String| {
+            state
+                .nodes
+                .get(n)
+                .map(|e| e.row.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| n.clone())
+        };
+        let hosts: Vec<String> = nodes.iter().map(host).collect();
+        let rank = nodes.iter().position(|n| n == node).unwrap_or(0);
+        env.insert("BERTH_NODE_RANK".into(), rank.to_string());
+        env.insert("BERTH_NUM_NODES".into(), nodes.len().to_string());
+        env.insert("BERTH_NODES".into(), hosts.join(","));
+        env.insert(
+            "BERTH_MASTER_ADDR".into(),
+            hosts.first().cloned().unwrap_or_default(),
+        );
+    }
+    env
 }
 
 /// Checks and converts the devices an agent reports.

@@ -1,11 +1,12 @@
 //! Reservations: booking devices of a class for a window.
 
-use super::{Engine, audit, now};
+use super::charges::{self, Subject};
+use super::{Engine, audit, now, percent_of};
 use crate::auth::Caller;
-use crate::core::{Refusal, Request};
+use crate::core::{Ask, Refusal, Request};
 use crate::error::{Error, Result};
 use crate::store::{
-    JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow,
+    Charge, JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow,
 };
 use berth_proto::model::{self, ReservationSpec};
 use berth_proto::v1;
@@ -55,8 +56,22 @@ impl Engine {
             start,
             end: spec.end,
         };
+        let rate = state.class_rate(&spec.class);
+        let plan = state
+            .accounts
+            .admit(&Ask {
+                org: &caller.org,
+                class: &spec.class,
+                rate,
+                devices: spec.count,
+                start,
+                end: spec.end,
+                now: t,
+                capped: true,
+            })
+            .map_err(|r| Error::Capacity(r.to_string()))?;
         let devices = state.cluster.find_devices(&request).map_err(refusal)?;
-        let row = ReservationRow {
+        let mut row = ReservationRow {
             id: uuid::Uuid::new_v4().to_string(),
             org: caller.org.clone(),
             user_id: caller.id.clone(),
@@ -74,7 +89,24 @@ impl Engine {
             reason: String::new(),
             devices: devices.clone(),
             created_ms: t,
+            charge: Charge::default(),
+            idle_since_ms: None,
+            idle_warned_ms: None,
         };
+        let ledger: Vec<_> = plan
+            .iter()
+            .map(|plan| {
+                let subject = Subject {
+                    org: &row.org,
+                    kind: OwnerKind::Reservation,
+                    id: &row.id,
+                    class: &row.class,
+                };
+                let (entry, kept) = charges::charge(&subject, plan, t, "booking confirmed");
+                row.charge = kept;
+                entry
+            })
+            .collect();
         let claims = devices
             .iter()
             .map(|d| crate::store::ClaimRow {
@@ -88,6 +120,7 @@ impl Engine {
         self.commit(vec![
             Mutation::UpsertReservation(row.clone()),
             Mutation::InsertClaims(claims),
+            Mutation::InsertLedger(ledger.clone()),
             Mutation::Audit(audit(
                 caller,
                 "reservation.create",
@@ -101,6 +134,15 @@ impl Engine {
             .cluster
             .add_claim(&row.id, &devices, row.start_ms, row.end_ms)
             .map_err(|e| Error::Internal(format!("calendar disagrees with the database: {e}")))?;
+        charges::applied(&mut state, &self.metrics, &ledger);
+        state.accounts.hold(
+            &row.org,
+            &row.class,
+            &row.id,
+            row.start_ms,
+            row.end_ms,
+            spec.count,
+        );
         state.reservations.insert(row.id.clone(), row.clone());
         drop(state);
         self.kick();
@@ -159,7 +201,34 @@ impl Engine {
         let mut row = current.clone();
         row.state = ReservationState::Cancelled;
         row.reason = format!("cancelled by {}", caller.name);
-        let mut batch = vec![Mutation::UpsertReservation(row.clone())];
+        let rate = state.class_rate(&row.class);
+        let subject = Subject {
+            org: &current.org,
+            kind: OwnerKind::Reservation,
+            id: &current.id,
+            class: &current.class,
+        };
+        let count = i64::from(row.count.max(0));
+        let refund = if t <= row.start_ms {
+            let amount = percent_of(row.charge.amount_ms, state.sched.refund_cancel_pct);
+            let device_ms = (row.end_ms - row.start_ms) * count;
+            let note = format!("cancelled before its start by {}", caller.name);
+            charges::refund_amount(&subject, &mut row.charge, amount, device_ms, t, &note)
+        } else {
+            let unused = (row.end_ms - t).max(0) * count;
+            let pct = state.sched.refund_cancel_started_pct;
+            let amount = percent_of(crate::core::rated(unused, rate), pct);
+            let note = format!(
+                "cancelled early by {} ({pct}% of the unused rest)",
+                caller.name
+            );
+            charges::refund_amount(&subject, &mut row.charge, amount, unused, t, &note)
+        };
+        let ledger: Vec<_> = refund.into_iter().collect();
+        let mut batch = vec![
+            Mutation::UpsertReservation(row.clone()),
+            Mutation::InsertLedger(ledger.clone()),
+        ];
         let held_until = if t <= row.start_ms {
             batch.push(Mutation::DeleteClaims {
                 owner_id: id.clone(),
@@ -203,6 +272,10 @@ impl Engine {
             None => state.cluster.remove_claims(&id),
             Some(end) => state.cluster.truncate_claims(&id, end),
         }
+        charges::applied(&mut state, &self.metrics, &ledger);
+        state
+            .accounts
+            .release(&row.org, &row.class, &id, held_until.unwrap_or(i64::MIN));
         state.reservations.remove(&id);
         for j in finished {
             state.jobs.remove(&j.id);
@@ -266,6 +339,8 @@ pub(crate) fn refusal(r: Refusal) -> Error {
             Error::Capacity(format!("no {class} devices are registered yet"))
         }
         Refusal::InvalidWindow { reason } => Error::field("end", reason),
-        r @ Refusal::NotEnough { .. } => Error::Capacity(r.to_string()),
+        r @ (Refusal::NotEnough { .. } | Refusal::NoNodeFits { .. }) => {
+            Error::Capacity(r.to_string())
+        }
     }
 }

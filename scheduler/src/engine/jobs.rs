@@ -1,10 +1,14 @@
 //! Jobs: submission, cancellation, and recording how they end.
 
-use super::{Engine, audit, now};
+use super::charges::{self, Subject};
+use super::{Engine, audit, now, percent_of};
 use crate::auth::Caller;
+use crate::core::{LimitRefusal, rated};
 use crate::error::{Error, Result};
-use crate::state::{LiveJob, State, stop_reason};
-use crate::store::{JobRow, JobState, Mutation, OwnerKind, ReservationState, Scope, UsageRow};
+use crate::state::{LiveJob, State, stop_reason, usage_amount};
+use crate::store::{
+    Charge, JobRow, JobState, LedgerRow, Mutation, OwnerKind, ReservationState, Scope, UsageRow,
+};
 use berth_proto::model::{self, JobSpec, JobTarget};
 use berth_proto::v1;
 
@@ -76,10 +80,25 @@ impl Engine {
                     return Err(Error::field(
                         "count",
                         format!(
-                            "{} {class} devices requested but the largest node has {largest}; a job runs on one node",
+                            "{} {class} devices requested but the largest node has {largest}; \
+                             count is per node (use --nodes to span nodes)",
                             spec.count
                         ),
                     ));
+                }
+                let fitting = nodes_with_at_least(&state, class, spec.count);
+                if spec.nodes > fitting {
+                    return Err(Error::field(
+                        "nodes",
+                        format!(
+                            "{} nodes with {} {class} devices each requested, but only {fitting} \
+                             node(s) have that many",
+                            spec.nodes, spec.count
+                        ),
+                    ));
+                }
+                if let Some(r) = never_within_limits(&state, &caller.org, class, &spec) {
+                    return Err(Error::Capacity(format!("{r}; this job could never start")));
                 }
                 (class.clone(), None)
             }
@@ -109,6 +128,11 @@ impl Engine {
             finished_ms: None,
             deadline_ms: None,
             generation: 0,
+            priority: spec.priority,
+            preemptible: spec.preemptible,
+            nodes: spec.nodes as i32,
+            charge: Charge::default(),
+            requeued_from: None,
         };
         self.commit(vec![
             Mutation::UpsertJob(row.clone()),
@@ -119,6 +143,7 @@ impl Engine {
             row,
             stop: None,
             estimated_start: None,
+            ranks: Default::default(),
         };
         state.jobs.insert(live.row.id.clone(), live.clone());
         self.metrics.job_submitted();
@@ -169,6 +194,7 @@ impl Engine {
                 row,
                 stop: None,
                 estimated_start: None,
+                ranks: Default::default(),
             })
             .ok_or_else(|| Error::NotFound(format!("job {id}")))
     }
@@ -214,6 +240,7 @@ impl Engine {
                 row,
                 stop: None,
                 estimated_start: None,
+                ranks: Default::default(),
             });
         }
         self.commit(vec![Mutation::Audit(audit(
@@ -233,6 +260,18 @@ impl Engine {
     /// Asks the job's node to stop it; `end` and `reason` are recorded when it has.
     pub(crate) async fn request_stop(&self, id: &str, end: JobState, reason: &str) -> Result<()> {
         let mut state = self.lock().await;
+        self.stage_stop(&mut state, id, end, reason).await
+    }
+
+    /// [`Self::request_stop`] under a lock the caller holds: records the intent and bumps
+    /// the generation of every node the job runs on.
+    pub(crate) async fn stage_stop(
+        &self,
+        state: &mut State,
+        id: &str,
+        end: JobState,
+        reason: &str,
+    ) -> Result<()> {
         let Some(live) = state.jobs.get(id).cloned() else {
             return Ok(());
         };
@@ -241,19 +280,26 @@ impl Engine {
         }
         let mut row = live.row.clone();
         row.reason = stop_reason(end, reason);
-        let node = row.node.clone().unwrap_or_default();
         let mut batch = vec![Mutation::UpsertJob(row.clone())];
-        let bump = bump_generation(&mut state, &node, &mut batch);
+        let bumps: Vec<Bump> = state
+            .job_nodes(&row)
+            .iter()
+            .map(|n| bump_generation(state, n, &mut batch))
+            .collect();
         self.commit(batch).await?;
         if let Some(j) = state.jobs.get_mut(id) {
             j.row = row;
             j.stop = Some((end, reason.to_owned()));
         }
-        bump.publish(&mut state);
+        for b in bumps {
+            b.publish(state);
+        }
         Ok(())
     }
 
-    /// Records that a placed job ended; releases its devices and writes its usage.
+    /// Records that a placed job ended: releases its devices, writes its usage, refunds
+    /// what it was charged but did not use (all of it when a device fault ended it) and
+    /// requeues it if it was preempted.
     pub(crate) fn finish_job(
         &self,
         state: &mut State,
@@ -261,7 +307,7 @@ impl Engine {
         ending: Ending,
         t: i64,
         batch: &mut Vec<Mutation>,
-    ) -> Option<JobRow> {
+    ) -> Option<Finished> {
         let live = state.jobs.get(id)?;
         let mut row = live.row.clone();
         let (state_, reason) = match (&live.stop, &ending) {
@@ -283,13 +329,14 @@ impl Engine {
             row.exit_code = Some(code);
         }
         row.finished_ms = Some(t);
-        batch.push(Mutation::UpsertJob(row.clone()));
-        if row.reservation_id.is_none() {
+        if row.reservation_id.is_none() && !row.preemptible {
             batch.push(Mutation::TruncateClaims {
                 owner_id: row.id.clone(),
                 end_ms: t,
             });
         }
+        let devices = i64::from(State::job_devices(&row));
+        let used_ms = row.started_ms.map_or(0, |s| (t.max(s) - s) * devices);
         if let Some(start) = row.started_ms {
             let end = t.max(start);
             batch.push(Mutation::InsertUsage(UsageRow {
@@ -298,23 +345,185 @@ impl Engine {
                 kind: OwnerKind::Job,
                 subject_id: row.id.clone(),
                 class: row.class.clone(),
-                devices: row.count,
+                devices: devices as i32,
                 start_ms: start,
                 end_ms: end,
-                device_ms: (end - start) * i64::from(row.count),
+                device_ms: used_ms,
             }));
         }
-        Some(row)
+        let rate = state.class_rate(&row.class);
+        let mut ledger = Vec::new();
+        let (org, class, jid) = (row.org.clone(), row.class.clone(), row.id.clone());
+        let subject = Subject {
+            org: &org,
+            kind: OwnerKind::Job,
+            id: &jid,
+            class: &class,
+        };
+        let unused = row.charge.amount_ms - rated(used_ms, rate);
+        let note = "charged for its max runtime; refunded what it did not run";
+        ledger.extend(charges::refund_amount(
+            &subject,
+            &mut row.charge,
+            unused,
+            0,
+            t,
+            note,
+        ));
+        if is_fault_reason(&row.reason) {
+            let pct = state.sched.refund_fault_pct;
+            let amount = percent_of(row.charge.amount_ms, pct);
+            let note = format!("ended by a device fault ({pct}% of what it ran)");
+            ledger.extend(charges::refund_amount(
+                &subject,
+                &mut row.charge,
+                amount,
+                used_ms,
+                t,
+                &note,
+            ));
+        }
+        if !ledger.is_empty() {
+            batch.push(Mutation::InsertLedger(ledger.clone()));
+        }
+        let requeued = (row.state == JobState::Preempted).then(|| {
+            let mut next = row.clone();
+            next.id = uuid::Uuid::new_v4().to_string();
+            next.state = JobState::Pending;
+            next.reason = format!("requeued after preemption of job {}", row.id);
+            next.requeued_from = Some(row.id.clone());
+            next.node = None;
+            next.devices = Vec::new();
+            next.exit_code = None;
+            next.started_ms = None;
+            next.finished_ms = None;
+            next.deadline_ms = None;
+            next.generation = 0;
+            next.charge = Charge::default();
+            row.reason = format!("{}; requeued as job {}", row.reason, next.id);
+            next
+        });
+        batch.push(Mutation::UpsertJob(row.clone()));
+        if let Some(next) = &requeued {
+            batch.push(Mutation::UpsertJob(next.clone()));
+        }
+        Some(Finished {
+            used_ms,
+            row,
+            ledger,
+            requeued,
+        })
     }
 
     /// Applies a committed [`Self::finish_job`] to memory.
-    pub(crate) fn finished_in_memory(&self, state: &mut State, row: &JobRow, t: i64) {
+    pub(crate) fn finished_in_memory(&self, state: &mut State, done: &Finished, t: i64) {
+        let row = &done.row;
         if row.reservation_id.is_none() {
             state.cluster.truncate_claims(&row.id, t);
+        }
+        state.accounts.release(&row.org, &row.class, &row.id, t);
+        charges::applied(state, &self.metrics, &done.ledger);
+        if done.used_ms > 0 && row.reservation_id.is_none() {
+            let rate = state.class_rate(&row.class);
+            let used = UsageRow {
+                org: row.org.clone(),
+                user_id: String::new(),
+                kind: OwnerKind::Job,
+                subject_id: row.id.clone(),
+                class: row.class.clone(),
+                devices: 0,
+                start_ms: t,
+                end_ms: t,
+                device_ms: done.used_ms,
+            };
+            let half_life = state.sched.fair_share_half_life_ms;
+            state
+                .fair
+                .add(&row.org, usage_amount(&used, rate), t, half_life);
         }
         state.jobs.remove(&row.id);
         self.logs.close(&row.id);
         self.metrics.job_finished(row.state);
+        if let Some(next) = &done.requeued {
+            self.metrics.preemption();
+            self.metrics.job_submitted();
+            state.jobs.insert(
+                next.id.clone(),
+                LiveJob {
+                    row: next.clone(),
+                    stop: None,
+                    estimated_start: None,
+                    ranks: Default::default(),
+                },
+            );
+        }
+    }
+}
+
+/// What [`Engine::finish_job`] staged.
+pub(crate) struct Finished {
+    /// The final row.
+    pub row: JobRow,
+    /// Device-milliseconds it ran.
+    pub used_ms: i64,
+    /// Refunds.
+    pub ledger: Vec<LedgerRow>,
+    /// The job that continues it, if it was preempted.
+    pub requeued: Option<JobRow>,
+}
+
+/// The reason recorded for a job a device fault ended.
+pub(crate) fn fault_reason(uuid: &str, why: &str) -> String {
+    format!("device {uuid} failed: {why}")
+}
+
+/// Whether a job's final reason says a device fault ended it.
+fn is_fault_reason(reason: &str) -> bool {
+    reason.starts_with("device ") && reason.contains(" failed: ")
+}
+
+/// How many nodes have at least `count` devices of `class`.
+fn nodes_with_at_least(state: &State, class: &str, count: u32) -> u32 {
+    let mut per_node = std::collections::HashMap::<&str, u32>::new();
+    for d in state.devices.values().filter(|d| d.row.class == class) {
+        *per_node.entry(d.row.node.as_str()).or_default() += 1;
+    }
+    per_node.values().filter(|&&n| n >= count).count() as u32
+}
+
+/// A limit the job breaks whatever else happens (too long, or more devices than the cap).
+fn never_within_limits(
+    state: &State,
+    org: &str,
+    class: &str,
+    spec: &JobSpec,
+) -> Option<LimitRefusal> {
+    let key = state.accounts.key_for(org, class)?;
+    let b = state.accounts.budget(org, key)?;
+    if let Some(max_ms) = b.max_booking_ms
+        && spec.max_runtime_ms > max_ms
+    {
+        return Some(LimitRefusal::TooLong {
+            class: class.to_owned(),
+            max_ms,
+            asked_ms: spec.max_runtime_ms,
+        });
+    }
+    let devices = spec.count * spec.nodes;
+    let cap = b.max_devices.or_else(|| {
+        state
+            .accounts
+            .budget(org, crate::core::ANY)
+            .and_then(|b| b.max_devices)
+    });
+    match cap {
+        Some(max) if !spec.preemptible && devices > max => Some(LimitRefusal::Cap {
+            class: class.to_owned(),
+            max,
+            held: 0,
+            asked: devices,
+        }),
+        _ => None,
     }
 }
 
@@ -333,6 +542,7 @@ fn live_or_stored(state: &State, row: JobRow) -> LiveJob {
         row,
         stop: None,
         estimated_start: None,
+        ranks: Default::default(),
     })
 }
 

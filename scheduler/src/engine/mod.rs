@@ -8,10 +8,15 @@
 mod admin;
 mod agents;
 mod booking;
+mod budgets;
+mod charges;
 mod jobs;
 mod pass;
+mod policy;
+mod reclaim;
 
 pub use agents::HeartbeatReply;
+pub use policy::{SchedPolicy, percent_of};
 
 use crate::auth::{AuthIndex, Caller, Keys};
 use crate::error::Result;
@@ -106,7 +111,11 @@ impl Engine {
         policy: Policy,
     ) -> Result<Self> {
         let now = berth_proto::time::now_ms();
-        let snap = store.load(now).await?;
+        // Ledger entries of every period that may still be charged or shown as current,
+        // and the usage that still weighs in fair share.
+        let ledger_since = now - 62 * 24 * berth_proto::time::HOUR_MS;
+        let usage_since = now - 90 * 24 * berth_proto::time::HOUR_MS;
+        let snap = store.load(now, ledger_since, usage_since).await?;
         let mut index = AuthIndex::default();
         for u in &snap.users {
             index.put_user(u.clone());

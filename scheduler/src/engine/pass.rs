@@ -4,13 +4,14 @@
 //! commits its own small batch, so a failure leaves everything consistent.
 
 use super::booking::reservation_usage;
+use super::charges::{self, Subject};
 use super::jobs::{bump_generation, reservation_runs};
 use super::{Engine, now};
-use crate::core::{Request, pick_within};
+use crate::core::{Decision, Guest, IdleBooked, PlanInput, QueuedJob, Wait, pick_within, plan};
 use crate::error::Result;
 use crate::state::State;
-use crate::store::{ClaimRow, JobState, Mutation, NodeState, OwnerKind, ReservationState};
-use std::collections::HashSet;
+use crate::store::{ClaimRow, JobRow, JobState, Mutation, NodeState, OwnerKind, ReservationState};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// What one pass did, for logs and tests.
@@ -24,6 +25,10 @@ pub struct PassReport {
     pub reservations_changed: usize,
     /// Nodes that became unreachable.
     pub nodes_lost: usize,
+    /// Bookings reclaimed for idleness.
+    pub reclaimed: usize,
+    /// Preemptible jobs asked to make way.
+    pub preempted: usize,
 }
 
 impl Engine {
@@ -49,8 +54,16 @@ impl Engine {
                 }
             }
             self.finish_drains(&mut state).await?;
-            report.placed = self.place_pending(&mut state, t).await?;
+            report.reclaimed = self.watch_idle(&mut state, t, &mut to_stop).await?;
+            self.evict_guests(&state, t, &mut to_stop);
+            report.placed = self.place_in_reservations(&mut state, t).await?;
+            let (placed, preempt) = self.place_queue(&mut state, t).await?;
+            report.placed += placed;
+            report.preempted = preempt.len();
+            to_stop.extend(preempt);
         }
+        let mut seen = HashSet::new();
+        to_stop.retain(|(id, _, _)| seen.insert(id.clone()));
         report.stopped = to_stop.len();
         for (id, end, reason) in to_stop {
             self.request_stop(&id, end, &reason).await?;
@@ -103,6 +116,7 @@ impl Engine {
             batch.push(Mutation::UpsertReservation(r.clone()));
             self.commit(batch).await?;
             if r.state.is_final() {
+                state.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
                 state.reservations.remove(&r.id);
                 let ended: Vec<_> = state
                     .jobs
@@ -172,168 +186,262 @@ impl Engine {
         Ok(())
     }
 
-    /// Places pending jobs, oldest first; a job that does not fit does not hold up
-    /// the ones behind it.
-    async fn place_pending(&self, state: &mut State, t: i64) -> Result<usize> {
+    /// Places jobs waiting for their reservation's devices, oldest first.
+    async fn place_in_reservations(&self, state: &mut State, t: i64) -> Result<usize> {
         let mut pending: Vec<_> = state
             .jobs
             .values()
-            .filter(|j| j.row.state == JobState::Pending)
+            .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_some())
             .map(|j| (j.row.created_ms, j.row.id.clone()))
             .collect();
         pending.sort();
         let mut placed = 0;
         for (_, id) in pending {
-            if self.try_place(state, &id, t).await? {
+            if self.place_in_reservation(state, &id, t).await? {
                 placed += 1;
             }
         }
         Ok(placed)
     }
 
-    async fn try_place(&self, state: &mut State, id: &str, t: i64) -> Result<bool> {
+    async fn place_in_reservation(&self, state: &mut State, id: &str, t: i64) -> Result<bool> {
         let Some(job) = state.jobs.get(id).map(|j| j.row.clone()) else {
             return Ok(false);
         };
-        let count = job.count.max(0) as u32;
-        let choice = match &job.reservation_id {
-            Some(rid) => {
-                let Some(r) = state.reservations.get(rid).cloned() else {
-                    return Ok(false);
-                };
-                if !reservation_runs(r.state) {
-                    let at = crate::convert::local_hint(r.start_ms);
-                    self.set_pending(
-                        state,
-                        id,
-                        format!("waiting for its reservation to start at {at}"),
-                        Some(r.start_ms),
-                    );
-                    return Ok(false);
-                }
-                let busy: HashSet<String> = state
-                    .jobs
-                    .values()
-                    .filter(|j| {
-                        j.row.reservation_id.as_deref() == Some(rid.as_str())
-                            && j.row.state.is_placed()
-                    })
-                    .flat_map(|j| j.row.devices.iter().cloned())
-                    .collect();
-                let usable: Vec<String> = r
-                    .devices
-                    .iter()
-                    .filter(|d| {
-                        state.devices.get(*d).is_some_and(|e| {
-                            e.row.health != crate::store::Health::Failed
-                                && state.nodes.get(&e.row.node).is_some_and(|n| {
-                                    matches!(n.row.state, NodeState::Ready | NodeState::Draining)
-                                })
-                        })
-                    })
-                    .cloned()
-                    .collect();
-                match pick_on_one_node(state, &usable, &busy, count) {
-                    Some(devices) => Some((devices, (t + job.max_runtime_ms).min(r.end_ms), None)),
-                    None => {
-                        self.set_pending(
-                            state,
-                            id,
-                            format!("waiting for {count} of its reservation's devices to be free of its other jobs"),
-                            None,
-                        );
-                        return Ok(false);
-                    }
-                }
-            }
-            None => {
-                let req = Request {
-                    class: job.class.clone(),
-                    count,
-                    site: None,
-                    start: t,
-                    end: t + job.max_runtime_ms,
-                };
-                match state.cluster.find_devices(&req) {
-                    Ok(devices) if on_one_node(state, &devices) => {
-                        Some((devices, req.end, Some(req)))
-                    }
-                    _ => {
-                        let horizon = t + 366 * 24 * berth_proto::time::HOUR_MS;
-                        let next = state
-                            .cluster
-                            .earliest_start(&req, horizon)
-                            .filter(|s| *s > t);
-                        let (total, schedulable) = state.cluster.class_counts(&job.class);
-                        let reason = match next {
-                            _ if schedulable < count => format!(
-                                "waiting for {count} schedulable {} devices ({schedulable} of {total} are schedulable now)",
-                                job.class
-                            ),
-                            Some(at) => format!(
-                                "waiting for {count} free {} devices; next free at {}",
-                                job.class,
-                                crate::convert::local_hint(at)
-                            ),
-                            None => format!("waiting for {count} free {} devices", job.class),
-                        };
-                        self.set_pending(state, id, reason, next);
-                        return Ok(false);
-                    }
-                }
-            }
-        };
-        let Some((devices, deadline, claim)) = choice else {
+        let Some(rid) = job.reservation_id.clone() else {
             return Ok(false);
         };
-        let Some(node) = devices
-            .first()
-            .and_then(|d| state.devices.get(d))
-            .map(|d| d.row.node.clone())
-        else {
+        let count = job.count.max(0) as u32;
+        let Some(r) = state.reservations.get(&rid).cloned() else {
+            return Ok(false);
+        };
+        if !reservation_runs(r.state) {
+            let at = crate::convert::local_hint(r.start_ms);
+            self.set_pending(
+                state,
+                id,
+                format!("waiting for its reservation to start at {at}"),
+                Some(r.start_ms),
+            );
+            return Ok(false);
+        }
+        // Devices in use by any placed job: the reservation's own, and preemptible guests
+        // (which the pass evicts when the reservation has work waiting).
+        let busy: HashSet<String> = state
+            .jobs
+            .values()
+            .filter(|j| j.row.state.is_placed())
+            .flat_map(|j| j.row.devices.iter().cloned())
+            .collect();
+        let usable: Vec<String> = r
+            .devices
+            .iter()
+            .filter(|d| {
+                state.devices.get(*d).is_some_and(|e| {
+                    e.row.health != crate::store::Health::Failed
+                        && state.nodes.get(&e.row.node).is_some_and(|n| {
+                            matches!(n.row.state, NodeState::Ready | NodeState::Draining)
+                        })
+                })
+            })
+            .cloned()
+            .collect();
+        let Some(devices) = pick_on_one_node(state, &usable, &busy, count) else {
+            self.set_pending(
+                state,
+                id,
+                format!(
+                    "waiting for {count} of its reservation's devices to be free of other jobs"
+                ),
+                None,
+            );
+            return Ok(false);
+        };
+        let Some(node) = node_of(state, &devices) else {
             return Ok(false);
         };
         let mut row = job.clone();
         let mut batch = Vec::new();
-        if let Some(req) = &claim {
-            batch.push(Mutation::InsertClaims(
-                devices
-                    .iter()
-                    .map(|d| ClaimRow {
-                        device_uuid: d.clone(),
-                        owner_kind: OwnerKind::Job,
-                        owner_id: row.id.clone(),
-                        start_ms: req.start,
-                        end_ms: req.end,
-                    })
-                    .collect(),
-            ));
-        }
         let bump = bump_generation(state, &node, &mut batch);
         row.state = JobState::Scheduled;
         row.reason.clear();
-        row.node = Some(node);
-        row.devices = devices.clone();
-        row.deadline_ms = Some(deadline);
-        row.generation = state
-            .nodes
-            .get(row.node.as_deref().unwrap_or_default())
-            .map_or(0, |n| n.row.generation + 1);
+        row.node = Some(node.clone());
+        row.devices = devices;
+        row.deadline_ms = Some((t + job.max_runtime_ms).min(r.end_ms));
+        row.generation = state.nodes.get(&node).map_or(0, |n| n.row.generation + 1);
         batch.push(Mutation::UpsertJob(row.clone()));
         self.commit(batch).await?;
-        if let Some(req) = claim
-            && let Err(e) = state
-                .cluster
-                .add_claim(&row.id, &devices, req.start, req.end)
-        {
-            tracing::error!(job = %row.id, error = %e, "calendar disagrees with the database");
-        }
         bump.publish(state);
         if let Some(j) = state.jobs.get_mut(id) {
             j.row = row;
             j.estimated_start = None;
         }
         Ok(true)
+    }
+
+    /// Runs the pure queue pass over the jobs queued for a class, commits its placements
+    /// in one batch, and records why the others wait. Returns how many were placed and
+    /// the preemptible jobs to stop.
+    async fn place_queue(
+        &self,
+        state: &mut State,
+        t: i64,
+    ) -> Result<(usize, Vec<(String, JobState, String)>)> {
+        let queued: Vec<QueuedJob> = state
+            .jobs
+            .values()
+            .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_none())
+            .map(|j| QueuedJob {
+                id: j.row.id.clone(),
+                org: j.row.org.clone(),
+                class: j.row.class.clone(),
+                count: j.row.count.max(0) as u32,
+                nodes: j.row.nodes.max(1) as u32,
+                runtime_ms: j.row.max_runtime_ms,
+                priority: j.row.priority,
+                submitted_ms: j.row.created_ms,
+                preemptible: j.row.preemptible,
+                rate: state.class_rate(&j.row.class),
+            })
+            .collect();
+        if queued.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let weights: BTreeMap<String, f64> = state
+            .orgs
+            .values()
+            .map(|o| (o.name.clone(), o.weight))
+            .collect();
+        let half_life = state.sched.fair_share_half_life_ms;
+        let mut usage = state.fair.at(t, half_life);
+        for j in state.jobs.values().filter(|j| j.row.state.is_placed()) {
+            if let Some(s) = j.row.started_ms {
+                let used = (t - s).max(0) as f64 * f64::from(State::job_devices(&j.row));
+                usage.add(&j.row.org, used * state.class_rate(&j.row.class), t);
+            }
+        }
+        let guests = guests(state);
+        let idle_booked = idle_booked(state, t);
+        let policy = state.sched.plan_policy(self.policy.grace_ms);
+        let input = PlanInput {
+            now: t,
+            jobs: &queued,
+            weights: &weights,
+            usage: &usage,
+            guests: &guests,
+            idle_booked: &idle_booked,
+            policy: &policy,
+        };
+        let mut accounts = state.accounts.clone();
+        let decisions = plan(&mut state.cluster, &mut accounts, &input);
+
+        let mut batch = Vec::new();
+        let mut ledger = Vec::new();
+        let mut placed: Vec<JobRow> = Vec::new();
+        let mut bumps = BTreeMap::new();
+        let mut preempt = Vec::new();
+        for d in &decisions {
+            match d {
+                Decision::Place(p) => {
+                    let Some(live) = state.jobs.get(&p.job) else {
+                        continue;
+                    };
+                    let Some(node) = node_of(state, &p.devices) else {
+                        continue;
+                    };
+                    let mut row = live.row.clone();
+                    if let Some(plan) = &p.charge {
+                        let subject = Subject {
+                            org: &row.org,
+                            kind: OwnerKind::Job,
+                            id: &row.id,
+                            class: &row.class,
+                        };
+                        let (entry, kept) = charges::charge(
+                            &subject,
+                            plan,
+                            t,
+                            "queued job placed: charged for its max runtime",
+                        );
+                        ledger.push(entry);
+                        row.charge = kept;
+                    }
+                    if p.claim {
+                        batch.push(Mutation::InsertClaims(
+                            p.devices
+                                .iter()
+                                .map(|dev| ClaimRow {
+                                    device_uuid: dev.clone(),
+                                    owner_kind: OwnerKind::Job,
+                                    owner_id: row.id.clone(),
+                                    start_ms: p.start,
+                                    end_ms: p.end,
+                                })
+                                .collect(),
+                        ));
+                    }
+                    for n in nodes_of(state, &p.devices) {
+                        if let std::collections::btree_map::Entry::Vacant(e) = bumps.entry(n) {
+                            let b = bump_generation(state, e.key(), &mut batch);
+                            e.insert(b);
+                        }
+                    }
+                    row.state = JobState::Scheduled;
+                    row.reason.clear();
+                    row.generation = state.nodes.get(&node).map_or(0, |n| n.row.generation + 1);
+                    row.node = Some(node);
+                    row.devices = p.devices.clone();
+                    row.deadline_ms = Some(p.end);
+                    batch.push(Mutation::UpsertJob(row.clone()));
+                    placed.push(row);
+                }
+                Decision::Preempt { job, for_job } => preempt.push((
+                    job.clone(),
+                    JobState::Preempted,
+                    format!("preempted to make room for job {for_job}"),
+                )),
+                Decision::Wait {
+                    job,
+                    why,
+                    estimated_start,
+                } => {
+                    let mut reason = why.describe(crate::convert::local_hint);
+                    if let Wait::NotSchedulable { class, .. } = why {
+                        let draining = draining_nodes(state, class);
+                        if !draining.is_empty() {
+                            reason = format!("node draining ({}): {reason}", draining.join(", "));
+                        }
+                    }
+                    self.set_pending(state, job, reason, *estimated_start);
+                }
+            }
+        }
+        if placed.is_empty() {
+            return Ok((0, preempt));
+        }
+        batch.push(Mutation::InsertLedger(ledger.clone()));
+        if let Err(e) = self.commit(batch).await {
+            // Nothing was recorded: take back the claims the pass added; keep the accounts.
+            for row in &placed {
+                state.cluster.remove_claims(&row.id);
+            }
+            return Err(e);
+        }
+        state.accounts = accounts;
+        for e in &ledger {
+            self.metrics.ledger(e.kind, e.amount_ms);
+        }
+        for (_, b) in bumps {
+            b.publish(state);
+        }
+        let n = placed.len();
+        for row in placed {
+            if let Some(j) = state.jobs.get_mut(&row.id) {
+                j.row = row;
+                j.estimated_start = None;
+            }
+        }
+        Ok((n, preempt))
     }
 
     fn set_pending(&self, state: &mut State, id: &str, reason: String, estimate: Option<i64>) {
@@ -344,15 +452,104 @@ impl Engine {
     }
 }
 
-/// True when every device is on the same node.
-fn on_one_node(state: &State, devices: &[String]) -> bool {
-    let mut nodes = devices
-        .iter()
-        .filter_map(|d| state.devices.get(d).map(|e| e.row.node.as_str()));
-    match nodes.next() {
-        Some(first) => nodes.all(|n| n == first),
-        None => false,
+/// The node of the first device (a job's node; rank 0 of a multi-node job).
+fn node_of(state: &State, devices: &[String]) -> Option<String> {
+    devices
+        .first()
+        .and_then(|d| state.devices.get(d))
+        .map(|d| d.row.node.clone())
+}
+
+/// The distinct nodes of some devices, in device order.
+fn nodes_of(state: &State, devices: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in devices {
+        if let Some(e) = state.devices.get(d)
+            && !out.contains(&e.row.node)
+        {
+            out.push(e.row.node.clone());
+        }
     }
+    out
+}
+
+/// Draining nodes that have devices of `class`.
+fn draining_nodes(state: &State, class: &str) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .devices
+        .values()
+        .filter(|d| d.row.class == class)
+        .filter(|d| {
+            state
+                .nodes
+                .get(&d.row.node)
+                .is_some_and(|n| n.row.state == NodeState::Draining)
+        })
+        .map(|d| d.row.node.clone())
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Running preemptible jobs and their devices.
+fn guests(state: &State) -> Vec<Guest> {
+    let mut out: Vec<Guest> = state
+        .jobs
+        .values()
+        .filter(|j| j.row.preemptible && j.row.state.is_placed())
+        .map(|j| Guest {
+            job: j.row.id.clone(),
+            class: j.row.class.clone(),
+            devices: j.row.devices.clone(),
+            started_ms: j
+                .row
+                .deadline_ms
+                .map_or(j.row.created_ms, |d| d - j.row.max_runtime_ms),
+        })
+        .collect();
+    out.sort_by(|a, b| a.job.cmp(&b.job));
+    out
+}
+
+/// Devices of active bookings with no work waiting that no job uses now.
+fn idle_booked(state: &State, t: i64) -> Vec<IdleBooked> {
+    let used: HashSet<&str> = state
+        .jobs
+        .values()
+        .filter(|j| j.row.state.is_placed())
+        .flat_map(|j| j.row.devices.iter().map(String::as_str))
+        .collect();
+    let waiting: HashSet<&str> = state
+        .jobs
+        .values()
+        .filter(|j| j.row.state == JobState::Pending)
+        .filter_map(|j| j.row.reservation_id.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for r in state.reservations.values() {
+        if r.state != ReservationState::Active || r.end_ms <= t || waiting.contains(r.id.as_str()) {
+            continue;
+        }
+        for d in &r.devices {
+            let Some(e) = state.devices.get(d) else {
+                continue;
+            };
+            let ready = state
+                .nodes
+                .get(&e.row.node)
+                .is_some_and(|n| n.row.state == NodeState::Ready);
+            if ready && e.row.health != crate::store::Health::Failed && !used.contains(d.as_str()) {
+                out.push(IdleBooked {
+                    device: d.clone(),
+                    class: r.class.clone(),
+                    node: e.row.node.clone(),
+                    until: r.end_ms,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.device.cmp(&b.device));
+    out
 }
 
 /// Picks `count` free devices of a reservation, all on one node.

@@ -151,4 +151,53 @@ impl v1::admin_server::Admin for AdminService {
             events: rows.iter().map(convert::audit).collect(),
         }))
     }
+
+    async fn set_budget(&self, req: Request<v1::SetBudgetRequest>) -> Reply<v1::Budget> {
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.set_budget(&c, req.get_ref()).await?))
+    }
+
+    async fn delete_budget(
+        &self,
+        req: Request<v1::DeleteBudgetRequest>,
+    ) -> Reply<v1::DeleteBudgetResponse> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        self.0.delete_budget(&c, &r.org, &r.class).await?;
+        Ok(Response::new(v1::DeleteBudgetResponse {}))
+    }
+
+    async fn top_up_budget(&self, req: Request<v1::TopUpBudgetRequest>) -> Reply<v1::Budget> {
+        let c = caller(&req)?;
+        Ok(Response::new(
+            self.0.top_up_budget(&c, req.get_ref()).await?,
+        ))
+    }
+
+    async fn set_org_weight(&self, req: Request<v1::SetOrgWeightRequest>) -> Reply<v1::Org> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let row = self.0.set_org_weight(&c, &r.org, r.weight).await?;
+        Ok(Response::new(convert::org(&row)))
+    }
+
+    async fn set_class_rate(
+        &self,
+        req: Request<v1::SetClassRateRequest>,
+    ) -> Reply<v1::DeviceClass> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let (row, total, schedulable) = self.0.set_class_rate(&c, &r.class, r.rate).await?;
+        Ok(Response::new(convert::class(&row, total, schedulable)))
+    }
+
+    async fn get_policy(&self, req: Request<v1::GetPolicyRequest>) -> Reply<v1::SchedulingPolicy> {
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.get_policy(&c).await?))
+    }
+
+    async fn set_policy(&self, req: Request<v1::SetPolicyRequest>) -> Reply<v1::SchedulingPolicy> {
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.set_policy(&c, req.get_ref()).await?))
+    }
 }

@@ -151,7 +151,9 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.create_reservation(&c, req.get_ref()).await?;
-        Ok(Response::new(convert::reservation(&r)))
+        Ok(Response::new(
+            self.0.reservation_views(&[r]).await.remove(0),
+        ))
     }
 
     async fn list_reservations(
@@ -161,7 +163,7 @@ impl v1::reservations_server::Reservations for ReservationsService {
         let c = caller(&req)?;
         let rows = self.0.list_reservations(&c, req.get_ref().all).await?;
         Ok(Response::new(v1::ListReservationsResponse {
-            reservations: rows.iter().map(convert::reservation).collect(),
+            reservations: self.0.reservation_views(&rows).await,
         }))
     }
 
@@ -171,7 +173,9 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.get_reservation(&c, &req.get_ref().id).await?;
-        Ok(Response::new(convert::reservation(&r)))
+        Ok(Response::new(
+            self.0.reservation_views(&[r]).await.remove(0),
+        ))
     }
 
     async fn cancel_reservation(
@@ -180,7 +184,9 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.cancel_reservation(&c, &req.get_ref().id).await?;
-        Ok(Response::new(convert::reservation(&r)))
+        Ok(Response::new(
+            self.0.reservation_views(&[r]).await.remove(0),
+        ))
     }
 }
 
@@ -298,6 +304,36 @@ impl v1::usage_server::Usage for UsageService {
                     job_device_hours: jobs,
                 })
                 .collect(),
+            budgets: crate::engine::Engine::budget_views(&state, org.as_deref(), now),
+        }))
+    }
+
+    async fn list_budgets(
+        &self,
+        req: Request<v1::ListBudgetsRequest>,
+    ) -> Reply<v1::ListBudgetsResponse> {
+        let c = caller(&req)?;
+        let budgets = self.0.list_budgets(&c, &req.get_ref().org).await?;
+        Ok(Response::new(v1::ListBudgetsResponse { budgets }))
+    }
+
+    async fn list_ledger(
+        &self,
+        req: Request<v1::ListLedgerRequest>,
+    ) -> Reply<v1::ListLedgerResponse> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let rows = self
+            .0
+            .list_ledger(
+                &c,
+                &r.org,
+                r.from.as_ref().map(ts_to_ms),
+                r.to.as_ref().map(ts_to_ms),
+            )
+            .await?;
+        Ok(Response::new(v1::ListLedgerResponse {
+            entries: rows.iter().map(convert::ledger_entry).collect(),
         }))
     }
 }
