@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use commands::admin::AdminCmd;
 use commands::capacity::AvailabilityArgs;
 use commands::jobs::{JobsCmd, SubmitArgs};
+use commands::ledger::LedgerArgs;
 use commands::reserve::{ReservationsCmd, ReserveArgs};
 use commands::usage::UsageArgs;
 use commands::{Ctx, GlobalArgs};
@@ -84,13 +85,15 @@ enum Command {
     },
     /// Device-hours per job and reservation, with totals.
     Usage(UsageArgs),
+    /// Budget charges, refunds and top-ups.
+    Ledger(LedgerArgs),
     /// Centre administration.
     #[command(subcommand)]
     Admin(AdminCmd),
 }
 
 async fn run(cli: Cli) -> Result<u8, error::Error> {
-    use commands::{account, admin, capacity, jobs, reserve, usage};
+    use commands::{account, admin, capacity, jobs, ledger, reserve, usage};
     let done = |r: Result<(), error::Error>| r.map(|()| 0);
     // `up` and `login` make their own connection; the rest use the resolved config.
     let ctx = || Ctx::resolve(&cli.global);
@@ -110,6 +113,7 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Logs { id, follow } => done(jobs::logs(&ctx()?, id, *follow).await),
         Command::Cancel { id } => done(jobs::cancel(&ctx()?, id).await),
         Command::Usage(a) => done(usage::usage(&ctx()?, a).await),
+        Command::Ledger(a) => done(ledger::ledger(&ctx()?, a).await),
         Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
     }
 }
@@ -218,6 +222,122 @@ mod tests {
         };
         assert_eq!(a.duration.as_deref(), Some("-1h"));
         assert_eq!(a.start, "now");
+    }
+
+    #[test]
+    fn submit_takes_priority_preemptible_and_nodes() {
+        let cli = parse(&[
+            "submit",
+            "--class",
+            "a",
+            "--priority",
+            "-5",
+            "--preemptible",
+            "--nodes",
+            "2",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!((a.priority, a.preemptible, a.nodes), (-5, true, 2));
+        let req = commands::jobs::request(&a).unwrap();
+        assert_eq!((req.priority, req.preemptible, req.nodes), (-5, true, 2));
+        let cli = parse(&["submit", "--class", "a", "--priority=-1000", "--", "x"]).unwrap();
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!((a.priority, a.preemptible, a.nodes), (-1000, false, 1));
+        assert!(parse(&["submit", "--class", "a", "--priority", "high", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn budgets_list_without_a_subcommand() {
+        use commands::admin::AdminCmd;
+        use commands::budgets::BudgetsCmd;
+        let cli = parse(&["admin", "budgets", "--org", "acme"]).unwrap();
+        let Command::Admin(AdminCmd::Budgets { org, cmd: None }) = cli.command else {
+            panic!("not budgets")
+        };
+        assert_eq!(org.as_deref(), Some("acme"));
+        let cli = parse(&["admin", "budgets", "list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Admin(AdminCmd::Budgets {
+                cmd: Some(BudgetsCmd::List { org: None }),
+                ..
+            })
+        ));
+        let cli = parse(&[
+            "admin", "budgets", "set", "--org", "acme", "--class", "*", "--hours", "100",
+        ])
+        .unwrap();
+        let Command::Admin(AdminCmd::Budgets {
+            cmd: Some(BudgetsCmd::Set(a)),
+            ..
+        }) = cli.command
+        else {
+            panic!("not budgets set")
+        };
+        assert_eq!((a.class.as_str(), a.hours.as_str()), ("*", "100"));
+        assert_eq!(a.period, commands::budgets::PeriodArg::Month);
+        assert!(parse(&["admin", "budgets", "set", "--org", "acme", "--class", "a"]).is_err());
+        assert!(
+            parse(&[
+                "admin", "budgets", "top-up", "--org", "a", "--class", "b", "--hours", "5",
+                "--note", "x"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["admin", "budgets", "delete", "--org", "a", "--class", "b"]).is_ok());
+    }
+
+    #[test]
+    fn policy_set_needs_a_flag() {
+        use commands::admin::AdminCmd;
+        assert!(matches!(
+            parse(&["admin", "policy"]).unwrap().command,
+            Command::Admin(AdminCmd::Policy { cmd: None })
+        ));
+        let e = parse(&["admin", "policy", "set"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            parse(&[
+                "admin",
+                "policy",
+                "set",
+                "--backfill",
+                "conservative",
+                "--reserve-depth",
+                "3"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["admin", "policy", "set", "--backfill", "greedy"]).is_err());
+        assert!(parse(&["admin", "policy", "set", "--refund-fault", "150"]).is_err());
+        assert!(parse(&["admin", "policy", "set", "--idle-threshold", "5%"]).is_ok());
+    }
+
+    #[test]
+    fn org_weight_class_rate_and_ledger_parse() {
+        assert!(parse(&["admin", "orgs", "weight", "--org", "a", "--weight", "2"]).is_ok());
+        assert!(parse(&["admin", "orgs"]).is_ok());
+        assert!(
+            parse(&[
+                "admin", "classes", "rate", "--class", "h100", "--rate", "1.5"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["admin", "classes"]).is_ok());
+        let cli = parse(&["ledger", "--org", "acme", "--from", "-7d", "-o", "csv"]).unwrap();
+        let Command::Ledger(a) = cli.command else {
+            panic!("not ledger")
+        };
+        assert_eq!(a.from.as_deref(), Some("-7d"));
+        assert_eq!(cli.global.output, output::Format::Csv);
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! `berth admin ...`: sites, classes, orgs, users, tokens, join tokens, drains, audit.
+//! `berth admin ...`: sites, classes, orgs, users, tokens, join tokens, drains, audit,
+//! budgets and the scheduling policy.
 
+use super::budgets::BudgetsCmd;
 use super::capacity::{ClassView, print_classes, print_nodes};
-use super::{Ctx, dash, role};
+use super::policy::PolicyCmd;
+use super::{Ctx, budgets, dash, policy, role};
 use crate::error::Error;
 use crate::output::{self, Format, Table};
 use crate::timefmt;
@@ -12,9 +15,11 @@ use serde::Serialize;
 /// `berth admin` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCmd {
-    /// Organisations (companies).
-    #[command(subcommand)]
-    Orgs(OrgsCmd),
+    /// Organisations (companies); lists them without a subcommand.
+    Orgs {
+        #[command(subcommand)]
+        cmd: Option<OrgsCmd>,
+    },
     /// Users and their first token.
     #[command(subcommand)]
     Users(UsersCmd),
@@ -33,12 +38,28 @@ pub enum AdminCmd {
     /// Devices: return a quarantined device to service.
     #[command(subcommand)]
     Devices(DevicesCmd),
-    /// Device classes.
-    #[command(subcommand)]
-    Classes(ClassesCmd),
+    /// Device classes; lists them without a subcommand.
+    Classes {
+        #[command(subcommand)]
+        cmd: Option<ClassesCmd>,
+    },
     /// Sites.
     #[command(subcommand)]
     Sites(SitesCmd),
+    /// Budgets in device-hours per org and class; lists them without a subcommand.
+    #[command(args_conflicts_with_subcommands = true)]
+    Budgets {
+        /// Only this organisation (when listing).
+        #[arg(long)]
+        org: Option<String>,
+        #[command(subcommand)]
+        cmd: Option<BudgetsCmd>,
+    },
+    /// The scheduling policy; shows it without a subcommand.
+    Policy {
+        #[command(subcommand)]
+        cmd: Option<PolicyCmd>,
+    },
     /// Recent audit events.
     Audit {
         /// How many events (the server caps it).
@@ -57,6 +78,14 @@ pub enum OrgsCmd {
     },
     /// List organisations.
     List,
+    /// Set an organisation's fair-share weight (default 1).
+    Weight {
+        #[arg(long)]
+        org: String,
+        /// Weight 2 is entitled to twice the queued device-hours of weight 1.
+        #[arg(long, value_name = "W")]
+        weight: f64,
+    },
 }
 
 /// Roles an admin can give.
@@ -140,6 +169,13 @@ pub enum ClassesCmd {
     },
     /// List device classes.
     List,
+    /// Set the budget hours one device-hour of a class costs (default 1).
+    Rate {
+        #[arg(long)]
+        class: String,
+        #[arg(long, value_name = "R")]
+        rate: f64,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -159,6 +195,7 @@ struct OrgView {
     name: String,
     description: String,
     created_at: Option<String>,
+    weight: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,6 +253,7 @@ fn org_view(o: &v1::Org) -> OrgView {
         name: o.name.clone(),
         description: o.description.clone(),
         created_at: timefmt::ts_rfc3339(o.created_at.as_ref()),
+        weight: o.weight,
     }
 }
 
@@ -223,10 +261,11 @@ fn print_orgs(orgs: &[v1::Org], format: Format) -> Result<(), Error> {
     if format == Format::Json {
         return output::json(&orgs.iter().map(org_view).collect::<Vec<_>>());
     }
-    let mut t = Table::new(["name", "created", "description"]);
+    let mut t = Table::new(["name", "weight", "created", "description"]);
     for o in orgs {
         t.row([
             o.name.clone(),
+            o.weight.to_string(),
             timefmt::ts_local(o.created_at.as_ref()),
             o.description.clone(),
         ]);
@@ -305,19 +344,56 @@ fn expiry(ts: Option<&prost_types::Timestamp>) -> String {
     timefmt::ts_local(ts)
 }
 
+/// Checks `--weight` (positive) and `--rate` (zero or more).
+fn factor(flag: &str, value: f64, allow_zero: bool) -> Result<f64, Error> {
+    if value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)) {
+        Ok(value)
+    } else {
+        let reason = if allow_zero {
+            "must be 0 or more"
+        } else {
+            "must be positive"
+        };
+        Err(Error::invalid(flag, &value.to_string(), reason))
+    }
+}
+
 /// `berth admin ...`.
 pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
+    // These connect on their own.
+    match cmd {
+        AdminCmd::Budgets { org, cmd: None } => {
+            return budgets::run(ctx, Some(&BudgetsCmd::List { org: org.clone() })).await;
+        }
+        AdminCmd::Budgets { cmd, .. } => return budgets::run(ctx, cmd.as_ref()).await,
+        AdminCmd::Policy { cmd } => return policy::run(ctx, cmd.as_ref()).await,
+        _ => {}
+    }
     // Check flag values before connecting.
     let join_ttl = match cmd {
         AdminCmd::JoinToken { ttl: t } => ttl(t.as_deref())?,
         AdminCmd::Tokens(TokensCmd::Create { ttl: t, .. }) => ttl(t.as_deref())?,
+        AdminCmd::Orgs {
+            cmd: Some(OrgsCmd::Weight { weight, .. }),
+        } => {
+            factor("--weight", *weight, false)?;
+            None
+        }
+        AdminCmd::Classes {
+            cmd: Some(ClassesCmd::Rate { rate, .. }),
+        } => {
+            factor("--rate", *rate, true)?;
+            None
+        }
         _ => None,
     };
     let api = ctx.api().await?;
     let mut admin = api.admin();
     let format = ctx.format;
     match cmd {
-        AdminCmd::Orgs(OrgsCmd::Create { name, description }) => {
+        AdminCmd::Orgs {
+            cmd: Some(OrgsCmd::Create { name, description }),
+        } => {
             let org = admin
                 .create_org(v1::CreateOrgRequest {
                     name: name.clone(),
@@ -331,13 +407,31 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 print_orgs(&[org], format)
             }
         }
-        AdminCmd::Orgs(OrgsCmd::List) => {
+        AdminCmd::Orgs {
+            cmd: None | Some(OrgsCmd::List),
+        } => {
             let orgs = admin
                 .list_orgs(v1::ListOrgsRequest {})
                 .await?
                 .into_inner()
                 .orgs;
             print_orgs(&orgs, format)
+        }
+        AdminCmd::Orgs {
+            cmd: Some(OrgsCmd::Weight { org, weight }),
+        } => {
+            let o = admin
+                .set_org_weight(v1::SetOrgWeightRequest {
+                    org: org.clone(),
+                    weight: *weight,
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&org_view(&o))
+            } else {
+                print_orgs(&[o], format)
+            }
         }
         AdminCmd::Users(UsersCmd::Create { org, name, role: r }) => {
             let resp = admin
@@ -456,11 +550,14 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .into_inner();
             print_nodes(&[n], format)
         }
-        AdminCmd::Classes(ClassesCmd::Create {
-            name,
-            vendor,
-            description,
-        }) => {
+        AdminCmd::Classes {
+            cmd:
+                Some(ClassesCmd::Create {
+                    name,
+                    vendor,
+                    description,
+                }),
+        } => {
             let c = admin
                 .create_class(v1::CreateClassRequest {
                     name: name.clone(),
@@ -475,7 +572,9 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 print_classes(&[c], format)
             }
         }
-        AdminCmd::Classes(ClassesCmd::List) => {
+        AdminCmd::Classes {
+            cmd: None | Some(ClassesCmd::List),
+        } => {
             let classes = api
                 .capacity()
                 .list_classes(v1::ListClassesRequest {})
@@ -483,6 +582,22 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .into_inner()
                 .classes;
             print_classes(&classes, format)
+        }
+        AdminCmd::Classes {
+            cmd: Some(ClassesCmd::Rate { class, rate }),
+        } => {
+            let c = admin
+                .set_class_rate(v1::SetClassRateRequest {
+                    class: class.clone(),
+                    rate: *rate,
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&ClassView::from(&c))
+            } else {
+                print_classes(&[c], format)
+            }
         }
         AdminCmd::Sites(SitesCmd::Create { name, description }) => {
             let s = admin
@@ -507,6 +622,8 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .sites;
             print_sites(&sites, format)
         }
+        // Handled above, with their own connection.
+        AdminCmd::Budgets { .. } | AdminCmd::Policy { .. } => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
                 .list_audit(v1::ListAuditRequest { limit: *limit })

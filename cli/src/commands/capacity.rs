@@ -175,6 +175,7 @@ pub struct ClassView {
     description: String,
     total_devices: u32,
     schedulable_devices: u32,
+    rate: f64,
 }
 
 impl From<&v1::DeviceClass> for ClassView {
@@ -185,6 +186,7 @@ impl From<&v1::DeviceClass> for ClassView {
             description: c.description.clone(),
             total_devices: c.total_devices,
             schedulable_devices: c.schedulable_devices,
+            rate: c.rate,
         }
     }
 }
@@ -195,13 +197,21 @@ pub fn print_classes(classes: &[v1::DeviceClass], format: Format) -> Result<(), 
         let views: Vec<ClassView> = classes.iter().map(Into::into).collect();
         return output::json(&views);
     }
-    let mut t = Table::new(["name", "vendor", "devices", "schedulable", "description"]);
+    let mut t = Table::new([
+        "name",
+        "vendor",
+        "devices",
+        "schedulable",
+        "rate",
+        "description",
+    ]);
     for c in classes {
         t.row([
             c.name.clone(),
             dash(&c.vendor),
             c.total_devices.to_string(),
             c.schedulable_devices.to_string(),
+            c.rate.to_string(),
             c.description.clone(),
         ]);
     }

@@ -22,9 +22,24 @@ pub struct SubmitArgs {
     /// Queue for free devices of this class instead.
     #[arg(long)]
     pub class: Option<String>,
-    /// Number of devices.
+    /// Number of devices (on each node).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub count: u32,
+    /// Number of nodes, `--count` devices on each, started together or not at all.
+    #[arg(long, default_value_t = 1, value_name = "M")]
+    pub nodes: u32,
+    /// Priority among your organisation's own queued jobs (-1000..1000; higher first).
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
+    pub priority: i32,
+    /// Run as preemptible work: may use booked-but-idle devices, and is stopped and
+    /// requeued when their owner needs them.
+    #[arg(long)]
+    pub preemptible: bool,
     /// Container image (the process runtime ignores it).
     #[arg(long, env = "BERTH_IMAGE", default_value = "busybox")]
     pub image: String,
@@ -97,6 +112,11 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub estimated_start: Option<String>,
+    pub priority: i32,
+    pub preemptible: bool,
+    pub nodes: u32,
+    pub charged_hours: f64,
+    pub requeued_from: Option<String>,
 }
 
 impl From<&v1::Job> for JobView {
@@ -124,6 +144,11 @@ impl From<&v1::Job> for JobView {
             started_at: timefmt::ts_rfc3339(j.started_at.as_ref()),
             finished_at: timefmt::ts_rfc3339(j.finished_at.as_ref()),
             estimated_start: timefmt::ts_rfc3339(j.estimated_start.as_ref()),
+            priority: j.priority,
+            preemptible: j.preemptible,
+            nodes: j.nodes.max(1),
+            charged_hours: j.charged_hours,
+            requeued_from: opt(&j.requeued_from),
         }
     }
 }
@@ -144,6 +169,11 @@ pub fn details(j: &v1::Job) -> Details {
         .field("User", &j.user)
         .field("Class", &j.class)
         .field("Count", j.count.to_string())
+        .field("Nodes", j.nodes.max(1).to_string())
+        .field("Priority", j.priority.to_string())
+        .field("Preemptible", if j.preemptible { "yes" } else { "no" })
+        .field("Charged hours", format!("{:.2}", j.charged_hours))
+        .field("Requeued from", dash(&j.requeued_from))
         .field("Reservation", dash(&j.reservation_id))
         .field("Node", dash(&j.node))
         .field(
@@ -186,7 +216,7 @@ pub fn print_one(j: &v1::Job, format: Format) -> Result<(), Error> {
 /// The listing table.
 pub fn table(jobs: &[v1::Job]) -> Table {
     let mut t = Table::new([
-        "id", "name", "state", "class", "count", "node", "exit", "created", "reason",
+        "id", "name", "state", "class", "count", "prio", "node", "exit", "created", "reason",
     ]);
     for j in jobs {
         t.row([
@@ -194,7 +224,8 @@ pub fn table(jobs: &[v1::Job]) -> Table {
             dash(&j.name),
             job_state(j.state).to_owned(),
             j.class.clone(),
-            j.count.to_string(),
+            count(j),
+            prio(j),
             dash(&j.node),
             j.exit_code
                 .map_or_else(|| "-".to_owned(), |c| c.to_string()),
@@ -203,6 +234,20 @@ pub fn table(jobs: &[v1::Job]) -> Table {
         ]);
     }
     t
+}
+
+/// `2`, or `2x3` for 2 devices on each of 3 nodes.
+fn count(j: &v1::Job) -> String {
+    if j.nodes > 1 {
+        format!("{}x{}", j.count, j.nodes)
+    } else {
+        j.count.to_string()
+    }
+}
+
+/// The priority, with a `p` mark for preemptible jobs: `0`, `-5p`.
+fn prio(j: &v1::Job) -> String {
+    format!("{}{}", j.priority, if j.preemptible { "p" } else { "" })
 }
 
 /// Quotes arguments for display the way a POSIX shell would read them back.
@@ -257,6 +302,9 @@ pub fn request(args: &SubmitArgs) -> Result<v1::SubmitJobRequest, Error> {
         cap_add: args.cap_add.clone(),
         host_mounts: args.host_mounts.clone(),
         network: args.network.clone().unwrap_or_default(),
+        priority: args.priority,
+        preemptible: args.preemptible,
+        nodes: args.nodes,
     })
 }
 
@@ -519,6 +567,11 @@ mod tests {
             estimated_start: None,
             datasets: vec![],
             network: "bridge".into(),
+            priority: -5,
+            preemptible: true,
+            nodes: 1,
+            charged_hours: 0.5,
+            requeued_from: String::new(),
         }
     }
 
@@ -546,7 +599,12 @@ mod tests {
                 "created_at": "2026-12-01T00:00:00Z",
                 "started_at": "2026-12-01T00:00:01Z",
                 "finished_at": "2026-12-01T00:00:02Z",
-                "estimated_start": null
+                "estimated_start": null,
+                "priority": -5,
+                "preemptible": true,
+                "nodes": 1,
+                "charged_hours": 0.5,
+                "requeued_from": null
             })
         );
     }
@@ -627,5 +685,33 @@ mod tests {
         let text = table(&[sample()]).render();
         assert!(text.lines().nth(1).unwrap().contains("failed"), "{text}");
         assert!(text.contains(" 7 "), "{text}");
+    }
+
+    #[test]
+    fn listing_table_shows_priority_and_shape() {
+        let multi = v1::Job {
+            nodes: 3,
+            priority: 10,
+            preemptible: false,
+            ..sample()
+        };
+        let text = table(&[sample(), multi]).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("COUNT  PRIO  NODE"), "{text}");
+        assert!(lines[1].contains(" 2      -5p   node-1"), "{text}");
+        assert!(lines[2].contains(" 2x3    10    node-1"), "{text}");
+    }
+
+    #[test]
+    fn requeued_jobs_name_their_predecessor() {
+        let j = v1::Job {
+            requeued_from: "j0".into(),
+            ..sample()
+        };
+        let v = serde_json::to_value(JobView::from(&j)).unwrap();
+        assert_eq!(v["requeued_from"], "j0");
+        let text = details(&j).render();
+        assert!(text.contains("Requeued from:  j0"), "{text}");
+        assert!(text.contains("Preemptible:    yes"), "{text}");
     }
 }

@@ -3,8 +3,11 @@
 
 pub mod account;
 pub mod admin;
+pub mod budgets;
 pub mod capacity;
 pub mod jobs;
+pub mod ledger;
+pub mod policy;
 pub mod reserve;
 pub mod usage;
 

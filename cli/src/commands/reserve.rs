@@ -72,6 +72,12 @@ pub struct ReservationView {
     pub devices: Vec<String>,
     pub created_at: Option<String>,
     pub reason: Option<String>,
+    pub charged_hours: f64,
+    pub budget_class: Option<String>,
+    pub idle_since: Option<String>,
+    pub idle_warned_at: Option<String>,
+    pub reclaim_at: Option<String>,
+    pub warning: Option<String>,
 }
 
 impl From<&v1::Reservation> for ReservationView {
@@ -89,15 +95,26 @@ impl From<&v1::Reservation> for ReservationView {
             devices: r.devices.clone(),
             created_at: timefmt::ts_rfc3339(r.created_at.as_ref()),
             reason: opt(&r.reason),
+            charged_hours: r.charged_hours,
+            budget_class: opt(&r.budget_class),
+            idle_since: timefmt::ts_rfc3339(r.idle_since.as_ref()),
+            idle_warned_at: timefmt::ts_rfc3339(r.idle_warned_at.as_ref()),
+            reclaim_at: timefmt::ts_rfc3339(r.reclaim_at.as_ref()),
+            warning: opt(&r.warning),
         }
     }
 }
 
-/// Key/value details of one reservation.
+/// Key/value details of one reservation; a pending idle reclaim shows as a `Warning:`
+/// line right under the state.
 pub fn details(r: &v1::Reservation) -> Details {
-    Details::new()
+    let mut d = Details::new()
         .field("ID", &r.id)
-        .field("State", reservation_state(r.state))
+        .field("State", reservation_state(r.state));
+    if !r.warning.is_empty() {
+        d = d.field("Warning", &r.warning);
+    }
+    d = d
         .field("Org", &r.org)
         .field("User", &r.user)
         .field("Class", &r.class)
@@ -115,6 +132,27 @@ pub fn details(r: &v1::Reservation) -> Details {
         )
         .field("Created", timefmt::ts_local(r.created_at.as_ref()))
         .field("Reason", &r.reason)
+        .field("Charged hours", format!("{:.2}", r.charged_hours))
+        .field("Budget", dash(&r.budget_class));
+    // Idle-reclaim instants, only those that are set.
+    for (key, ts) in [
+        ("Idle since", &r.idle_since),
+        ("Idle warned", &r.idle_warned_at),
+        ("Reclaim at", &r.reclaim_at),
+    ] {
+        if timefmt::ts_ms(ts.as_ref()).is_some() {
+            d = d.field(key, timefmt::ts_local(ts.as_ref()));
+        }
+    }
+    d
+}
+
+/// Warnings of listed reservations, for stderr: `warning: reservation ID: TEXT`.
+pub fn warnings(rs: &[v1::Reservation]) -> Vec<String> {
+    rs.iter()
+        .filter(|r| !r.warning.is_empty())
+        .map(|r| format!("warning: reservation {}: {}", r.id, r.warning))
+        .collect()
 }
 
 /// Prints one reservation.
@@ -216,7 +254,11 @@ pub async fn reservations(
                 let views: Vec<ReservationView> = rs.iter().map(Into::into).collect();
                 return output::json(&views);
             }
-            table(&rs).print(ctx.format, "no reservations")
+            table(&rs).print(ctx.format, "no reservations")?;
+            if ctx.format == Format::Table {
+                warnings(&rs).into_iter().for_each(output::note);
+            }
+            Ok(())
         }
         Some(ReservationsCmd::Show { id }) => {
             let r = client
@@ -261,6 +303,12 @@ mod tests {
             devices: vec!["GPU-a".into(), "GPU-b".into()],
             created_at: Some(ms_to_ts(1_796_083_100_500)),
             reason: String::new(),
+            charged_hours: 2.0,
+            budget_class: "h100".into(),
+            idle_since: None,
+            idle_warned_at: None,
+            reclaim_at: None,
+            warning: String::new(),
         }
     }
 
@@ -281,8 +329,45 @@ mod tests {
                 "end": "2026-12-01T01:00:00Z",
                 "devices": ["GPU-a", "GPU-b"],
                 "created_at": "2026-11-30T23:58:20.500Z",
-                "reason": null
+                "reason": null,
+                "charged_hours": 2.0,
+                "budget_class": "h100",
+                "idle_since": null,
+                "idle_warned_at": null,
+                "reclaim_at": null,
+                "warning": null
             })
+        );
+    }
+
+    #[test]
+    fn idle_reservations_warn_prominently() {
+        let r = v1::Reservation {
+            state: v1::ReservationState::Active as i32,
+            idle_since: Some(ms_to_ts(1_796_083_200_000)),
+            idle_warned_at: Some(ms_to_ts(1_796_085_000_000)),
+            reclaim_at: Some(ms_to_ts(1_796_085_900_000)),
+            warning: "devices idle since 00:00; reclaimed at 00:45 unless used".into(),
+            ..sample()
+        };
+        let v = serde_json::to_value(ReservationView::from(&r)).unwrap();
+        assert_eq!(v["idle_since"], "2026-12-01T00:00:00Z");
+        assert_eq!(v["idle_warned_at"], "2026-12-01T00:30:00Z");
+        assert_eq!(v["reclaim_at"], "2026-12-01T00:45:00Z");
+        assert_eq!(
+            v["warning"],
+            "devices idle since 00:00; reclaimed at 00:45 unless used"
+        );
+        let text = details(&r).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with("Warning:"), "{text}");
+        assert!(text.contains("Reclaim at:"), "{text}");
+        assert!(!details(&sample()).render().contains("Warning"));
+        assert_eq!(
+            warnings(&[sample(), r]),
+            [
+                "warning: reservation 0b6c7d1e-0000-4000-8000-000000000001: devices idle since 00:00; reclaimed at 00:45 unless used"
+            ]
         );
     }
 

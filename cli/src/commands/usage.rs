@@ -1,6 +1,8 @@
-//! `berth usage`: device-hours per job and reservation, with totals; table, JSON or CSV.
+//! `berth usage`: device-hours per job and reservation, with totals and the budgets'
+//! balance; table, JSON or CSV (records only).
 
 use super::Ctx;
+use super::budgets::{self, BudgetView};
 use crate::error::Error;
 use crate::output::{self, Format, Table};
 use crate::timefmt;
@@ -47,6 +49,7 @@ struct TotalView {
 struct UsageView {
     records: Vec<RecordView>,
     totals: Vec<TotalView>,
+    budgets: Vec<BudgetView>,
 }
 
 fn view(resp: &v1::GetUsageResponse) -> UsageView {
@@ -76,6 +79,7 @@ fn view(resp: &v1::GetUsageResponse) -> UsageView {
                 job_device_hours: t.job_device_hours,
             })
             .collect(),
+        budgets: resp.budgets.iter().map(Into::into).collect(),
     }
 }
 
@@ -108,7 +112,8 @@ fn csv(resp: &v1::GetUsageResponse) -> String {
     t.render_csv()
 }
 
-/// Records, a blank line, then totals per org and class.
+/// Records, a blank line, totals per org and class, a blank line, then the budgets
+/// (with an ORG column only when they span several orgs).
 fn tables(resp: &v1::GetUsageResponse) -> String {
     let mut records = Table::new([
         "org",
@@ -152,6 +157,13 @@ fn tables(resp: &v1::GetUsageResponse) -> String {
             out.push('\n');
         }
         out.push_str(&totals.render());
+    }
+    if !resp.budgets.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let with_org = budgets::several_orgs(&resp.budgets);
+        out.push_str(&budgets::table(&resp.budgets, with_org).render());
     }
     out
 }
@@ -208,6 +220,7 @@ mod tests {
                 reserved_device_hours: 8.0,
                 job_device_hours: 4.0,
             }],
+            budgets: vec![budgets::tests::sample()],
         }
     }
 
@@ -226,16 +239,37 @@ mod tests {
         assert_eq!(v["records"][0]["device_hours"], 4.0);
         assert_eq!(v["records"][0]["start"], "2026-12-01T00:00:00Z");
         assert_eq!(v["totals"][0]["reserved_device_hours"], 8.0);
+        assert_eq!(v["budgets"][0]["class"], "h100");
+        assert_eq!(v["budgets"][0]["left_hours"], 99.75);
+        assert_eq!(v["budgets"][0]["max_booking"], "1d");
+        let empty = serde_json::to_value(view(&v1::GetUsageResponse::default())).unwrap();
+        assert_eq!(empty["budgets"], serde_json::json!([]));
     }
 
     #[test]
-    fn tables_show_records_then_totals() {
+    fn tables_show_records_then_totals_then_budgets() {
         let text = tables(&sample());
         let blocks: Vec<&str> = text.split("\n\n").collect();
-        assert_eq!(blocks.len(), 2, "{text}");
+        assert_eq!(blocks.len(), 3, "{text}");
         assert!(blocks[0].starts_with("ORG"));
         assert!(blocks[1].contains("RESERVED DEVICE-HOURS"));
         assert!(blocks[1].contains("8.00"));
+        assert!(blocks[2].starts_with("CLASS  PERIOD  HOURS"), "{text}");
+        assert!(blocks[2].contains("99.8"), "{text}");
         assert_eq!(tables(&v1::GetUsageResponse::default()), "");
+        let only_budgets = v1::GetUsageResponse {
+            budgets: sample().budgets,
+            ..Default::default()
+        };
+        assert!(tables(&only_budgets).starts_with("CLASS"));
+    }
+
+    #[test]
+    fn csv_leaves_budgets_out() {
+        let without = v1::GetUsageResponse {
+            budgets: vec![],
+            ..sample()
+        };
+        assert_eq!(csv(&sample()), csv(&without));
     }
 }

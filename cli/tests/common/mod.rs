@@ -670,6 +670,22 @@ fn run_bounded(cmd: Command, args: &[&str]) -> Run {
     Running::spawn(cmd, args).finish()
 }
 
+/// The body of `GET path` over plain HTTP/1.1 (empty if it cannot be had).
+pub fn http_body(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    all.split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned())
+}
+
 /// Status code of `GET path` over plain HTTP/1.1, or `None` if it cannot be had.
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
