@@ -533,3 +533,94 @@ fn a_full_centre_books_every_device_exactly_once() {
     }
     assert_eq!(taken.len() as u32, c.class_counts("gpu").0);
 }
+
+/// Spacing of the core's checkpoints; availability buckets are drawn on and off it.
+const CHECKPOINT: i64 = 15 * 60 * 1000;
+
+/// An instant within about a day either side of 0: 5-minute ticks, often nudged off them.
+fn instant() -> impl Strategy<Value = i64> {
+    (
+        -300i64..300,
+        prop_oneof![Just(0i64), Just(1), Just(-1), 0i64..300_000],
+    )
+        .prop_map(|(t, nudge)| t * 300_000 + nudge)
+}
+
+/// A claim length: milliseconds to hours, or now and then longer than the index's "long" limit.
+fn claim_len() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        4 => 1i64..4 * CHECKPOINT,
+        4 => (1i64..40).prop_map(|q| q * 300_000),
+        1 => 4_000i64 * CHECKPOINT..5_000 * CHECKPOINT,
+    ]
+}
+
+/// A bucket width: below, on and above the checkpoint spacing, aligned or not.
+fn bucket_step() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        1i64..2 * CHECKPOINT,
+        (1i64..9).prop_map(|m| m * CHECKPOINT),
+        (1i64..9, 1i64..CHECKPOINT).prop_map(|(m, r)| m * CHECKPOINT + r),
+        1i64..1_000,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// `availability` counts, per bucket, the schedulable devices (healthy, on a ready node, at the
+    /// site) free for the whole bucket, exactly as a brute force over every claim does.
+    #[test]
+    fn availability_agrees_with_brute_force(
+        node_sites in proptest::collection::vec((0u8..2, any::<bool>()), 1..5),
+        devices in proptest::collection::vec((0usize..5, 0u8..2, prop::bool::weighted(0.8)), 1..14),
+        claims in proptest::collection::vec((0usize..14, instant(), claim_len()), 0..60),
+        cancel in proptest::collection::vec(0usize..60, 0..8),
+        class in 0u8..2,
+        site in proptest::option::of(0u8..3),
+        from in instant(),
+        step in bucket_step(),
+        buckets in 1i64..50,
+        tail in 0.0f64..1.0,
+    ) {
+        let mut c = Cluster::new();
+        let mut m = Model::default();
+        for (i, &(s, ready)) in node_sites.iter().enumerate() {
+            let (node, site) = (format!("n{i}"), SITES[usize::from(s)]);
+            c.upsert_node(&node, site, ready);
+            m.nodes.insert(node, (site.into(), ready));
+        }
+        for (i, &(node, class, healthy)) in devices.iter().enumerate() {
+            // Nodes past the list are created by the device, non-schedulable at site "".
+            let (dev, node) = (format!("d{i:02}"), format!("n{node}"));
+            c.upsert_device(&dev, &node, CLASSES[usize::from(class)], healthy);
+            m.nodes.entry(node.clone()).or_insert((String::new(), false));
+            m.devices.insert(dev, (node, CLASSES[usize::from(class)].into(), healthy));
+        }
+        for (i, &(dev, start, len)) in claims.iter().enumerate() {
+            let dev = format!("d{:02}", dev % devices.len());
+            let (owner, end) = (format!("o{i}"), start.saturating_add(len));
+            if m.free(&dev, start, end) {
+                c.add_claim(&owner, std::slice::from_ref(&dev), start, end).unwrap();
+                m.claims.push((owner, dev, start, end));
+            }
+        }
+        for i in cancel {
+            let owner = format!("o{i}");
+            c.remove_claims(&owner);
+            m.claims.retain(|cl| cl.0 != owner);
+        }
+        c.check_invariants().unwrap();
+
+        // The last bucket is cut short at `to` when `tail` says so.
+        let to = from + (buckets - 1) * step + 1 + ((step - 1) as f64 * tail) as i64;
+        let class = CLASSES[usize::from(class)];
+        let site = site.map(|s| SITES[usize::from(s)]);
+        let req = Request { class: class.into(), count: 1, site: site.map(Into::into), start: from, end: to };
+        let got = c.availability(class, site, from, to, step);
+        check_availability(&m, &req, from, to, step, &got);
+        if let Ok(slots) = &got {
+            prop_assert_eq!(slots.len() as i64, buckets);
+        }
+    }
+}

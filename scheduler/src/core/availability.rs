@@ -1,10 +1,12 @@
 //! Capacity over time: free devices per time bucket, and the earliest start for a request.
 //!
-//! Both walk the calendars of the schedulable devices of a class (at a site), touching only the
-//! claims inside the asked range. Arithmetic on instants is done in `i128`, so any `i64` instants
+//! Availability asks the class's time index (`window_index`) for the busy devices of each bucket
+//! and counts the schedulable ones left; the earliest start walks the calendars of the schedulable
+//! devices of a class (at a site), touching only the claims inside the asked range. Arithmetic on instants is done in `i128`, so any `i64` instants
 //! (including `i64::MIN` and `i64::MAX`) are safe.
 
 use super::admission::{Request, validate};
+use super::bitset::BitSet;
 use super::cluster::Cluster;
 use super::error::Refusal;
 
@@ -61,35 +63,32 @@ impl Cluster {
             .ok_or_else(|| Refusal::UnknownClass {
                 class: class.to_owned(),
             })?;
-        // For from <= t < to, t - from fits a u64 exactly (wrapping_sub) and step > 0.
-        let bucket_of = |t: i64| (t.wrapping_sub(from) as u64 / step as u64) as usize;
-
-        // diff[k]: change in the number of devices busy somewhere in bucket k.
-        let mut diff = vec![0i64; n + 1];
-        let mut total = 0u32;
-        for dev in self.usable_devices(cls, self.site_filter(site)) {
-            total += 1;
-            let mut next = 0usize; // first bucket not yet marked busy for this device
-            for c in dev.calendar.overlapping(from, to) {
-                let lo = bucket_of(c.start.max(from)).max(next);
-                let hi = bucket_of(c.end.min(to) - 1);
-                if lo <= hi {
-                    diff[lo] += 1;
-                    diff[hi + 1] -= 1;
-                    next = hi + 1;
+        // The schedulable slots: healthy, in a group on a ready node at an accepted site.
+        let site = self.site_filter(site);
+        let mut usable = BitSet::with_len(cls.slot_device.len());
+        for g in cls.groups.iter().filter(|g| self.group_usable(g, site)) {
+            for &s in &g.slots {
+                if cls.healthy.get(s) {
+                    usable.set(s, true);
                 }
             }
         }
-        let mut busy = 0i64;
+        let total = usable.count_without(&BitSet::default());
+
+        // Per bucket, the busy slots from the class's time index: a few bit-set unions and scans
+        // of the claims that start or end near the bucket's edges.
+        let sweep = cls.window.sweep(from, to);
+        let mut busy = BitSet::with_len(cls.slot_device.len());
         let mut out = Vec::with_capacity(n);
-        for (k, d) in diff.iter().take(n).enumerate() {
-            busy += d;
+        for k in 0..n {
             let start = from_w + k as i128 * step_w;
             let end = (start + step_w).min(to_w);
+            let (start, end) = (start as i64, end as i64);
+            sweep.busy_in(start, end, &mut busy);
             out.push(Slot {
-                start: start as i64,
-                end: end as i64,
-                free: total - busy as u32,
+                start,
+                end,
+                free: usable.count_without(&busy),
                 total,
             });
         }
@@ -235,6 +234,44 @@ mod tests {
                 total: 3
             }]
         );
+    }
+
+    #[test]
+    fn buckets_off_the_checkpoints_match_the_calendars() {
+        const M: i64 = 60_000;
+        let mut c = centre();
+        // Claims around the 15-minute checkpoints, before 0, shorter than one interval, and one
+        // longer than the index's limit for marking checkpoints.
+        c.add_claim("a", &strs(&["n1-d0"]), -20 * M - 1, -15 * M + 1)
+            .unwrap();
+        c.add_claim("b", &strs(&["n1-d0"]), 7 * M, 8 * M).unwrap();
+        c.add_claim("c", &strs(&["n1-d1"]), 14 * M, 31 * M).unwrap();
+        c.add_claim("d", &strs(&["n2-d0"]), 30 * M, 60 * 24 * 60 * M)
+            .unwrap();
+        c.add_claim("e", &strs(&["n2-d1"]), -45 * M, 15 * M)
+            .unwrap();
+        for (from, to, step) in [
+            (-60 * M, 90 * M, 7 * M + 3),
+            (-16 * M, 40 * M, M),
+            (-1, 1, 1),
+        ] {
+            for site in [None, Some("east"), Some("west"), Some("moon")] {
+                let slots = c.availability("gpu", site, from, to, step).unwrap();
+                for s in slots {
+                    let want = ["n1-d0", "n1-d1", "n2-d0", "n2-d1"]
+                        .iter()
+                        .filter(|d| match site {
+                            None => true,
+                            Some("east") => d.starts_with("n1"),
+                            Some("west") => d.starts_with("n2"),
+                            Some(_) => false,
+                        })
+                        .filter(|d| c.is_free(d, s.start, s.end))
+                        .count() as u32;
+                    assert_eq!(s.free, want, "{site:?} {s:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -69,6 +69,31 @@ impl BitSet {
         }
     }
 
+    /// Unsets every bit, keeping the capacity.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.words.fill(0);
+    }
+
+    /// Makes `self` a copy of `other`, reusing its memory.
+    #[inline]
+    pub fn copy_from(&mut self, other: &BitSet) {
+        self.words.clone_from(&other.words);
+    }
+
+    /// Number of bits set in `self` but not in `other`.
+    #[inline]
+    pub fn count_without(&self, other: &BitSet) -> u32 {
+        let common = self.words.len().min(other.words.len());
+        let (head, tail) = self.words.split_at(common);
+        let both: u32 = head
+            .iter()
+            .zip(&other.words[..common])
+            .map(|(w, o)| (w & !o).count_ones())
+            .sum();
+        both + tail.iter().map(|w| w.count_ones()).sum::<u32>()
+    }
+
     /// Whether no bit is set.
     #[cfg(test)]
     pub fn is_clear(&self) -> bool {
@@ -131,5 +156,19 @@ mod tests {
         c.set(127, true);
         assert_eq!(c.count_range(0, 128), 3);
         assert_eq!(c.count_range(64, 64), 2);
+        // c = {7, 64, 127}; u = {7}.
+        assert_eq!(c.count_without(&u), 2);
+        assert_eq!(u.count_without(&c), 0);
+        assert_eq!(c.count_without(&BitSet::default()), 3);
+        let mut wide = BitSet::with_len(1000);
+        wide.set(999, true);
+        assert_eq!(wide.count_without(&c), 1);
+        assert_eq!(c.count_without(&wide), 3);
+        let mut d = BitSet::with_len(2000);
+        d.copy_from(&c);
+        assert_eq!(d, c);
+        c.clear();
+        assert!(c.is_clear());
+        assert_eq!(c.count_range(0, 300), 0);
     }
 }

@@ -16,6 +16,11 @@
 //! So a query costs a few bit-set unions and scans of the claims that start or end within one
 //! checkpoint interval of the window's ends, instead of one step per overlapping claim.
 //!
+//! The scans are skipped for checkpoint intervals where no claim starts or ends off a checkpoint
+//! (the index counts those per interval), so claims aligned on checkpoints cost no scan at all. A
+//! [`Sweep`] answers many windows of one range (the buckets of an availability query), gathering
+//! the range's checkpoints once.
+//!
 //! Claims spanning more than [`MAX_MARKS`] checkpoints are kept aside in a short list that every
 //! query checks directly, so that a claim of years costs no more memory than one of hours.
 
@@ -42,6 +47,10 @@ pub struct WindowIndex {
     /// Checkpoint number `k` -> (how many, which) slots have a short claim active at
     /// `k * CHECKPOINT_MS` (`start <= k * CHECKPOINT_MS < end`); absent when none has.
     busy_at: BTreeMap<i64, (u32, BitSet)>,
+    /// Checkpoint interval `k` -> how many short claims (start, end) strictly inside
+    /// `(k * CHECKPOINT_MS, (k + 1) * CHECKPOINT_MS)`; absent when none. Lets a query skip the
+    /// scans of intervals where no claim starts or ends (claims on checkpoints need none).
+    inner: BTreeMap<i64, (u32, u32)>,
     /// Claims spanning more than [`MAX_MARKS`] checkpoints: `(start, end, slot)`.
     long: Vec<(i64, i64, u32)>,
     /// Number of claims held.
@@ -53,6 +62,11 @@ fn checkpoints(start: i64, end: i64) -> (i128, i128) {
     let g = i128::from(CHECKPOINT_MS);
     let ceil = |t: i64| (i128::from(t) + g - 1).div_euclid(g);
     (ceil(start), ceil(end))
+}
+
+/// The checkpoint interval holding `t` strictly inside, if `t` is not a checkpoint.
+fn inner_interval(t: i64) -> Option<i64> {
+    (t.rem_euclid(CHECKPOINT_MS) != 0).then(|| t.div_euclid(CHECKPOINT_MS))
 }
 
 /// Whether `[start, end)` spans too many checkpoints to be marked in each.
@@ -82,6 +96,12 @@ impl WindowIndex {
             other: start,
             slot,
         });
+        if let Some(k) = inner_interval(start) {
+            self.inner.entry(k).or_default().0 += 1;
+        }
+        if let Some(k) = inner_interval(end) {
+            self.inner.entry(k).or_default().1 += 1;
+        }
         let (a, b) = checkpoints(start, end);
         if a == b {
             self.between.insert(Entry {
@@ -109,6 +129,20 @@ impl WindowIndex {
         }
         self.by_start.remove(start, slot);
         self.by_end.remove(end, slot);
+        for (t, is_start) in [(start, true), (end, false)] {
+            if let Some(k) = inner_interval(t)
+                && let Some(n) = self.inner.get_mut(&k)
+            {
+                if is_start {
+                    n.0 -= 1;
+                } else {
+                    n.1 -= 1;
+                }
+                if *n == (0, 0) {
+                    self.inner.remove(&k);
+                }
+            }
+        }
         let (a, b) = checkpoints(start, end);
         if a == b {
             self.between.remove(start, slot);
@@ -136,44 +170,36 @@ impl WindowIndex {
         if start >= end {
             return;
         }
-        // t = k * CHECKPOINT_MS, the last checkpoint at or before `start` (maybe below i64::MIN,
-        // where nothing is busy); `after_t` is the first instant after it that an i64 can hold.
-        let k = start.div_euclid(CHECKPOINT_MS);
-        let t = i128::from(k) * i128::from(CHECKPOINT_MS);
-        let after_t = (t + 1).max(i128::from(i64::MIN)) as i64;
-        // Busy at t and still busy after `start` (`start < end <= i64::MAX`, so `start + 1` fits).
-        if let Some((_, at_t)) = self.busy_at.get(&k) {
-            let mut at_t = at_t.clone();
-            self.by_end
-                .for_each_in(after_t, start + 1, |e| at_t.set(e.slot, false));
-            busy.union_with(&at_t);
-        }
-        // l = kl * CHECKPOINT_MS, the last checkpoint before `end`; t <= l < end, so l fits.
-        let kl = (end - 1).div_euclid(CHECKPOINT_MS);
-        let still_running = |e: &Entry| e.other > start;
-        if kl == k {
-            self.by_start.for_each_in(after_t, end, |e| {
-                if still_running(e) {
-                    busy.set(e.slot, true);
-                }
-            });
-        } else {
-            let l = kl * CHECKPOINT_MS;
-            for (_, bits) in self.busy_at.range(k + 1..=kl).map(|(_, b)| b) {
-                busy.union_with(bits);
-            }
-            self.between.for_each_in(after_t, l, |e| {
-                if still_running(e) {
-                    busy.set(e.slot, true);
-                }
-            });
-            self.by_start
-                .for_each_in(l + 1, end, |e| busy.set(e.slot, true));
-        }
-        for &(s, e, slot) in &self.long {
-            if s < end && e > start {
-                busy.set(slot, true);
-            }
+        let mut own = BitSet::default();
+        self.sweep(start, end).busy_in(start, end, &mut own);
+        busy.union_with(&own);
+    }
+
+    /// Prepares many [`Sweep::busy_in`] queries on windows inside `[from, to)` (`from < to`): the
+    /// checkpoints and long claims of that range are gathered once, not per query.
+    pub fn sweep(&self, from: i64, to: i64) -> Sweep<'_> {
+        let (first, last) = (
+            from.div_euclid(CHECKPOINT_MS),
+            (to - 1).div_euclid(CHECKPOINT_MS),
+        );
+        Sweep {
+            ix: self,
+            marks: self
+                .busy_at
+                .range(first..=last)
+                .map(|(&k, (_, bits))| (k, bits))
+                .collect(),
+            inner: self
+                .inner
+                .range(first..=last)
+                .map(|(&k, &n)| (k, n))
+                .collect(),
+            long: self
+                .long
+                .iter()
+                .copied()
+                .filter(|&(s, e, _)| s < to && e > from)
+                .collect(),
         }
     }
 
@@ -186,6 +212,103 @@ impl WindowIndex {
             self.long.contains(&(start, end, slot))
         } else {
             self.by_start.get(start, slot) == Some(end)
+        }
+    }
+}
+
+/// A [`WindowIndex`] prepared for queries on windows inside one range; see
+/// [`WindowIndex::sweep`].
+#[derive(Debug)]
+pub struct Sweep<'a> {
+    ix: &'a WindowIndex,
+    /// The non-empty checkpoints of the range, by checkpoint number.
+    marks: Vec<(i64, &'a BitSet)>,
+    /// The checkpoint intervals of the range where short claims start or end off a checkpoint.
+    inner: Vec<(i64, (u32, u32))>,
+    /// The long claims overlapping the range.
+    long: Vec<(i64, i64, u32)>,
+}
+
+impl Sweep<'_> {
+    /// The inner (starts, ends) counts of the checkpoint intervals `lo..=hi`, in order.
+    #[inline]
+    fn inner_in(&self, lo: i64, hi: i64) -> &[(i64, (u32, u32))] {
+        let a = self.inner.partition_point(|&(k, _)| k < lo);
+        let b = self.inner.partition_point(|&(k, _)| k <= hi);
+        &self.inner[a..b.max(a)]
+    }
+
+    /// Whether a short claim starts strictly inside one of the checkpoint intervals `lo..=hi`.
+    #[inline]
+    fn starts_inside(&self, lo: i64, hi: i64) -> bool {
+        self.inner_in(lo, hi).iter().any(|&(_, (s, _))| s > 0)
+    }
+
+    /// Sets `out` to exactly the slots with a claim overlapping `[start, end)`, a window inside the
+    /// swept range (`out` is overwritten; it allocates nothing once grown).
+    pub fn busy_in(&self, start: i64, end: i64, out: &mut BitSet) {
+        if start >= end {
+            out.clear();
+            return;
+        }
+        let ix = self.ix;
+        // t = k * CHECKPOINT_MS, the last checkpoint at or before `start` (maybe below i64::MIN,
+        // where nothing is busy); `after_t` is the first instant after it that an i64 can hold.
+        let k = start.div_euclid(CHECKPOINT_MS);
+        let t = i128::from(k) * i128::from(CHECKPOINT_MS);
+        let after_t = (t + 1).max(i128::from(i64::MIN)) as i64;
+        let at = self.marks.partition_point(|&(m, _)| m < k);
+        // Busy at t and still busy after `start` (`start < end <= i64::MAX`, so `start + 1` fits).
+        // A slot holds one claim at a time, so clearing the slots whose claim ends in (t, start]
+        // before adding the other cases below removes exactly the claims over by `start`.
+        match self.marks.get(at) {
+            Some(&(m, at_t)) if m == k => {
+                out.copy_from(at_t);
+                if self.inner_in(k, k).iter().any(|&(_, (_, e))| e > 0) {
+                    ix.by_end
+                        .for_each_in(after_t, start + 1, |e| out.set(e.slot, false));
+                }
+            }
+            _ => out.clear(),
+        }
+        // l = kl * CHECKPOINT_MS, the last checkpoint before `end`; t <= l < end, so l fits.
+        let kl = (end - 1).div_euclid(CHECKPOINT_MS);
+        let still_running = |e: &Entry| e.other > start;
+        if kl == k {
+            if self.starts_inside(k, k) {
+                ix.by_start.for_each_in(after_t, end, |e| {
+                    if still_running(e) {
+                        out.set(e.slot, true);
+                    }
+                });
+            }
+        } else {
+            let l = kl * CHECKPOINT_MS;
+            let inside = &self.marks[at..];
+            let (from, to) = (
+                inside.partition_point(|&(m, _)| m <= k),
+                inside.partition_point(|&(m, _)| m <= kl),
+            );
+            for &(_, bits) in &inside[from..to] {
+                out.union_with(bits);
+            }
+            // Claims between checkpoints start strictly inside an interval of k..kl.
+            if self.starts_inside(k, kl - 1) {
+                ix.between.for_each_in(after_t, l, |e| {
+                    if still_running(e) {
+                        out.set(e.slot, true);
+                    }
+                });
+            }
+            if self.starts_inside(kl, kl) {
+                ix.by_start
+                    .for_each_in(l + 1, end, |e| out.set(e.slot, true));
+            }
+        }
+        for &(s, e, slot) in &self.long {
+            if s < end && e > start {
+                out.set(slot, true);
+            }
         }
     }
 }
@@ -228,8 +351,8 @@ mod tests {
         }
         assert_eq!(ix.len(), 0);
         assert!(
-            ix.busy_at.is_empty(),
-            "checkpoints are dropped when they empty"
+            ix.busy_at.is_empty() && ix.inner.is_empty(),
+            "checkpoints and interval counts are dropped when they empty"
         );
     }
 
