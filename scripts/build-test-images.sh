@@ -11,6 +11,12 @@ force=false
 
 command -v docker >/dev/null || { echo "build-test-images: no docker CLI" >&2; exit 1; }
 
+# Test processes run in parallel and may all call this at once: one at a time.
+if command -v flock >/dev/null; then
+    exec 9>"${TMPDIR:-/tmp}/berth-build-test-images.lock"
+    flock 9
+fi
+
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 if ! $force && have berth-test/busybox:latest && have berth-test/visible-all:latest; then
     exit 0

@@ -3,58 +3,26 @@
 
 use berth_proto::time::ms_to_dur;
 use berth_proto::v1;
-use berth_scheduler::server::{self, RunningServer, ServerConfig};
-use std::time::Duration;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
-struct Centre {
-    server: RunningServer,
-    channel: Channel,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-fn authed<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
+use common::{Centre, authed};
 
 /// A centre with classes `gpu` and `npu` and orgs `acme` and `beta`.
 async fn centre() -> Centre {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::dev(dir.path().to_path_buf());
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.tick = Duration::from_millis(100);
-    let server = server::start(config).await.unwrap();
-    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let admin = server.admin_token.clone().unwrap();
-    let c = Centre {
-        server,
-        channel,
-        admin,
-        _dir: dir,
-    };
+    let c = common::centre(15_000).await;
     let mut adm = c.admin_client();
-    for class in ["gpu", "npu"] {
-        adm.create_class(authed(
-            v1::CreateClassRequest {
-                name: class.into(),
-                description: String::new(),
-                vendor: "sim".into(),
-            },
-            &c.admin,
-        ))
-        .await
-        .unwrap();
-    }
+    adm.create_class(authed(
+        v1::CreateClassRequest {
+            name: "npu".into(),
+            description: String::new(),
+            vendor: "sim".into(),
+        },
+        &c.admin,
+    ))
+    .await
+    .unwrap();
     for org in ["acme", "beta"] {
         adm.create_org(authed(
             v1::CreateOrgRequest {
@@ -70,30 +38,6 @@ async fn centre() -> Centre {
 }
 
 impl Centre {
-    fn admin_client(&self) -> v1::admin_client::AdminClient<Channel> {
-        v1::admin_client::AdminClient::new(self.channel.clone())
-    }
-
-    fn usage_client(&self) -> v1::usage_client::UsageClient<Channel> {
-        v1::usage_client::UsageClient::new(self.channel.clone())
-    }
-
-    async fn user(&self, org: &str, name: &str) -> String {
-        self.admin_client()
-            .create_user(authed(
-                v1::CreateUserRequest {
-                    org: org.into(),
-                    name: name.into(),
-                    role: 0,
-                },
-                &self.admin,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .token
-    }
-
     async fn set_budget(&self, r: v1::SetBudgetRequest) -> Result<v1::Budget, Status> {
         self.admin_client()
             .set_budget(authed(r, &self.admin))
@@ -536,4 +480,93 @@ async fn weights_and_rates_round_trip() {
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     c.server.shutdown().await;
+}
+
+/// A queued job pays for its max runtime up front, at its class's rate, and gets back what
+/// it did not run: its ledger nets to exactly its usage record.
+#[tokio::test]
+async fn a_queued_job_is_charged_its_runtime_and_the_ledger_nets_to_its_usage() {
+    use berth_proto::time::{ms_to_ts, now_ms};
+    let c = centre().await;
+    let token = c.user("acme", "alice").await;
+    c.admin_client()
+        .set_class_rate(authed(
+            v1::SetClassRateRequest {
+                class: "gpu".into(),
+                rate: 2.0,
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap();
+    c.set_budget(budget("acme", "gpu", Some(10.0)))
+        .await
+        .unwrap();
+    let (cred, devices) = c.join("n1", 2).await;
+    let (job, known) = c.queue_and_place(&token, &cred, &devices).await;
+    let ledger = |who: String| {
+        let mut u = c.usage_client();
+        async move {
+            u.list_ledger(authed(v1::ListLedgerRequest::default(), &who))
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+        }
+    };
+    let entries = ledger(token.clone()).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].kind, "charge");
+    assert_eq!(entries[0].subject_id, job.id);
+    // One device for the default hour at rate 2: 2 budget hours, 1 device-hour.
+    assert!((entries[0].hours - 2.0).abs() < 1e-9, "{entries:?}");
+    assert!((entries[0].device_hours - 1.0).abs() < 1e-9, "{entries:?}");
+
+    // The job ran for about 15 minutes and exited.
+    let started = now_ms() - 15 * 60_000;
+    let observed = |phase: v1::JobPhase| v1::ObservedJob {
+        job_id: job.id.clone(),
+        phase: phase as i32,
+        exit_code: (phase == v1::JobPhase::Exited).then_some(0),
+        started_at: Some(ms_to_ts(started)),
+        generation: known,
+        ..Default::default()
+    };
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    for phase in [v1::JobPhase::Running, v1::JobPhase::Exited] {
+        agent
+            .report_job(authed(observed(phase), &cred))
+            .await
+            .unwrap();
+    }
+    let entries = ledger(token.clone()).await;
+    assert_eq!(
+        entries.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        vec!["charge", "refund"],
+        "{entries:?}"
+    );
+    let net = entries[0].hours - entries[1].hours;
+    let usage = c
+        .usage_client()
+        .get_usage(authed(v1::GetUsageRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let used: Vec<_> = usage
+        .records
+        .iter()
+        .filter(|r| r.subject_id == job.id)
+        .collect();
+    assert_eq!(used.len(), 1, "{usage:?}");
+    assert!(
+        used[0].device_hours > 0.24 && used[0].device_hours < 0.3,
+        "{used:?}"
+    );
+    assert!(
+        (net - 2.0 * used[0].device_hours).abs() < 1e-6,
+        "charged {net} h net for {} device-hours at rate 2",
+        used[0].device_hours
+    );
+    let b = &usage.budgets[0];
+    assert!((b.left_hours.unwrap() - (10.0 - net)).abs() < 1e-6, "{b:?}");
 }

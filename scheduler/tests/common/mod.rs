@@ -1,0 +1,212 @@
+//! The gRPC tests' harness: a real scheduler on real sockets, and the agent side driven by
+//! hand.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use berth_proto::time::ms_to_dur;
+use berth_proto::v1;
+use berth_scheduler::engine::Policy;
+use berth_scheduler::server::{self, RunningServer, ServerConfig};
+use std::time::Duration;
+use tonic::Request;
+use tonic::transport::Channel;
+
+pub struct Centre {
+    pub server: RunningServer,
+    pub channel: Channel,
+    pub admin: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A scheduler on free ports with site `s1` and class `gpu`; agents' leases last `lease_ms`.
+pub async fn centre(lease_ms: i64) -> Centre {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::dev(dir.path().to_path_buf());
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.tick = Duration::from_millis(100);
+    config.policy = Policy {
+        lease_ms,
+        max_poll_ms: 2_000,
+        ..Policy::default()
+    };
+    let server = server::start(config).await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let admin = server.admin_token.clone().unwrap();
+    let mut adm = v1::admin_client::AdminClient::new(channel.clone());
+    adm.create_site(authed(
+        v1::CreateSiteRequest {
+            name: "s1".into(),
+            description: String::new(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
+    adm.create_class(authed(
+        v1::CreateClassRequest {
+            name: "gpu".into(),
+            description: String::new(),
+            vendor: "sim".into(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
+    Centre {
+        server,
+        channel,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Centre {
+    pub fn admin_client(&self) -> v1::admin_client::AdminClient<Channel> {
+        v1::admin_client::AdminClient::new(self.channel.clone())
+    }
+
+    pub fn usage_client(&self) -> v1::usage_client::UsageClient<Channel> {
+        v1::usage_client::UsageClient::new(self.channel.clone())
+    }
+
+    /// A user of `org` (created if needed); returns the user's token.
+    pub async fn user(&self, org: &str, name: &str) -> String {
+        let mut adm = self.admin_client();
+        let _ = adm
+            .create_org(authed(
+                v1::CreateOrgRequest {
+                    name: org.into(),
+                    description: String::new(),
+                },
+                &self.admin,
+            ))
+            .await;
+        adm.create_user(authed(
+            v1::CreateUserRequest {
+                org: org.into(),
+                name: name.into(),
+                role: 0,
+            },
+            &self.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+    }
+
+    /// Queues a 1-device `sleep` job as `token` and long-polls as node `n1` until the
+    /// job is in its desired work; returns the job and the generation seen.
+    pub async fn queue_and_place(
+        &self,
+        token: &str,
+        cred: &str,
+        devices: &[String],
+    ) -> (v1::Job, u64) {
+        let job = v1::jobs_client::JobsClient::new(self.channel.clone())
+            .submit_job(authed(
+                v1::SubmitJobRequest {
+                    class: "gpu".into(),
+                    count: 1,
+                    image: "busybox".into(),
+                    command: vec!["sleep".into(), "600".into()],
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut agent = v1::agent_client::AgentClient::new(self.channel.clone());
+        let mut known = 0;
+        loop {
+            let r = agent
+                .heartbeat(authed(heartbeat("n1", known, devices, vec![]), cred))
+                .await
+                .unwrap()
+                .into_inner();
+            known = r.generation;
+            if r.jobs.iter().any(|d| d.job_id == job.id) {
+                return (job, known);
+            }
+        }
+    }
+
+    /// Joins a node with `n` devices; returns its credential and device UUIDs.
+    pub async fn join(&self, node: &str, n: usize) -> (String, Vec<String>) {
+        let join = self
+            .admin_client()
+            .create_join_token(authed(
+                v1::CreateJoinTokenRequest { ttl: None },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .token;
+        let devices = (0..n)
+            .map(|i| format!("GPU-{node}-{i}"))
+            .collect::<Vec<_>>();
+        let resp = v1::agent_client::AgentClient::new(self.channel.clone())
+            .join(v1::JoinRequest {
+                join_token: join,
+                node: node.into(),
+                site: "s1".into(),
+                hostname: node.into(),
+                devices: reports(&devices),
+                agent_version: "test".into(),
+                runtime: "process".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (resp.credential, devices)
+    }
+}
+
+/// Device reports of healthy simulated GPUs.
+pub fn reports(devices: &[String]) -> Vec<v1::DeviceReport> {
+    devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| v1::DeviceReport {
+            uuid: d.clone(),
+            index: i as u32,
+            class: "gpu".into(),
+            vendor: "sim".into(),
+            model: "Sim".into(),
+            health: v1::DeviceHealth::Healthy as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A heartbeat of `node` holding generation `known`.
+pub fn heartbeat(
+    node: &str,
+    known: u64,
+    devices: &[String],
+    jobs: Vec<v1::ObservedJob>,
+) -> v1::HeartbeatRequest {
+    v1::HeartbeatRequest {
+        node: node.into(),
+        known_generation: known,
+        devices: reports(devices),
+        jobs,
+        wait: Some(ms_to_dur(1_500)),
+        agent_version: "test".into(),
+        runtime: "process".into(),
+    }
+}
