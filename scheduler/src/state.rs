@@ -306,6 +306,15 @@ impl State {
         self.users.values().find(|u| u.id == id)
     }
 
+    /// Ids of reservations with jobs waiting to run in them.
+    pub fn reservations_with_waiting_jobs(&self) -> std::collections::HashSet<&str> {
+        self.jobs
+            .values()
+            .filter(|j| j.row.state == JobState::Pending)
+            .filter_map(|j| j.row.reservation_id.as_deref())
+            .collect()
+    }
+
     /// Jobs placed on a node (scheduled, starting or running), multi-node jobs included.
     pub fn placed_jobs_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a LiveJob> + 'a {
         self.jobs

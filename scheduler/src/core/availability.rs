@@ -123,34 +123,16 @@ impl Cluster {
         // Each device can host the window from any t in [gap start, gap end - len] of a free gap.
         // Sweep those ranges (clipped to [req.start, horizon_end - 1]) for the first t where
         // enough of them are open at once.
-        let (s, h) = (i128::from(req.start), i128::from(horizon_end));
-        let len = i128::from(req.end) - s;
-        let (minus_inf, plus_inf) = (i128::from(i64::MIN) - 1, i128::from(i64::MAX) + 1);
+        let len = i128::from(req.end) - i128::from(req.start);
         let mut events: Vec<(i128, i32)> = Vec::new();
         let mut usable = 0usize;
         for dev in self.usable_devices(cls, site) {
             usable += 1;
-            let claims = dev.calendar.claims();
-            let mut i = dev.calendar.first_ending_after(req.start);
-            let mut gap_start = if i == 0 {
-                minus_inf
-            } else {
-                i128::from(claims[i - 1].end)
-            };
-            loop {
-                let gap_end = claims.get(i).map_or(plus_inf, |c| i128::from(c.start));
-                let (a, b) = (gap_start.max(s), (gap_end - len).min(h - 1));
-                if a <= b {
+            dev.calendar
+                .start_ranges(req.start, len, horizon_end, |a, b| {
                     events.push((a, 1));
-                    events.push((b + 1, -1));
-                }
-                let Some(c) = claims.get(i) else { break };
-                gap_start = i128::from(c.end);
-                if gap_start >= h {
-                    break;
-                }
-                i += 1;
-            }
+                    events.push((b, -1));
+                });
         }
         if usable < want {
             return None;

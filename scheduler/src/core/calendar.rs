@@ -46,6 +46,40 @@ impl Calendar {
         self.claims.is_empty()
     }
 
+    /// Calls `open(a, b)` for each range `[a, b)` of start instants in `[start, horizon_end)`
+    /// at which a window of `len` fits in a free gap of this calendar, in time order.
+    /// Arithmetic is in `i128`, so any `i64` instants are safe.
+    pub fn start_ranges(
+        &self,
+        start: i64,
+        len: i128,
+        horizon_end: i64,
+        mut open: impl FnMut(i128, i128),
+    ) {
+        let (s, h) = (i128::from(start), i128::from(horizon_end));
+        let (minus_inf, plus_inf) = (i128::from(i64::MIN) - 1, i128::from(i64::MAX) + 1);
+        let claims = &self.claims;
+        let mut i = self.first_ending_after(start);
+        let mut gap_start = if i == 0 {
+            minus_inf
+        } else {
+            i128::from(claims[i - 1].end)
+        };
+        loop {
+            let gap_end = claims.get(i).map_or(plus_inf, |c| i128::from(c.start));
+            let (a, b) = (gap_start.max(s), (gap_end - len).min(h - 1));
+            if a <= b {
+                open(a, b + 1);
+            }
+            let Some(c) = claims.get(i) else { break };
+            gap_start = i128::from(c.end);
+            if gap_start >= h {
+                break;
+            }
+            i += 1;
+        }
+    }
+
     /// Index of the first claim that ends after `t` (every earlier claim ends at or before `t`).
     pub fn first_ending_after(&self, t: i64) -> usize {
         self.claims.partition_point(|c| c.end <= t)

@@ -5,8 +5,10 @@ use super::{Engine, audit, now, percent_of};
 use crate::auth::Caller;
 use crate::core::{Ask, Refusal, Request};
 use crate::error::{Error, Result};
+use crate::state::State;
 use crate::store::{
-    Charge, JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope, UsageRow,
+    Charge, JobRow, JobState, Mutation, OwnerKind, ReservationRow, ReservationState, Scope,
+    UsageRow,
 };
 use berth_proto::model::{self, ReservationSpec};
 use berth_proto::v1;
@@ -243,23 +245,9 @@ impl Engine {
             Some(t)
         };
         // Jobs waiting for this reservation end now; placed ones are stopped.
-        let mut stopped = Vec::new();
-        let mut finished = Vec::new();
-        for job in state.jobs.values() {
-            if job.row.reservation_id.as_deref() != Some(id.as_str()) {
-                continue;
-            }
-            if job.row.state == JobState::Pending {
-                let mut j = job.row.clone();
-                j.state = JobState::Cancelled;
-                j.reason = "its reservation was cancelled".into();
-                j.finished_ms = Some(t);
-                batch.push(Mutation::UpsertJob(j.clone()));
-                finished.push(j);
-            } else if job.stop.is_none() {
-                stopped.push(job.row.id.clone());
-            }
-        }
+        let why = "its reservation was cancelled";
+        let (finished, stopped) =
+            end_reservation_jobs(&state, &id, t, why, (JobState::Cancelled, why), &mut batch);
         batch.push(Mutation::Audit(audit(
             caller,
             "reservation.cancel",
@@ -277,20 +265,58 @@ impl Engine {
             .accounts
             .release(&row.org, &row.class, &id, held_until.unwrap_or(i64::MIN));
         state.reservations.remove(&id);
-        for j in finished {
-            state.jobs.remove(&j.id);
-            self.logs.close(&j.id);
-            self.metrics.job_finished(j.state);
-        }
+        self.forget_ended(&mut state, &finished);
         drop(state);
-        for job in stopped {
-            self.request_stop(&job, JobState::Cancelled, "its reservation was cancelled")
-                .await?;
+        for (job, end, reason) in stopped {
+            self.request_stop(&job, end, &reason).await?;
         }
         let state = self.lock().await;
         drop(state);
         self.kick();
         Ok(row)
+    }
+}
+
+/// The jobs of a reservation that is ending. Pending ones end now, cancelled with
+/// `pending_reason`: their final rows are staged in `batch` and returned, to be forgotten
+/// with [`Engine::forget_ended`] once committed. Placed ones not already stopping are
+/// returned as stops with `stop_state` and `stop_reason`.
+pub(crate) fn end_reservation_jobs(
+    state: &State,
+    rid: &str,
+    t: i64,
+    pending_reason: &str,
+    (stop_state, stop_reason): (JobState, &str),
+    batch: &mut Vec<Mutation>,
+) -> (Vec<JobRow>, Vec<(String, JobState, String)>) {
+    let mut ended = Vec::new();
+    let mut stops = Vec::new();
+    for j in state.jobs.values() {
+        if j.row.reservation_id.as_deref() != Some(rid) {
+            continue;
+        }
+        if j.row.state == JobState::Pending {
+            let mut row = j.row.clone();
+            row.state = JobState::Cancelled;
+            row.reason = pending_reason.to_owned();
+            row.finished_ms = Some(t);
+            batch.push(Mutation::UpsertJob(row.clone()));
+            ended.push(row);
+        } else if j.stop.is_none() {
+            stops.push((j.row.id.clone(), stop_state, stop_reason.to_owned()));
+        }
+    }
+    (ended, stops)
+}
+
+impl Engine {
+    /// Forgets pending jobs whose end was just committed.
+    pub(crate) fn forget_ended(&self, state: &mut State, rows: &[JobRow]) {
+        for row in rows {
+            state.jobs.remove(&row.id);
+            self.logs.close(&row.id);
+            self.metrics.job_finished(row.state);
+        }
     }
 }
 

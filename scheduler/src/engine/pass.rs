@@ -3,7 +3,7 @@
 //! Run by the scheduling loop on a tick and whenever something changes. Each step
 //! commits its own small batch, so a failure leaves everything consistent.
 
-use super::booking::reservation_usage;
+use super::booking::{end_reservation_jobs, reservation_usage};
 use super::charges::{self, Subject};
 use super::jobs::{bump_generation, reservation_runs};
 use super::{Engine, now};
@@ -89,27 +89,20 @@ impl Engine {
             .collect();
         for mut r in due.iter().cloned() {
             let mut batch = Vec::new();
+            let mut ended = Vec::new();
             if r.end_ms <= t {
                 r.state = ReservationState::Completed;
                 batch.push(Mutation::InsertUsage(reservation_usage(&r, r.end_ms)));
-                for j in state.jobs.values() {
-                    if j.row.reservation_id.as_deref() != Some(r.id.as_str()) {
-                        continue;
-                    }
-                    if j.row.state == JobState::Pending {
-                        let mut row = j.row.clone();
-                        row.state = JobState::Cancelled;
-                        row.reason = "its reservation ended before it could start".into();
-                        row.finished_ms = Some(t);
-                        batch.push(Mutation::UpsertJob(row));
-                    } else if j.stop.is_none() {
-                        to_stop.push((
-                            j.row.id.clone(),
-                            JobState::TimedOut,
-                            "its reservation ended".into(),
-                        ));
-                    }
-                }
+                let (done, stops) = end_reservation_jobs(
+                    state,
+                    &r.id,
+                    t,
+                    "its reservation ended before it could start",
+                    (JobState::TimedOut, "its reservation ended"),
+                    &mut batch,
+                );
+                ended = done;
+                to_stop.extend(stops);
             } else {
                 r.state = ReservationState::Active;
             }
@@ -118,20 +111,7 @@ impl Engine {
             if r.state.is_final() {
                 state.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
                 state.reservations.remove(&r.id);
-                let ended: Vec<_> = state
-                    .jobs
-                    .values()
-                    .filter(|j| {
-                        j.row.reservation_id.as_deref() == Some(r.id.as_str())
-                            && j.row.state == JobState::Pending
-                    })
-                    .map(|j| j.row.id.clone())
-                    .collect();
-                for id in ended {
-                    state.jobs.remove(&id);
-                    self.logs.close(&id);
-                    self.metrics.job_finished(JobState::Cancelled);
-                }
+                self.forget_ended(state, &ended);
             } else {
                 state.reservations.insert(r.id.clone(), r);
             }
@@ -519,12 +499,7 @@ fn idle_booked(state: &State, t: i64) -> Vec<IdleBooked> {
         .filter(|j| j.row.state.is_placed())
         .flat_map(|j| j.row.devices.iter().map(String::as_str))
         .collect();
-    let waiting: HashSet<&str> = state
-        .jobs
-        .values()
-        .filter(|j| j.row.state == JobState::Pending)
-        .filter_map(|j| j.row.reservation_id.as_deref())
-        .collect();
+    let waiting = state.reservations_with_waiting_jobs();
     let mut out = Vec::new();
     for r in state.reservations.values() {
         if r.state != ReservationState::Active || r.end_ms <= t || waiting.contains(r.id.as_str()) {

@@ -1,7 +1,7 @@
 //! Use it or lose it, and making way for owners: idle bookings are warned and then
 //! reclaimed; preemptible jobs leave devices their owners need.
 
-use super::booking::reservation_usage;
+use super::booking::{end_reservation_jobs, reservation_usage};
 use super::charges::{self, Subject};
 use super::{Engine, SchedPolicy, percent_of};
 use crate::core::{IdleAction, IdleState, rated};
@@ -124,36 +124,16 @@ impl Engine {
             Mutation::InsertUsage(reservation_usage(&r, t)),
             Mutation::InsertLedger(ledger.clone()),
         ];
-        let mut ended = Vec::new();
-        for j in state.jobs.values() {
-            if j.row.reservation_id.as_deref() != Some(id.as_str()) {
-                continue;
-            }
-            if j.row.state == JobState::Pending {
-                let mut row = j.row.clone();
-                row.state = JobState::Cancelled;
-                row.reason = "its reservation was reclaimed for idleness".into();
-                row.finished_ms = Some(t);
-                batch.push(Mutation::UpsertJob(row.clone()));
-                ended.push(row);
-            } else if j.stop.is_none() {
-                to_stop.push((
-                    j.row.id.clone(),
-                    JobState::Cancelled,
-                    "its reservation was reclaimed for idleness".into(),
-                ));
-            }
-        }
+        let why = "its reservation was reclaimed for idleness";
+        let (ended, stops) =
+            end_reservation_jobs(state, &id, t, why, (JobState::Cancelled, why), &mut batch);
+        to_stop.extend(stops);
         self.commit(batch).await?;
         state.cluster.truncate_claims(&id, t);
         state.accounts.release(&org, &class, &id, i64::MIN);
         charges::applied(state, &self.metrics, &ledger);
         state.reservations.remove(&id);
-        for row in ended {
-            state.jobs.remove(&row.id);
-            self.logs.close(&row.id);
-            self.metrics.job_finished(row.state);
-        }
+        self.forget_ended(state, &ended);
         self.metrics.reclaimed(unused);
         tracing::warn!(reservation = %id, %org, "idle booking reclaimed");
         Ok(())
@@ -163,12 +143,7 @@ impl Engine {
     /// grace period: a booking or job starting, or a booking with work waiting.
     pub(super) fn evict_guests(&self, state: &State, t: i64, to_stop: &mut Vec<Stop>) {
         let soon = t + self.policy.grace_ms + 1;
-        let waiting: HashSet<&str> = state
-            .jobs
-            .values()
-            .filter(|j| j.row.state == JobState::Pending)
-            .filter_map(|j| j.row.reservation_id.as_deref())
-            .collect();
+        let waiting = state.reservations_with_waiting_jobs();
         for g in state.jobs.values() {
             if !g.row.preemptible || !g.row.state.is_placed() || g.stop.is_some() {
                 continue;
