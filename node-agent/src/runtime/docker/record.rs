@@ -7,7 +7,7 @@
 //! written atomically.
 
 use super::logs::LogPosition;
-use crate::runtime::records::{io_err, read_json_dir};
+use crate::runtime::records::{io_err, read_json_dir, write_json_atomic};
 use crate::runtime::{Exit, JobSpec, RuntimeError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -28,15 +28,6 @@ pub fn records_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("docker-runtime")
 }
 
-async fn write_atomic(path: &Path, data: Vec<u8>) -> Result<(), RuntimeError> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
-    }
-    let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, data).await.map_err(io_err(&tmp))?;
-    tokio::fs::rename(&tmp, path).await.map_err(io_err(path))
-}
-
 async fn remove(path: &Path) -> Result<(), RuntimeError> {
     match tokio::fs::remove_file(path).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path)(e)),
@@ -44,17 +35,10 @@ async fn remove(path: &Path) -> Result<(), RuntimeError> {
     }
 }
 
-fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, RuntimeError> {
-    serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    })
-}
-
 /// Writes (or replaces) the record of a job.
 pub async fn write(dir: &Path, record: &JobRecord) -> Result<(), RuntimeError> {
     let path = dir.join(format!("{}.json", record.spec.job_id));
-    write_atomic(&path, to_json(&path, record)?).await
+    write_json_atomic(&path, record).await
 }
 
 /// Writes the log position of a job.
@@ -64,7 +48,7 @@ pub async fn write_position(
     pos: &LogPosition,
 ) -> Result<(), RuntimeError> {
     let path = dir.join(format!("{job_id}.logpos"));
-    write_atomic(&path, to_json(&path, pos)?).await
+    write_json_atomic(&path, pos).await
 }
 
 /// The log position of a job; the start when none was recorded (or it is unreadable).

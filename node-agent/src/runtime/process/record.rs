@@ -7,7 +7,7 @@
 //! A pid is not reused while a process group of that id exists, so a living group
 //! whose leader is gone is still ours.
 
-use crate::runtime::records::{io_err, read_json_dir};
+use crate::runtime::records::{io_err, read_json_dir, write_json_atomic};
 use crate::runtime::{Exit, JobSpec, RuntimeError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -43,15 +43,7 @@ fn record_path(dir: &Path, job_id: &str) -> PathBuf {
 
 /// Writes (or replaces) the record of a job, atomically.
 pub async fn write(dir: &Path, record: &JobRecord) -> Result<(), RuntimeError> {
-    tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
-    let path = record_path(dir, &record.spec.job_id);
-    let tmp = path.with_extension("json.tmp");
-    let data = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::Io {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    tokio::fs::write(&tmp, data).await.map_err(io_err(&tmp))?;
-    tokio::fs::rename(&tmp, &path).await.map_err(io_err(&path))
+    write_json_atomic(&record_path(dir, &record.spec.job_id), record).await
 }
 
 /// Deletes the record of a job; a missing record is fine.
