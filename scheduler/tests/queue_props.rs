@@ -3,7 +3,8 @@
 //! Random centres (with existing bookings and running preemptible jobs), random orgs with
 //! budgets and caps, and random queues are planned; then every invariant the scheduler
 //! promises is checked: no device is claimed twice or given to a job while a preemptible
-//! job holds it, jobs get exactly their shape or nothing, budgets are never overdrawn, the
+//! job holds it, booked devices are lent only while idle and to one preemptible job at a
+//! time, jobs get exactly their shape or nothing, budgets are never overdrawn, the
 //! charges recorded are exactly the placements' cost, caps are never exceeded, planned
 //! starts leave no trace, and the same state always gives the same decisions.
 
@@ -23,7 +24,8 @@ const ORGS: [&str; 3] = ["a", "b", "c"];
 struct World {
     nodes: usize,
     per_node: usize,
-    bookings: Vec<(usize, usize, i64, i64)>,
+    /// Node, device, start and length (hours from now), and whether it is idle while active.
+    bookings: Vec<(usize, usize, i64, i64, bool)>,
     guests: Vec<(usize, usize, i64)>,
     budgets: Vec<(usize, bool, Option<i64>, Option<u32>)>,
     charged: Vec<i64>,
@@ -52,7 +54,10 @@ fn world() -> impl Strategy<Value = World> {
         (
             Just(nodes),
             Just(per_node),
-            prop::collection::vec((0..nodes, 0..per_node, -4i64..8, 1i64..10), 0..8),
+            prop::collection::vec(
+                (0..nodes, 0..per_node, -4i64..8, 1i64..10, any::<bool>()),
+                0..8,
+            ),
             prop::collection::vec((0..nodes, 0..per_node, 0i64..60), 0..3),
             prop::collection::vec(
                 (
@@ -120,8 +125,8 @@ fn world() -> impl Strategy<Value = World> {
     })
 }
 
-/// The cluster, the accounts and the guests of a world.
-fn build(w: &World) -> (Cluster, Accounts, Vec<Guest>) {
+/// The cluster, the accounts, the guests and the booked-but-idle devices of a world.
+fn build(w: &World) -> (Cluster, Accounts, Vec<Guest>, Vec<IdleBooked>) {
     let mut c = Cluster::new();
     for n in 0..w.nodes {
         c.upsert_node(&format!("n{n}"), "s", true);
@@ -129,13 +134,18 @@ fn build(w: &World) -> (Cluster, Accounts, Vec<Guest>) {
             c.upsert_device(&uuid(n, d), &format!("n{n}"), "gpu", true);
         }
     }
-    for (i, &(n, d, start, len)) in w.bookings.iter().enumerate() {
-        let _ = c.add_claim(
-            &format!("r{i}"),
-            &[uuid(n, d)],
-            NOW + start * H,
-            NOW + (start + len) * H,
-        );
+    let mut idle = Vec::new();
+    for (i, &(n, d, start, len, unused)) in w.bookings.iter().enumerate() {
+        let (from, until) = (NOW + start * H, NOW + (start + len) * H);
+        let booked = c.add_claim(&format!("r{i}"), &[uuid(n, d)], from, until);
+        if booked.is_ok() && unused && from <= NOW && until > NOW {
+            idle.push(IdleBooked {
+                device: uuid(n, d),
+                class: "gpu".into(),
+                node: format!("n{n}"),
+                until,
+            });
+        }
     }
     let mut a = Accounts::new();
     let (p, _) = Period::Month.bounds(NOW);
@@ -163,7 +173,8 @@ fn build(w: &World) -> (Cluster, Accounts, Vec<Guest>) {
     let mut taken = BTreeSet::new();
     for (i, &(n, d, age)) in w.guests.iter().enumerate() {
         let dev = uuid(n, d);
-        if c.is_free(&dev, NOW, NOW + 1) && taken.insert(dev.clone()) {
+        let lent = idle.iter().any(|b| b.device == dev);
+        if (lent || c.is_free(&dev, NOW, NOW + 1)) && taken.insert(dev.clone()) {
             guests.push(Guest {
                 job: format!("g{i}"),
                 class: "gpu".into(),
@@ -172,7 +183,7 @@ fn build(w: &World) -> (Cluster, Accounts, Vec<Guest>) {
             });
         }
     }
-    (c, a, guests)
+    (c, a, guests, idle)
 }
 
 fn run(
@@ -180,6 +191,7 @@ fn run(
     c: &mut Cluster,
     a: &mut Accounts,
     guests: &[Guest],
+    idle: &[IdleBooked],
     jobs: &[QueuedJob],
 ) -> Vec<Decision> {
     let weights: BTreeMap<String, f64> = ORGS
@@ -196,7 +208,6 @@ fn run(
         reserve_depth: 3,
         ..PlanPolicy::default()
     };
-    let idle: Vec<IdleBooked> = Vec::new();
     plan(
         c,
         a,
@@ -206,7 +217,7 @@ fn run(
             weights: &weights,
             usage: &usage,
             guests,
-            idle_booked: &idle,
+            idle_booked: idle,
             policy: &policy,
         },
     )
@@ -217,10 +228,10 @@ proptest! {
 
     #[test]
     fn the_queue_pass_keeps_every_promise(w in world()) {
-        let (mut c, mut a, guests) = build(&w);
+        let (mut c, mut a, guests, idle) = build(&w);
         let before_claims = c.claims();
         let before = a.clone();
-        let d = run(&w, &mut c, &mut a, &guests, &w.jobs);
+        let d = run(&w, &mut c, &mut a, &guests, &idle, &w.jobs);
         c.check_invariants().map_err(TestCaseError::fail)?;
 
         let jobs: HashMap<&str, &QueuedJob> = w.jobs.iter().map(|j| (j.id.as_str(), j)).collect();
@@ -252,8 +263,11 @@ proptest! {
                             expected_claims.push((p.job.clone(), dev.clone(), p.start, p.end));
                         }
                     } else {
+                        // A preemptible job borrows only idle booked devices, and leaves
+                        // by the booking's end.
                         for dev in &p.devices {
-                            prop_assert!(before_claims.iter().all(|(_, u, s, e)|
+                            let lent = idle.iter().any(|b| &b.device == dev && p.end <= b.until);
+                            prop_assert!(lent || before_claims.iter().all(|(_, u, s, e)|
                                 u != dev || *e <= p.start || *s >= p.end),
                                 "a preemptible job on claimed {}", dev);
                         }
@@ -299,10 +313,10 @@ proptest! {
         }
 
         // The same state gives the same decisions, whatever order the jobs come in.
-        let (mut c2, mut a2, g2) = build(&w);
+        let (mut c2, mut a2, g2, i2) = build(&w);
         let mut shuffled = w.jobs.clone();
         shuffled.reverse();
-        let d2 = run(&w, &mut c2, &mut a2, &g2, &shuffled);
+        let d2 = run(&w, &mut c2, &mut a2, &g2, &i2, &shuffled);
         prop_assert_eq!(d, d2);
         prop_assert_eq!(a, a2);
     }

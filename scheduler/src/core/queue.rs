@@ -300,8 +300,22 @@ struct ClassPass {
     failed: Vec<(u32, u32, i64)>,
     /// Planned starts given so far.
     shadows: u32,
+    /// Holds given so far to jobs waiting for guests still within their minimum runtime.
+    holds: u32,
     /// Start estimates by shape; cleared when a planned start is added.
     estimates: HashMap<(u32, u32, i64), Option<i64>>,
+    /// The class's (total, schedulable) devices, once asked (they do not change in a pass).
+    counts: Option<(u32, u32)>,
+}
+
+impl ClassPass {
+    /// Whether a shape at most as large as the job's already failed to fit now.
+    fn dominated(&self, job: &QueuedJob) -> bool {
+        let nodes = job.nodes.max(1);
+        self.failed
+            .iter()
+            .any(|&(c, n, r)| job.count >= c && nodes >= n && job.runtime_ms >= r)
+    }
 }
 
 /// Runs one queue pass. Placed non-preemptible jobs get their claims added to `cluster`
@@ -316,28 +330,7 @@ pub fn plan(
     let policy = input.policy;
     let mut usage: BTreeMap<&str, f64> = BTreeMap::new();
 
-    // Each org's queue, best first (reversed, so `pop` takes the best).
-    let mut queues: BTreeMap<&str, Vec<&QueuedJob>> = BTreeMap::new();
-    for j in input.jobs {
-        queues.entry(j.org.as_str()).or_default().push(j);
-    }
-    for q in queues.values_mut() {
-        q.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.submitted_ms.cmp(&b.submitted_ms))
-                .then(a.id.cmp(&b.id))
-                .reverse()
-        });
-    }
     let weight = |org: &str| input.weights.get(org).copied().unwrap_or(1.0);
-    let mut heap: BinaryHeap<Reverse<(Key, &str)>> = BinaryHeap::new();
-    for &org in queues.keys() {
-        let u = input.usage.get(org);
-        usage.insert(org, u);
-        heap.push(Reverse((Key(share(u, weight(org))), org)));
-    }
-
     let mut classes: BTreeMap<&str, ClassPass> = BTreeMap::new();
     for g in input.guests {
         let cp = classes.entry(g.class.as_str()).or_default();
@@ -349,97 +342,117 @@ pub fn plan(
         }
     }
     // Guests by device, to know whom a placement preempts.
-    let guest_of: HashMap<&str, &str> = input
+    let guest_of: HashMap<&str, &Guest> = input
         .guests
         .iter()
-        .flat_map(|g| g.devices.iter().map(move |d| (d.as_str(), g.job.as_str())))
+        .flat_map(|g| g.devices.iter().map(move |d| (d.as_str(), g)))
         .collect();
-    let mut idle_taken: BTreeSet<&str> = BTreeSet::new();
+    // Booked-but-idle devices a guest already runs on are not lent twice.
+    let mut idle_pool = IdlePool::new(input.idle_booked, &guest_of, now);
     let mut preempted: BTreeSet<&str> = BTreeSet::new();
     let mut shadows: Vec<String> = Vec::new();
     let mut out = Vec::with_capacity(input.jobs.len());
 
-    while let Some(Reverse((_, org))) = heap.pop() {
-        let Some(job) = queues.get_mut(org).and_then(Vec::pop) else {
-            continue;
-        };
-        let cp = classes.entry(job.class.as_str()).or_default();
-        let end = now.saturating_add(job.runtime_ms.max(1));
-        let ask = Ask {
-            org: &job.org,
-            class: &job.class,
-            rate: job.rate,
-            devices: job.count * job.nodes.max(1),
-            start: now,
-            end,
-            now,
-            capped: !job.preemptible,
-        };
-        let decision = match accounts.admit(&ask) {
-            Err(refusal) => Decision::Wait {
-                job: job.id.clone(),
-                why: Wait::Limit(refusal),
-                estimated_start: None,
-            },
-            Ok(charge) if job.preemptible => place_guest(
-                cluster,
-                cp,
-                job,
-                now,
-                end,
-                charge,
-                input.idle_booked,
-                &mut idle_taken,
-            ),
-            Ok(charge) => {
-                let ctx = Ctx {
-                    now,
-                    end,
-                    policy,
-                    guest_of: &guest_of,
-                };
-                let d = place_or_wait(
-                    cluster,
-                    cp,
-                    job,
-                    charge,
-                    &ctx,
-                    &mut preempted,
-                    &mut shadows,
-                    &mut out,
-                );
-                if let Decision::Wait {
-                    why: Wait::NoDevices { .. },
-                    ..
-                } = &d
-                {
-                    cp.failed.push((job.count, job.nodes, job.runtime_ms));
-                }
-                d
-            }
-        };
-        let mut more = 0.0;
-        if let Decision::Place(p) = &decision {
-            if let Some(c) = &p.charge {
-                accounts.add_charged(&job.org, &c.key, c.period_start, c.amount_ms);
-            }
-            if p.claim {
-                accounts.hold(
-                    &job.org,
-                    &job.class,
-                    &job.id,
-                    p.start,
-                    p.end,
-                    job.count * job.nodes.max(1),
-                );
-            }
-            more = (p.end - p.start) as f64 * f64::from(job.count * job.nodes.max(1)) * job.rate;
+    // Regular jobs first, then preemptible ones on what is left: preemptible work never
+    // takes devices a regular job of this pass (or its planned start) needs.
+    for preemptible in [false, true] {
+        // Each org's queue, best first (reversed, so `pop` takes the best).
+        let mut queues: BTreeMap<&str, Vec<&QueuedJob>> = BTreeMap::new();
+        for j in input.jobs.iter().filter(|j| j.preemptible == preemptible) {
+            queues.entry(j.org.as_str()).or_default().push(j);
         }
-        out.push(decision);
-        let u = usage.entry(org).or_default();
-        *u += more;
-        if queues.get(org).is_some_and(|q| !q.is_empty()) {
-            heap.push(Reverse((Key(share(*u, weight(org))), org)));
+        for q in queues.values_mut() {
+            q.sort_by(|a, b| {
+                b.priority
+                    .cmp(&a.priority)
+                    .then(a.submitted_ms.cmp(&b.submitted_ms))
+                    .then(a.id.cmp(&b.id))
+                    .reverse()
+            });
+        }
+        let mut heap: BinaryHeap<Reverse<(Key, &str)>> = BinaryHeap::new();
+        for &org in queues.keys() {
+            let u = *usage.entry(org).or_insert_with(|| input.usage.get(org));
+            heap.push(Reverse((Key(share(u, weight(org))), org)));
+        }
+        while let Some(Reverse((_, org))) = heap.pop() {
+            let Some(job) = queues.get_mut(org).and_then(Vec::pop) else {
+                continue;
+            };
+            let cp = classes.entry(job.class.as_str()).or_default();
+            let end = now.saturating_add(job.runtime_ms.max(1));
+            let ask = Ask {
+                org: &job.org,
+                class: &job.class,
+                rate: job.rate,
+                devices: job.count * job.nodes.max(1),
+                start: now,
+                end,
+                now,
+                capped: !job.preemptible,
+            };
+            let decision = match accounts.admit(&ask) {
+                Err(refusal) => Decision::Wait {
+                    job: job.id.clone(),
+                    why: Wait::Limit(refusal),
+                    estimated_start: None,
+                },
+                Ok(charge) if job.preemptible => {
+                    place_guest(cluster, cp, job, now, end, charge, &mut idle_pool)
+                }
+                Ok(charge) => {
+                    let ctx = Ctx {
+                        now,
+                        end,
+                        policy,
+                        guest_of: &guest_of,
+                    };
+                    let d = place_or_wait(
+                        cluster,
+                        cp,
+                        job,
+                        charge,
+                        &ctx,
+                        &mut preempted,
+                        &mut shadows,
+                        &mut out,
+                    );
+                    if let Decision::Wait {
+                        why: Wait::NoDevices { .. },
+                        ..
+                    } = &d
+                        && !cp.dominated(job)
+                    {
+                        cp.failed
+                            .push((job.count, job.nodes.max(1), job.runtime_ms));
+                    }
+                    d
+                }
+            };
+            let mut more = 0.0;
+            if let Decision::Place(p) = &decision {
+                if let Some(c) = &p.charge {
+                    accounts.add_charged(&job.org, &c.key, c.period_start, c.amount_ms);
+                }
+                if p.claim {
+                    accounts.hold(
+                        &job.org,
+                        &job.class,
+                        &job.id,
+                        p.start,
+                        p.end,
+                        job.count * job.nodes.max(1),
+                    );
+                }
+                more =
+                    (p.end - p.start) as f64 * f64::from(job.count * job.nodes.max(1)) * job.rate;
+            }
+            out.push(decision);
+            let u = usage.entry(org).or_default();
+            *u += more;
+            if queues.get(org).is_some_and(|q| !q.is_empty()) {
+                heap.push(Reverse((Key(share(*u, weight(org))), org)));
+            }
         }
     }
     for s in shadows {
@@ -453,7 +466,37 @@ struct Ctx<'a, 'b> {
     now: i64,
     end: i64,
     policy: &'b PlanPolicy,
-    guest_of: &'b HashMap<&'a str, &'a str>,
+    /// The running guest on each device it holds.
+    guest_of: &'b HashMap<&'a str, &'a Guest>,
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// The guests running on `devices`.
+    fn guests_on(&self, devices: &[String]) -> BTreeMap<&'a str, &'a Guest> {
+        devices
+            .iter()
+            .filter_map(|d| self.guest_of.get(d.as_str()))
+            .map(|g| (g.job.as_str(), *g))
+            .collect()
+    }
+}
+
+/// Holds `devices` for `job` from `now` to `end` during the pass, so no later job of the
+/// pass takes them (the hold is removed when the pass ends).
+fn hold(
+    cluster: &mut Cluster,
+    job: &QueuedJob,
+    devices: &[String],
+    now: i64,
+    end: i64,
+    shadows: &mut Vec<String>,
+) {
+    if cluster
+        .add_claim(&shadow_owner(&job.id), devices, now, end)
+        .is_ok()
+    {
+        shadows.push(shadow_owner(&job.id));
+    }
 }
 
 /// Places a non-preemptible job now, or preempts guests for it, or decides how it waits.
@@ -477,11 +520,7 @@ fn place_or_wait<'a>(
         end,
     };
     let nodes = job.nodes.max(1);
-    let dominated = cp
-        .failed
-        .iter()
-        .any(|&(c, n, r)| job.count >= c && nodes >= n && job.runtime_ms >= r);
-    if !dominated {
+    if !cp.dominated(job) {
         if let Ok(devices) = cluster.find_gang_avoiding(&req, nodes, Some(&cp.guests)) {
             if let Err(e) = cluster.add_claim(&job.id, &devices, now, end) {
                 debug_assert!(false, "a device found free could not be claimed: {e}");
@@ -499,21 +538,11 @@ fn place_or_wait<'a>(
         if cp.has_guests
             && let Ok(devices) = cluster.find_gang_avoiding(&req, nodes, Some(&cp.protected))
         {
-            let mut victims: BTreeSet<&'a str> = BTreeSet::new();
-            for d in &devices {
-                if let Some(&g) = ctx.guest_of.get(d.as_str()) {
-                    victims.insert(g);
-                }
-            }
+            let victims = ctx.guests_on(&devices);
             // Hold the devices for this job so no later job takes or preempts for them.
-            if cluster
-                .add_claim(&shadow_owner(&job.id), &devices, now, end)
-                .is_ok()
-            {
-                shadows.push(shadow_owner(&job.id));
-            }
+            hold(cluster, job, &devices, now, end, shadows);
             let fresh: Vec<&str> = victims
-                .iter()
+                .keys()
                 .copied()
                 .filter(|v| !preempted.contains(v))
                 .collect();
@@ -532,8 +561,40 @@ fn place_or_wait<'a>(
                 estimated_start: Some(now + policy.grace_ms),
             };
         }
+        // Only guests still within their minimum runtime stand in the way: hold the devices
+        // so no new guest takes them, and start once the last of those guests may go.
+        // Without this a large job could wait forever behind a stream of fresh guests. Like
+        // planned starts, only the first blocked jobs of a class get one (one, or the
+        // conservative depth), which keeps the pass's cost bounded.
+        let hold_budget = match policy.backfill {
+            Backfill::Conservative => policy.reserve_depth.max(1),
+            Backfill::Easy | Backfill::None => 1,
+        };
+        if cp.has_guests
+            && cp.holds < hold_budget
+            && let Ok(devices) = cluster.find_gang(&req, nodes)
+        {
+            cp.holds += 1;
+            let victims = ctx.guests_on(&devices);
+            hold(cluster, job, &devices, now, end, shadows);
+            let free_at = victims
+                .values()
+                .map(|g| g.started_ms.saturating_add(policy.min_runtime_ms))
+                .max()
+                .unwrap_or(now)
+                .max(now);
+            return Decision::Wait {
+                job: job.id.clone(),
+                why: Wait::Preempting {
+                    jobs: victims.len(),
+                },
+                estimated_start: Some(free_at.saturating_add(policy.grace_ms)),
+            };
+        }
     }
-    let (total, schedulable) = cluster.class_counts(&job.class);
+    let (total, schedulable) = *cp
+        .counts
+        .get_or_insert_with(|| cluster.class_counts(&job.class));
     let needed = job.count * nodes;
     if schedulable < needed {
         return Decision::Wait {
@@ -590,6 +651,49 @@ fn place_or_wait<'a>(
     }
 }
 
+/// Booked-but-idle devices no guest runs on, by class and node, taken as guests are placed.
+struct IdlePool<'a> {
+    by_class: HashMap<&'a str, BTreeMap<&'a str, Vec<&'a IdleBooked>>>,
+}
+
+impl<'a> IdlePool<'a> {
+    /// The devices of `idle` still lendable at `now` that no running guest holds.
+    fn new(idle: &'a [IdleBooked], guest_of: &HashMap<&str, &Guest>, now: i64) -> Self {
+        let mut by_class: HashMap<&str, BTreeMap<&str, Vec<&IdleBooked>>> = HashMap::new();
+        for d in idle {
+            if d.until > now && !guest_of.contains_key(d.device.as_str()) {
+                by_class
+                    .entry(d.class.as_str())
+                    .or_default()
+                    .entry(d.node.as_str())
+                    .or_default()
+                    .push(d);
+            }
+        }
+        for d in by_class.values_mut().flat_map(BTreeMap::values_mut) {
+            d.sort_by(|a, b| a.device.cmp(&b.device));
+            d.dedup_by(|a, b| a.device == b.device);
+        }
+        IdlePool { by_class }
+    }
+
+    /// Takes `count` devices of `class` on one node (the node with the fewest that fit, then
+    /// by name; its devices by name) for a guest that would run until `end`; returns them and
+    /// when the guest must leave.
+    fn take(&mut self, class: &str, count: u32, end: i64) -> Option<(Vec<String>, i64)> {
+        let nodes = self.by_class.get_mut(class)?;
+        let node = *nodes
+            .iter()
+            .filter(|(_, v)| v.len() >= count as usize)
+            .min_by_key(|(_, v)| v.len())?
+            .0;
+        let free = nodes.get_mut(node)?;
+        let picked: Vec<&IdleBooked> = free.drain(..count as usize).collect();
+        let until = picked.iter().map(|d| d.until).min().unwrap_or(end).min(end);
+        Some((picked.iter().map(|d| d.device.clone()).collect(), until))
+    }
+}
+
 /// Places a preemptible job on free devices, else on booked-but-idle ones, else it waits.
 #[allow(clippy::too_many_arguments)]
 fn place_guest<'a>(
@@ -599,8 +703,7 @@ fn place_guest<'a>(
     now: i64,
     end: i64,
     charge: Option<ChargePlan>,
-    idle_booked: &'a [IdleBooked],
-    idle_taken: &mut BTreeSet<&'a str>,
+    idle_pool: &mut IdlePool<'a>,
 ) -> Decision {
     let req = Request {
         class: job.class.clone(),
@@ -615,27 +718,7 @@ fn place_guest<'a>(
         .ok()
         .map(|d| (d, end));
     if chosen.is_none() && nodes == 1 {
-        // Booked-but-idle devices, by node (fewest that fit first, then node name).
-        let mut by_node: BTreeMap<&str, Vec<&IdleBooked>> = BTreeMap::new();
-        for d in idle_booked {
-            if d.class == job.class && !idle_taken.contains(d.device.as_str()) && d.until > now {
-                by_node.entry(d.node.as_str()).or_default().push(d);
-            }
-        }
-        let best = by_node
-            .values()
-            .filter(|v| v.len() >= job.count as usize)
-            .min_by_key(|v| v.len());
-        if let Some(v) = best {
-            let mut v = v.clone();
-            v.sort_by(|a, b| a.device.cmp(&b.device));
-            let picked = &v[..job.count as usize];
-            let until = picked.iter().map(|d| d.until).min().unwrap_or(end).min(end);
-            for d in picked {
-                idle_taken.insert(d.device.as_str());
-            }
-            chosen = Some((picked.iter().map(|d| d.device.clone()).collect(), until));
-        }
+        chosen = idle_pool.take(&job.class, job.count, end);
     }
     match chosen {
         Some((devices, until)) => {
@@ -910,6 +993,26 @@ mod tests {
         assert_eq!(p.end, NOW + 5 * H, "a guest leaves by the booking's end");
         assert_eq!(c.claims().len(), 4, "only the booking's claims");
 
+        // Idle booked devices a guest already runs on are not lent to a second guest.
+        w.guests = vec![Guest {
+            job: "guest".into(),
+            class: "gpu".into(),
+            devices: p.devices.clone(),
+            started_ms: NOW,
+        }];
+        let mut second = job("second", "o", 4, 8);
+        second.preemptible = true;
+        let d = w.run(&mut c, &mut Accounts::new(), &[second]);
+        assert!(placed(&d).is_empty(), "{d:?}");
+        let mut third = job("third", "o", 2, 8);
+        third.preemptible = true;
+        let d = w.run(&mut c, &mut Accounts::new(), &[third]);
+        let Decision::Place(q) = &d[0] else {
+            panic!("{d:?}")
+        };
+        assert!(q.devices.iter().all(|d| !p.devices.contains(d)), "{d:?}");
+        w.guests.clear();
+
         // On free devices, a waiting regular job preempts a guest that ran long enough.
         let mut c = centre(1);
         let mut w = World::new();
@@ -935,10 +1038,29 @@ mod tests {
             c.claims().is_empty(),
             "planned holds are removed after the pass"
         );
-        // ...but not before its minimum runtime.
+        // ...but not before its minimum runtime: it holds the devices meanwhile, so a new
+        // guest does not take them, and says when it expects to start.
+        // (Even with no backfill: this hold is not a planned start.)
         w.guests[0].started_ms = NOW - 60_000;
-        let d = w.run(&mut c, &mut Accounts::new(), &[job("need", "p", 4, 1)]);
+        w.guests[0].devices = all[..1].to_vec();
+        w.policy.backfill = Backfill::None;
+        let mut newcomer = job("newcomer", "q", 1, 1);
+        newcomer.preemptible = true;
+        let d = w.run(
+            &mut c,
+            &mut Accounts::new(),
+            &[job("need", "p", 4, 1), newcomer],
+        );
         assert!(d.iter().all(|d| !matches!(d, Decision::Preempt { .. })));
+        let (why, at) = waiting(&d, "need").unwrap();
+        assert!(matches!(why, Wait::Preempting { jobs: 1 }), "{why:?}");
+        let p = &w.policy;
+        assert_eq!(at, Some(NOW - 60_000 + p.min_runtime_ms + p.grace_ms));
+        assert!(
+            placed(&d).is_empty(),
+            "the held devices are not lent: {d:?}"
+        );
+        assert!(c.claims().is_empty());
     }
 
     #[test]

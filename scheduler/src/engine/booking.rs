@@ -261,9 +261,7 @@ impl Engine {
             Some(end) => state.cluster.truncate_claims(&id, end),
         }
         charges::applied(&mut state, &self.metrics, &ledger);
-        state
-            .accounts
-            .release(&row.org, &row.class, &id, held_until.unwrap_or(i64::MIN));
+        state.accounts.release(&row.org, &row.class, &id, i64::MIN);
         state.reservations.remove(&id);
         self.forget_ended(&mut state, &finished);
         drop(state);

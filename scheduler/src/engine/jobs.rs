@@ -421,7 +421,9 @@ impl Engine {
         if row.reservation_id.is_none() {
             state.cluster.truncate_claims(&row.id, t);
         }
-        state.accounts.release(&row.org, &row.class, &row.id, t);
+        state
+            .accounts
+            .release(&row.org, &row.class, &row.id, i64::MIN);
         charges::applied(state, &self.metrics, &done.ledger);
         if done.used_ms > 0 && row.reservation_id.is_none() {
             let rate = state.class_rate(&row.class);

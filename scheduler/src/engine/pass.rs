@@ -368,7 +368,14 @@ impl Engine {
                     }
                     row.state = JobState::Scheduled;
                     row.reason.clear();
-                    row.generation = state.nodes.get(&node).map_or(0, |n| n.row.generation + 1);
+                    // The highest of its nodes' new generations: a node that has applied
+                    // it has the job (the lost-job check relies on this).
+                    row.generation = nodes_of(state, &p.devices)
+                        .iter()
+                        .filter_map(|n| state.nodes.get(n))
+                        .map(|n| n.row.generation + 1)
+                        .max()
+                        .unwrap_or(0);
                     row.node = Some(node);
                     row.devices = p.devices.clone();
                     row.deadline_ms = Some(p.end);
@@ -467,6 +474,7 @@ fn draining_nodes(state: &State, class: &str) -> Vec<String> {
         })
         .map(|d| d.row.node.clone())
         .collect();
+    out.sort();
     out.dedup();
     out
 }
