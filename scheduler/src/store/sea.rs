@@ -41,7 +41,7 @@ const POSTGRES_POOL_SIZE: u32 = 10;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of a write transaction that hits a deadlock, serialization failure or busy
 /// database before the error is returned.
-const WRITE_ATTEMPTS: u32 = 5;
+const WRITE_ATTEMPTS: u32 = 10;
 /// Key of the PostgreSQL advisory lock that serialises migrations of several replicas.
 const MIGRATION_LOCK_KEY: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
 /// Log chunks per INSERT statement.
@@ -259,9 +259,13 @@ async fn rollback(txn: DatabaseTransaction) {
     }
 }
 
-/// A short pause before retrying a transaction that lost a deadlock or a lock race.
+/// A short pause before retrying a transaction that lost a deadlock or a lock race: up to
+/// 5 ms × 2^(attempt-1) (capped at 320 ms), drawn at random so that writers that collided do
+/// not retry in lockstep and collide again.
 async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+    let cap_ms = 5u64 << attempt.saturating_sub(1).min(6);
+    let ms = rand::random_range(1..=cap_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 async fn max_log_seq<C: ConnectionTrait>(db: &C, job_id: &str) -> Result<i64, DbErr> {
