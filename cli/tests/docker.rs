@@ -87,17 +87,9 @@ impl World {
         let node = format!("dk-{tag}-{}", std::process::id());
         let guard = NodeContainers(node.clone());
         let centre = Centre::start();
-        centre.admin(&["admin", "sites", "create", SITE]);
-        centre.admin(&["admin", "classes", "create", CLASS, "--vendor", "sim"]);
+        centre.site_and_class(SITE, CLASS);
         centre.admin(&["admin", "orgs", "create", "org-a"]);
-        let admin = centre.admin_token.clone();
-        let v = centre.json(
-            &admin,
-            &[
-                "admin", "users", "create", "--org", "org-a", "--name", "alice",
-            ],
-        );
-        let alice = v["token"].as_str().expect("users create: token").to_owned();
+        let alice = centre.user("org-a", "alice");
         let mut w = Self {
             centre,
             _guard: guard,

@@ -24,27 +24,11 @@ struct World {
 impl World {
     fn new() -> Self {
         let mut centre = Centre::start();
-        centre.admin(&["admin", "sites", "create", SITE]);
-        centre.admin(&["admin", "classes", "create", CLASS, "--vendor", "sim"]);
+        centre.site_and_class(SITE, CLASS);
         centre.admin(&["admin", "orgs", "create", "org-a", "--description", "A"]);
         centre.admin(&["admin", "orgs", "create", "org-b"]);
-        let admin = centre.admin_token.clone();
-        let user = |org: &str, name: &str| {
-            let v = centre.json(
-                &admin,
-                &["admin", "users", "create", "--org", org, "--name", name],
-            );
-            assert_eq!(v["user"], name, "{v}");
-            assert_eq!(v["org"], org, "{v}");
-            assert_eq!(v["role"], "user", "{v}");
-            assert!(
-                v["token_id"].is_string() && v["expires_at"].is_string(),
-                "{v}"
-            );
-            v["token"].as_str().expect("users create: token").to_owned()
-        };
-        let alice = user("org-a", "alice");
-        let bob = user("org-b", "bob");
+        let alice = centre.user("org-a", "alice");
+        let bob = centre.user("org-b", "bob");
         centre.start_agent(NODE, SITE, CLASS, 4);
         Self { centre, alice, bob }
     }

@@ -21,20 +21,11 @@ struct World {
 impl World {
     fn new(nodes: usize, per_node: u32) -> Self {
         let mut centre = Centre::start();
-        centre.admin(&["admin", "sites", "create", SITE]);
-        centre.admin(&["admin", "classes", "create", CLASS, "--vendor", "sim"]);
+        centre.site_and_class(SITE, CLASS);
         centre.admin(&["admin", "orgs", "create", "org-a"]);
         centre.admin(&["admin", "orgs", "create", "org-b"]);
-        let admin = centre.admin_token.clone();
-        let user = |org: &str, name: &str| {
-            let v = centre.json(
-                &admin,
-                &["admin", "users", "create", "--org", org, "--name", name],
-            );
-            v["token"].as_str().expect("token").to_owned()
-        };
-        let alice = user("org-a", "alice");
-        let bob = user("org-b", "bob");
+        let alice = centre.user("org-a", "alice");
+        let bob = centre.user("org-b", "bob");
         for n in 1..=nodes {
             centre.start_agent(&format!("node-{n}"), SITE, CLASS, per_node);
         }
@@ -374,6 +365,11 @@ fn a_multi_node_job_starts_on_all_its_nodes_together() {
     assert_eq!(job["nodes"], 2, "{job}");
     let devices = job["devices"].as_array().map(Vec::len);
     assert_eq!(devices, Some(4), "{job}");
+    // Both parts' logs, again, from the store.
+    let id = job["id"].as_str().expect("id");
+    let logs = w.centre.berth(&w.alice, &["logs", id]).ok();
+    assert!(logs.stdout.contains("rank=0 of 2"), "{}", logs.describe());
+    assert!(logs.stdout.contains("rank=1 of 2"), "{}", logs.describe());
 
     // More nodes than exist: refused at once, naming the field.
     let refused = w

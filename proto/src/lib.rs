@@ -18,3 +18,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bert
 
 /// The metadata key carrying the bearer token.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// Log chunks of part (rank) `r` of a multi-node job carry seqs from `r * LOG_PART_SEQ_SPAN + 1`
+/// on, so each part keeps its own increasing sequence; single-node jobs use part 0.
+pub const LOG_PART_SEQ_SPAN: u64 = 1 << 40;

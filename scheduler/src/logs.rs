@@ -15,7 +15,38 @@ const PAGE: u32 = 500;
 
 /// Logs of part (rank) `r` of a multi-node job are stored from `r * RANK_SEQ_SPAN + 1`
 /// on, so each part keeps its own increasing sequence; single-node jobs use rank 0.
-pub const RANK_SEQ_SPAN: i64 = 1 << 40;
+pub const RANK_SEQ_SPAN: i64 = berth_proto::LOG_PART_SEQ_SPAN as i64;
+
+/// Where a reader resumes a job's logs: after one seq, or after a seq per part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// After this seq: parts whose range lies below it are skipped whole (older clients).
+    After(i64),
+    /// After the seq at each part's index (0: from the part's start).
+    Parts(Vec<i64>),
+}
+
+impl Resume {
+    /// From a request's `after_seq` and `after_part_seqs`; the parts win when given.
+    pub fn new(after_seq: u64, parts: &[u64]) -> Self {
+        let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+        if parts.is_empty() {
+            Resume::After(clamp(after_seq))
+        } else {
+            Resume::Parts(parts.iter().copied().map(clamp).collect())
+        }
+    }
+
+    /// The cursor of part `rank`: the last seq already seen, within the part's range.
+    pub fn cursor(&self, rank: usize) -> i64 {
+        let base = rank as i64 * RANK_SEQ_SPAN;
+        let seen = match self {
+            Resume::After(after) => *after,
+            Resume::Parts(parts) => parts.get(rank).copied().unwrap_or(0),
+        };
+        seen.clamp(base, base + RANK_SEQ_SPAN)
+    }
+}
 
 /// The highest stored seq of a job at or above `from` and below `from + RANK_SEQ_SPAN`
 /// (`from` when none).
@@ -34,18 +65,17 @@ pub async fn last_seq_in(store: &dyn Store, job: &str, from: i64) -> Result<i64,
     }
 }
 
-/// Streams the job's chunks with seq > `after` into a channel; with `follow`, keeps
-/// going until the job ends.
+/// Streams the job's chunks after `after` into a channel; with `follow`, keeps going
+/// until the job ends.
 pub fn follow(
     engine: Arc<Engine>,
     caller: Caller,
     job: String,
-    after: u64,
+    after: Resume,
     follow: bool,
 ) -> mpsc::Receiver<Result<v1::LogChunk, Status>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let after = after.min(i64::MAX as u64) as i64;
         // One cursor per part of the job (one for single-node jobs), each in its own range.
         let mut cursors: Vec<i64> = Vec::new();
         let mut changes = engine.logs.subscribe(&job);
@@ -59,8 +89,7 @@ pub fn follow(
                 }
             };
             while cursors.len() < parts {
-                let base = cursors.len() as i64 * RANK_SEQ_SPAN;
-                cursors.push(after.clamp(base, base + RANK_SEQ_SPAN));
+                cursors.push(after.cursor(cursors.len()));
             }
             for (rank, seq) in cursors.iter_mut().enumerate() {
                 let end = (rank as i64 + 1) * RANK_SEQ_SPAN;
@@ -109,4 +138,35 @@ pub fn follow(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_seq_skips_the_parts_below_it() {
+        let r = Resume::new(RANK_SEQ_SPAN as u64 + 7, &[]);
+        assert_eq!(r.cursor(0), RANK_SEQ_SPAN, "part 0 is skipped whole");
+        assert_eq!(r.cursor(1), RANK_SEQ_SPAN + 7);
+        assert_eq!(r.cursor(2), 2 * RANK_SEQ_SPAN, "part 2 from its start");
+        assert_eq!(Resume::new(0, &[]).cursor(0), 0);
+    }
+
+    #[test]
+    fn parts_resume_each_on_its_own() {
+        let span = RANK_SEQ_SPAN as u64;
+        let r = Resume::new(span + 9, &[3, span + 9]);
+        assert_eq!(r.cursor(0), 3, "part 0 resumes after its own chunk 3");
+        assert_eq!(r.cursor(1), RANK_SEQ_SPAN + 9);
+        assert_eq!(
+            r.cursor(2),
+            2 * RANK_SEQ_SPAN,
+            "a part not listed starts over"
+        );
+        // A seq outside its part's range is held inside it.
+        let odd = Resume::new(0, &[span + 5, 1]);
+        assert_eq!(odd.cursor(0), RANK_SEQ_SPAN);
+        assert_eq!(odd.cursor(1), RANK_SEQ_SPAN);
+    }
 }

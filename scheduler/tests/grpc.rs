@@ -132,6 +132,7 @@ async fn a_job_in_a_reservation_runs_on_its_devices_and_reports_back() {
                 job_id: job.id.clone(),
                 follow: true,
                 after_seq: 0,
+                after_part_seqs: Vec::new(),
             },
             &alice,
         ))

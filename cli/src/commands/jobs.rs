@@ -420,27 +420,58 @@ fn write_chunk(chunk: &v1::LogChunk) -> Result<(), Error> {
     }
 }
 
-/// Streams chunks after `*after` until the server ends the stream.
+/// The last log seq seen of each part of a job (one part unless it is multi-node): where a
+/// reconnecting reader resumes, and how it drops chunks it has already written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Seen(Vec<u64>);
+
+impl Seen {
+    /// Records `seq`; false when its part had already got that far (a repeat).
+    fn record(&mut self, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let part = usize::try_from(seq / berth_proto::LOG_PART_SEQ_SPAN).unwrap_or(usize::MAX);
+        if part >= 1024 {
+            return true; // not a part's range: nothing to resume by
+        }
+        if self.0.len() <= part {
+            self.0.resize(part + 1, 0);
+        }
+        let last = &mut self.0[part];
+        if seq <= *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
+
+    /// The request that resumes after what was seen.
+    fn request(&self, id: &str, follow: bool) -> v1::StreamLogsRequest {
+        v1::StreamLogsRequest {
+            job_id: id.to_owned(),
+            follow,
+            after_seq: self.0.first().copied().unwrap_or(0),
+            after_part_seqs: self.0.clone(),
+        }
+    }
+}
+
+/// Streams chunks not yet seen until the server ends the stream.
 async fn stream_once(
     client: &mut JobsClient<Svc>,
     id: &str,
     follow: bool,
-    after: &mut u64,
+    seen: &mut Seen,
 ) -> Result<(), Error> {
     let mut stream = client
-        .stream_logs(v1::StreamLogsRequest {
-            job_id: id.to_owned(),
-            follow,
-            after_seq: *after,
-        })
+        .stream_logs(seen.request(id, follow))
         .await?
         .into_inner();
     while let Some(chunk) = stream.message().await? {
-        if chunk.seq != 0 && chunk.seq <= *after {
-            continue;
+        if seen.record(chunk.seq) {
+            write_chunk(&chunk)?;
         }
-        write_chunk(&chunk)?;
-        *after = (*after).max(chunk.seq);
     }
     Ok(())
 }
@@ -454,11 +485,11 @@ fn transient(e: &Error) -> bool {
 async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
     const MAX_RETRIES: u32 = 30;
     let mut client = api.jobs();
-    let mut after = 0;
+    let mut seen = Seen::default();
     let mut retries = 0;
     loop {
         let step = async {
-            stream_once(&mut client, id, true, &mut after).await?;
+            stream_once(&mut client, id, true, &mut seen).await?;
             let job = client
                 .get_job(v1::GetJobRequest { id: id.to_owned() })
                 .await?
@@ -468,7 +499,7 @@ async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
         match step.await {
             Ok(job) if job_finished(job.state) => {
                 // Chunks stored after the stream closed.
-                stream_once(&mut client, id, false, &mut after).await?;
+                stream_once(&mut client, id, false, &mut seen).await?;
                 return Ok(job);
             }
             // The stream ended before the job did: resume after the last chunk seen.
@@ -486,7 +517,7 @@ pub async fn logs(ctx: &Ctx, id: &str, follow_logs: bool) -> Result<(), Error> {
     if follow_logs {
         follow(&api, id).await.map(drop)
     } else {
-        stream_once(&mut api.jobs(), id, false, &mut 0).await
+        stream_once(&mut api.jobs(), id, false, &mut Seen::default()).await
     }
 }
 
@@ -542,6 +573,26 @@ mod tests {
     use super::*;
     use berth_proto::time::ms_to_ts;
     use serde_json::json;
+
+    #[test]
+    fn seen_tracks_each_part_of_a_multi_node_job() {
+        let span = berth_proto::LOG_PART_SEQ_SPAN;
+        let mut seen = Seen::default();
+        // Part 1's chunk arrives before part 0's: both are new.
+        assert!(seen.record(span + 1));
+        assert!(seen.record(1));
+        assert!(seen.record(2));
+        // Repeats after a reconnect are dropped, per part.
+        assert!(!seen.record(1));
+        assert!(!seen.record(span + 1));
+        assert!(seen.record(span + 2));
+        let req = seen.request("j", true);
+        assert_eq!(req.after_part_seqs, vec![2, span + 2]);
+        assert_eq!(req.after_seq, 2);
+        // A fresh reader asks for everything.
+        let fresh = Seen::default().request("j", false);
+        assert_eq!((fresh.after_seq, fresh.after_part_seqs.len()), (0, 0));
+    }
 
     fn sample() -> v1::Job {
         v1::Job {

@@ -434,6 +434,30 @@ impl Centre {
         self.berth(&self.admin_token, args).ok()
     }
 
+    /// Creates `site` and the device class `class` of simulated devices.
+    #[track_caller]
+    pub fn site_and_class(&self, site: &str, class: &str) {
+        self.admin(&["admin", "sites", "create", site]);
+        self.admin(&["admin", "classes", "create", class, "--vendor", "sim"]);
+    }
+
+    /// Creates user `name` in `org` and returns their token, checking the reply's shape.
+    #[track_caller]
+    pub fn user(&self, org: &str, name: &str) -> String {
+        let v = self.json(
+            &self.admin_token,
+            &["admin", "users", "create", "--org", org, "--name", name],
+        );
+        assert_eq!(v["user"], name, "{v}");
+        assert_eq!(v["org"], org, "{v}");
+        assert_eq!(v["role"], "user", "{v}");
+        assert!(
+            v["token_id"].is_string() && v["expires_at"].is_string(),
+            "{v}"
+        );
+        v["token"].as_str().expect("users create: token").to_owned()
+    }
+
     /// Starts an agent for `node` at `site` with `count` simulated devices of `class`,
     /// joining with a fresh join token, and waits until the node is ready with them.
     #[track_caller]

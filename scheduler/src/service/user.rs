@@ -232,7 +232,8 @@ impl v1::jobs_server::Jobs for JobsService {
         let id = model::id("job_id", &r.job_id)?;
         // Visibility check first: another org's job is "not found".
         self.0.get_job(&c, &id).await?;
-        let rx = crate::logs::follow(self.0.clone(), c, id, r.after_seq, r.follow);
+        let after = crate::logs::Resume::new(r.after_seq, &r.after_part_seqs);
+        let rx = crate::logs::follow(self.0.clone(), c, id, after, r.follow);
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
