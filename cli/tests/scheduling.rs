@@ -67,6 +67,24 @@ impl World {
             .unwrap_or_else(|| panic!("no {CLASS} budget in {usage}"))
     }
 
+    /// Submits a preemptible job of alice's running `script`; returns its id.
+    fn submit_guest(&self, count: &str, script: &str) -> String {
+        let args = [
+            "submit",
+            "--class",
+            CLASS,
+            "--count",
+            count,
+            "--preemptible",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
+        let run = self.centre.berth(&self.alice, &args).ok();
+        run.stdout.trim().to_owned()
+    }
+
     fn eventually<T>(&self, what: &str, f: impl FnMut() -> Option<T>) -> T {
         self.centre.eventually(what, Duration::from_secs(60), f)
     }
@@ -256,27 +274,7 @@ fn preemptible_work_fills_an_idle_booking_and_yields_to_its_owner() {
     let w = World::new(1, 4);
     let r = w.reserve(&w.bob, "4", "now", "1h");
     let rid = r["id"].as_str().expect("id").to_owned();
-    let guest = w
-        .centre
-        .berth(
-            &w.alice,
-            &[
-                "submit",
-                "--class",
-                CLASS,
-                "--count",
-                "2",
-                "--preemptible",
-                "--",
-                "sh",
-                "-c",
-                "echo started; sleep 300",
-            ],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let guest = w.submit_guest("2", "echo started; sleep 300");
     w.eventually("the preemptible job to run in bob's idle booking", || {
         let j = w.alice_json(&["jobs", "show", &guest]);
         (j["state"] == "running").then_some(())
@@ -332,6 +330,43 @@ fn preemptible_work_fills_an_idle_booking_and_yields_to_its_owner() {
         bobs.as_array().unwrap().iter().all(|j| j["org"] == "org-b"),
         "{bobs}"
     );
+}
+
+#[test]
+fn a_guest_outlives_the_idle_booking_it_borrowed_from() {
+    let w = World::new(1, 4);
+    let r = w.reserve(&w.bob, "4", "now", "12s");
+    let rid = r["id"].as_str().expect("id").to_owned();
+    let guest = w.submit_guest("4", "echo started; sleep 300");
+    let running = w.eventually("the preemptible job to run in bob's idle booking", || {
+        let j = w.alice_json(&["jobs", "show", &guest]);
+        (j["state"] == "running").then_some(j)
+    });
+    let b = w.bob_json(&["reservations", "show", &rid]);
+    assert_eq!(
+        b["state"], "active",
+        "the guest borrows the booking's devices: {b}"
+    );
+    w.eventually("bob's booking to end", || {
+        let b = w.bob_json(&["reservations", "show", &rid]);
+        (b["state"] == "completed").then_some(())
+    });
+    // The booking's end does not cut the guest short: it keeps its devices, which nobody
+    // else needs, for its max runtime.
+    std::thread::sleep(Duration::from_secs(3));
+    let j = w.alice_json(&["jobs", "show", &guest]);
+    assert_eq!(j["state"], "running", "{j}");
+    assert_eq!(j["devices"], running["devices"], "{j}");
+    // A booking about to start on them (within the grace period) needs them: the guest is
+    // preempted ahead of its start and requeued.
+    w.reserve(&w.bob, "4", "+5s", "1h");
+    let ended = w.eventually("the guest to be preempted", || {
+        let j = w.alice_json(&["jobs", "show", &guest]);
+        (j["state"] == "preempted").then_some(j)
+    });
+    let reason = ended["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("needed by reservation"), "{ended}");
+    assert!(reason.contains("requeued as"), "{ended}");
 }
 
 #[test]

@@ -263,10 +263,11 @@ proptest! {
                             expected_claims.push((p.job.clone(), dev.clone(), p.start, p.end));
                         }
                     } else {
-                        // A preemptible job borrows only idle booked devices, and leaves
-                        // by the booking's end.
+                        // A preemptible job runs its whole max runtime, on devices that
+                        // are free for it or that an active booking leaves idle now.
+                        prop_assert_eq!(p.end - p.start, j.runtime_ms);
                         for dev in &p.devices {
-                            let lent = idle.iter().any(|b| &b.device == dev && p.end <= b.until);
+                            let lent = idle.iter().any(|b| &b.device == dev && p.start < b.until);
                             prop_assert!(lent || before_claims.iter().all(|(_, u, s, e)|
                                 u != dev || *e <= p.start || *s >= p.end),
                                 "a preemptible job on claimed {}", dev);

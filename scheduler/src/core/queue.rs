@@ -71,7 +71,7 @@ pub struct IdleBooked {
     pub class: String,
     /// Its node.
     pub node: String,
-    /// The booking's end.
+    /// The booking's end: the device is lendable only before it.
     pub until: i64,
 }
 
@@ -678,9 +678,8 @@ impl<'a> IdlePool<'a> {
     }
 
     /// Takes `count` devices of `class` on one node (the node with the fewest that fit, then
-    /// by name; its devices by name) for a guest that would run until `end`; returns them and
-    /// when the guest must leave.
-    fn take(&mut self, class: &str, count: u32, end: i64) -> Option<(Vec<String>, i64)> {
+    /// by name; its devices by name).
+    fn take(&mut self, class: &str, count: u32) -> Option<Vec<String>> {
         let nodes = self.by_class.get_mut(class)?;
         let node = *nodes
             .iter()
@@ -688,13 +687,20 @@ impl<'a> IdlePool<'a> {
             .min_by_key(|(_, v)| v.len())?
             .0;
         let free = nodes.get_mut(node)?;
-        let picked: Vec<&IdleBooked> = free.drain(..count as usize).collect();
-        let until = picked.iter().map(|d| d.until).min().unwrap_or(end).min(end);
-        Some((picked.iter().map(|d| d.device.clone()).collect(), until))
+        Some(
+            free.drain(..count as usize)
+                .map(|d| d.device.clone())
+                .collect(),
+        )
     }
 }
 
 /// Places a preemptible job on free devices, else on booked-but-idle ones, else it waits.
+///
+/// Either way it may run its whole max runtime (what it is charged for): it holds no claim,
+/// so whoever needs its devices later (the booking's holder, a booking that starts on them,
+/// a waiting regular job) has it preempted and requeued; the end of the booking it borrowed
+/// from does not cut it short.
 #[allow(clippy::too_many_arguments)]
 fn place_guest<'a>(
     cluster: &Cluster,
@@ -713,15 +719,14 @@ fn place_guest<'a>(
         end,
     };
     let nodes = job.nodes.max(1);
-    let mut chosen: Option<(Vec<String>, i64)> = cluster
+    let mut chosen = cluster
         .find_gang_avoiding(&req, nodes, Some(&cp.guests))
-        .ok()
-        .map(|d| (d, end));
+        .ok();
     if chosen.is_none() && nodes == 1 {
-        chosen = idle_pool.take(&job.class, job.count, end);
+        chosen = idle_pool.take(&job.class, job.count);
     }
     match chosen {
-        Some((devices, until)) => {
+        Some(devices) => {
             let mask = cluster.slot_mask(&job.class, devices.iter().map(String::as_str));
             cp.guests.union_with(&mask);
             cp.protected.union_with(&mask);
@@ -730,7 +735,7 @@ fn place_guest<'a>(
                 job: job.id.clone(),
                 devices,
                 start: now,
-                end: until,
+                end,
                 claim: false,
                 charge,
             })
@@ -990,7 +995,11 @@ mod tests {
             panic!("{d:?}")
         };
         assert!(!p.claim, "guests hold no claim");
-        assert_eq!(p.end, NOW + 5 * H, "a guest leaves by the booking's end");
+        assert_eq!(
+            p.end,
+            NOW + 8 * H,
+            "a guest may run its max runtime; the booking's end does not cut it short"
+        );
         assert_eq!(c.claims().len(), 4, "only the booking's claims");
 
         // Idle booked devices a guest already runs on are not lent to a second guest.

@@ -157,7 +157,6 @@ pub(crate) struct Report {
     pub(crate) bookings_refused: u64,
     pub(crate) preemptions_for_jobs: u64,
     pub(crate) preemptions_by_booking_start: u64,
-    pub(crate) preemptions_at_window_end: u64,
     pub(crate) preempted_lost_dh: f64,
     pub(crate) preempted_within_15_min: u64,
     pub(crate) limit_waits: u64,
@@ -318,7 +317,6 @@ impl Sim {
             bookings_refused: c.bookings_refused,
             preemptions_for_jobs: c.preempt_for_job,
             preemptions_by_booking_start: c.preempt_booking,
-            preemptions_at_window_end: c.preempt_window,
             preempted_lost_dh: dh(c.preempted_lost),
             preempted_within_15_min: c.preempt_young,
             limit_waits: c.limit_waits,
@@ -381,8 +379,8 @@ pub(crate) fn print_table(r: &Report) {
         r.bookings_made, r.bookings_refused
     );
     println!(
-        "preemptions            {} for waiting jobs, {} by booking starts, {} at window end",
-        r.preemptions_for_jobs, r.preemptions_by_booking_start, r.preemptions_at_window_end
+        "preemptions            {} for waiting jobs, {} by booking starts",
+        r.preemptions_for_jobs, r.preemptions_by_booking_start
     );
     println!(
         "  of which             {} within 15 min of their start; {:.0} device-hours of work lost",

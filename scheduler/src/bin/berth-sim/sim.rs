@@ -33,8 +33,6 @@ pub(crate) enum StopCause {
     ForJob,
     /// A booking started on the devices it borrowed.
     BookingStart,
-    /// Its window ended (it ran on a booking's idle devices until the booking's end).
-    WindowEnd,
 }
 
 /// A job's current run.
@@ -96,7 +94,6 @@ pub(crate) struct Counters {
     pub(crate) bookings_refused: u64,
     pub(crate) preempt_for_job: u64,
     pub(crate) preempt_booking: u64,
-    pub(crate) preempt_window: u64,
     /// Preemptions of runs younger than 15 minutes (churn).
     pub(crate) preempt_young: u64,
     pub(crate) limit_waits: u64,
@@ -577,12 +574,13 @@ impl Sim {
         }
     }
 
-    /// Starts job `i` on `run` and schedules its end: its real end, or its window's end.
+    /// Starts job `i` on `run` and schedules its end (its work is done before `run.until`).
     pub(crate) fn start_job(&mut self, i: usize, run: Run) {
         let j = &mut self.jobs[i];
         j.epoch += 1;
         j.first_start.get_or_insert(run.start);
-        let end = (run.start + j.spec.run_ms).min(run.until);
+        let end = run.start + j.spec.run_ms;
+        debug_assert!(end <= run.until, "a run outlasts its placement");
         let epoch = j.epoch;
         let org = j.spec.org;
         self.holding[org] += i64::from(j.spec.devices());
@@ -634,7 +632,8 @@ impl Sim {
         Some(run)
     }
 
-    /// A job's end event: it finished, or (a guest) its window closed first.
+    /// A job's end event: it finished (a run still current ends only when its work is done,
+    /// as every placement lasts the job's max runtime).
     pub(crate) fn end_job(&mut self, i: usize, epoch: u32, at: i64) {
         if self.jobs[i].epoch != epoch {
             return;
@@ -642,12 +641,9 @@ impl Sim {
         let Some(run) = self.take_off(i, at) else {
             return;
         };
-        if at - run.start >= self.jobs[i].spec.run_ms {
-            self.jobs[i].done = true;
-            self.counters.completed += 1;
-        } else {
-            self.requeue(i, &run, at, StopCause::WindowEnd);
-        }
+        debug_assert!(at - run.start >= self.jobs[i].spec.run_ms, "ended early");
+        self.jobs[i].done = true;
+        self.counters.completed += 1;
     }
 
     /// Stops a running job before it finished, and queues it again.
@@ -667,7 +663,6 @@ impl Sim {
         match cause {
             StopCause::ForJob => self.counters.preempt_for_job += 1,
             StopCause::BookingStart => self.counters.preempt_booking += 1,
-            StopCause::WindowEnd => self.counters.preempt_window += 1,
         }
         self.pending.push(self.queued(i));
         self.dirty = true;
