@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod paging;
 mod timefmt;
 mod up;
 
@@ -57,6 +58,8 @@ enum Command {
         /// Include completed and cancelled reservations.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        list: paging::ListArgs,
         #[command(subcommand)]
         cmd: Option<ReservationsCmd>,
     },
@@ -67,6 +70,8 @@ enum Command {
         /// Include finished jobs.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        list: paging::ListArgs,
         #[command(subcommand)]
         cmd: Option<JobsCmd>,
     },
@@ -105,11 +110,13 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Classes => done(capacity::classes(&ctx()?).await),
         Command::Availability(a) => done(capacity::availability(&ctx()?, a).await),
         Command::Reserve(a) => done(reserve::reserve(&ctx()?, a).await),
-        Command::Reservations { all, cmd } => {
-            done(reserve::reservations(&ctx()?, *all, cmd.as_ref()).await)
+        Command::Reservations { all, list, cmd } => {
+            done(reserve::reservations(&ctx()?, *all, list, cmd.as_ref()).await)
         }
         Command::Submit(a) => jobs::submit(&ctx()?, a).await,
-        Command::Jobs { all, cmd } => done(jobs::jobs(&ctx()?, *all, cmd.as_ref()).await),
+        Command::Jobs { all, list, cmd } => {
+            done(jobs::jobs(&ctx()?, *all, list, cmd.as_ref()).await)
+        }
         Command::Logs { id, follow } => done(jobs::logs(&ctx()?, id, *follow).await),
         Command::Cancel { id } => done(jobs::cancel(&ctx()?, id).await),
         Command::Usage(a) => done(usage::usage(&ctx()?, a).await),

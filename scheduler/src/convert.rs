@@ -1,8 +1,10 @@
 //! Rows to wire messages.
 
-use crate::state::{DeviceEntry, LiveJob, NodeEntry};
+use crate::engine::Hint;
+use crate::state::{DeviceEntry, NodeEntry};
 use crate::store::{
-    AuditRow, ClassRow, LedgerRow, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow,
+    AuditRow, ClassRow, JobRow, JobState, LedgerRow, OrgRow, ReservationRow, SiteRow, UsageRow,
+    UserRow,
 };
 use berth_proto::time::{ms_to_dur, ms_to_ts, opt_ts};
 use berth_proto::v1;
@@ -53,8 +55,8 @@ pub fn user(r: &UserRow) -> v1::User {
     }
 }
 
-/// A device.
-pub fn device(d: &DeviceEntry) -> v1::Device {
+/// A device, with its latest sample.
+pub fn device(d: &DeviceEntry, telemetry: Option<v1::Telemetry>) -> v1::Device {
     let r = &d.row;
     v1::Device {
         uuid: r.uuid.clone(),
@@ -67,7 +69,7 @@ pub fn device(d: &DeviceEntry) -> v1::Device {
         health_reason: r.health_reason.clone(),
         index: r.index.max(0) as u32,
         pci_bus_id: r.pci_bus_id.clone(),
-        telemetry: d.telemetry,
+        telemetry,
     }
 }
 
@@ -116,13 +118,24 @@ pub fn hours(ms: i64) -> f64 {
     ms as f64 / 3_600_000.0
 }
 
-/// A job.
-pub fn job(j: &LiveJob) -> v1::Job {
-    let r = &j.row;
-    let reason = match &j.stop {
-        Some((end, why)) => format!("stopping ({end}): {why}"),
-        None => r.reason.clone(),
-    };
+/// The reason a job shows: why it waits (from the latest pass), why it is being
+/// stopped, or why it ended.
+pub fn job_reason(r: &JobRow, hint: Option<&Hint>) -> String {
+    match (&r.stop, hint) {
+        (Some(stop), _) if r.state.is_placed() => {
+            format!("stopping ({}): {}", stop.cause.final_state(), stop.reason)
+        }
+        (_, Some(h)) if r.state == JobState::Pending => h.why.describe(),
+        _ => r.reason.clone(),
+    }
+}
+
+/// A job, with its pending hint if it waits.
+pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
+    let reason = job_reason(r, hint);
+    let estimated_start = hint
+        .filter(|_| r.state == JobState::Pending)
+        .and_then(|h| h.estimated_start);
     v1::Job {
         id: r.id.clone(),
         name: r.name.clone(),
@@ -143,7 +156,7 @@ pub fn job(j: &LiveJob) -> v1::Job {
         created_at: Some(ms_to_ts(r.created_ms)),
         started_at: opt_ts(r.started_ms),
         finished_at: opt_ts(r.finished_ms),
-        estimated_start: opt_ts(j.estimated_start),
+        estimated_start: opt_ts(estimated_start),
         datasets: datasets(&r.datasets),
         network: r.network.clone(),
         priority: r.priority,

@@ -5,7 +5,7 @@ use berth_proto::model::FieldError;
 use tonic::{Code, Status};
 
 /// Everything a scheduler RPC can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A request field is invalid.
     #[error(transparent)]
@@ -28,10 +28,23 @@ pub enum Error {
     /// Not enough capacity (devices, budget) for the request.
     #[error("{0}")]
     Capacity(String),
+    /// Too many requests from this caller, or the server is at its limit; retry after
+    /// the hint.
+    #[error("{message}")]
+    Overloaded {
+        /// What was exceeded.
+        message: String,
+        /// When to retry, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// Another request took the devices first; retrying may succeed.
     #[error("{0}")]
     Conflict(String),
-    /// The database failed.
+    /// The scheduler cannot take writes now (stopping, not the leader, an earlier commit
+    /// failed); retrying, possibly elsewhere, may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database failed. The text is for the log only: clients get a reference.
     #[error("storage failure: {0}")]
     Store(String),
     /// A bug or an unexpected failure.
@@ -54,11 +67,16 @@ impl Error {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::Capacity(_) => Code::ResourceExhausted,
+            Error::Capacity(_) | Error::Overloaded { .. } => Code::ResourceExhausted,
             Error::Conflict(_) => Code::Aborted,
-            Error::Store(_) => Code::Unavailable,
-            Error::Internal(_) => Code::Internal,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Store(_) | Error::Internal(_) => Code::Internal,
         }
+    }
+
+    /// A copy to answer several requests with.
+    pub fn same(&self) -> Self {
+        self.clone()
     }
 }
 
@@ -74,10 +92,36 @@ impl From<StoreError> for Error {
     }
 }
 
+/// A short reference that ties a redacted client message to the full log line.
+fn reference() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match &e {
-            Error::Store(_) | Error::Internal(_) => tracing::error!(error = %e, "request failed"),
+            Error::Store(_) | Error::Internal(_) => {
+                // Database and internal errors may carry SQL, table names or paths: log
+                // them whole, answer only a reference.
+                let r = reference();
+                tracing::error!(error = %e, reference = %r, "request failed");
+                let what = if matches!(e, Error::Store(_)) {
+                    "the database failed"
+                } else {
+                    "an internal error occurred"
+                };
+                return Status::new(
+                    e.code(),
+                    format!("{what}; the scheduler's log has the details under reference {r}"),
+                );
+            }
+            Error::Overloaded { retry_after_ms, .. } => {
+                let mut s = Status::new(e.code(), e.to_string());
+                if let Ok(v) = retry_after_ms.to_string().parse() {
+                    s.metadata_mut().insert("retry-after-ms", v);
+                }
+                return s;
+            }
             _ => tracing::debug!(error = %e, "request refused"),
         }
         Status::new(e.code(), e.to_string())

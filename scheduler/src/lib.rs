@@ -15,6 +15,8 @@ pub mod error;
 pub mod http;
 pub mod logs;
 pub mod metrics;
+pub mod overload;
+pub mod paging;
 pub mod rpc_metrics;
 pub mod server;
 pub mod service;

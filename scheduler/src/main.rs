@@ -46,6 +46,22 @@ struct Args {
     /// Interval of the scheduling pass.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     tick: Duration,
+    /// Interval of the retention sweep (see `berth admin retention`).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    retention_interval: Duration,
+    /// Longest a request may take (a client's shorter grpc-timeout wins).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_deadline: Duration,
+    /// Largest gRPC message either way, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Requests in flight at once (heartbeats not counted) before new ones are refused
+    /// with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 2048)]
+    max_in_flight: usize,
+    /// Agents' heartbeat long-polls in flight at once.
+    #[arg(long, default_value_t = 20_000)]
+    max_heartbeats: usize,
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -103,6 +119,15 @@ async fn main() -> anyhow::Result<()> {
             ..Policy::default()
         },
         tick: args.tick,
+        retention_interval: args.retention_interval,
+        limits: server::Limits {
+            deadline: args.request_deadline,
+            max_message_bytes: args.max_message_bytes,
+            in_flight: berth_scheduler::overload::Limits {
+                calls: args.max_in_flight,
+                heartbeats: args.max_heartbeats,
+            },
+        },
     };
     let server = server::start(config).await?;
     let stop = server.shutdown_token();

@@ -37,37 +37,8 @@ pub struct Metrics {
     budget_charged: GaugeVec,
     idle_warned: IntGauge,
     jobs_pending: IntGaugeVec,
-}
-
-/// The bounded reason labels of `berth_jobs_pending`.
-pub const PENDING_REASONS: &[&str] = &[
-    "budget",
-    "cap",
-    "capacity",
-    "schedulable",
-    "preempting",
-    "reservation",
-    "other",
-];
-
-/// A bounded label for why a job is pending, from its reason text.
-pub fn pending_reason(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("budget") {
-        "budget"
-    } else if r.contains("cap on") {
-        "cap"
-    } else if r.contains("waiting for") && r.contains("free") {
-        "capacity"
-    } else if r.contains("schedulable") {
-        "schedulable"
-    } else if r.contains("preemptible job") {
-        "preempting"
-    } else if r.contains("reservation") {
-        "reservation"
-    } else {
-        "other"
-    }
+    commit_batches: Histogram,
+    commit_seconds: Histogram,
 }
 
 fn float_gauge(
@@ -281,6 +252,18 @@ impl Metrics {
                 &["method"],
                 prometheus::exponential_buckets(0.0005, 4.0, 10)?,
             )?,
+            commit_batches: plain_histogram(
+                &registry,
+                "berth_commit_group_batches",
+                "Batches (one per request or pass step) committed together in one transaction.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            )?,
+            commit_seconds: plain_histogram(
+                &registry,
+                "berth_commit_group_seconds",
+                "Time to commit one group of batches to the database.",
+                prometheus::exponential_buckets(0.0001, 4.0, 10)?,
+            )?,
             jobs_submitted,
             log_bytes,
             registry,
@@ -288,7 +271,11 @@ impl Metrics {
     }
 
     /// Sets the gauges from the state (at scrape time).
-    pub fn observe_state(&self, state: &State) {
+    pub fn observe_state(
+        &self,
+        state: &State,
+        hints: &std::collections::HashMap<String, crate::engine::Hint>,
+    ) {
         let now = berth_proto::time::now_ms();
         self.nodes.reset();
         for n in state.nodes.values() {
@@ -343,14 +330,13 @@ impl Metrics {
             self.jobs.with_label_values(&[j.row.state.as_str()]).inc();
         }
         self.jobs_pending.reset();
-        for reason in PENDING_REASONS {
+        for reason in crate::engine::PENDING_KINDS {
             self.jobs_pending.with_label_values(&[reason]).set(0);
         }
         for j in state.jobs.values() {
             if j.row.state == JobState::Pending {
-                self.jobs_pending
-                    .with_label_values(&[pending_reason(&j.row.reason)])
-                    .inc();
+                let kind = hints.get(&j.row.id).map_or("other", |h| h.why.kind());
+                self.jobs_pending.with_label_values(&[kind]).inc();
             }
         }
         self.idle_warned.set(
@@ -388,7 +374,7 @@ impl Metrics {
     }
 
     /// A job started running `wait_ms` after it was submitted.
-    pub fn job_started(&self, wait_ms: i64) {
+    pub fn job_started(&self, _class: &str, wait_ms: i64) {
         self.job_wait.observe(wait_ms as f64 / 1000.0);
     }
 
@@ -402,6 +388,12 @@ impl Metrics {
     /// A booking request ended with `outcome`.
     pub fn booking(&self, outcome: &'static str) {
         self.bookings.with_label_values(&[outcome]).inc();
+    }
+
+    /// A group of `batches` was committed in `d`.
+    pub fn commit_group(&self, batches: usize, d: Duration) {
+        self.commit_batches.observe(batches as f64);
+        self.commit_seconds.observe(d.as_secs_f64());
     }
 
     /// A scheduling pass took `d`.
@@ -471,20 +463,6 @@ pub fn method_label(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn pending_reasons_are_bounded() {
-        use super::pending_reason as p;
-        assert_eq!(p("over the budget of acme for gpu: 2 h left"), "budget");
-        assert_eq!(p("the org's cap on gpu devices (4) is reached"), "cap");
-        assert_eq!(p("waiting for 2 gpu devices to be free"), "capacity");
-        assert_eq!(p("no schedulable node has 8 gpu devices"), "schedulable");
-        assert_eq!(p("stopping a preemptible job to make room"), "preempting");
-        assert_eq!(p("its reservation has not started"), "reservation");
-        assert_eq!(p("queued"), "other");
-        for r in ["", "anything", "budget"] {
-            assert!(super::PENDING_REASONS.contains(&p(r)));
-        }
-    }
 
     #[test]
     fn new_metrics_are_exposed() {
@@ -492,7 +470,7 @@ mod tests {
         m.preemption();
         m.reclaimed(5_400_000);
         m.ledger(crate::store::LedgerKind::TopUp, 7_200_000);
-        m.observe_state(&crate::state::State::default());
+        m.observe_state(&crate::state::State::default(), &Default::default());
         let text = m.render();
         for needle in [
             "berth_preemptions_total 1",

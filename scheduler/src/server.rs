@@ -3,6 +3,7 @@
 use crate::auth::{Authenticator, Keys};
 use crate::engine::{Engine, Policy};
 use crate::metrics::Metrics;
+use crate::overload::{Limits as InFlight, OverloadLayer};
 use crate::rpc_metrics::RpcMetricsLayer;
 use crate::service::*;
 use crate::store::{self, Store};
@@ -38,6 +39,31 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// Interval of the scheduling pass when nothing wakes it earlier.
     pub tick: Duration,
+    /// Interval of the retention sweep.
+    pub retention_interval: Duration,
+    /// What one request may cost the server.
+    pub limits: Limits,
+}
+
+/// What one request may cost the server: time, size, and room among the others.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a request may take (the client's `grpc-timeout` applies when shorter).
+    pub deadline: Duration,
+    /// Largest message either way, in bytes.
+    pub max_message_bytes: usize,
+    /// Requests in flight at once before new ones are refused.
+    pub in_flight: InFlight,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(30),
+            max_message_bytes: 4 * 1024 * 1024,
+            in_flight: InFlight::default(),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -55,6 +81,8 @@ impl ServerConfig {
             addr_file: None,
             policy: Policy::default(),
             tick: Duration::from_millis(500),
+            retention_interval: Duration::from_secs(600),
+            limits: Limits::default(),
         }
     }
 }
@@ -113,6 +141,8 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting requests, finishes in-flight ones and stops the loop.
     pub async fn shutdown(self) {
+        self.engine
+            .refuse_writes(Some("the scheduler is stopping".into()));
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
@@ -188,6 +218,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         )
         .await?,
     );
+    // The writer lives as long as the engine; it is not one of the tasks shutdown waits
+    // for, so requests still in flight at shutdown get their answers.
+    drop(engine.spawn_writer());
 
     let admin_token = match &config.bootstrap_admin_token_file {
         None => None,
@@ -245,43 +278,47 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             StartError::Engine(crate::error::Error::Internal(format!("reflection: {e}")))
         })?;
     let e = &engine;
+    // Every service refuses messages over the limit, both ways, with a clear status.
+    macro_rules! service {
+        ($($server:ident)::+, $svc:expr) => {
+            tonic::service::interceptor::InterceptedService::new(
+                v1::$($server)::+::new($svc)
+                    .max_decoding_message_size(config.limits.max_message_bytes)
+                    .max_encoding_message_size(config.limits.max_message_bytes),
+                auth.clone(),
+            )
+        };
+    }
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .timeout(config.limits.deadline)
         .layer(RpcMetricsLayer(metrics.clone()))
+        .layer(OverloadLayer::new(config.limits.in_flight))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(v1::identity_server::IdentityServer::with_interceptor(
-            IdentityService(e.clone()),
-            auth.clone(),
+        .add_service(service!(
+            identity_server::IdentityServer,
+            IdentityService(e.clone())
         ))
-        .add_service(v1::capacity_server::CapacityServer::with_interceptor(
-            CapacityService(e.clone()),
-            auth.clone(),
+        .add_service(service!(
+            capacity_server::CapacityServer,
+            CapacityService(e.clone())
         ))
-        .add_service(
-            v1::reservations_server::ReservationsServer::with_interceptor(
-                ReservationsService(e.clone()),
-                auth.clone(),
-            ),
-        )
-        .add_service(v1::jobs_server::JobsServer::with_interceptor(
-            JobsService(e.clone()),
-            auth.clone(),
+        .add_service(service!(
+            reservations_server::ReservationsServer,
+            ReservationsService(e.clone())
         ))
-        .add_service(v1::usage_server::UsageServer::with_interceptor(
-            UsageService(e.clone()),
-            auth.clone(),
-        ))
-        .add_service(v1::admin_server::AdminServer::with_interceptor(
-            AdminService(e.clone()),
-            auth.clone(),
-        ))
-        .add_service(v1::agent_server::AgentServer::with_interceptor(
-            AgentService(e.clone()),
-            auth,
-        ));
+        .add_service(service!(jobs_server::JobsServer, JobsService(e.clone())))
+        .add_service(service!(usage_server::UsageServer, UsageService(e.clone())))
+        .add_service(service!(admin_server::AdminServer, AdminService(e.clone())))
+        .add_service(service!(agent_server::AgentServer, AgentService(e.clone())));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        // No Nagle: a small answer must not wait for the client's delayed ACK.
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
@@ -313,6 +350,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(tick) => {}
                 _ = looped.wake.notified() => {}
+            }
+        }
+    }));
+
+    let stop = shutdown.clone();
+    let sweeper = engine.clone();
+    let every = config.retention_interval;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = sweeper.sweep_retention().await {
+                tracing::warn!(error = %e, "retention sweep failed; retrying later");
             }
         }
     }));

@@ -295,6 +295,7 @@ async fn top_ups_show_in_the_ledger_and_the_balance() {
                 org: String::new(),
                 from: Some(berth_proto::time::ms_to_ts(2_000)),
                 to: Some(berth_proto::time::ms_to_ts(1_000)),
+                ..Default::default()
             },
             &alice,
         ))

@@ -175,7 +175,13 @@ async fn agents_speak_only_for_their_own_node_and_users_cannot_speak_for_agents(
     assert_eq!(err.code(), Code::PermissionDenied);
     // Agents cannot use the user API.
     let err = v1::jobs_client::JobsClient::new(c.channel.clone())
-        .list_jobs(authed(v1::ListJobsRequest { all: true }, &cred1))
+        .list_jobs(authed(
+            v1::ListJobsRequest {
+                all: true,
+                ..Default::default()
+            },
+            &cred1,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -192,13 +198,19 @@ async fn agents_speak_only_for_their_own_node_and_users_cannot_speak_for_agents(
     assert_eq!(err.code(), Code::Unauthenticated);
     // No token, or a forged one.
     let err = v1::jobs_client::JobsClient::new(c.channel.clone())
-        .list_jobs(v1::ListJobsRequest { all: true })
+        .list_jobs(v1::ListJobsRequest {
+            all: true,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = v1::jobs_client::JobsClient::new(c.channel.clone())
         .list_jobs(authed(
-            v1::ListJobsRequest { all: true },
+            v1::ListJobsRequest {
+                all: true,
+                ..Default::default()
+            },
             "eyJhbGciOiJIUzI1NiJ9.e30.x",
         ))
         .await

@@ -26,6 +26,172 @@ use tokio::sync::Barrier;
 
 const POSTGRES_URL_VAR: &str = "BERTH_TEST_POSTGRES_URL";
 
+/// The unpaged listings the older tests were written against, over the paged API: every
+/// page, in order, through the real page cursors.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    org: Option<String>,
+    include_finished: bool,
+}
+
+/// Small pages, so these helpers walk several of them.
+const WALK_PAGE: u32 = 2;
+
+trait Unpaged {
+    async fn all_jobs(&self, scope: &Scope) -> Result<Vec<JobRow>, StoreError>;
+    async fn all_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError>;
+    async fn all_usage(
+        &self,
+        org: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
+    async fn all_ledger(
+        &self,
+        org: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<LedgerRow>, StoreError>;
+    async fn audit_first(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError>;
+}
+
+impl<S: Store> Unpaged for S {
+    async fn all_jobs(&self, scope: &Scope) -> Result<Vec<JobRow>, StoreError> {
+        let filter = JobFilter {
+            org: scope.org.clone(),
+            include_finished: scope.include_finished,
+            ..JobFilter::default()
+        };
+        let mut out: Vec<JobRow> = Vec::new();
+        loop {
+            let after = out.last().map(|j| Cursor {
+                key: j.created_ms,
+                id: j.id.clone(),
+            });
+            let page = self
+                .list_jobs(
+                    &filter,
+                    &Page {
+                        after,
+                        limit: WALK_PAGE,
+                    },
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < WALK_PAGE as usize {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn all_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError> {
+        let filter = ReservationFilter {
+            org: scope.org.clone(),
+            include_finished: scope.include_finished,
+            ..ReservationFilter::default()
+        };
+        let mut out: Vec<ReservationRow> = Vec::new();
+        loop {
+            let after = out.last().map(|r| Cursor {
+                key: r.created_ms,
+                id: r.id.clone(),
+            });
+            let page = self
+                .list_reservations(
+                    &filter,
+                    &Page {
+                        after,
+                        limit: WALK_PAGE,
+                    },
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < WALK_PAGE as usize {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn all_usage(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let filter = RangeFilter {
+            org: org.map(str::to_owned),
+            from_ms,
+            to_ms,
+            class: None,
+        };
+        let mut out: Vec<(i64, UsageRow)> = Vec::new();
+        loop {
+            let after = out.last().map(|(id, u)| Cursor {
+                key: u.start_ms,
+                id: id.to_string(),
+            });
+            let page = self
+                .list_usage(
+                    &filter,
+                    &Page {
+                        after,
+                        limit: WALK_PAGE,
+                    },
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < WALK_PAGE as usize {
+                return Ok(out.into_iter().map(|(_, u)| u).collect());
+            }
+        }
+    }
+
+    async fn all_ledger(
+        &self,
+        org: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let filter = RangeFilter {
+            org: org.map(str::to_owned),
+            from_ms,
+            to_ms,
+            class: None,
+        };
+        let mut out: Vec<LedgerRow> = Vec::new();
+        loop {
+            let after = out.last().map(|e| Cursor {
+                key: e.time_ms,
+                id: e.id.clone(),
+            });
+            let page = self
+                .list_ledger(
+                    &filter,
+                    &Page {
+                        after,
+                        limit: WALK_PAGE,
+                    },
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < WALK_PAGE as usize {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn audit_first(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = self
+            .list_audit(&AuditFilter::default(), &Page::first(limit))
+            .await?;
+        Ok(rows.into_iter().map(|(_, a)| a).collect())
+    }
+}
+
 /// One test's database: open as many store handles on it as the test needs.
 #[derive(Clone)]
 struct TestDb {
@@ -335,6 +501,7 @@ fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
         nodes: 1,
         charge: Charge::default(),
         requeued_from: None,
+        stop: None,
     }
 }
 
@@ -514,9 +681,9 @@ async fn every_mutation_round_trips(db: TestDb) {
         Mutation::InsertToken(token("t-alice", i64::MAX)),
         Mutation::InsertToken(node_token.clone()),
         Mutation::InsertJoinToken(join.clone()),
-        Mutation::UpsertReservation(res.clone()),
-        Mutation::UpsertJob(running.clone()),
-        Mutation::UpsertJob(failed.clone()),
+        Mutation::UpsertReservation(res.clone().into()),
+        Mutation::UpsertJob(running.clone().into()),
+        Mutation::UpsertJob(failed.clone().into()),
         Mutation::InsertClaims(claims.clone()),
         Mutation::InsertUsage(usage("acme", "j-0", 100, 200)),
         Mutation::Audit(audit(9_000, "org.create")),
@@ -608,7 +775,7 @@ async fn every_mutation_round_trips(db: TestDb) {
     assert_eq!(snap.recent_usage, vec![usage("acme", "j-0", 100, 200)]);
     assert_eq!(snap.policy, Some(policy));
     assert_eq!(
-        store.list_ledger(None, 0, 10_000).await.expect("ledger"),
+        store.all_ledger(None, 0, 10_000).await.expect("ledger"),
         vec![charge, refund, top_up]
     );
     assert_eq!(snap.users, vec![user("u-alice", "alice", "acme", 1_010)]);
@@ -637,11 +804,11 @@ async fn every_mutation_round_trips(db: TestDb) {
     assert_eq!(store.get_job("j-none").await.expect("get"), None);
     assert_eq!(store.list_claims(0).await.expect("claims"), claims);
     assert_eq!(
-        store.list_usage(None, 0, 1_000).await.expect("usage"),
+        store.all_usage(None, 0, 1_000).await.expect("usage"),
         vec![usage("acme", "j-0", 100, 200)]
     );
     assert_eq!(
-        store.list_audit(10).await.expect("audit"),
+        store.audit_first(10).await.expect("audit"),
         vec![audit(9_000, "org.create")]
     );
     assert_eq!(
@@ -656,13 +823,10 @@ async fn upserts_update_in_place(db: TestDb) {
     apply(
         &store,
         vec![
-            Mutation::UpsertReservation(reservation(
-                "r-1",
-                "acme",
-                ReservationState::Confirmed,
-                2_000,
-            )),
-            Mutation::UpsertJob(job("j-1", "acme", JobState::Pending, 3_000)),
+            Mutation::UpsertReservation(
+                reservation("r-1", "acme", ReservationState::Confirmed, 2_000).into(),
+            ),
+            Mutation::UpsertJob(job("j-1", "acme", JobState::Pending, 3_000).into()),
         ],
     )
     .await;
@@ -684,8 +848,8 @@ async fn upserts_update_in_place(db: TestDb) {
         vec![
             Mutation::UpsertNode(n1.clone()),
             Mutation::UpsertDevice(gpu_a.clone()),
-            Mutation::UpsertReservation(res.clone()),
-            Mutation::UpsertJob(j1.clone()),
+            Mutation::UpsertReservation(res.clone().into()),
+            Mutation::UpsertJob(j1.clone().into()),
         ],
     )
     .await;
@@ -758,12 +922,9 @@ async fn batch_is_all_or_nothing(db: TestDb) {
     let result = store
         .apply(vec![
             Mutation::InsertOrg(org("globex")),
-            Mutation::UpsertReservation(reservation(
-                "r-new",
-                "acme",
-                ReservationState::Confirmed,
-                5,
-            )),
+            Mutation::UpsertReservation(
+                reservation("r-new", "acme", ReservationState::Confirmed, 5).into(),
+            ),
             Mutation::Audit(audit(1, "reserve")),
             Mutation::InsertClaims(vec![claim("GPU-b", "r-new", 0, 100)]),
             Mutation::InsertClaims(vec![claim("GPU-a", "r-new", 50, 150)]),
@@ -788,7 +949,7 @@ async fn batch_is_all_or_nothing(db: TestDb) {
     assert_eq!(ids(&snap.orgs, |o| &o.name), vec!["acme"]);
     assert!(snap.reservations.is_empty());
     assert_eq!(snap.claims, vec![claim("GPU-a", "r-old", 0, 100)]);
-    assert!(store.list_audit(10).await.expect("audit").is_empty());
+    assert!(store.audit_first(10).await.expect("audit").is_empty());
     assert_eq!(store.get_reservation("r-new").await.expect("get"), None);
 
     // The store is still usable and the same batch without the conflict succeeds.
@@ -976,7 +1137,7 @@ async fn race(db: &TestDb, window: impl Fn(usize) -> (i64, i64)) -> Vec<Result<(
             res.start_ms = start;
             res.end_ms = end;
             let batch = vec![
-                Mutation::UpsertReservation(res),
+                Mutation::UpsertReservation(res.into()),
                 Mutation::InsertClaims(vec![
                     claim("GPU-a", &id, start, end),
                     claim("GPU-b", &id, start, end),
@@ -1019,13 +1180,13 @@ async fn concurrent_bookings_have_exactly_one_winner(db: TestDb) {
         org: None,
         include_finished: true,
     };
-    let reservations = store.list_reservations(&all).await.expect("list");
+    let reservations = store.all_reservations(&all).await.expect("list");
     assert_eq!(ids(&reservations, |r| &r.id), vec![winner.clone()]);
     let claims = store.list_claims(i64::MIN).await.expect("claims");
     assert_eq!(claims.len(), 2, "{claims:?}");
     assert!(claims.iter().all(|c| c.owner_id == winner), "{claims:?}");
     assert_eq!(ids(&claims, |c| &c.device_uuid), vec!["GPU-a", "GPU-b"]);
-    assert_eq!(store.list_audit(100).await.expect("audit").len(), 1);
+    assert_eq!(store.audit_first(100).await.expect("audit").len(), 1);
 }
 
 async fn concurrent_disjoint_bookings_all_succeed(db: TestDb) {
@@ -1043,7 +1204,7 @@ async fn concurrent_disjoint_bookings_all_succeed(db: TestDb) {
     );
     assert_eq!(
         store
-            .list_reservations(&Scope::default())
+            .all_reservations(&Scope::default())
             .await
             .expect("list")
             .len(),
@@ -1234,13 +1395,13 @@ async fn usage_range_filter(db: TestDb) {
     let subjects = |rows: Vec<UsageRow>| ids(&rows, |u| &u.subject_id);
     // [100, 200): touching records at either end are outside.
     assert_eq!(
-        subjects(store.list_usage(None, 100, 200).await.expect("usage")),
+        subjects(store.all_usage(None, 100, 200).await.expect("usage")),
         vec!["j-5", "j-2", "j-4"]
     );
     assert_eq!(
         subjects(
             store
-                .list_usage(Some("acme"), 100, 200)
+                .all_usage(Some("acme"), 100, 200)
                 .await
                 .expect("usage")
         ),
@@ -1249,7 +1410,7 @@ async fn usage_range_filter(db: TestDb) {
     assert_eq!(
         subjects(
             store
-                .list_usage(Some("acme"), 0, 1_000)
+                .all_usage(Some("acme"), 0, 1_000)
                 .await
                 .expect("usage")
         ),
@@ -1258,7 +1419,7 @@ async fn usage_range_filter(db: TestDb) {
     assert_eq!(
         subjects(
             store
-                .list_usage(Some("globex"), 260, 270)
+                .all_usage(Some("globex"), 260, 270)
                 .await
                 .expect("usage")
         ),
@@ -1266,20 +1427,20 @@ async fn usage_range_filter(db: TestDb) {
     );
     assert!(
         store
-            .list_usage(None, 500, 600)
+            .all_usage(None, 500, 600)
             .await
             .expect("usage")
             .is_empty()
     );
     assert!(
         store
-            .list_usage(Some("initech"), 0, 1_000)
+            .all_usage(Some("initech"), 0, 1_000)
             .await
             .expect("usage")
             .is_empty()
     );
     assert_eq!(
-        store.list_usage(None, 0, 1_000).await.expect("usage")[0],
+        store.all_usage(None, 0, 1_000).await.expect("usage")[0],
         usage("acme", "j-1", 0, 100)
     );
 }
@@ -1291,21 +1452,26 @@ async fn scope_filters_org_and_finished(db: TestDb) {
         Mutation::InsertOrg(org("globex")),
         Mutation::InsertUser(user("u-bob", "bob", "globex", 1_020)),
         Mutation::InsertUser(user("u-carol", "carol", "acme", 1_030)),
-        Mutation::UpsertReservation(reservation("r-1", "acme", ReservationState::Active, 100)),
-        Mutation::UpsertReservation(reservation("r-2", "acme", ReservationState::Completed, 200)),
-        Mutation::UpsertReservation(reservation(
-            "r-3",
-            "globex",
-            ReservationState::Requested,
-            300,
-        )),
-        Mutation::UpsertReservation(reservation("r-4", "acme", ReservationState::Cancelled, 300)),
-        Mutation::UpsertReservation(reservation("r-5", "acme", ReservationState::Confirmed, 300)),
-        Mutation::UpsertJob(job("j-1", "acme", JobState::Running, 100)),
-        Mutation::UpsertJob(job("j-2", "acme", JobState::Succeeded, 200)),
-        Mutation::UpsertJob(job("j-3", "globex", JobState::Pending, 300)),
-        Mutation::UpsertJob(job("j-4", "acme", JobState::TimedOut, 400)),
-        Mutation::UpsertJob(job("j-5", "acme", JobState::Scheduled, 400)),
+        Mutation::UpsertReservation(
+            reservation("r-1", "acme", ReservationState::Active, 100).into(),
+        ),
+        Mutation::UpsertReservation(
+            reservation("r-2", "acme", ReservationState::Completed, 200).into(),
+        ),
+        Mutation::UpsertReservation(
+            reservation("r-3", "globex", ReservationState::Requested, 300).into(),
+        ),
+        Mutation::UpsertReservation(
+            reservation("r-4", "acme", ReservationState::Cancelled, 300).into(),
+        ),
+        Mutation::UpsertReservation(
+            reservation("r-5", "acme", ReservationState::Confirmed, 300).into(),
+        ),
+        Mutation::UpsertJob(job("j-1", "acme", JobState::Running, 100).into()),
+        Mutation::UpsertJob(job("j-2", "acme", JobState::Succeeded, 200).into()),
+        Mutation::UpsertJob(job("j-3", "globex", JobState::Pending, 300).into()),
+        Mutation::UpsertJob(job("j-4", "acme", JobState::TimedOut, 400).into()),
+        Mutation::UpsertJob(job("j-5", "acme", JobState::Scheduled, 400).into()),
     ]);
     apply(&store, batch).await;
 
@@ -1320,7 +1486,7 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     assert_eq!(
         reservations(
             store
-                .list_reservations(&scope(None, true))
+                .all_reservations(&scope(None, true))
                 .await
                 .expect("list")
         ),
@@ -1329,7 +1495,7 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     assert_eq!(
         reservations(
             store
-                .list_reservations(&scope(None, false))
+                .all_reservations(&scope(None, false))
                 .await
                 .expect("list")
         ),
@@ -1338,7 +1504,7 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     assert_eq!(
         reservations(
             store
-                .list_reservations(&scope(Some("acme"), false))
+                .all_reservations(&scope(Some("acme"), false))
                 .await
                 .expect("list")
         ),
@@ -1347,7 +1513,7 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     assert_eq!(
         reservations(
             store
-                .list_reservations(&scope(Some("acme"), true))
+                .all_reservations(&scope(Some("acme"), true))
                 .await
                 .expect("list")
         ),
@@ -1355,24 +1521,24 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     );
     assert!(
         store
-            .list_reservations(&scope(Some("initech"), true))
+            .all_reservations(&scope(Some("initech"), true))
             .await
             .expect("list")
             .is_empty()
     );
 
     assert_eq!(
-        jobs(store.list_jobs(&scope(None, true)).await.expect("list")),
+        jobs(store.all_jobs(&scope(None, true)).await.expect("list")),
         vec!["j-5", "j-4", "j-3", "j-2", "j-1"]
     );
     assert_eq!(
-        jobs(store.list_jobs(&scope(None, false)).await.expect("list")),
+        jobs(store.all_jobs(&scope(None, false)).await.expect("list")),
         vec!["j-5", "j-3", "j-1"]
     );
     assert_eq!(
         jobs(
             store
-                .list_jobs(&scope(Some("globex"), false))
+                .all_jobs(&scope(Some("globex"), false))
                 .await
                 .expect("list")
         ),
@@ -1381,7 +1547,7 @@ async fn scope_filters_org_and_finished(db: TestDb) {
     assert_eq!(
         jobs(
             store
-                .list_jobs(&scope(Some("acme"), true))
+                .all_jobs(&scope(Some("acme"), true))
                 .await
                 .expect("list")
         ),
@@ -1428,14 +1594,14 @@ async fn audit_is_newest_first(db: TestDb) {
     let actions = |rows: Vec<AuditRow>| ids(&rows, |a| &a.action);
     // Same time: the later insert first.
     assert_eq!(
-        actions(store.list_audit(10).await.expect("audit")),
+        actions(store.audit_first(10).await.expect("audit")),
         vec!["d", "c", "b", "a"]
     );
     assert_eq!(
-        actions(store.list_audit(2).await.expect("audit")),
+        actions(store.audit_first(2).await.expect("audit")),
         vec!["d", "c"]
     );
-    assert!(store.list_audit(0).await.expect("audit").is_empty());
+    assert!(store.audit_first(0).await.expect("audit").is_empty());
 }
 
 async fn reopening_keeps_data(db: TestDb) {
@@ -1611,17 +1777,17 @@ async fn ledger_filters_by_org_time_and_period(db: TestDb) {
 
     // [from, to): by time, ties by id.
     assert_eq!(
-        ledger_ids(store.list_ledger(None, 0, 10_000).await.expect("ledger")),
+        ledger_ids(store.all_ledger(None, 0, 10_000).await.expect("ledger")),
         vec!["l-1", "l-2", "l-3", "l-4", "l-5", "l-6"]
     );
     assert_eq!(
-        ledger_ids(store.list_ledger(None, 999, 1_500).await.expect("ledger")),
+        ledger_ids(store.all_ledger(None, 999, 1_500).await.expect("ledger")),
         vec!["l-2", "l-3", "l-4"]
     );
     assert_eq!(
         ledger_ids(
             store
-                .list_ledger(Some("acme"), 100, 1_501)
+                .all_ledger(Some("acme"), 100, 1_501)
                 .await
                 .expect("ledger")
         ),
@@ -1630,7 +1796,7 @@ async fn ledger_filters_by_org_time_and_period(db: TestDb) {
     assert_eq!(
         ledger_ids(
             store
-                .list_ledger(Some("globex"), 1_001, 10_000)
+                .all_ledger(Some("globex"), 1_001, 10_000)
                 .await
                 .expect("ledger")
         ),
@@ -1638,14 +1804,14 @@ async fn ledger_filters_by_org_time_and_period(db: TestDb) {
     );
     assert!(
         store
-            .list_ledger(Some("initech"), 0, 10_000)
+            .all_ledger(Some("initech"), 0, 10_000)
             .await
             .expect("ledger")
             .is_empty()
     );
     assert!(
         store
-            .list_ledger(None, 2_001, 10_000)
+            .all_ledger(None, 2_001, 10_000)
             .await
             .expect("ledger")
             .is_empty()
@@ -1694,7 +1860,7 @@ async fn ledger_filters_by_org_time_and_period(db: TestDb) {
     apply(&store, vec![Mutation::InsertLedger(many)]).await;
     assert_eq!(
         store
-            .list_ledger(Some("globex"), 50_000, 60_000)
+            .all_ledger(Some("globex"), 50_000, 60_000)
             .await
             .expect("ledger")
             .len(),
@@ -2005,8 +2171,8 @@ async fn old_database_migrates_forward(db: TestDb) {
         &store,
         vec![
             Mutation::UpdateOrg(org("acme")),
-            Mutation::UpsertReservation(res.clone()),
-            Mutation::UpsertJob(requeued.clone()),
+            Mutation::UpsertReservation(res.clone().into()),
+            Mutation::UpsertJob(requeued.clone().into()),
             Mutation::UpsertBudget(budget("acme", "h100")),
             Mutation::InsertLedger(vec![ledger("l-1", "acme", 2_000, 0)]),
             Mutation::SetPolicy(PolicyRow {
@@ -2024,9 +2190,13 @@ async fn old_database_migrates_forward(db: TestDb) {
     assert_eq!(snap.ledger.len(), 1);
     drop(store);
 
-    // The new migration rolls back cleanly, keeping the old rows, and applies again.
+    // The migrations after the initial one roll back cleanly, newest first, keeping the
+    // old rows, and apply again.
     let raw = db.raw().await;
-    Migrator::down(&raw, Some(1)).await.expect("rolling back");
+    let later = Migrator::migrations().len() as u32 - 1;
+    Migrator::down(&raw, Some(later))
+        .await
+        .expect("rolling back");
     assert_eq!(count_rows(&raw, "jobs").await, 2);
     raw.execute_unprepared("DELETE FROM jobs WHERE id = 'j-new'")
         .await

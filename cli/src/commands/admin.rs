@@ -626,7 +626,10 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { .. } | AdminCmd::Policy { .. } => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
-                .list_audit(v1::ListAuditRequest { limit: *limit })
+                .list_audit(v1::ListAuditRequest {
+                    page_size: *limit,
+                    ..Default::default()
+                })
                 .await?
                 .into_inner()
                 .events;

@@ -521,8 +521,13 @@ pub async fn logs(ctx: &Ctx, id: &str, follow_logs: bool) -> Result<(), Error> {
     }
 }
 
-/// `berth jobs [--all]` and its subcommands.
-pub async fn jobs(ctx: &Ctx, all: bool, cmd: Option<&JobsCmd>) -> Result<(), Error> {
+/// `berth jobs [--all] [--limit N] [filters]` and its subcommands.
+pub async fn jobs(
+    ctx: &Ctx,
+    all: bool,
+    list: &crate::paging::ListArgs,
+    cmd: Option<&JobsCmd>,
+) -> Result<(), Error> {
     match cmd {
         Some(JobsCmd::Show { id }) => {
             let job = ctx
@@ -536,19 +541,36 @@ pub async fn jobs(ctx: &Ctx, all: bool, cmd: Option<&JobsCmd>) -> Result<(), Err
         }
         Some(JobsCmd::Cancel { id }) => cancel(ctx, id).await,
         None => {
-            let jobs = ctx
-                .api()
-                .await?
-                .jobs()
-                .list_jobs(v1::ListJobsRequest { all })
-                .await?
-                .into_inner()
-                .jobs;
+            let client = ctx.api().await?.jobs();
+            let base = v1::ListJobsRequest {
+                all,
+                states: list.job_states()?,
+                user: list.user.clone().unwrap_or_default(),
+                class: list.class.clone().unwrap_or_default(),
+                since: list.since()?,
+                ..Default::default()
+            };
+            let (jobs, more) =
+                crate::paging::collect(list.limit(ctx.format), |page_size, page_token| {
+                    let req = v1::ListJobsRequest {
+                        page_size,
+                        page_token,
+                        ..base.clone()
+                    };
+                    let mut client = client.clone();
+                    async move {
+                        let r = client.list_jobs(req).await?.into_inner();
+                        Ok((r.jobs, r.next_page_token))
+                    }
+                })
+                .await?;
             if ctx.format == Format::Json {
                 let views: Vec<JobView> = jobs.iter().map(Into::into).collect();
                 return output::json(&views);
             }
-            table(&jobs).print(ctx.format, "no jobs")
+            table(&jobs).print(ctx.format, "no jobs")?;
+            crate::paging::note_more(more, jobs.len(), "jobs");
+            Ok(())
         }
     }
 }

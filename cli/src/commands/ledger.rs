@@ -141,18 +141,26 @@ fn csv(entries: &[v1::LedgerEntry]) -> String {
 /// `berth ledger`.
 pub async fn ledger(ctx: &Ctx, args: &LedgerArgs) -> Result<(), Error> {
     let (from, to) = timefmt::range_flags(args.from.as_deref(), args.to.as_deref())?;
-    let entries = ctx
-        .api()
-        .await?
-        .usage()
-        .list_ledger(v1::ListLedgerRequest {
-            org: args.org.clone().unwrap_or_default(),
-            from: from.map(ms_to_ts),
-            to: to.map(ms_to_ts),
-        })
-        .await?
-        .into_inner()
-        .entries;
+    let client = ctx.api().await?.usage();
+    let base = v1::ListLedgerRequest {
+        org: args.org.clone().unwrap_or_default(),
+        from: from.map(ms_to_ts),
+        to: to.map(ms_to_ts),
+        ..Default::default()
+    };
+    let (entries, _) = crate::paging::collect(None, |page_size, page_token| {
+        let req = v1::ListLedgerRequest {
+            page_size,
+            page_token,
+            ..base.clone()
+        };
+        let mut client = client.clone();
+        async move {
+            let r = client.list_ledger(req).await?.into_inner();
+            Ok((r.entries, r.next_page_token))
+        }
+    })
+    .await?;
     match ctx.format {
         Format::Json => {
             let views: Vec<EntryView> = entries.iter().map(Into::into).collect();

@@ -240,16 +240,34 @@ pub async fn reserve(ctx: &Ctx, args: &ReserveArgs) -> Result<(), Error> {
 pub async fn reservations(
     ctx: &Ctx,
     all: bool,
+    list: &crate::paging::ListArgs,
     cmd: Option<&ReservationsCmd>,
 ) -> Result<(), Error> {
     let mut client = ctx.api().await?.reservations();
     match cmd {
         None => {
-            let rs = client
-                .list_reservations(v1::ListReservationsRequest { all })
-                .await?
-                .into_inner()
-                .reservations;
+            let base = v1::ListReservationsRequest {
+                all,
+                states: list.reservation_states()?,
+                user: list.user.clone().unwrap_or_default(),
+                class: list.class.clone().unwrap_or_default(),
+                since: list.since()?,
+                ..Default::default()
+            };
+            let (rs, more) =
+                crate::paging::collect(list.limit(ctx.format), |page_size, page_token| {
+                    let req = v1::ListReservationsRequest {
+                        page_size,
+                        page_token,
+                        ..base.clone()
+                    };
+                    let mut client = client.clone();
+                    async move {
+                        let r = client.list_reservations(req).await?.into_inner();
+                        Ok((r.reservations, r.next_page_token))
+                    }
+                })
+                .await?;
             if ctx.format == Format::Json {
                 let views: Vec<ReservationView> = rs.iter().map(Into::into).collect();
                 return output::json(&views);
@@ -257,6 +275,7 @@ pub async fn reservations(
             table(&rs).print(ctx.format, "no reservations")?;
             if ctx.format == Format::Table {
                 warnings(&rs).into_iter().for_each(output::note);
+                crate::paging::note_more(more, rs.len(), "reservations");
             }
             Ok(())
         }

@@ -171,17 +171,26 @@ fn tables(resp: &v1::GetUsageResponse) -> String {
 /// `berth usage`.
 pub async fn usage(ctx: &Ctx, args: &UsageArgs) -> Result<(), Error> {
     let (from, to) = timefmt::range_flags(args.from.as_deref(), args.to.as_deref())?;
-    let resp = ctx
-        .api()
-        .await?
-        .usage()
-        .get_usage(v1::GetUsageRequest {
-            org: args.org.clone().unwrap_or_default(),
-            from: from.map(ms_to_ts),
-            to: to.map(ms_to_ts),
-        })
-        .await?
-        .into_inner();
+    let mut client = ctx.api().await?.usage();
+    let base = v1::GetUsageRequest {
+        org: args.org.clone().unwrap_or_default(),
+        from: from.map(ms_to_ts),
+        to: to.map(ms_to_ts),
+        ..Default::default()
+    };
+    // Totals and budgets come with the first page; records with every page.
+    let mut resp = client.get_usage(base.clone()).await?.into_inner();
+    while !resp.next_page_token.is_empty() {
+        let mut next = client
+            .get_usage(v1::GetUsageRequest {
+                page_token: std::mem::take(&mut resp.next_page_token),
+                ..base.clone()
+            })
+            .await?
+            .into_inner();
+        resp.records.append(&mut next.records);
+        resp.next_page_token = next.next_page_token;
+    }
     match ctx.format {
         Format::Json => output::json(&view(&resp)),
         Format::Csv => output::emit(&csv(&resp)),
@@ -221,6 +230,7 @@ mod tests {
                 job_device_hours: 4.0,
             }],
             budgets: vec![budgets::tests::sample()],
+            next_page_token: String::new(),
         }
     }
 

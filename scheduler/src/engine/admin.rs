@@ -1,10 +1,14 @@
 //! Centre administration: sites, classes, orgs, users, tokens, node drains.
 
+use super::stage::{Ending, finish_job};
 use super::{Engine, audit, now};
 use crate::auth::{self, Caller, Issued};
 use crate::error::{Error, Result};
-use crate::state::node_schedulable;
-use crate::store::{ClassRow, JoinTokenRow, Mutation, NodeState, OrgRow, SiteRow, UserRow};
+use crate::state::DeviceEntry;
+use crate::store::{
+    AuditRow, ClassRow, Health, JoinTokenRow, Mutation, NodeRow, NodeState, OrgRow, SiteRow,
+    UserRow,
+};
 use berth_proto::model::{self, Role};
 
 /// The org that holds the bootstrap admin.
@@ -27,16 +31,21 @@ impl Engine {
             description: description.to_owned(),
             created_ms: now(),
         };
-        let mut state = self.lock().await;
-        if state.sites.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("site {name:?}")));
-        }
-        self.commit(vec![
-            Mutation::InsertSite(row.clone()),
-            Mutation::Audit(audit(caller, "site.create", &name, row.created_ms, "ok")),
-        ])
+        self.commit(|tx| {
+            if tx.state().sites.contains_key(&name) {
+                return Err(Error::AlreadyExists(format!("site {name:?}")));
+            }
+            tx.push(Mutation::InsertSite(row.clone()));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "site.create",
+                &name,
+                row.created_ms,
+                "ok",
+            )));
+            Ok(())
+        })
         .await?;
-        state.sites.insert(name, row.clone());
         Ok(row)
     }
 
@@ -57,16 +66,21 @@ impl Engine {
             created_ms: now(),
             rate: 1.0,
         };
-        let mut state = self.lock().await;
-        if state.classes.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("device class {name:?}")));
-        }
-        self.commit(vec![
-            Mutation::InsertClass(row.clone()),
-            Mutation::Audit(audit(caller, "class.create", &name, row.created_ms, "ok")),
-        ])
+        self.commit(|tx| {
+            if tx.state().classes.contains_key(&name) {
+                return Err(Error::AlreadyExists(format!("device class {name:?}")));
+            }
+            tx.push(Mutation::InsertClass(row.clone()));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "class.create",
+                &name,
+                row.created_ms,
+                "ok",
+            )));
+            Ok(())
+        })
         .await?;
-        state.classes.insert(name, row.clone());
         Ok(row)
     }
 
@@ -85,23 +99,28 @@ impl Engine {
             created_ms: now(),
             weight: 1.0,
         };
-        let mut state = self.lock().await;
-        if state.orgs.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("org {name:?}")));
-        }
-        self.commit(vec![
-            Mutation::InsertOrg(row.clone()),
-            Mutation::Audit(audit(caller, "org.create", &name, row.created_ms, "ok")),
-        ])
+        self.commit(|tx| {
+            if tx.state().orgs.contains_key(&name) {
+                return Err(Error::AlreadyExists(format!("org {name:?}")));
+            }
+            tx.push(Mutation::InsertOrg(row.clone()));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "org.create",
+                &name,
+                row.created_ms,
+                "ok",
+            )));
+            Ok(())
+        })
         .await?;
-        state.orgs.insert(name, row.clone());
         Ok(row)
     }
 
     /// Orgs the caller may see.
     pub async fn list_orgs(&self, caller: &Caller) -> Result<Vec<OrgRow>> {
         caller.require_user()?;
-        let state = self.lock().await;
+        let state = self.view();
         Ok(state
             .orgs
             .values()
@@ -110,8 +129,8 @@ impl Engine {
             .collect())
     }
 
-    /// Creates a user and their first API token. Admins create anyone; org-admins
-    /// create users and org-admins of their own org.
+    /// Creates a user and their first API token. Admins create anyone; org-admins create
+    /// users and org-admins of their own org.
     pub async fn create_user(
         &self,
         caller: &Caller,
@@ -131,58 +150,47 @@ impl Engine {
                 caller.role
             )));
         }
-        let mut state = self.lock().await;
-        if !state.orgs.contains_key(&org) {
-            return Err(Error::NotFound(format!("org {org:?}")));
-        }
-        if state.users.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("user {name:?}")));
-        }
         let t = now();
         let user = UserRow {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.clone(),
-            org,
+            org: org.clone(),
             role,
             created_ms: t,
         };
         let issued = auth::issue(&self.keys, Some(&user), None, t, self.policy.token_ttl_ms)?;
-        self.commit(vec![
-            Mutation::InsertUser(user.clone()),
-            Mutation::InsertToken(issued.row.clone()),
-            Mutation::Audit(audit(
+        let token = issued.row.clone();
+        self.commit(|tx| {
+            let state = tx.state();
+            if !state.orgs.contains_key(&org) {
+                return Err(Error::NotFound(format!("org {org:?}")));
+            }
+            if state.users.contains_key(&name) {
+                return Err(Error::AlreadyExists(format!("user {name:?}")));
+            }
+            tx.push(Mutation::InsertUser(user.clone()));
+            tx.push(Mutation::InsertToken(token));
+            tx.push(Mutation::Audit(audit(
                 caller,
                 "user.create",
                 &format!("{name} ({role})"),
                 t,
                 "ok",
-            )),
-        ])
+            )));
+            Ok(())
+        })
         .await?;
-        state.users.insert(name, user.clone());
-        self.with_auth(|a| {
-            a.put_user(user.clone());
-            a.put_token(issued.row.clone());
-        });
         Ok((user, issued))
     }
 
     /// Users the caller may see, optionally of one org.
     pub async fn list_users(&self, caller: &Caller, org: &str) -> Result<Vec<UserRow>> {
-        caller.require_user()?;
-        let org = model::optional_name("org", org)?;
-        let org = match (caller.is_admin(), org) {
-            (true, org) => org,
-            (false, Some(o)) if o != caller.org => {
-                return Err(Error::NotFound(format!("org {o:?}")));
-            }
-            (false, _) => Some(caller.org.clone()),
-        };
+        let org = super::views::scoped_org(caller, org)?;
         Ok(self.store.list_users(org.as_deref()).await?)
     }
 
-    /// Issues a new API token for a user. Users may issue their own; org-admins for
-    /// their org's users; admins for anyone.
+    /// Issues a new API token for a user. Users may issue their own; org-admins for their
+    /// org's users; admins for anyone.
     pub async fn create_token(
         &self,
         caller: &Caller,
@@ -198,40 +206,37 @@ impl Engine {
                 "must be positive and at most two years",
             ));
         }
-        let state = self.lock().await;
-        let user = state
-            .users
-            .get(&user_name)
-            .filter(|u| caller.can_see_org(&u.org))
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("user {user_name:?}")))?;
-        if !caller.can_modify(&user.org, &user.id) {
-            return Err(Error::PermissionDenied(format!(
-                "you may not issue tokens for {user_name:?}"
-            )));
-        }
         let t = now();
-        let issued = auth::issue(&self.keys, Some(&user), None, t, ttl)?;
-        self.commit(vec![
-            Mutation::InsertToken(issued.row.clone()),
-            Mutation::Audit(audit(
+        self.commit(|tx| {
+            let user = tx
+                .state()
+                .users
+                .get(&user_name)
+                .filter(|u| caller.can_see_org(&u.org))
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("user {user_name:?}")))?;
+            if !caller.can_modify(&user.org, &user.id) {
+                return Err(Error::PermissionDenied(format!(
+                    "you may not issue tokens for {user_name:?}"
+                )));
+            }
+            let issued = auth::issue(&self.keys, Some(&user), None, t, ttl)?;
+            tx.push(Mutation::InsertToken(issued.row.clone()));
+            tx.push(Mutation::Audit(audit(
                 caller,
                 "token.create",
                 &format!("{user_name} {}", issued.row.id),
                 t,
                 "ok",
-            )),
-        ])
-        .await?;
-        drop(state);
-        self.with_auth(|a| a.put_token(issued.row.clone()));
-        Ok(issued)
+            )));
+            Ok(issued)
+        })
+        .await
     }
 
     /// Revokes a token (admin, or the token's own user).
     pub async fn revoke_token(&self, caller: &Caller, token_id: &str) -> Result<()> {
         let token_id = model::id("token_id", token_id)?;
-        let _state = self.lock().await;
         let owner = {
             let index = self.auth.read().unwrap_or_else(|e| e.into_inner());
             index.token_owner(&token_id)
@@ -242,15 +247,20 @@ impl Engine {
         if !(caller.is_admin() || owner.as_deref() == Some(caller.id.as_str())) {
             return Err(Error::NotFound(format!("token {token_id}")));
         }
-        self.commit(vec![
-            Mutation::RevokeToken {
+        self.commit(|tx| {
+            tx.push(Mutation::RevokeToken {
                 id: token_id.clone(),
-            },
-            Mutation::Audit(audit(caller, "token.revoke", &token_id, now(), "ok")),
-        ])
-        .await?;
-        self.with_auth(|a| a.revoke(&token_id));
-        Ok(())
+            });
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "token.revoke",
+                &token_id,
+                now(),
+                "ok",
+            )));
+            Ok(())
+        })
+        .await
     }
 
     /// Creates a join token for agents (admin).
@@ -273,144 +283,136 @@ impl Engine {
             created_ms: t,
             expires_ms: t + ttl,
         };
-        let mut state = self.lock().await;
-        self.commit(vec![
-            Mutation::InsertJoinToken(row.clone()),
-            Mutation::Audit(audit(caller, "join-token.create", &row.id, t, "ok")),
-        ])
-        .await?;
-        state.join_tokens.retain(|j| j.expires_ms > t);
         let expires = row.expires_ms;
-        state.join_tokens.push(row);
+        self.commit(|tx| {
+            let id = row.id.clone();
+            tx.push(Mutation::InsertJoinToken(row));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "join-token.create",
+                &id,
+                t,
+                "ok",
+            )));
+            Ok(())
+        })
+        .await?;
         Ok((secret, expires))
     }
 
     /// Returns a quarantined device to service (admin).
-    pub async fn clear_device(
-        &self,
-        caller: &Caller,
-        uuid: &str,
-    ) -> Result<crate::state::DeviceEntry> {
+    pub async fn clear_device(&self, caller: &Caller, uuid: &str) -> Result<DeviceEntry> {
         caller.require_admin()?;
         if uuid.is_empty() {
             return Err(Error::field("uuid", "must not be empty"));
         }
-        let mut state = self.lock().await;
-        let entry = state
-            .devices
-            .get(uuid)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("device {uuid}")))?;
-        if entry.row.health != crate::store::Health::Failed {
-            return Err(Error::FailedPrecondition(format!(
-                "device {uuid} is not quarantined"
-            )));
-        }
-        let mut row = entry.row.clone();
-        row.health = crate::store::Health::Healthy;
-        row.health_reason = format!(
-            "cleared by {} (was: {})",
-            caller.name, entry.row.health_reason
-        );
-        row.updated_ms = now();
-        self.commit(vec![
-            Mutation::UpsertDevice(row.clone()),
-            Mutation::Audit(audit(caller, "device.clear", uuid, row.updated_ms, "ok")),
-        ])
-        .await?;
-        state.cluster.set_device_healthy(uuid, true);
-        let entry = crate::state::DeviceEntry {
-            row,
-            telemetry: entry.telemetry,
-        };
-        state.devices.insert(uuid.to_owned(), entry.clone());
-        drop(state);
+        let t = now();
+        let entry = self
+            .commit(|tx| {
+                let entry = tx
+                    .state()
+                    .devices
+                    .get(uuid)
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound(format!("device {uuid}")))?;
+                if entry.row.health != Health::Failed {
+                    return Err(Error::FailedPrecondition(format!(
+                        "device {uuid} is not quarantined"
+                    )));
+                }
+                let mut row = entry.row.clone();
+                row.health = Health::Healthy;
+                row.health_reason = format!(
+                    "cleared by {} (was: {})",
+                    caller.name, entry.row.health_reason
+                );
+                row.updated_ms = t;
+                tx.push(Mutation::UpsertDevice(row.clone()));
+                tx.push(Mutation::Audit(audit(
+                    caller,
+                    "device.clear",
+                    uuid,
+                    t,
+                    "ok",
+                )));
+                Ok(DeviceEntry { row })
+            })
+            .await?;
         self.kick();
         Ok(entry)
     }
 
     /// Drains (`drain = true`) or undrains a node (admin).
-    pub async fn set_drain(
-        &self,
-        caller: &Caller,
-        node: &str,
-        drain: bool,
-    ) -> Result<crate::store::NodeRow> {
+    pub async fn set_drain(&self, caller: &Caller, node: &str, drain: bool) -> Result<NodeRow> {
         caller.require_admin()?;
         let node = model::name("node", node)?;
-        let mut state = self.lock().await;
-        let entry = state
-            .nodes
-            .get(&node)
-            .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
-        let mut row = entry.row.clone();
-        row.state = match (drain, row.state) {
-            (true, NodeState::Ready) => NodeState::Draining,
-            (true, s @ (NodeState::Draining | NodeState::Drained)) => s,
-            (false, NodeState::Draining | NodeState::Drained | NodeState::Ready) => {
-                NodeState::Ready
-            }
-            (_, s) => {
-                return Err(Error::FailedPrecondition(format!(
-                    "node {node:?} is {s}; it cannot be changed now"
-                )));
-            }
-        };
-        let action = if drain { "node.drain" } else { "node.undrain" };
-        self.commit(vec![
-            Mutation::UpsertNode(row.clone()),
-            Mutation::Audit(audit(caller, action, &node, now(), "ok")),
-        ])
-        .await?;
-        state
-            .cluster
-            .set_node_schedulable(&node, node_schedulable(row.state));
-        if let Some(e) = state.nodes.get_mut(&node) {
-            e.row = row.clone();
-        }
-        drop(state);
+        let row = self
+            .commit(|tx| {
+                let entry = tx
+                    .state()
+                    .nodes
+                    .get(&node)
+                    .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+                let mut row = entry.row.clone();
+                row.state = match (drain, row.state) {
+                    (true, NodeState::Ready) => NodeState::Draining,
+                    (true, s @ (NodeState::Draining | NodeState::Drained)) => s,
+                    (false, NodeState::Draining | NodeState::Drained | NodeState::Ready) => {
+                        NodeState::Ready
+                    }
+                    (_, s) => {
+                        return Err(Error::FailedPrecondition(format!(
+                            "node {node:?} is {s}; it cannot be changed now"
+                        )));
+                    }
+                };
+                let action = if drain { "node.drain" } else { "node.undrain" };
+                tx.push(Mutation::UpsertNode(row.clone()));
+                tx.push(Mutation::Audit(audit(caller, action, &node, now(), "ok")));
+                Ok(row)
+            })
+            .await?;
         self.kick();
         Ok(row)
     }
 
     /// Declares a node down (admin): its placed jobs end as lost now, releasing their
-    /// claims, and nothing new is placed on it until it is undrained.
-    pub async fn mark_down(&self, caller: &Caller, node: &str) -> Result<crate::store::NodeRow> {
+    /// claims, and nothing new is placed on it until it is undrained. One batch.
+    pub async fn mark_down(&self, caller: &Caller, node: &str) -> Result<NodeRow> {
         caller.require_admin()?;
         let node = model::name("node", node)?;
-        let mut state = self.lock().await;
-        let mut row = state
-            .nodes
-            .get(&node)
-            .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
-            .row
-            .clone();
-        row.state = NodeState::Down;
-        self.commit(vec![
-            Mutation::UpsertNode(row.clone()),
-            Mutation::Audit(audit(caller, "node.down", &node, now(), "ok")),
-        ])
-        .await?;
-        state.cluster.set_node_schedulable(&node, false);
-        if let Some(e) = state.nodes.get_mut(&node) {
-            e.row = row.clone();
-        }
-        let jobs: Vec<String> = state
-            .placed_jobs_on(&node)
-            .map(|j| j.row.id.clone())
-            .collect();
-        let why = format!("node {node} was declared down by {}", caller.name);
-        for id in jobs {
-            self.end_job(&mut state, &id, super::jobs::Ending::Lost(why.clone()))
-                .await?;
-        }
-        drop(state);
+        let t = now();
+        let row = self
+            .commit(|tx| {
+                let mut row = tx
+                    .state()
+                    .nodes
+                    .get(&node)
+                    .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
+                    .row
+                    .clone();
+                row.state = NodeState::Down;
+                tx.push(Mutation::UpsertNode(row.clone()));
+                tx.push(Mutation::Audit(audit(caller, "node.down", &node, t, "ok")));
+                let mut jobs: Vec<String> = tx
+                    .state()
+                    .placed_jobs_on(&node)
+                    .map(|j| j.row.id.clone())
+                    .collect();
+                jobs.sort();
+                let why = format!("node {node} was declared down by {}", caller.name);
+                for id in jobs {
+                    finish_job(tx, &id, Ending::Lost(why.clone()), None, t);
+                }
+                Ok(tx.state().nodes.get(&node).map_or(row, |n| n.row.clone()))
+            })
+            .await?;
         self.kick();
         Ok(row)
     }
 
-    /// Makes sure a centre admin exists and returns a fresh token for it when
-    /// `existing` is not a valid token. Used by `--bootstrap-admin-token-file`.
+    /// Makes sure a centre admin exists and returns a fresh token for it when `existing`
+    /// is not a valid token. Used by `--bootstrap-admin-token-file`.
     pub async fn bootstrap_admin(&self, existing: Option<&str>) -> Result<Option<String>> {
         let t = now();
         if let Some(token) = existing {
@@ -422,54 +424,52 @@ impl Engine {
                 return Ok(None);
             }
         }
-        let mut state = self.lock().await;
-        let mut batch = Vec::new();
-        let new_org = (!state.orgs.contains_key(CENTRE_ORG)).then(|| OrgRow {
-            name: CENTRE_ORG.into(),
-            description: "Centre staff".into(),
-            created_ms: t,
-            weight: 1.0,
-        });
-        if let Some(org) = &new_org {
-            batch.push(Mutation::InsertOrg(org.clone()));
-        }
-        let user = match state.users.get(BOOTSTRAP_ADMIN) {
-            Some(u) if u.role == Role::Admin => u.clone(),
-            Some(_) => {
-                return Err(Error::FailedPrecondition(format!(
-                    "user {BOOTSTRAP_ADMIN:?} exists but is not an admin"
-                )));
-            }
-            None => {
-                let u = UserRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    name: BOOTSTRAP_ADMIN.into(),
-                    org: CENTRE_ORG.into(),
-                    role: Role::Admin,
+        let issued = self
+            .commit(|tx| {
+                let state = tx.state();
+                let new_org = (!state.orgs.contains_key(CENTRE_ORG)).then(|| OrgRow {
+                    name: CENTRE_ORG.into(),
+                    description: "Centre staff".into(),
                     created_ms: t,
+                    weight: 1.0,
+                });
+                let (user, new_user) = match state.users.get(BOOTSTRAP_ADMIN) {
+                    Some(u) if u.role == Role::Admin => (u.clone(), false),
+                    Some(_) => {
+                        return Err(Error::FailedPrecondition(format!(
+                            "user {BOOTSTRAP_ADMIN:?} exists but is not an admin"
+                        )));
+                    }
+                    None => (
+                        UserRow {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            name: BOOTSTRAP_ADMIN.into(),
+                            org: CENTRE_ORG.into(),
+                            role: Role::Admin,
+                            created_ms: t,
+                        },
+                        true,
+                    ),
                 };
-                batch.push(Mutation::InsertUser(u.clone()));
-                u
-            }
-        };
-        let issued = auth::issue(&self.keys, Some(&user), None, t, self.policy.token_ttl_ms)?;
-        batch.push(Mutation::InsertToken(issued.row.clone()));
-        batch.push(Mutation::Audit(crate::store::AuditRow {
-            time_ms: t,
-            actor: "berth-scheduler".into(),
-            action: "admin.bootstrap".into(),
-            target: BOOTSTRAP_ADMIN.into(),
-            outcome: "ok".into(),
-        }));
-        self.commit(batch).await?;
-        if let Some(org) = new_org {
-            state.orgs.insert(CENTRE_ORG.into(), org);
-        }
-        state.users.insert(BOOTSTRAP_ADMIN.into(), user.clone());
-        self.with_auth(|a| {
-            a.put_user(user);
-            a.put_token(issued.row.clone());
-        });
+                let issued =
+                    auth::issue(&self.keys, Some(&user), None, t, self.policy.token_ttl_ms)?;
+                if let Some(org) = new_org {
+                    tx.push(Mutation::InsertOrg(org));
+                }
+                if new_user {
+                    tx.push(Mutation::InsertUser(user));
+                }
+                tx.push(Mutation::InsertToken(issued.row.clone()));
+                tx.push(Mutation::Audit(AuditRow {
+                    time_ms: t,
+                    actor: "berth-scheduler".into(),
+                    action: "admin.bootstrap".into(),
+                    target: BOOTSTRAP_ADMIN.into(),
+                    outcome: "ok".into(),
+                }));
+                Ok(issued)
+            })
+            .await?;
         Ok(Some(issued.token))
     }
 }

@@ -1,16 +1,21 @@
 //! The agent protocol: join, heartbeat (lease + desired work), job reports, logs.
 
-use super::jobs::{Ending, bump_generation};
-use super::{Engine, now};
+use super::charges::{self, Subject};
+use super::pipeline::Tx;
+use super::stage::{Ending, finish_job, stage_stop};
+use super::{Engine, now, percent_of};
 use crate::auth::{self, Caller};
 use crate::error::{Error, Result};
-use crate::state::{DeviceEntry, NodeEntry, RankEnd, State, node_schedulable};
-use crate::store::{AuditRow, DeviceRow, Health, JobState, LogRow, Mutation, NodeRow, NodeState};
+use crate::state::{RankEnd, State};
+use crate::store::{
+    AuditRow, DeviceRow, Health, JobRow, JobState, LogRow, Mutation, NodeRow, NodeState, OwnerKind,
+    ReservationRow, StopCause,
+};
 use berth_proto::model;
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, ts_to_ms};
 use berth_proto::v1;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What a heartbeat answers.
 #[derive(Debug, Clone)]
@@ -31,54 +36,6 @@ impl Engine {
             ));
         }
         let hash = auth::hash_secret(&req.join_token);
-        let mut state = self.lock().await;
-        if !state
-            .join_tokens
-            .iter()
-            .any(|j| j.hash == hash && j.expires_ms > t)
-        {
-            return Err(Error::Unauthenticated(
-                "invalid or expired join token: create one with `berth admin join-token`".into(),
-            ));
-        }
-        if !state.sites.contains_key(&site) {
-            return Err(Error::FailedPrecondition(format!(
-                "site {site:?} does not exist: create it with `berth admin sites create {site}`"
-            )));
-        }
-        let mut devices = device_rows(&state, &node, &req.devices, t)?;
-        for d in &mut devices {
-            // Quarantine outlives a re-join.
-            if let Some(prev) = state.devices.get(&d.uuid)
-                && prev.row.health == Health::Failed
-            {
-                d.health = Health::Failed;
-                d.health_reason = prev.row.health_reason.clone();
-            }
-        }
-        let previous = state.nodes.get(&node).map(|n| n.row.clone());
-        if let Some(p) = &previous
-            && p.site != site
-        {
-            return Err(Error::FailedPrecondition(format!(
-                "node {node:?} is registered at site {:?}, not {site:?}",
-                p.site
-            )));
-        }
-        let row = NodeRow {
-            name: node.clone(),
-            site: site.clone(),
-            state: match previous.as_ref().map(|p| p.state) {
-                None | Some(NodeState::Unreachable | NodeState::Down) => NodeState::Ready,
-                Some(s) => s,
-            },
-            hostname: req.hostname.clone(),
-            agent_version: req.agent_version.clone(),
-            runtime: req.runtime.clone(),
-            last_heartbeat_ms: Some(t),
-            generation: previous.as_ref().map_or(0, |p| p.generation),
-            created_ms: previous.as_ref().map_or(t, |p| p.created_ms),
-        };
         let issued = auth::issue(
             &self.keys,
             None,
@@ -86,52 +43,77 @@ impl Engine {
             t,
             self.policy.node_credential_ttl_ms,
         )?;
-        let mut batch = vec![Mutation::UpsertNode(row.clone())];
-        batch.extend(devices.iter().cloned().map(Mutation::UpsertDevice));
-        batch.push(Mutation::InsertToken(issued.row.clone()));
-        batch.push(Mutation::Audit(AuditRow {
-            time_ms: t,
-            actor: format!("agent {node}"),
-            action: "node.join".into(),
-            target: format!("{node} ({} devices)", devices.len()),
-            outcome: "ok".into(),
-        }));
-        self.commit(batch).await?;
-        state
-            .cluster
-            .upsert_node(&node, &site, node_schedulable(row.state));
-        for d in devices {
-            state
-                .cluster
-                .upsert_device(&d.uuid, &node, &d.class, d.health != Health::Failed);
-            let telemetry = req
-                .devices
+        let token_row = issued.row.clone();
+        self.commit(|tx| {
+            let state = tx.state();
+            if !state
+                .join_tokens
                 .iter()
-                .find(|r| r.uuid == d.uuid)
-                .and_then(|r| r.telemetry);
-            state
-                .devices
-                .insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
-        }
-        match state.nodes.get_mut(&node) {
-            Some(entry) => {
-                entry.row = row;
-                entry.last_seen = Some(Instant::now());
+                .any(|j| j.hash == hash && j.expires_ms > t)
+            {
+                return Err(Error::Unauthenticated(
+                    "invalid or expired join token: create one with `berth admin join-token`"
+                        .into(),
+                ));
             }
-            None => {
-                let (generation_tx, _) = watch::channel(row.generation);
-                state.nodes.insert(
-                    node.clone(),
-                    NodeEntry {
-                        row,
-                        last_seen: Some(Instant::now()),
-                        generation_tx,
-                    },
-                );
+            if !state.sites.contains_key(&site) {
+                return Err(Error::FailedPrecondition(format!(
+                    "site {site:?} does not exist: create it with `berth admin sites create {site}`"
+                )));
             }
-        }
-        drop(state);
-        self.with_auth(|a| a.put_token(issued.row.clone()));
+            let mut devices = device_rows(state, &node, &req.devices, t)?;
+            for d in &mut devices {
+                // Quarantine outlives a re-join.
+                if let Some(prev) = state.devices.get(&d.uuid)
+                    && prev.row.health == Health::Failed
+                {
+                    d.health = Health::Failed;
+                    d.health_reason = prev.row.health_reason.clone();
+                }
+            }
+            let previous = state.nodes.get(&node).map(|n| n.row.clone());
+            if let Some(p) = &previous
+                && p.site != site
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "node {node:?} is registered at site {:?}, not {site:?}",
+                    p.site
+                )));
+            }
+            let row = NodeRow {
+                name: node.clone(),
+                site: site.clone(),
+                state: match previous.as_ref().map(|p| p.state) {
+                    None | Some(NodeState::Unreachable | NodeState::Down) => NodeState::Ready,
+                    Some(s) => s,
+                },
+                hostname: req.hostname.clone(),
+                agent_version: req.agent_version.clone(),
+                runtime: req.runtime.clone(),
+                last_heartbeat_ms: Some(t),
+                generation: previous.as_ref().map_or(0, |p| p.generation),
+                created_ms: previous.as_ref().map_or(t, |p| p.created_ms),
+            };
+            let count = devices.len();
+            tx.push(Mutation::UpsertNode(row));
+            tx.extend(devices.into_iter().map(Mutation::UpsertDevice));
+            tx.push(Mutation::InsertToken(token_row));
+            tx.push(Mutation::Audit(AuditRow {
+                time_ms: t,
+                actor: format!("agent {node}"),
+                action: "node.join".into(),
+                target: format!("{node} ({count} devices)"),
+                outcome: "ok".into(),
+            }));
+            Ok(())
+        })
+        .await?;
+        self.observed.seen(&node);
+        self.observed.telemetry(
+            req.devices
+                .iter()
+                .filter_map(|d| d.telemetry.map(|t| (d.uuid.clone(), t))),
+        );
         self.kick();
         tracing::info!(%node, %site, "node joined");
         Ok(v1::JoinResponse {
@@ -141,8 +123,10 @@ impl Engine {
         })
     }
 
-    /// Renews the lease, takes in observed state, and answers the desired work,
-    /// holding the call while nothing changes (long-poll).
+    /// Renews the lease, takes in observed state, and answers the desired work, holding
+    /// the call while nothing changes (long-poll). Everything the heartbeat changes is one
+    /// batch; the reply is built from the committed state, so a node never starts work
+    /// that is not durable.
     pub async fn heartbeat(
         &self,
         caller: &Caller,
@@ -150,18 +134,19 @@ impl Engine {
     ) -> Result<HeartbeatReply> {
         caller.require_node(&req.node)?;
         let node = req.node.clone();
-        let (mut rx, failed) = {
-            let mut state = self.lock().await;
-            let failed = self.take_heartbeat(&mut state, &req).await?;
-            let entry = state
-                .nodes
-                .get(&node)
-                .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
-            (entry.generation_tx.subscribe(), failed)
-        };
-        for (job, why) in failed {
-            self.request_stop(&job, JobState::Failed, &why).await?;
+        self.observed.seen(&node);
+        self.observed.telemetry(
+            req.devices
+                .iter()
+                .filter_map(|d| d.telemetry.map(|t| (d.uuid.clone(), t))),
+        );
+        let t = now();
+        let (changed, ticket) = self.decide(|tx| take_heartbeat(tx, &req, t))?;
+        ticket.durable().await?;
+        if changed {
+            self.kick();
         }
+        let mut rx = self.generations.subscribe(&node);
         let current = *rx.borrow_and_update();
         if u64::try_from(current).unwrap_or(0) == req.known_generation {
             let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
@@ -171,198 +156,10 @@ impl Engine {
                     tokio::time::timeout(Duration::from_millis(wait as u64), rx.changed()).await;
             }
         }
-        let state = self.lock().await;
+        let state = self.view();
         Ok(HeartbeatReply {
-            response: self.desired(&state, &node, &req),
+            response: desired(&state, &node, &req, &self.policy),
         })
-    }
-
-    /// Applies the heartbeat's observations: lease, devices, jobs. Returns the jobs to
-    /// stop because a device they hold has just failed.
-    async fn take_heartbeat(
-        &self,
-        state: &mut State,
-        req: &v1::HeartbeatRequest,
-    ) -> Result<Vec<(String, String)>> {
-        let t = now();
-        let node = &req.node;
-        let entry = state
-            .nodes
-            .get(node)
-            .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
-        let mut batch = Vec::new();
-        let mut row = entry.row.clone();
-        let came_back = row.state == NodeState::Unreachable;
-        if came_back {
-            row.state = NodeState::Ready;
-            tracing::info!(%node, "node reachable again");
-        }
-        let version_changed = row.agent_version != req.agent_version || row.runtime != req.runtime;
-        row.agent_version = req.agent_version.clone();
-        row.runtime = req.runtime.clone();
-        row.last_heartbeat_ms = Some(t);
-        if came_back || version_changed {
-            batch.push(Mutation::UpsertNode(row.clone()));
-        }
-        // Devices: telemetry in memory; health and inventory changes are persisted.
-        let mut device_updates = Vec::new();
-        let mut newly_failed = Vec::new();
-        for mut d in device_rows(state, node, &req.devices, t)? {
-            // A failed device stays quarantined until an admin clears it.
-            if let Some(prev) = state.devices.get(&d.uuid) {
-                if prev.row.health == Health::Failed && d.health != Health::Failed {
-                    d.health = Health::Failed;
-                    d.health_reason = prev.row.health_reason.clone();
-                } else if prev.row.health != Health::Failed && d.health == Health::Failed {
-                    newly_failed.push((d.uuid.clone(), d.health_reason.clone()));
-                }
-            }
-            let changed = state.devices.get(&d.uuid).is_none_or(|e| {
-                let o = &e.row;
-                (o.health, &o.health_reason, &o.class, &o.node, o.index)
-                    != (d.health, &d.health_reason, &d.class, &d.node, d.index)
-            });
-            if changed {
-                batch.push(Mutation::UpsertDevice(d.clone()));
-            }
-            device_updates.push(d);
-        }
-        if !batch.is_empty() {
-            self.commit(batch).await?;
-        }
-        if let Some(e) = state.nodes.get_mut(node) {
-            e.row = row.clone();
-            e.last_seen = Some(Instant::now());
-        }
-        if came_back {
-            state
-                .cluster
-                .set_node_schedulable(node, node_schedulable(row.state));
-        }
-        for d in device_updates {
-            state
-                .cluster
-                .upsert_device(&d.uuid, node, &d.class, d.health != Health::Failed);
-            let telemetry = req
-                .devices
-                .iter()
-                .find(|r| r.uuid == d.uuid)
-                .and_then(|r| r.telemetry);
-            state
-                .devices
-                .insert(d.uuid.clone(), DeviceEntry { row: d, telemetry });
-        }
-        for obs in &req.jobs {
-            self.observe_job(state, node, obs).await?;
-        }
-        // Placed jobs the agent should have but does not report are lost, once the
-        // agent has applied the generation they were placed in.
-        let known = i64::try_from(req.known_generation).unwrap_or(i64::MAX);
-        let missing: Vec<String> = state
-            .placed_jobs_on(node)
-            .filter(|j| j.row.generation <= known && known > 0)
-            .filter(|j| !req.jobs.iter().any(|o| o.job_id == j.row.id))
-            .map(|j| j.row.id.clone())
-            .collect();
-        for id in missing {
-            self.end_job(state, &id, Ending::Lost("the node no longer has it".into()))
-                .await?;
-        }
-        let mut to_stop = Vec::new();
-        for (uuid, why) in newly_failed {
-            tracing::warn!(device = %uuid, reason = %why, "device failed; quarantined");
-            self.refund_faulted_bookings(state, &uuid, t).await?;
-            for j in state.placed_jobs_on(node) {
-                if j.row.devices.contains(&uuid) {
-                    to_stop.push((j.row.id.clone(), super::jobs::fault_reason(&uuid, &why)));
-                }
-            }
-        }
-        Ok(to_stop)
-    }
-
-    /// Refunds, by the fault policy, the rest of every booking that holds a device that
-    /// just failed (the hours of that device from now to the booking's end).
-    async fn refund_faulted_bookings(&self, state: &mut State, uuid: &str, t: i64) -> Result<()> {
-        let pct = state.sched.refund_fault_pct;
-        let hit: Vec<_> = state
-            .reservations
-            .values()
-            .filter(|r| r.devices.iter().any(|d| d == uuid) && r.end_ms > t)
-            .cloned()
-            .collect();
-        for mut r in hit {
-            let lost_ms = r.end_ms - t.max(r.start_ms);
-            let rate = state.class_rate(&r.class);
-            let (org, id, class) = (r.org.clone(), r.id.clone(), r.class.clone());
-            let subject = super::charges::Subject {
-                org: &org,
-                kind: crate::store::OwnerKind::Reservation,
-                id: &id,
-                class: &class,
-            };
-            let amount = super::percent_of(crate::core::rated(lost_ms, rate), pct);
-            let note = format!("device {uuid} failed ({pct}% of its remaining hours)");
-            let Some(entry) =
-                super::charges::refund_amount(&subject, &mut r.charge, amount, lost_ms, t, &note)
-            else {
-                continue;
-            };
-            let ledger = vec![entry];
-            self.commit(vec![
-                Mutation::UpsertReservation(r.clone()),
-                Mutation::InsertLedger(ledger.clone()),
-            ])
-            .await?;
-            super::charges::applied(state, &self.metrics, &ledger);
-            state.reservations.insert(id, r);
-        }
-        Ok(())
-    }
-
-    /// The desired work of a node.
-    fn desired(
-        &self,
-        state: &State,
-        node: &str,
-        req: &v1::HeartbeatRequest,
-    ) -> v1::HeartbeatResponse {
-        let entry = state.nodes.get(node);
-        let jobs = state
-            .placed_jobs_on(node)
-            .filter(|j| j.stop.is_none())
-            .map(|j| v1::DesiredJob {
-                job_id: j.row.id.clone(),
-                image: j.row.image.clone(),
-                command: j.row.command.clone(),
-                env: job_env(state, &j.row, node),
-                devices: j
-                    .row
-                    .devices
-                    .iter()
-                    .filter(|d| state.devices.get(*d).is_some_and(|e| e.row.node == node))
-                    .cloned()
-                    .collect(),
-                deadline: j.row.deadline_ms.map(ms_to_ts),
-                grace: Some(ms_to_dur(self.policy.grace_ms)),
-                org: j.row.org.clone(),
-                datasets: crate::convert::datasets(&j.row.datasets),
-                network: j.row.network.clone(),
-            })
-            .collect();
-        let acknowledged = req
-            .jobs
-            .iter()
-            .filter(|o| !state.jobs.contains_key(&o.job_id))
-            .map(|o| o.job_id.clone())
-            .collect();
-        v1::HeartbeatResponse {
-            generation: entry.map_or(0, |e| e.row.generation.max(0) as u64),
-            jobs,
-            lease: Some(ms_to_dur(self.policy.lease_ms)),
-            acknowledged,
-            node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
-        }
     }
 
     /// A job phase change reported by its node.
@@ -372,201 +169,11 @@ impl Engine {
             .clone()
             .ok_or_else(|| Error::PermissionDenied("only agents report jobs".into()))?;
         caller.require_node(&node)?;
-        let mut state = self.lock().await;
-        self.observe_job(&mut state, &node, obs).await?;
-        Ok(())
-    }
-
-    /// Applies one observed job to the record.
-    async fn observe_job(
-        &self,
-        state: &mut State,
-        node: &str,
-        obs: &v1::ObservedJob,
-    ) -> Result<()> {
-        let Some(live) = state.jobs.get(&obs.job_id) else {
-            return Ok(()); // already final, or not ours: acknowledged in the reply
-        };
-        if !live.row.state.is_placed() || !state.job_on(&live.row, node) {
-            return Ok(()); // a node may only report its own jobs
-        }
-        let phase = v1::JobPhase::try_from(obs.phase).unwrap_or(v1::JobPhase::Unspecified);
         let t = now();
-        if live.row.nodes > 1 {
-            return self.observe_rank(state, node, obs, phase, t).await;
+        let changed = self.commit(|tx| observe_job(tx, &node, obs, t)).await?;
+        if changed {
+            self.kick();
         }
-        match phase {
-            v1::JobPhase::Starting if live.row.state == JobState::Scheduled => {
-                let mut row = live.row.clone();
-                row.state = JobState::Starting;
-                self.save_job(state, row).await
-            }
-            v1::JobPhase::Running
-                if matches!(live.row.state, JobState::Scheduled | JobState::Starting) =>
-            {
-                let mut row = live.row.clone();
-                row.state = JobState::Running;
-                row.started_ms = Some(obs.started_at.as_ref().map_or(t, ts_to_ms));
-                if live.stop.is_none() {
-                    row.reason.clear();
-                }
-                self.metrics
-                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
-                self.save_job(state, row).await
-            }
-            v1::JobPhase::Exited => {
-                // A job that ran too briefly to be reported running still used its devices.
-                if let (Some(j), Some(at)) = (state.jobs.get_mut(&obs.job_id), &obs.started_at)
-                    && j.row.started_ms.is_none()
-                {
-                    j.row.started_ms = Some(ts_to_ms(at));
-                }
-                let code = obs.exit_code.unwrap_or(-1);
-                self.end_job(state, &obs.job_id, Ending::Exited(code)).await
-            }
-            v1::JobPhase::FailedToStart => {
-                self.end_job(
-                    state,
-                    &obs.job_id,
-                    Ending::FailedToStart(obs.message.clone()),
-                )
-                .await
-            }
-            v1::JobPhase::Unknown => {
-                let m = if obs.message.is_empty() {
-                    "the node lost track of it".to_owned()
-                } else {
-                    obs.message.clone()
-                };
-                self.end_job(state, &obs.job_id, Ending::Lost(m)).await
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// One node's report on its part of a multi-node job. The job runs once every part
-    /// runs; the first part that fails stops the others; the job ends when every part has.
-    async fn observe_rank(
-        &self,
-        state: &mut State,
-        node: &str,
-        obs: &v1::ObservedJob,
-        phase: v1::JobPhase,
-        t: i64,
-    ) -> Result<()> {
-        let Some(live) = state.jobs.get(&obs.job_id).cloned() else {
-            return Ok(());
-        };
-        let nodes = state.job_nodes(&live.row);
-        let rank = nodes.iter().position(|n| n == node).unwrap_or(0);
-        let end = match phase {
-            v1::JobPhase::Starting if live.row.state == JobState::Scheduled => {
-                let mut row = live.row.clone();
-                row.state = JobState::Starting;
-                return self.save_job(state, row).await;
-            }
-            v1::JobPhase::Running => {
-                if live.row.state == JobState::Running {
-                    return Ok(());
-                }
-                if let Some(j) = state.jobs.get_mut(&obs.job_id) {
-                    j.ranks.running.insert(node.to_owned());
-                }
-                let running = state
-                    .jobs
-                    .get(&obs.job_id)
-                    .map_or(0, |j| j.ranks.running.len());
-                if running < nodes.len() {
-                    return Ok(());
-                }
-                let mut row = live.row.clone();
-                row.state = JobState::Running;
-                row.started_ms = Some(
-                    obs.started_at
-                        .as_ref()
-                        .map_or(t, ts_to_ms)
-                        .max(row.started_ms.unwrap_or(i64::MIN)),
-                );
-                if live.stop.is_none() {
-                    row.reason.clear();
-                }
-                self.metrics
-                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
-                return self.save_job(state, row).await;
-            }
-            v1::JobPhase::Exited => RankEnd::Exited(obs.exit_code.unwrap_or(-1)),
-            v1::JobPhase::FailedToStart => {
-                RankEnd::Failed(format!("failed to start: {}", obs.message))
-            }
-            v1::JobPhase::Unknown => RankEnd::Failed("the node lost track of it".into()),
-            _ => return Ok(()),
-        };
-        if let (Some(j), Some(at)) = (state.jobs.get_mut(&obs.job_id), &obs.started_at)
-            && j.row.started_ms.is_none()
-        {
-            j.row.started_ms = Some(ts_to_ms(at));
-        }
-        let failed = !matches!(end, RankEnd::Exited(0));
-        if let Some(j) = state.jobs.get_mut(&obs.job_id) {
-            j.ranks.ended.insert(node.to_owned(), end.clone());
-        }
-        if failed && live.stop.is_none() {
-            let why = match &end {
-                RankEnd::Exited(code) => {
-                    format!("rank {rank} on node {node} exited with code {code}")
-                }
-                RankEnd::Failed(m) => format!("rank {rank} on node {node}: {m}"),
-            };
-            self.stage_stop(state, &obs.job_id, JobState::Failed, &why)
-                .await?;
-        }
-        let Some(j) = state.jobs.get(&obs.job_id) else {
-            return Ok(());
-        };
-        let ended: Vec<&RankEnd> = nodes.iter().filter_map(|n| j.ranks.ended.get(n)).collect();
-        if ended.len() < nodes.len() {
-            return Ok(());
-        }
-        let ending = ended
-            .iter()
-            .find_map(|e| match e {
-                RankEnd::Exited(0) => None,
-                RankEnd::Exited(c) => Some(Ending::Exited(*c)),
-                RankEnd::Failed(m) => Some(Ending::FailedToStart(m.clone())),
-            })
-            .unwrap_or(Ending::Exited(0));
-        self.end_job(state, &obs.job_id, ending).await
-    }
-
-    async fn save_job(&self, state: &mut State, row: crate::store::JobRow) -> Result<()> {
-        self.commit(vec![Mutation::UpsertJob(row.clone())]).await?;
-        if let Some(j) = state.jobs.get_mut(&row.id) {
-            j.row = row;
-        }
-        Ok(())
-    }
-
-    /// Ends a placed job and bumps its node's generation.
-    pub(crate) async fn end_job(&self, state: &mut State, id: &str, ending: Ending) -> Result<()> {
-        let t = now();
-        let mut batch = Vec::new();
-        let nodes = match state.jobs.get(id) {
-            Some(j) => state.job_nodes(&j.row),
-            None => return Ok(()),
-        };
-        let Some(done) = self.finish_job(state, id, ending, t, &mut batch) else {
-            return Ok(());
-        };
-        let bumps: Vec<_> = nodes
-            .iter()
-            .map(|n| bump_generation(state, n, &mut batch))
-            .collect();
-        self.commit(batch).await?;
-        self.finished_in_memory(state, &done, t);
-        for b in bumps {
-            b.publish(state);
-        }
-        self.kick();
         Ok(())
     }
 
@@ -579,22 +186,22 @@ impl Engine {
             .ok_or_else(|| Error::PermissionDenied("only agents push logs".into()))?;
         // Which part of the job this node runs: logs of rank r are stored at
         // seq = r * RANK_SEQ_SPAN + the agent's own seq.
-        let rank = {
-            let state = self.lock().await;
-            match state.jobs.get(&job_id) {
-                Some(j) => state.job_nodes(&j.row).iter().position(|n| *n == node),
-                None => None,
-            }
+        let live = {
+            let state = self.view();
+            state
+                .jobs
+                .get(&job_id)
+                .map(|j| state.job_nodes(&j.row).iter().position(|n| *n == node))
         };
-        let rank = match rank {
-            Some(r) => r,
+        let rank = match live {
+            Some(Some(r)) => r,
+            Some(None) => return Err(Error::NotFound(format!("job {job_id} on node {node}"))),
             None => {
-                let stored = self.store.get_job(&job_id).await?;
-                let Some(row) = stored else {
+                let Some(row) = self.store.get_job(&job_id).await? else {
                     return Err(Error::NotFound(format!("job {job_id} on node {node}")));
                 };
-                let state = self.lock().await;
-                match state.job_nodes(&row).iter().position(|n| *n == node) {
+                let position = self.view().job_nodes(&row).iter().position(|n| *n == node);
+                match position {
                     Some(r) => r,
                     None if row.node.as_deref() == Some(node.as_str()) => 0,
                     None => return Err(Error::NotFound(format!("job {job_id} on node {node}"))),
@@ -626,14 +233,324 @@ impl Engine {
     }
 }
 
+/// Applies a heartbeat's observations (node back, inventory and health, jobs) as one
+/// batch. Returns whether anything changed that a pass should look at.
+fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result<bool> {
+    let node = &req.node;
+    let state = tx.state();
+    let entry = state
+        .nodes
+        .get(node)
+        .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+    let mut row = entry.row.clone();
+    let came_back = row.state == NodeState::Unreachable;
+    if came_back {
+        row.state = NodeState::Ready;
+        tracing::info!(%node, "node reachable again");
+    }
+    let version_changed = row.agent_version != req.agent_version || row.runtime != req.runtime;
+    // Devices: health and inventory changes are recorded.
+    let mut updates = Vec::new();
+    let mut newly_failed = Vec::new();
+    for mut d in device_rows(state, node, &req.devices, t)? {
+        // A failed device stays quarantined until an admin clears it.
+        if let Some(prev) = state.devices.get(&d.uuid) {
+            if prev.row.health == Health::Failed && d.health != Health::Failed {
+                d.health = Health::Failed;
+                d.health_reason = prev.row.health_reason.clone();
+            } else if prev.row.health != Health::Failed && d.health == Health::Failed {
+                newly_failed.push((d.uuid.clone(), d.health_reason.clone()));
+            }
+        }
+        let changed = state.devices.get(&d.uuid).is_none_or(|e| {
+            let o = &e.row;
+            (o.health, &o.health_reason, &o.class, &o.node, o.index)
+                != (d.health, &d.health_reason, &d.class, &d.node, d.index)
+        });
+        if changed {
+            updates.push(d);
+        }
+    }
+    let mut changed = came_back || !updates.is_empty();
+    if came_back || version_changed {
+        row.agent_version = req.agent_version.clone();
+        row.runtime = req.runtime.clone();
+        row.last_heartbeat_ms = Some(t);
+        tx.push(Mutation::UpsertNode(row));
+    }
+    tx.extend(updates.into_iter().map(Mutation::UpsertDevice));
+    for obs in &req.jobs {
+        changed |= observe_job(tx, node, obs, t)?;
+    }
+    // Placed jobs the agent should have but does not report are lost, once the agent
+    // has applied the generation they were placed in.
+    let known = i64::try_from(req.known_generation).unwrap_or(i64::MAX);
+    let missing: Vec<String> = tx
+        .state()
+        .placed_jobs_on(node)
+        .filter(|j| j.row.generation <= known && known > 0)
+        .filter(|j| !req.jobs.iter().any(|o| o.job_id == j.row.id))
+        .map(|j| j.row.id.clone())
+        .collect();
+    for id in missing {
+        finish_job(
+            tx,
+            &id,
+            Ending::Lost("the node no longer has it".into()),
+            None,
+            t,
+        );
+        changed = true;
+    }
+    for (uuid, why) in newly_failed {
+        tracing::warn!(device = %uuid, reason = %why, "device failed; quarantined");
+        refund_faulted_bookings(tx, &uuid, t);
+        let hit: Vec<String> = tx
+            .state()
+            .placed_jobs_on(node)
+            .filter(|j| j.row.devices.contains(&uuid))
+            .map(|j| j.row.id.clone())
+            .collect();
+        for id in hit {
+            stage_stop(tx, &id, StopCause::DeviceFault, &fault_reason(&uuid, &why));
+        }
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// The reason recorded for a job a device fault ended.
+fn fault_reason(uuid: &str, why: &str) -> String {
+    format!("device {uuid} failed: {why}")
+}
+
+/// Refunds, by the fault policy, the rest of every booking that holds a device that just
+/// failed (the hours of that device from now to the booking's end).
+fn refund_faulted_bookings(tx: &mut Tx<'_>, uuid: &str, t: i64) {
+    let state = tx.state();
+    let pct = state.sched.refund_fault_pct;
+    let mut hit: Vec<ReservationRow> = state
+        .reservations
+        .values()
+        .filter(|r| r.devices.iter().any(|d| d == uuid) && r.end_ms > t)
+        .map(|r| ReservationRow::clone(r))
+        .collect();
+    hit.sort_by(|a, b| a.id.cmp(&b.id));
+    for mut r in hit {
+        let lost_ms = r.end_ms - t.max(r.start_ms);
+        let rate = tx.state().class_rate(&r.class);
+        let (org, id, class) = (r.org.clone(), r.id.clone(), r.class.clone());
+        let subject = Subject {
+            org: &org,
+            kind: OwnerKind::Reservation,
+            id: &id,
+            class: &class,
+        };
+        let amount = percent_of(crate::core::rated(lost_ms, rate), pct);
+        let note = format!("device {uuid} failed ({pct}% of its remaining hours)");
+        let Some(entry) =
+            charges::refund_amount(&subject, &mut r.charge, amount, lost_ms, t, &note)
+        else {
+            continue;
+        };
+        tx.push(Mutation::UpsertReservation(Arc::new(r)));
+        tx.push(Mutation::InsertLedger(vec![entry]));
+    }
+}
+
+/// Applies one observed job to the record. Returns whether anything changed.
+fn observe_job(tx: &mut Tx<'_>, node: &str, obs: &v1::ObservedJob, t: i64) -> Result<bool> {
+    let state = tx.state();
+    let Some(live) = state.jobs.get(&obs.job_id) else {
+        return Ok(false); // already final, or not ours: acknowledged in the reply
+    };
+    if !live.row.state.is_placed() || !state.job_on(&live.row, node) {
+        return Ok(false); // a node may only report its own jobs
+    }
+    let row = live.row.clone();
+    let phase = v1::JobPhase::try_from(obs.phase).unwrap_or(v1::JobPhase::Unspecified);
+    if row.nodes > 1 {
+        return Ok(observe_rank(tx, node, obs, phase, t));
+    }
+    let started = obs.started_at.as_ref().map(ts_to_ms);
+    match phase {
+        v1::JobPhase::Starting if row.state == JobState::Scheduled => {
+            let mut next = JobRow::clone(&row);
+            next.state = JobState::Starting;
+            tx.push(Mutation::UpsertJob(Arc::new(next)));
+            Ok(true)
+        }
+        v1::JobPhase::Running if matches!(row.state, JobState::Scheduled | JobState::Starting) => {
+            let mut next = JobRow::clone(&row);
+            next.state = JobState::Running;
+            next.started_ms = Some(started.unwrap_or(t));
+            if next.stop.is_none() {
+                next.reason.clear();
+            }
+            tx.push(Mutation::UpsertJob(Arc::new(next)));
+            Ok(true)
+        }
+        v1::JobPhase::Exited => {
+            let code = obs.exit_code.unwrap_or(-1);
+            finish_job(tx, &obs.job_id, Ending::Exited(code), started, t);
+            Ok(true)
+        }
+        v1::JobPhase::FailedToStart => {
+            let ending = Ending::FailedToStart(obs.message.clone());
+            finish_job(tx, &obs.job_id, ending, started, t);
+            Ok(true)
+        }
+        v1::JobPhase::Unknown => {
+            let m = if obs.message.is_empty() {
+                "the node lost track of it".to_owned()
+            } else {
+                obs.message.clone()
+            };
+            finish_job(tx, &obs.job_id, Ending::Lost(m), started, t);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// One node's report on its part of a multi-node job. The job runs once every part runs;
+/// the first part that fails stops the others; the job ends when every part has.
+fn observe_rank(
+    tx: &mut Tx<'_>,
+    node: &str,
+    obs: &v1::ObservedJob,
+    phase: v1::JobPhase,
+    t: i64,
+) -> bool {
+    let Some(live) = tx.state().jobs.get(&obs.job_id) else {
+        return false;
+    };
+    let row = live.row.clone();
+    let nodes = tx.state().job_nodes(&row);
+    let rank = nodes.iter().position(|n| n == node).unwrap_or(0);
+    let started = obs.started_at.as_ref().map(ts_to_ms);
+    let end = match phase {
+        v1::JobPhase::Starting if row.state == JobState::Scheduled => {
+            let mut next = JobRow::clone(&row);
+            next.state = JobState::Starting;
+            tx.push(Mutation::UpsertJob(Arc::new(next)));
+            return true;
+        }
+        v1::JobPhase::Running => {
+            if row.state == JobState::Running {
+                return false;
+            }
+            let running = match tx.ranks_mut(&obs.job_id) {
+                Some(r) => {
+                    r.running.insert(node.to_owned());
+                    r.running.len()
+                }
+                None => 0,
+            };
+            if running < nodes.len() {
+                return false;
+            }
+            let mut next = JobRow::clone(&row);
+            next.state = JobState::Running;
+            next.started_ms = Some(
+                started
+                    .unwrap_or(t)
+                    .max(next.started_ms.unwrap_or(i64::MIN)),
+            );
+            if next.stop.is_none() {
+                next.reason.clear();
+            }
+            tx.push(Mutation::UpsertJob(Arc::new(next)));
+            return true;
+        }
+        v1::JobPhase::Exited => RankEnd::Exited(obs.exit_code.unwrap_or(-1)),
+        v1::JobPhase::FailedToStart => RankEnd::Failed(format!("failed to start: {}", obs.message)),
+        v1::JobPhase::Unknown => RankEnd::Failed("the node lost track of it".into()),
+        _ => return false,
+    };
+    let failed = !matches!(end, RankEnd::Exited(0));
+    let ended = match tx.ranks_mut(&obs.job_id) {
+        Some(r) => {
+            r.ended.insert(node.to_owned(), end.clone());
+            nodes
+                .iter()
+                .filter_map(|n| r.ended.get(n).cloned())
+                .collect::<Vec<_>>()
+        }
+        None => return false,
+    };
+    let mut changed = false;
+    if failed && row.stop.is_none() {
+        let why = match &end {
+            RankEnd::Exited(code) => format!("rank {rank} on node {node} exited with code {code}"),
+            RankEnd::Failed(m) => format!("rank {rank} on node {node}: {m}"),
+        };
+        changed |= stage_stop(tx, &obs.job_id, StopCause::PartFailed, &why);
+    }
+    if ended.len() < nodes.len() {
+        return changed;
+    }
+    let ending = ended
+        .iter()
+        .find_map(|e| match e {
+            RankEnd::Exited(0) => None,
+            RankEnd::Exited(c) => Some(Ending::Exited(*c)),
+            RankEnd::Failed(m) => Some(Ending::FailedToStart(m.clone())),
+        })
+        .unwrap_or(Ending::Exited(0));
+    finish_job(tx, &obs.job_id, ending, started, t);
+    true
+}
+
+/// The desired work of a node, from the committed state.
+fn desired(
+    state: &State,
+    node: &str,
+    req: &v1::HeartbeatRequest,
+    policy: &super::Policy,
+) -> v1::HeartbeatResponse {
+    let entry = state.nodes.get(node);
+    let jobs = state
+        .placed_jobs_on(node)
+        .filter(|j| j.row.stop.is_none())
+        .map(|j| v1::DesiredJob {
+            job_id: j.row.id.clone(),
+            image: j.row.image.clone(),
+            command: j.row.command.clone(),
+            env: job_env(state, &j.row, node),
+            devices: j
+                .row
+                .devices
+                .iter()
+                .filter(|d| state.devices.get(*d).is_some_and(|e| e.row.node == node))
+                .cloned()
+                .collect(),
+            deadline: j.row.deadline_ms.map(ms_to_ts),
+            grace: Some(ms_to_dur(policy.grace_ms)),
+            org: j.row.org.clone(),
+            datasets: crate::convert::datasets(&j.row.datasets),
+            network: j.row.network.clone(),
+        })
+        .collect();
+    let acknowledged = req
+        .jobs
+        .iter()
+        .filter(|o| !state.jobs.contains_key(&o.job_id))
+        .map(|o| o.job_id.clone())
+        .collect();
+    v1::HeartbeatResponse {
+        generation: entry.map_or(0, |e| e.row.generation.max(0) as u64),
+        jobs,
+        lease: Some(ms_to_dur(policy.lease_ms)),
+        acknowledged,
+        node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
+    }
+}
+
 /// The environment of a job's part on `node`: the job's own, plus, for multi-node jobs,
 /// where it sits among its nodes (`BERTH_NODE_RANK`, `BERTH_NUM_NODES`, `BERTH_NODES`,
 /// `BERTH_MASTER_ADDR`: hostnames in rank order).
-fn job_env(
-    state: &State,
-    row: &crate::store::JobRow,
-    node: &str,
-) -> std::collections::HashMap<String, String> {
+fn job_env(state: &State, row: &JobRow, node: &str) -> std::collections::HashMap<String, String> {
     let mut env: std::collections::HashMap<String, String> = row.env.clone().into_iter().collect();
     if row.nodes > 1 {
         let nodes = state.job_nodes(row);

@@ -6,9 +6,8 @@ use crate::auth::Caller;
 use crate::convert::hours as ms_hours;
 use crate::core::{ANY, Period};
 use crate::error::{Error, Result};
-use crate::state::{State, apply_ledger, core_budget};
+use crate::state::State;
 use crate::store::{BudgetRow, LedgerKind, LedgerRow, Mutation, PolicyRow};
-use berth_proto::model;
 use berth_proto::time::{HOUR_MS, dur_to_ms, ms_to_dur, ms_to_ts, opt_ts, ts_to_ms};
 use berth_proto::v1;
 
@@ -69,18 +68,6 @@ impl Engine {
             .filter(|b| org.is_none_or(|o| o == b.org))
             .map(|b| budget_view(state, b, now))
             .collect()
-    }
-}
-
-/// The org a caller may look at: users and org-admins always their own (another org is
-/// "not found"); admins the named org, or every org (`None`).
-pub(crate) fn scoped_org(caller: &Caller, asked: &str) -> Result<Option<String>> {
-    caller.require_user()?;
-    let asked = model::optional_name("org", asked)?;
-    match (caller.is_admin(), asked) {
-        (true, org) => Ok(org),
-        (false, Some(o)) if o != caller.org => Err(Error::NotFound(format!("org {o:?}"))),
-        (false, _) => Ok(Some(caller.org.clone())),
     }
 }
 
@@ -196,24 +183,22 @@ impl Engine {
         r: &v1::SetBudgetRequest,
     ) -> Result<v1::Budget> {
         caller.require_admin()?;
-        let mut state = self.lock().await;
         let t = now();
-        let row = budget_row(&state, r, t)?;
-        let target = format!("{}/{}", row.org, row.class);
-        self.commit(vec![
-            Mutation::UpsertBudget(row.clone()),
-            Mutation::Audit(audit(caller, "budget.set", &budget_summary(&row), t, "ok")),
-        ])
-        .await?;
-        state
-            .accounts
-            .set_budget(&row.org, &row.class, core_budget(&row));
-        state
-            .budgets
-            .insert((row.org.clone(), row.class.clone()), row.clone());
-        let view = budget_view(&state, &row, t);
-        drop(state);
-        tracing::info!(budget = %target, "budget set");
+        let view = self
+            .commit(|tx| {
+                let row = budget_row(tx.state(), r, t)?;
+                tx.push(Mutation::UpsertBudget(row.clone()));
+                tx.push(Mutation::Audit(audit(
+                    caller,
+                    "budget.set",
+                    &budget_summary(&row),
+                    t,
+                    "ok",
+                )));
+                Ok(budget_view(tx.state(), &row, t))
+            })
+            .await?;
+        tracing::info!(org = %view.org, class = %view.class, "budget set");
         self.kick();
         Ok(view)
     }
@@ -221,30 +206,27 @@ impl Engine {
     /// Deletes an org's budget for a class or `*` (admin).
     pub async fn delete_budget(&self, caller: &Caller, org: &str, class: &str) -> Result<()> {
         caller.require_admin()?;
-        let mut state = self.lock().await;
-        let key = (org.to_owned(), class.to_owned());
-        if !state.budgets.contains_key(&key) {
-            return Err(Error::NotFound(format!(
-                "budget of org {org:?} for {class:?}"
-            )));
-        }
-        self.commit(vec![
-            Mutation::DeleteBudget {
-                org: key.0.clone(),
-                class: key.1.clone(),
-            },
-            Mutation::Audit(audit(
+        self.commit(|tx| {
+            let key = (org.to_owned(), class.to_owned());
+            if !tx.state().budgets.contains_key(&key) {
+                return Err(Error::NotFound(format!(
+                    "budget of org {org:?} for {class:?}"
+                )));
+            }
+            tx.push(Mutation::DeleteBudget {
+                org: key.0,
+                class: key.1,
+            });
+            tx.push(Mutation::Audit(audit(
                 caller,
                 "budget.delete",
                 &format!("{org}/{class}"),
                 now(),
                 "ok",
-            )),
-        ])
+            )));
+            Ok(())
+        })
         .await?;
-        state.budgets.remove(&key);
-        state.accounts.remove_budget(org, class);
-        drop(state);
         self.kick();
         Ok(())
     }
@@ -266,56 +248,54 @@ impl Engine {
         if amount_ms <= 0 {
             return Err(Error::field("hours", "is less than a millisecond"));
         }
-        let mut state = self.lock().await;
-        let key = (r.org.clone(), r.class.clone());
-        let Some(budget) = state.budgets.get(&key).cloned() else {
-            return Err(Error::FailedPrecondition(format!(
-                "org {:?} has no budget for {:?}; set one first",
-                r.org, r.class
-            )));
-        };
-        if budget.allowance_ms.is_none() {
-            return Err(Error::FailedPrecondition(format!(
-                "the budget of org {:?} for {:?} has no hour limit; there is nothing to top up",
-                r.org, r.class
-            )));
-        }
         let t = now();
-        let (period_start, _) = Period::parse(&budget.period).unwrap_or_default().bounds(t);
-        let note = if r.note.trim().is_empty() {
-            format!("top-up by {}", caller.name)
-        } else {
-            r.note.clone()
-        };
-        let entry = LedgerRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            org: budget.org.clone(),
-            budget_class: budget.class.clone(),
-            time_ms: t,
-            kind: LedgerKind::TopUp,
-            amount_ms,
-            period_start_ms: period_start,
-            subject_kind: None,
-            subject_id: String::new(),
-            device_class: String::new(),
-            device_ms: 0,
-            note,
-        };
-        self.commit(vec![
-            Mutation::InsertLedger(vec![entry.clone()]),
-            Mutation::Audit(audit(
-                caller,
-                "budget.top-up",
-                &format!("{}/{} +{} h", budget.org, budget.class, r.hours),
-                t,
-                "ok",
-            )),
-        ])
-        .await?;
-        apply_ledger(&mut state.accounts, &entry);
-        self.metrics.ledger(entry.kind, entry.amount_ms);
-        let view = budget_view(&state, &budget, t);
-        drop(state);
+        let view = self
+            .commit(|tx| {
+                let key = (r.org.clone(), r.class.clone());
+                let Some(budget) = tx.state().budgets.get(&key).cloned() else {
+                    return Err(Error::FailedPrecondition(format!(
+                        "org {:?} has no budget for {:?}; set one first",
+                        r.org, r.class
+                    )));
+                };
+                if budget.allowance_ms.is_none() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "the budget of org {:?} for {:?} has no hour limit; there is nothing to top up",
+                        r.org, r.class
+                    )));
+                }
+                let (period_start, _) =
+                    Period::parse(&budget.period).unwrap_or_default().bounds(t);
+                let note = if r.note.trim().is_empty() {
+                    format!("top-up by {}", caller.name)
+                } else {
+                    r.note.clone()
+                };
+                let entry = LedgerRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    org: budget.org.clone(),
+                    budget_class: budget.class.clone(),
+                    time_ms: t,
+                    kind: LedgerKind::TopUp,
+                    amount_ms,
+                    period_start_ms: period_start,
+                    subject_kind: None,
+                    subject_id: String::new(),
+                    device_class: String::new(),
+                    device_ms: 0,
+                    note,
+                };
+                tx.push(Mutation::InsertLedger(vec![entry]));
+                tx.push(Mutation::Audit(audit(
+                    caller,
+                    "budget.top-up",
+                    &format!("{}/{} +{} h", budget.org, budget.class, r.hours),
+                    t,
+                    "ok",
+                )));
+                Ok(budget_view(tx.state(), &budget, t))
+            })
+            .await?;
         self.kick();
         Ok(view)
     }
@@ -329,32 +309,32 @@ impl Engine {
     ) -> Result<crate::store::OrgRow> {
         caller.require_admin()?;
         let weight = factor("weight", weight)?;
-        let mut state = self.lock().await;
-        let mut row = state
-            .orgs
-            .get(org)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("org {org:?}")))?;
-        row.weight = weight;
-        self.commit(vec![
-            Mutation::UpdateOrg(row.clone()),
-            Mutation::Audit(audit(
-                caller,
-                "org.weight",
-                &format!("{org} {weight}"),
-                now(),
-                "ok",
-            )),
-        ])
-        .await?;
-        state.orgs.insert(row.name.clone(), row.clone());
-        drop(state);
+        let row = self
+            .commit(|tx| {
+                let mut row = tx
+                    .state()
+                    .orgs
+                    .get(org)
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound(format!("org {org:?}")))?;
+                row.weight = weight;
+                tx.push(Mutation::UpdateOrg(row.clone()));
+                tx.push(Mutation::Audit(audit(
+                    caller,
+                    "org.weight",
+                    &format!("{org} {weight}"),
+                    now(),
+                    "ok",
+                )));
+                Ok(row)
+            })
+            .await?;
         self.kick();
         Ok(row)
     }
 
-    /// Sets a class's rate in budget units per device-hour (admin). Charges already
-    /// made keep the rate they were made at.
+    /// Sets a class's rate in budget units per device-hour (admin). Charges already made
+    /// keep the rate they were made at.
     pub async fn set_class_rate(
         &self,
         caller: &Caller,
@@ -363,91 +343,78 @@ impl Engine {
     ) -> Result<(crate::store::ClassRow, u32, u32)> {
         caller.require_admin()?;
         let rate = factor("rate", rate)?;
-        let mut state = self.lock().await;
-        let mut row = state
-            .classes
-            .get(class)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("device class {class:?}")))?;
-        row.rate = rate;
-        self.commit(vec![
-            Mutation::UpdateClass(row.clone()),
-            Mutation::Audit(audit(
+        self.commit(|tx| {
+            let mut row = tx
+                .state()
+                .classes
+                .get(class)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("device class {class:?}")))?;
+            row.rate = rate;
+            tx.push(Mutation::UpdateClass(row.clone()));
+            tx.push(Mutation::Audit(audit(
                 caller,
                 "class.rate",
                 &format!("{class} {rate}"),
                 now(),
                 "ok",
-            )),
-        ])
-        .await?;
-        state.classes.insert(row.name.clone(), row.clone());
-        let (total, schedulable) = state.cluster.class_counts(class);
-        Ok((row, total, schedulable))
+            )));
+            let (total, schedulable) = tx.state().cluster.class_counts(class);
+            Ok((row, total, schedulable))
+        })
+        .await
     }
 
     /// The scheduling policy (any user).
     pub async fn get_policy(&self, caller: &Caller) -> Result<v1::SchedulingPolicy> {
         caller.require_user()?;
-        Ok(self.lock().await.sched.to_proto())
+        Ok(self.view().sched.to_proto())
     }
 
-    /// Changes the named fields of the scheduling policy (admin); nothing changes when
-    /// any of them is invalid.
+    /// Changes the named fields of the scheduling policy (admin); nothing changes when any
+    /// of them is invalid.
     pub async fn set_policy(
         &self,
         caller: &Caller,
         r: &v1::SetPolicyRequest,
     ) -> Result<v1::SchedulingPolicy> {
         caller.require_admin()?;
-        let mut state = self.lock().await;
-        let given = r.policy.clone().unwrap_or_default();
-        let new: SchedPolicy = state.sched.apply(&given, &r.fields)?;
         let t = now();
-        self.commit(vec![
-            Mutation::SetPolicy(PolicyRow {
-                json: new.to_json(),
-                updated_ms: t,
-            }),
-            Mutation::Audit(audit(caller, "policy.set", &r.fields.join(","), t, "ok")),
-        ])
-        .await?;
-        let out = new.to_proto();
-        state.sched = new;
-        drop(state);
+        let out = self
+            .commit(|tx| {
+                let given = r.policy.clone().unwrap_or_default();
+                let new: SchedPolicy = tx.state().sched.apply(&given, &r.fields)?;
+                let out = new.to_proto();
+                tx.push(Mutation::SetPolicy(PolicyRow {
+                    json: new.to_json(),
+                    updated_ms: t,
+                }));
+                tx.push(Mutation::Audit(audit(
+                    caller,
+                    "policy.set",
+                    &r.fields.join(","),
+                    t,
+                    "ok",
+                )));
+                Ok(out)
+            })
+            .await?;
         self.kick();
         Ok(out)
     }
 
     /// Budgets the caller may see (users: their own org's), sorted by org then class.
     pub async fn list_budgets(&self, caller: &Caller, org: &str) -> Result<Vec<v1::Budget>> {
-        let org = scoped_org(caller, org)?;
-        let state = self.lock().await;
+        let org = super::views::scoped_org(caller, org)?;
+        let state = self.view();
         Ok(Engine::budget_views(&state, org.as_deref(), now()))
-    }
-
-    /// Ledger entries the caller may see in `[from, to)` (default: the last 31 days).
-    pub async fn list_ledger(
-        &self,
-        caller: &Caller,
-        org: &str,
-        from: Option<i64>,
-        to: Option<i64>,
-    ) -> Result<Vec<LedgerRow>> {
-        let org = scoped_org(caller, org)?;
-        let t = now();
-        let from = from.unwrap_or(t - 31 * 24 * HOUR_MS);
-        let to = to.unwrap_or(t + 1);
-        if to <= from {
-            return Err(Error::field("to", "must be after from"));
-        }
-        Ok(self.store.list_ledger(org.as_deref(), from, to).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{apply_ledger, core_budget};
     use crate::store::{ClassRow, OrgRow};
 
     /// 2026-11-21 12:00 UTC, a Saturday.

@@ -1,9 +1,6 @@
-//! Charges and refunds: the ledger entries a booking or a job produces, and their effect on
-//! the in-memory accounts once committed.
+//! Charges and refunds: the ledger entries a booking or a job produces.
 
 use crate::core::ChargePlan;
-use crate::metrics::Metrics;
-use crate::state::{State, apply_ledger};
 use crate::store::{Charge, LedgerKind, LedgerRow, OwnerKind};
 
 /// What is being charged or refunded.
@@ -74,14 +71,6 @@ pub(crate) fn refund_amount(
         device_ms: device_ms.max(0),
         note: note.to_owned(),
     })
-}
-
-/// Applies committed ledger entries to the accounts and the metrics.
-pub(crate) fn applied(state: &mut State, metrics: &Metrics, entries: &[LedgerRow]) {
-    for e in entries {
-        apply_ledger(&mut state.accounts, e);
-        metrics.ledger(e.kind, e.amount_ms);
-    }
 }
 
 #[cfg(test)]

@@ -1,31 +1,44 @@
 //! The engine: the scheduler's operations over the in-memory state and the store.
 //!
-//! Every change follows one path: take the state lock, decide (with the pure
-//! [`crate::core`] where placement is involved), build a batch of mutations, commit it
-//! with [`Store::apply`], and only then change memory and answer. The lock serialises
-//! writers, so memory and database never disagree about what was acknowledged.
+//! Every change follows one path ([`Engine::commit`]): under the live lock, decide (with the
+//! pure [`crate::core`] where placement is involved) and stage a batch of mutations, which
+//! applies them to the live state; the writer commits batches in groups (see `pipeline`);
+//! the request is answered once its batch is durable. Reads use the committed state or the
+//! database, and never wait for a commit or a pass.
 
 mod admin;
 mod agents;
 mod booking;
 mod budgets;
 mod charges;
+mod effects;
 mod jobs;
+mod observed;
 mod pass;
+mod pipeline;
 mod policy;
 mod reclaim;
+mod retention;
+mod stage;
+mod views;
 
 pub use agents::HeartbeatReply;
-pub use policy::{SchedPolicy, percent_of};
+pub use observed::{Hint, PENDING_KINDS, PendingWhy};
+pub use pass::PassReport;
+pub use pipeline::{MAX_GROUP, Ticket, Tx};
+pub use policy::{Retention, SchedPolicy, percent_of};
+pub use views::{JobView, Listed};
 
 use crate::auth::{AuthIndex, Caller, Keys};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::state::State;
 use crate::store::{AuditRow, Mutation, Store};
+use observed::{Generations, Hints, Observed};
+use pipeline::Pipeline;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex, RwLock};
-use tokio::sync::{Mutex, MutexGuard, Notify, watch};
+use std::sync::{Arc, Mutex as StdMutex, RwLock, RwLockReadGuard};
+use tokio::sync::{Notify, watch};
 
 /// Timings and limits of the engine.
 #[derive(Debug, Clone)]
@@ -87,12 +100,18 @@ impl LogHub {
             tx.send_modify(|v| *v += 1);
         }
     }
+
+    /// Forgets jobs nobody follows any more.
+    pub fn sweep(&self) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.retain(|_, tx| tx.receiver_count() > 0);
+    }
 }
 
 /// The scheduler's operations.
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
-    state: Mutex<State>,
+    pipeline: Pipeline,
     pub(crate) keys: Arc<Keys>,
     pub(crate) auth: Arc<RwLock<AuthIndex>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -100,30 +119,29 @@ pub struct Engine {
     /// Wakes the scheduling loop early.
     pub(crate) wake: Notify,
     pub(crate) logs: LogHub,
+    pub(crate) observed: Observed,
+    pub(crate) hints: Hints,
+    generations: Generations,
+    /// One pass at a time.
+    pass_lock: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
-    /// Loads the state from the store.
+    /// Loads the state from the store. Call [`Engine::spawn_writer`] before any write.
     pub async fn load(
         store: Arc<dyn Store>,
         keys: Keys,
         metrics: Arc<Metrics>,
         policy: Policy,
     ) -> Result<Self> {
-        let now = berth_proto::time::now_ms();
-        // Ledger entries of every period that may still be charged or shown as current,
-        // and the usage that still weighs in fair share.
-        let ledger_since = now - 62 * 24 * berth_proto::time::HOUR_MS;
-        let usage_since = now - 90 * 24 * berth_proto::time::HOUR_MS;
-        let snap = store.load(now, ledger_since, usage_since).await?;
+        let (state, tokens) = load_state(&*store).await?;
         let mut index = AuthIndex::default();
-        for u in &snap.users {
+        for u in state.users.values() {
             index.put_user(u.clone());
         }
-        for t in &snap.tokens {
-            index.put_token(t.clone());
+        for t in tokens {
+            index.put_token(t);
         }
-        let state = State::from_snapshot(snap);
         tracing::info!(
             nodes = state.nodes.len(),
             devices = state.devices.len(),
@@ -131,30 +149,59 @@ impl Engine {
             jobs = state.jobs.len(),
             "state loaded"
         );
-        let engine = Engine {
+        let observed = Observed::default();
+        observed.seen_all(state.nodes.keys().map(String::as_str));
+        let generations = Generations::default();
+        for n in state.nodes.values() {
+            generations.publish(&n.row.name, n.row.generation);
+        }
+        Ok(Engine {
             store,
-            state: Mutex::new(state),
+            pipeline: Pipeline::new(state),
             keys: Arc::new(keys),
             auth: Arc::new(RwLock::new(index)),
             metrics,
             policy,
             wake: Notify::new(),
             logs: LogHub::default(),
-        };
-        Ok(engine)
+            observed,
+            hints: Hints::default(),
+            generations,
+            pass_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
-    /// Takes the state lock.
-    pub(crate) async fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().await
+    /// Decides a change with `f` under the live lock and waits until it is durable.
+    pub(crate) async fn commit<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let (out, ticket) = self.pipeline.decide(f)?;
+        ticket.durable().await?;
+        Ok(out)
     }
 
-    /// Commits a batch; nothing in memory changes until this returns Ok.
-    pub(crate) async fn commit(&self, batch: Vec<Mutation>) -> Result<()> {
-        self.store.apply(batch).await.map_err(Into::into)
+    /// Decides a change with `f` under the live lock; the ticket resolves once durable.
+    pub(crate) fn decide<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<(T, Ticket)> {
+        self.pipeline.decide(f)
     }
 
-    /// Updates the auth index after a committed change.
+    /// The committed state: what readers see.
+    pub(crate) fn view(&self) -> RwLockReadGuard<'_, State> {
+        self.pipeline.committed()
+    }
+
+    /// Runs `f` on the live state without changing it (e.g. to copy what a pass plans on).
+    pub(crate) fn peek_live<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.pipeline.live().state)
+    }
+
+    /// Refuses writes with `why` until called with `None`.
+    pub(crate) fn refuse_writes(&self, why: Option<String>) {
+        self.pipeline.set_refuse(why);
+    }
+
+    /// Updates the auth index (after a committed change).
     pub(crate) fn with_auth(&self, f: impl FnOnce(&mut AuthIndex)) {
         let mut index = self.auth.write().unwrap_or_else(|e| e.into_inner());
         f(&mut index);
@@ -165,7 +212,7 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    /// Records an audit event outside a batch (e.g. for refusals).
+    /// Records an audit event of a refusal.
     pub(crate) async fn audit_refusal(
         &self,
         caller: &Caller,
@@ -174,21 +221,43 @@ impl Engine {
         error: &crate::error::Error,
     ) {
         let row = audit(caller, action, target, now(), &error.to_string());
-        if let Err(e) = self.store.apply(vec![Mutation::Audit(row)]).await {
+        if let Err(e) = self
+            .commit(|tx| {
+                tx.push(Mutation::Audit(row));
+                Ok(())
+            })
+            .await
+        {
             tracing::warn!(error = %e, "could not record an audit event");
         }
     }
 
-    /// The Prometheus exposition, with gauges read from the current state.
+    /// The Prometheus exposition, with gauges read from the committed state.
     pub async fn render_metrics(&self) -> String {
-        self.metrics.observe_state(&*self.lock().await);
+        let hints = self.hints.get();
+        {
+            let state = self.view();
+            self.metrics.observe_state(&state, &hints);
+        }
         self.metrics.render()
     }
 
     /// True when the database answers.
     pub async fn ready(&self) -> bool {
-        self.store.list_audit(1).await.is_ok()
+        self.store.ping().await.is_ok()
     }
+}
+
+/// Loads what the engine keeps in memory, and the credentials for the auth index.
+async fn load_state(store: &dyn Store) -> Result<(State, Vec<crate::store::TokenRow>)> {
+    let now = berth_proto::time::now_ms();
+    // Ledger entries of every period that may still be charged or shown as current,
+    // and the usage that still weighs in fair share.
+    let ledger_since = now - 62 * 24 * berth_proto::time::HOUR_MS;
+    let usage_since = now - 90 * 24 * berth_proto::time::HOUR_MS;
+    let mut snap = store.load(now, ledger_since, usage_since).await?;
+    let tokens = std::mem::take(&mut snap.tokens);
+    Ok((State::from_snapshot(snap), tokens))
 }
 
 /// The current time in milliseconds.
@@ -214,20 +283,3 @@ pub(crate) fn audit(
 }
 
 pub(crate) use booking::{check_class, refusal, reservation_usage};
-
-impl Engine {
-    /// A node as the API shows it.
-    pub async fn node_view(&self, name: &str) -> berth_proto::v1::Node {
-        let state = self.lock().await;
-        let devices = state
-            .devices
-            .values()
-            .filter(|d| d.row.node == name)
-            .map(crate::convert::device)
-            .collect();
-        match state.nodes.get(name) {
-            Some(n) => crate::convert::node(n, devices),
-            None => berth_proto::v1::Node::default(),
-        }
-    }
-}

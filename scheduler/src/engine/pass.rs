@@ -1,17 +1,29 @@
 //! The scheduling pass: time-driven transitions and placement of pending jobs.
 //!
-//! Run by the scheduling loop on a tick and whenever something changes. Each step
-//! commits its own small batch, so a failure leaves everything consistent.
+//! Run by the scheduling loop on a tick and whenever something changes. Housekeeping
+//! (bookings starting and ending, leases, deadlines, drains, idle reclaim, guests making
+//! way, jobs in bookings) is decided under the live lock, in one batch. The queue pass
+//! (`core::plan`) runs on a copy of what it needs, off the async runtime, beside the API;
+//! its decisions are then checked against whatever changed meanwhile and staged as one
+//! batch. The API never waits for a plan.
 
-use super::booking::{end_reservation_jobs, reservation_usage};
 use super::charges::{self, Subject};
-use super::jobs::{bump_generation, reservation_runs};
+use super::observed::{Hint, PendingWhy};
+use super::pipeline::Tx;
+use super::stage::{bump_generation, end_reservation_jobs, stage_stop};
 use super::{Engine, now};
-use crate::core::{Decision, Guest, IdleBooked, PlanInput, QueuedJob, Wait, pick_within, plan};
-use crate::error::Result;
+use crate::core::{
+    Accounts, Ask, Cluster, Decision, Guest, IdleBooked, PlanInput, PlanPolicy, QueuedJob, Usage,
+    Wait, pick_within, plan,
+};
+use crate::error::{Error, Result};
 use crate::state::State;
-use crate::store::{ClaimRow, JobRow, JobState, Mutation, NodeState, OwnerKind, ReservationState};
-use std::collections::{BTreeMap, HashSet};
+use crate::store::{
+    ClaimRow, Health, JobRow, JobState, Mutation, NodeRow, NodeState, OwnerKind, ReservationState,
+    StopCause,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one pass did, for logs and tests.
@@ -19,7 +31,7 @@ use std::time::{Duration, Instant};
 pub struct PassReport {
     /// Jobs placed on devices.
     pub placed: usize,
-    /// Jobs asked to stop (deadline or reservation end).
+    /// Jobs asked to stop (deadline, reservation end, reclaim, preemption).
     pub stopped: usize,
     /// Reservations that started or ended.
     pub reservations_changed: usize,
@@ -29,414 +41,543 @@ pub struct PassReport {
     pub reclaimed: usize,
     /// Preemptible jobs asked to make way.
     pub preempted: usize,
+    /// Planned placements dropped because what they relied on changed while planning.
+    pub stale: usize,
 }
 
-impl Engine {
-    /// Runs one scheduling pass.
-    pub async fn pass(&self) -> Result<PassReport> {
-        let started = Instant::now();
-        let mut report = PassReport::default();
-        let mut to_stop = Vec::new();
-        {
-            let mut state = self.lock().await;
-            let t = now();
-            report.reservations_changed = self
-                .advance_reservations(&mut state, t, &mut to_stop)
-                .await?;
-            report.nodes_lost = self.expire_leases(&mut state).await?;
-            for j in state.jobs.values() {
-                if j.stop.is_none()
-                    && j.row.state.is_placed()
-                    && j.row.deadline_ms.is_some_and(|d| t >= d)
-                {
-                    let why = "reached its deadline (its maximum runtime or its reservation's end)";
-                    to_stop.push((j.row.id.clone(), JobState::TimedOut, why.to_owned()));
-                }
-            }
-            self.finish_drains(&mut state).await?;
-            report.reclaimed = self.watch_idle(&mut state, t, &mut to_stop).await?;
-            self.evict_guests(&state, t, &mut to_stop);
-            report.placed = self.place_in_reservations(&mut state, t).await?;
-            let (placed, preempt) = self.place_queue(&mut state, t).await?;
-            report.placed += placed;
-            report.preempted = preempt.len();
-            to_stop.extend(preempt);
-        }
-        let mut seen = HashSet::new();
-        to_stop.retain(|(id, _, _)| seen.insert(id.clone()));
-        report.stopped = to_stop.len();
-        for (id, end, reason) in to_stop {
-            self.request_stop(&id, end, &reason).await?;
-        }
-        self.metrics.pass(started.elapsed());
-        Ok(report)
-    }
+/// Everything the queue pass plans from, copied out of the live state.
+struct PlanSnapshot {
+    version: u64,
+    now: i64,
+    cluster: Cluster,
+    accounts: Accounts,
+    jobs: Vec<QueuedJob>,
+    rows: HashMap<String, Arc<JobRow>>,
+    weights: BTreeMap<String, f64>,
+    usage: Usage,
+    guests: Vec<Guest>,
+    idle_booked: Vec<IdleBooked>,
+    policy: PlanPolicy,
+}
 
-    /// Confirmed → active at start; active → completed at end (its jobs stop).
-    async fn advance_reservations(
-        &self,
-        state: &mut State,
-        t: i64,
-        to_stop: &mut Vec<(String, JobState, String)>,
-    ) -> Result<usize> {
-        let due: Vec<_> = state
-            .reservations
-            .values()
-            .filter(|r| {
-                (r.state == ReservationState::Confirmed && r.start_ms <= t) || r.end_ms <= t
-            })
-            .cloned()
-            .collect();
-        for mut r in due.iter().cloned() {
-            let mut batch = Vec::new();
-            let mut ended = Vec::new();
-            if r.end_ms <= t {
-                r.state = ReservationState::Completed;
-                batch.push(Mutation::InsertUsage(reservation_usage(&r, r.end_ms)));
-                let (done, stops) = end_reservation_jobs(
-                    state,
-                    &r.id,
-                    t,
-                    "its reservation ended before it could start",
-                    (JobState::TimedOut, "its reservation ended"),
-                    &mut batch,
-                );
-                ended = done;
-                to_stop.extend(stops);
-            } else {
-                r.state = ReservationState::Active;
-            }
-            batch.push(Mutation::UpsertReservation(r.clone()));
-            self.commit(batch).await?;
-            if r.state.is_final() {
-                state.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
-                state.reservations.remove(&r.id);
-                self.forget_ended(state, &ended);
-            } else {
-                state.reservations.insert(r.id.clone(), r);
-            }
-        }
-        Ok(due.len())
-    }
-
-    /// Nodes whose agents missed their lease become unreachable; their devices are
-    /// held back from new work until the agent reconciles.
-    async fn expire_leases(&self, state: &mut State) -> Result<usize> {
-        let lease = Duration::from_millis(self.policy.lease_ms.max(0) as u64);
-        let lost: Vec<_> = state
-            .nodes
-            .values()
-            .filter(|n| {
-                matches!(
-                    n.row.state,
-                    NodeState::Ready | NodeState::Draining | NodeState::Drained
-                )
-            })
-            .filter(|n| n.last_seen.is_none_or(|s| s.elapsed() > lease))
-            .map(|n| n.row.clone())
-            .collect();
-        for mut row in lost.iter().cloned() {
-            row.state = NodeState::Unreachable;
-            self.commit(vec![Mutation::UpsertNode(row.clone())]).await?;
-            tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
-            state.cluster.set_node_schedulable(&row.name, false);
-            if let Some(e) = state.nodes.get_mut(&row.name) {
-                e.row = row;
-            }
-        }
-        Ok(lost.len())
-    }
-
-    /// Draining nodes with no work left become drained.
-    async fn finish_drains(&self, state: &mut State) -> Result<()> {
-        let empty: Vec<_> = state
-            .nodes
-            .values()
-            .filter(|n| n.row.state == NodeState::Draining)
-            .filter(|n| state.placed_jobs_on(&n.row.name).next().is_none())
-            .map(|n| n.row.clone())
-            .collect();
-        for mut row in empty {
-            row.state = NodeState::Drained;
-            self.commit(vec![Mutation::UpsertNode(row.clone())]).await?;
-            if let Some(e) = state.nodes.get_mut(&row.name) {
-                e.row = row;
-            }
-        }
-        Ok(())
-    }
-
-    /// Places jobs waiting for their reservation's devices, oldest first.
-    async fn place_in_reservations(&self, state: &mut State, t: i64) -> Result<usize> {
-        let mut pending: Vec<_> = state
+impl PlanSnapshot {
+    fn take(state: &State, t: i64, grace_ms: i64) -> Option<Self> {
+        let pending: Vec<&Arc<JobRow>> = state
             .jobs
             .values()
-            .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_some())
-            .map(|j| (j.row.created_ms, j.row.id.clone()))
+            .map(|j| &j.row)
+            .filter(|r| r.state == JobState::Pending && r.reservation_id.is_none())
             .collect();
-        pending.sort();
-        let mut placed = 0;
-        for (_, id) in pending {
-            if self.place_in_reservation(state, &id, t).await? {
-                placed += 1;
-            }
+        if pending.is_empty() {
+            return None;
         }
-        Ok(placed)
-    }
-
-    async fn place_in_reservation(&self, state: &mut State, id: &str, t: i64) -> Result<bool> {
-        let Some(job) = state.jobs.get(id).map(|j| j.row.clone()) else {
-            return Ok(false);
-        };
-        let Some(rid) = job.reservation_id.clone() else {
-            return Ok(false);
-        };
-        let count = job.count.max(0) as u32;
-        let Some(r) = state.reservations.get(&rid).cloned() else {
-            return Ok(false);
-        };
-        if !reservation_runs(r.state) {
-            let at = crate::convert::local_hint(r.start_ms);
-            self.set_pending(
-                state,
-                id,
-                format!("waiting for its reservation to start at {at}"),
-                Some(r.start_ms),
-            );
-            return Ok(false);
-        }
-        // Devices in use by any placed job: the reservation's own, and preemptible guests
-        // (which the pass evicts when the reservation has work waiting).
-        let busy: HashSet<String> = state
-            .jobs
-            .values()
-            .filter(|j| j.row.state.is_placed())
-            .flat_map(|j| j.row.devices.iter().cloned())
-            .collect();
-        let usable: Vec<String> = r
-            .devices
+        let jobs = pending
             .iter()
-            .filter(|d| {
-                state.devices.get(*d).is_some_and(|e| {
-                    e.row.health != crate::store::Health::Failed
-                        && state.nodes.get(&e.row.node).is_some_and(|n| {
-                            matches!(n.row.state, NodeState::Ready | NodeState::Draining)
-                        })
-                })
-            })
-            .cloned()
-            .collect();
-        let Some(devices) = pick_on_one_node(state, &usable, &busy, count) else {
-            self.set_pending(
-                state,
-                id,
-                format!(
-                    "waiting for {count} of its reservation's devices to be free of other jobs"
-                ),
-                None,
-            );
-            return Ok(false);
-        };
-        let Some(node) = node_of(state, &devices) else {
-            return Ok(false);
-        };
-        let mut row = job.clone();
-        let mut batch = Vec::new();
-        let bump = bump_generation(state, &node, &mut batch);
-        row.state = JobState::Scheduled;
-        row.reason.clear();
-        row.node = Some(node.clone());
-        row.devices = devices;
-        row.deadline_ms = Some((t + job.max_runtime_ms).min(r.end_ms));
-        row.generation = state.nodes.get(&node).map_or(0, |n| n.row.generation + 1);
-        batch.push(Mutation::UpsertJob(row.clone()));
-        self.commit(batch).await?;
-        bump.publish(state);
-        if let Some(j) = state.jobs.get_mut(id) {
-            j.row = row;
-            j.estimated_start = None;
-        }
-        Ok(true)
-    }
-
-    /// Runs the pure queue pass over the jobs queued for a class, commits its placements
-    /// in one batch, and records why the others wait. Returns how many were placed and
-    /// the preemptible jobs to stop.
-    async fn place_queue(
-        &self,
-        state: &mut State,
-        t: i64,
-    ) -> Result<(usize, Vec<(String, JobState, String)>)> {
-        let queued: Vec<QueuedJob> = state
-            .jobs
-            .values()
-            .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_none())
-            .map(|j| QueuedJob {
-                id: j.row.id.clone(),
-                org: j.row.org.clone(),
-                class: j.row.class.clone(),
-                count: j.row.count.max(0) as u32,
-                nodes: j.row.nodes.max(1) as u32,
-                runtime_ms: j.row.max_runtime_ms,
-                priority: j.row.priority,
-                submitted_ms: j.row.created_ms,
-                preemptible: j.row.preemptible,
-                rate: state.class_rate(&j.row.class),
+            .map(|r| QueuedJob {
+                id: r.id.clone(),
+                org: r.org.clone(),
+                class: r.class.clone(),
+                count: r.count.max(0) as u32,
+                nodes: r.nodes.max(1) as u32,
+                runtime_ms: r.max_runtime_ms,
+                priority: r.priority,
+                submitted_ms: r.created_ms,
+                preemptible: r.preemptible,
+                rate: state.class_rate(&r.class),
             })
             .collect();
-        if queued.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        let weights: BTreeMap<String, f64> = state
+        let rows = pending
+            .iter()
+            .map(|r| (r.id.clone(), Arc::clone(r)))
+            .collect();
+        let weights = state
             .orgs
             .values()
             .map(|o| (o.name.clone(), o.weight))
             .collect();
         let half_life = state.sched.fair_share_half_life_ms;
         let mut usage = state.fair.at(t, half_life);
-        for j in state.jobs.values().filter(|j| j.row.state.is_placed()) {
+        for j in state.placed_jobs() {
             if let Some(s) = j.row.started_ms {
                 let used = (t - s).max(0) as f64 * f64::from(State::job_devices(&j.row));
                 usage.add(&j.row.org, used * state.class_rate(&j.row.class), t);
             }
         }
-        let guests = guests(state);
-        let idle_booked = idle_booked(state, t);
-        let policy = state.sched.plan_policy(self.policy.grace_ms);
-        let input = PlanInput {
+        Some(PlanSnapshot {
+            version: state.version,
             now: t,
-            jobs: &queued,
-            weights: &weights,
-            usage: &usage,
-            guests: &guests,
-            idle_booked: &idle_booked,
-            policy: &policy,
+            cluster: state.cluster.clone(),
+            accounts: state.accounts.clone(),
+            jobs,
+            rows,
+            weights,
+            usage,
+            guests: guests(state),
+            idle_booked: idle_booked(state, t),
+            policy: state.sched.plan_policy(grace_ms),
+        })
+    }
+
+    fn plan(&mut self) -> Vec<Decision> {
+        let input = PlanInput {
+            now: self.now,
+            jobs: &self.jobs,
+            weights: &self.weights,
+            usage: &self.usage,
+            guests: &self.guests,
+            idle_booked: &self.idle_booked,
+            policy: &self.policy,
         };
-        let mut accounts = state.accounts.clone();
-        let decisions = plan(&mut state.cluster, &mut accounts, &input);
+        plan(&mut self.cluster, &mut self.accounts, &input)
+    }
+}
 
-        let mut batch = Vec::new();
-        let mut ledger = Vec::new();
-        let mut placed: Vec<JobRow> = Vec::new();
-        let mut bumps = BTreeMap::new();
-        let mut preempt = Vec::new();
-        for d in &decisions {
-            match d {
-                Decision::Place(p) => {
-                    let Some(live) = state.jobs.get(&p.job) else {
-                        continue;
-                    };
-                    let Some(node) = node_of(state, &p.devices) else {
-                        continue;
-                    };
-                    let mut row = live.row.clone();
-                    if let Some(plan) = &p.charge {
-                        let subject = Subject {
-                            org: &row.org,
-                            kind: OwnerKind::Job,
-                            id: &row.id,
-                            class: &row.class,
-                        };
-                        let (entry, kept) = charges::charge(
-                            &subject,
-                            plan,
-                            t,
-                            "queued job placed: charged for its max runtime",
-                        );
-                        ledger.push(entry);
-                        row.charge = kept;
+impl Engine {
+    /// Runs one scheduling pass.
+    pub async fn pass(&self) -> Result<PassReport> {
+        let _one = self.pass_lock.lock().await;
+        let started = Instant::now();
+        let t = now();
+        let mut report = PassReport::default();
+        let mut hints: HashMap<String, Hint> = HashMap::new();
+        let lease = Duration::from_millis(self.policy.lease_ms.max(0) as u64);
+        let fresh_ms = 3 * self.policy.lease_ms;
+        let grace_ms = self.policy.grace_ms;
+        let ((reclaimed, housekeeping_changed), first) = self.decide(|tx| {
+            let before = tx.is_empty();
+            report.reservations_changed = advance_reservations(tx, t);
+            report.nodes_lost = expire_leases(tx, &self.observed, lease);
+            report.stopped += stop_overdue(tx, t);
+            finish_drains(tx);
+            let reclaimed = super::reclaim::watch_idle(tx, &self.observed, t, fresh_ms);
+            report.reclaimed = reclaimed.len();
+            report.preempted += super::reclaim::evict_guests(tx, t, grace_ms);
+            report.placed += place_in_reservations(tx, t, &mut hints);
+            Ok((reclaimed, before != tx.is_empty()))
+        })?;
+        for (_, unused) in &reclaimed {
+            self.metrics.reclaimed(*unused);
+        }
+
+        let snapshot = self.peek_live(|s| PlanSnapshot::take(s, t, grace_ms));
+        let mut second = None;
+        if let Some(mut snap) = snapshot {
+            let (snap, decisions) = tokio::task::spawn_blocking(move || {
+                let d = snap.plan();
+                (snap, d)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
+            let (outcome, ticket) =
+                self.decide(|tx| Ok(apply_plan(tx, &snap, decisions, &mut hints)))?;
+            report.placed += outcome.placed;
+            report.preempted += outcome.preempted;
+            report.stale = outcome.stale;
+            second = Some(ticket);
+        }
+        self.hints.set(hints);
+        first.durable().await?;
+        if let Some(t) = second {
+            t.durable().await?;
+        }
+        if housekeeping_changed && report.placed > 0 {
+            self.kick();
+        }
+        self.metrics.pass(started.elapsed());
+        Ok(report)
+    }
+}
+
+/// Confirmed → active at start; active → completed at end (its jobs stop).
+fn advance_reservations(tx: &mut Tx<'_>, t: i64) -> usize {
+    let mut due: Vec<_> = tx
+        .state()
+        .reservations
+        .values()
+        .filter(|r| (r.state == ReservationState::Confirmed && r.start_ms <= t) || r.end_ms <= t)
+        .map(|r| crate::store::ReservationRow::clone(r))
+        .collect();
+    due.sort_by(|a, b| a.id.cmp(&b.id));
+    let n = due.len();
+    for mut r in due {
+        if r.end_ms <= t {
+            r.state = ReservationState::Completed;
+            tx.push(Mutation::InsertUsage(super::reservation_usage(
+                &r, r.end_ms,
+            )));
+            let id = r.id.clone();
+            tx.push(Mutation::UpsertReservation(Arc::new(r)));
+            end_reservation_jobs(
+                tx,
+                &id,
+                t,
+                "its reservation ended before it could start",
+                (StopCause::ReservationEnded, "its reservation ended"),
+            );
+        } else {
+            r.state = ReservationState::Active;
+            tx.push(Mutation::UpsertReservation(Arc::new(r)));
+        }
+    }
+    n
+}
+
+/// Nodes whose agents missed their lease become unreachable; their devices are held back
+/// from new work until the agent reconciles.
+fn expire_leases(tx: &mut Tx<'_>, observed: &super::observed::Observed, lease: Duration) -> usize {
+    let lost: Vec<NodeRow> = tx
+        .state()
+        .nodes
+        .values()
+        .filter(|n| {
+            matches!(
+                n.row.state,
+                NodeState::Ready | NodeState::Draining | NodeState::Drained
+            )
+        })
+        .filter(|n| {
+            observed
+                .last_seen(&n.row.name)
+                .is_none_or(|s| s.elapsed() > lease)
+        })
+        .map(|n| n.row.clone())
+        .collect();
+    let n = lost.len();
+    for mut row in lost {
+        tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
+        row.state = NodeState::Unreachable;
+        tx.push(Mutation::UpsertNode(row));
+    }
+    n
+}
+
+/// Placed jobs past their deadline are asked to stop.
+fn stop_overdue(tx: &mut Tx<'_>, t: i64) -> usize {
+    let mut overdue: Vec<String> = tx
+        .state()
+        .placed_jobs()
+        .filter(|j| j.row.stop.is_none() && j.row.deadline_ms.is_some_and(|d| t >= d))
+        .map(|j| j.row.id.clone())
+        .collect();
+    overdue.sort();
+    let why = "reached its deadline (its maximum runtime or its reservation's end)";
+    overdue
+        .into_iter()
+        .filter(|id| stage_stop(tx, id, StopCause::Deadline, why))
+        .count()
+}
+
+/// Draining nodes with no work left become drained.
+fn finish_drains(tx: &mut Tx<'_>) {
+    let state = tx.state();
+    let empty: Vec<NodeRow> = state
+        .nodes
+        .values()
+        .filter(|n| n.row.state == NodeState::Draining)
+        .filter(|n| state.placed_jobs_on(&n.row.name).next().is_none())
+        .map(|n| n.row.clone())
+        .collect();
+    for mut row in empty {
+        row.state = NodeState::Drained;
+        tx.push(Mutation::UpsertNode(row));
+    }
+}
+
+/// Places jobs waiting for their reservation's devices, oldest first; notes why the
+/// others wait.
+fn place_in_reservations(tx: &mut Tx<'_>, t: i64, hints: &mut HashMap<String, Hint>) -> usize {
+    let mut pending: Vec<_> = tx
+        .state()
+        .jobs
+        .values()
+        .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_some())
+        .map(|j| (j.row.created_ms, j.row.id.clone()))
+        .collect();
+    pending.sort();
+    pending
+        .into_iter()
+        .filter(|(_, id)| place_in_reservation(tx, id, t, hints))
+        .count()
+}
+
+fn place_in_reservation(
+    tx: &mut Tx<'_>,
+    id: &str,
+    t: i64,
+    hints: &mut HashMap<String, Hint>,
+) -> bool {
+    let state = tx.state();
+    let Some(job) = state.jobs.get(id).map(|j| j.row.clone()) else {
+        return false;
+    };
+    let Some(rid) = job.reservation_id.clone() else {
+        return false;
+    };
+    let count = job.count.max(0) as u32;
+    let Some(r) = state.reservations.get(&rid).cloned() else {
+        return false;
+    };
+    if !super::jobs::reservation_runs(r.state) {
+        let why = PendingWhy::ReservationNotStarted {
+            start_ms: r.start_ms,
+        };
+        hints.insert(
+            id.to_owned(),
+            Hint {
+                why,
+                estimated_start: Some(r.start_ms),
+            },
+        );
+        return false;
+    }
+    // Devices in use by any placed job: the reservation's own, and preemptible guests
+    // (which the pass evicts when the reservation has work waiting).
+    let busy: HashSet<String> = state
+        .busy_devices()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let usable: Vec<String> = r
+        .devices
+        .iter()
+        .filter(|d| {
+            state.devices.get(*d).is_some_and(|e| {
+                e.row.health != Health::Failed
+                    && state.nodes.get(&e.row.node).is_some_and(|n| {
+                        matches!(n.row.state, NodeState::Ready | NodeState::Draining)
+                    })
+            })
+        })
+        .cloned()
+        .collect();
+    let Some(devices) = pick_on_one_node(state, &usable, &busy, count) else {
+        hints.insert(
+            id.to_owned(),
+            Hint {
+                why: PendingWhy::ReservationBusy { count },
+                estimated_start: None,
+            },
+        );
+        return false;
+    };
+    let Some(node) = node_of(state, &devices) else {
+        return false;
+    };
+    let generation = bump_generation(tx, &node);
+    let mut row = JobRow::clone(&job);
+    row.state = JobState::Scheduled;
+    row.reason.clear();
+    row.node = Some(node);
+    row.devices = devices;
+    row.deadline_ms = Some((t + job.max_runtime_ms).min(r.end_ms));
+    row.generation = generation;
+    tx.push(Mutation::UpsertJob(Arc::new(row)));
+    true
+}
+
+/// What staging a plan came to.
+#[derive(Default)]
+struct PlanOutcome {
+    placed: usize,
+    preempted: usize,
+    stale: usize,
+}
+
+/// Stages a plan's decisions. When the live state changed while planning, each placement
+/// is checked again (its job still pending and unchanged, its devices still free and
+/// schedulable, its budget still allows it) and dropped if not; it is retried next pass.
+fn apply_plan(
+    tx: &mut Tx<'_>,
+    snap: &PlanSnapshot,
+    decisions: Vec<Decision>,
+    hints: &mut HashMap<String, Hint>,
+) -> PlanOutcome {
+    let t = snap.now;
+    let unchanged = tx.state().version == snap.version;
+    let mut busy: Option<HashSet<String>> = None;
+    let mut out = PlanOutcome::default();
+    for d in decisions {
+        match d {
+            Decision::Place(p) => {
+                let Some(row) = snap.rows.get(&p.job) else {
+                    continue;
+                };
+                let charge = if unchanged {
+                    Some(p.charge.clone())
+                } else {
+                    let state = tx.state();
+                    let busy = busy.get_or_insert_with(|| {
+                        state
+                            .busy_devices()
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect()
+                    });
+                    let c = revalidate(state, busy, row, &p);
+                    if c.is_some() {
+                        busy.extend(p.devices.iter().cloned());
                     }
-                    if p.claim {
-                        batch.push(Mutation::InsertClaims(
-                            p.devices
-                                .iter()
-                                .map(|dev| ClaimRow {
-                                    device_uuid: dev.clone(),
-                                    owner_kind: OwnerKind::Job,
-                                    owner_id: row.id.clone(),
-                                    start_ms: p.start,
-                                    end_ms: p.end,
-                                })
-                                .collect(),
-                        ));
-                    }
-                    for n in nodes_of(state, &p.devices) {
-                        if let std::collections::btree_map::Entry::Vacant(e) = bumps.entry(n) {
-                            let b = bump_generation(state, e.key(), &mut batch);
-                            e.insert(b);
+                    c
+                };
+                let Some(charge) = charge else {
+                    out.stale += 1;
+                    continue;
+                };
+                if stage_placement(tx, row, &p, charge, t) {
+                    out.placed += 1;
+                } else {
+                    out.stale += 1;
+                }
+            }
+            Decision::Preempt { job, for_job } => {
+                let why = format!("preempted to make room for job {for_job}");
+                if stage_stop(tx, &job, StopCause::Preempted, &why) {
+                    out.preempted += 1;
+                }
+            }
+            Decision::Wait {
+                job,
+                why,
+                estimated_start,
+            } => {
+                let why = match &why {
+                    Wait::NotSchedulable { class, .. } => {
+                        let draining = draining_nodes(tx.state(), class);
+                        if draining.is_empty() {
+                            PendingWhy::Queue(why)
+                        } else {
+                            PendingWhy::Draining {
+                                nodes: draining,
+                                wait: why,
+                            }
                         }
                     }
-                    row.state = JobState::Scheduled;
-                    row.reason.clear();
-                    // The highest of its nodes' new generations: a node that has applied
-                    // it has the job (the lost-job check relies on this).
-                    row.generation = nodes_of(state, &p.devices)
-                        .iter()
-                        .filter_map(|n| state.nodes.get(n))
-                        .map(|n| n.row.generation + 1)
-                        .max()
-                        .unwrap_or(0);
-                    row.node = Some(node);
-                    row.devices = p.devices.clone();
-                    row.deadline_ms = Some(p.end);
-                    batch.push(Mutation::UpsertJob(row.clone()));
-                    placed.push(row);
-                }
-                Decision::Preempt { job, for_job } => preempt.push((
-                    job.clone(),
-                    JobState::Preempted,
-                    format!("preempted to make room for job {for_job}"),
-                )),
-                Decision::Wait {
+                    _ => PendingWhy::Queue(why),
+                };
+                hints.insert(
                     job,
-                    why,
-                    estimated_start,
-                } => {
-                    let mut reason = why.describe(crate::convert::local_hint);
-                    if let Wait::NotSchedulable { class, .. } = why {
-                        let draining = draining_nodes(state, class);
-                        if !draining.is_empty() {
-                            reason = format!("node draining ({}): {reason}", draining.join(", "));
-                        }
-                    }
-                    self.set_pending(state, job, reason, *estimated_start);
-                }
+                    Hint {
+                        why,
+                        estimated_start,
+                    },
+                );
             }
         }
-        if placed.is_empty() {
-            return Ok((0, preempt));
-        }
-        batch.push(Mutation::InsertLedger(ledger.clone()));
-        if let Err(e) = self.commit(batch).await {
-            // Nothing was recorded: take back the claims the pass added; keep the accounts.
-            for row in &placed {
-                state.cluster.remove_claims(&row.id);
-            }
-            return Err(e);
-        }
-        state.accounts = accounts;
-        for e in &ledger {
-            self.metrics.ledger(e.kind, e.amount_ms);
-        }
-        for (_, b) in bumps {
-            b.publish(state);
-        }
-        let n = placed.len();
-        for row in placed {
-            if let Some(j) = state.jobs.get_mut(&row.id) {
-                j.row = row;
-                j.estimated_start = None;
-            }
-        }
-        Ok((n, preempt))
     }
+    out
+}
 
-    fn set_pending(&self, state: &mut State, id: &str, reason: String, estimate: Option<i64>) {
-        if let Some(j) = state.jobs.get_mut(id) {
-            j.row.reason = reason;
-            j.estimated_start = estimate;
+/// Checks a planned placement against the live state; returns the charge to make now
+/// (`Some(None)`: nothing to charge), or `None` when it no longer holds.
+fn revalidate(
+    state: &State,
+    busy: &HashSet<String>,
+    planned: &Arc<JobRow>,
+    p: &crate::core::Placement,
+) -> Option<Option<crate::core::ChargePlan>> {
+    let live = state.jobs.get(&planned.id)?;
+    if !Arc::ptr_eq(&live.row, planned) || live.row.state != JobState::Pending {
+        return None;
+    }
+    let waiting = state.reservations_with_waiting_jobs();
+    for d in &p.devices {
+        let e = state.devices.get(d)?;
+        let ready = state
+            .nodes
+            .get(&e.row.node)
+            .is_some_and(|n| n.row.state == NodeState::Ready);
+        if !ready || e.row.health == Health::Failed || busy.contains(d) {
+            return None;
+        }
+        if p.claim {
+            if !state.cluster.is_free(d, p.start, p.end) {
+                return None;
+            }
+        } else {
+            // A guest may only use a device every owner of which lends it.
+            let lends = state.cluster.owners_on(d, p.start, p.end).iter().all(|o| {
+                state.reservations.get(*o).is_some_and(|r| {
+                    r.state == ReservationState::Active
+                        && !waiting.contains(*o)
+                        && r.end_ms > p.start
+                })
+            });
+            if !lends {
+                return None;
+            }
         }
     }
+    let row = &live.row;
+    let ask = Ask {
+        org: &row.org,
+        class: &row.class,
+        rate: state.class_rate(&row.class),
+        devices: State::job_devices(row),
+        start: p.start,
+        end: p.end,
+        now: p.start,
+        capped: !row.preemptible,
+    };
+    state.accounts.admit(&ask).ok()
+}
+
+/// Stages one placement: claims, charge, the job scheduled on its nodes.
+fn stage_placement(
+    tx: &mut Tx<'_>,
+    row: &Arc<JobRow>,
+    p: &crate::core::Placement,
+    charge: Option<crate::core::ChargePlan>,
+    t: i64,
+) -> bool {
+    let Some(node) = node_of(tx.state(), &p.devices) else {
+        return false;
+    };
+    let mut next = JobRow::clone(row);
+    if let Some(plan) = &charge {
+        let subject = Subject {
+            org: &next.org,
+            kind: OwnerKind::Job,
+            id: &next.id,
+            class: &next.class,
+        };
+        let (entry, kept) = charges::charge(
+            &subject,
+            plan,
+            t,
+            "queued job placed: charged for its max runtime",
+        );
+        next.charge = kept;
+        tx.push(Mutation::InsertLedger(vec![entry]));
+    }
+    if p.claim {
+        tx.push(Mutation::InsertClaims(
+            p.devices
+                .iter()
+                .map(|dev| ClaimRow {
+                    device_uuid: dev.clone(),
+                    owner_kind: OwnerKind::Job,
+                    owner_id: next.id.clone(),
+                    start_ms: p.start,
+                    end_ms: p.end,
+                })
+                .collect(),
+        ));
+    }
+    // The highest of its nodes' new generations: a node that has applied it has the job
+    // (the lost-job check relies on this).
+    let generation = nodes_of(tx.state(), &p.devices)
+        .iter()
+        .map(|n| bump_generation(tx, n))
+        .max()
+        .unwrap_or(0);
+    next.state = JobState::Scheduled;
+    next.reason.clear();
+    next.generation = generation;
+    next.node = Some(node);
+    next.devices = p.devices.clone();
+    next.deadline_ms = Some(p.end);
+    tx.push(Mutation::UpsertJob(Arc::new(next)));
+    true
 }
 
 /// The node of the first device (a job's node; rank 0 of a multi-node job).
@@ -482,9 +623,8 @@ fn draining_nodes(state: &State, class: &str) -> Vec<String> {
 /// Running preemptible jobs and their devices.
 fn guests(state: &State) -> Vec<Guest> {
     let mut out: Vec<Guest> = state
-        .jobs
-        .values()
-        .filter(|j| j.row.preemptible && j.row.state.is_placed())
+        .placed_jobs()
+        .filter(|j| j.row.preemptible)
         .map(|j| Guest {
             job: j.row.id.clone(),
             class: j.row.class.clone(),
@@ -501,12 +641,7 @@ fn guests(state: &State) -> Vec<Guest> {
 
 /// Devices of active bookings with no work waiting that no job uses now.
 fn idle_booked(state: &State, t: i64) -> Vec<IdleBooked> {
-    let used: HashSet<&str> = state
-        .jobs
-        .values()
-        .filter(|j| j.row.state.is_placed())
-        .flat_map(|j| j.row.devices.iter().map(String::as_str))
-        .collect();
+    let used = state.busy_devices();
     let waiting = state.reservations_with_waiting_jobs();
     let mut out = Vec::new();
     for r in state.reservations.values() {
@@ -521,7 +656,7 @@ fn idle_booked(state: &State, t: i64) -> Vec<IdleBooked> {
                 .nodes
                 .get(&e.row.node)
                 .is_some_and(|n| n.row.state == NodeState::Ready);
-            if ready && e.row.health != crate::store::Health::Failed && !used.contains(d.as_str()) {
+            if ready && e.row.health != Health::Failed && !used.contains(d.as_str()) {
                 out.push(IdleBooked {
                     device: d.clone(),
                     class: r.class.clone(),
@@ -542,7 +677,7 @@ fn pick_on_one_node(
     busy: &HashSet<String>,
     count: u32,
 ) -> Option<Vec<String>> {
-    let mut by_node: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    let mut by_node: BTreeMap<&str, Vec<String>> = Default::default();
     for d in usable {
         if let Some(e) = state.devices.get(d) {
             by_node

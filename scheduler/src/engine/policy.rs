@@ -15,8 +15,9 @@ const MINUTE_MS: i64 = 60_000;
 pub struct SchedPolicy {
     /// Half-life of past usage in fair-share ordering.
     pub fair_share_half_life_ms: i64,
-    /// `none`, `easy` or `conservative`.
-    pub backfill: String,
+    /// How waiting jobs are protected from being overtaken.
+    #[serde(with = "backfill_name")]
+    pub backfill: Backfill,
     /// Planned starts per class under conservative backfill.
     pub reserve_depth: u32,
     /// Preemptible jobs are not preempted by queued work before they ran this long.
@@ -35,13 +36,106 @@ pub struct SchedPolicy {
     pub refund_reclaim_pct: f64,
     /// Percent of the hours lost to a device fault refunded.
     pub refund_fault_pct: f64,
+    /// How long old rows are kept.
+    pub retention: Retention,
+}
+
+/// How long each kind of row is kept (`None`: forever). Usage and ledger rows of a budget
+/// period that has not ended are kept whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Retention {
+    /// Log chunks of jobs that ended longer ago than this.
+    pub logs_ms: Option<i64>,
+    /// Audit events.
+    pub audit_ms: Option<i64>,
+    /// Usage records.
+    pub usage_ms: Option<i64>,
+    /// Ledger entries.
+    pub ledger_ms: Option<i64>,
+    /// Jobs and bookings that ended longer ago than this.
+    pub finished_ms: Option<i64>,
+}
+
+/// The retention field names [`Retention::apply`] understands.
+pub const RETENTION_FIELDS: &[&str] = &["logs", "audit", "usage", "ledger", "finished"];
+
+impl Retention {
+    /// As the API shows it.
+    pub fn to_proto(&self) -> v1::Retention {
+        let d = |ms: Option<i64>| ms.map(berth_proto::time::ms_to_dur);
+        v1::Retention {
+            logs: d(self.logs_ms),
+            audit: d(self.audit_ms),
+            usage: d(self.usage_ms),
+            ledger: d(self.ledger_ms),
+            finished: d(self.finished_ms),
+        }
+    }
+
+    /// A copy with the named fields taken from `r` (unset: forever), each at least an
+    /// hour; the error names the first bad field.
+    pub fn apply(&self, r: &v1::Retention, fields: &[String]) -> Result<Self> {
+        if fields.is_empty() {
+            return Err(Error::field(
+                "fields",
+                format!(
+                    "name at least one field to change ({})",
+                    RETENTION_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let mut out = *self;
+        for f in fields {
+            let (slot, given) = match f.as_str() {
+                "logs" => (&mut out.logs_ms, r.logs.as_ref()),
+                "audit" => (&mut out.audit_ms, r.audit.as_ref()),
+                "usage" => (&mut out.usage_ms, r.usage.as_ref()),
+                "ledger" => (&mut out.ledger_ms, r.ledger.as_ref()),
+                "finished" => (&mut out.finished_ms, r.finished.as_ref()),
+                other => {
+                    return Err(Error::field(
+                        "fields",
+                        format!(
+                            "unknown retention field {other:?} (known: {})",
+                            RETENTION_FIELDS.join(", ")
+                        ),
+                    ));
+                }
+            };
+            *slot = match given {
+                None => None,
+                Some(d) => Some(duration(f, Some(d), HOUR_MS)?),
+            };
+        }
+        Ok(out)
+    }
+}
+
+/// Backfill modes stored by name; an unknown name is an error, never a default.
+mod backfill_name {
+    use crate::core::Backfill;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Backfill, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(b.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Backfill, D::Error> {
+        let name = String::deserialize(d)?;
+        Backfill::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{name:?} is not a backfill mode (none, easy, conservative)"
+            ))
+        })
+    }
 }
 
 impl Default for SchedPolicy {
     fn default() -> Self {
         SchedPolicy {
             fair_share_half_life_ms: 7 * 24 * HOUR_MS,
-            backfill: Backfill::Easy.as_str().to_owned(),
+            backfill: Backfill::Easy,
             reserve_depth: 16,
             min_runtime_before_preemption_ms: 10 * MINUTE_MS,
             idle_threshold_pct: 5.0,
@@ -51,6 +145,7 @@ impl Default for SchedPolicy {
             refund_cancel_started_pct: 50.0,
             refund_reclaim_pct: 100.0,
             refund_fault_pct: 100.0,
+            retention: Retention::default(),
         }
     }
 }
@@ -82,15 +177,10 @@ impl SchedPolicy {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The backfill mode.
-    pub fn backfill_mode(&self) -> Backfill {
-        Backfill::parse(&self.backfill).unwrap_or_default()
-    }
-
     /// The queue pass's knobs.
     pub fn plan_policy(&self, grace_ms: i64) -> PlanPolicy {
         PlanPolicy {
-            backfill: self.backfill_mode(),
+            backfill: self.backfill,
             reserve_depth: self.reserve_depth,
             min_runtime_ms: self.min_runtime_before_preemption_ms,
             grace_ms,
@@ -112,7 +202,7 @@ impl SchedPolicy {
         let d = berth_proto::time::ms_to_dur;
         v1::SchedulingPolicy {
             fair_share_half_life: Some(d(self.fair_share_half_life_ms)),
-            backfill: self.backfill.clone(),
+            backfill: self.backfill.as_str().to_owned(),
             reserve_depth: self.reserve_depth,
             min_runtime_before_preemption: Some(d(self.min_runtime_before_preemption_ms)),
             idle_threshold_pct: self.idle_threshold_pct,
@@ -142,16 +232,15 @@ impl SchedPolicy {
                         duration(f, p.fair_share_half_life.as_ref(), MINUTE_MS)?
                 }
                 "backfill" => {
-                    if Backfill::parse(&p.backfill).is_none() {
-                        return Err(Error::field(
+                    out.backfill = Backfill::parse(&p.backfill).ok_or_else(|| {
+                        Error::field(
                             f,
                             format!(
                                 "{:?} is not a backfill mode (none, easy, conservative)",
                                 p.backfill
                             ),
-                        ));
-                    }
-                    out.backfill = p.backfill.clone();
+                        )
+                    })?;
                 }
                 "reserve_depth" => {
                     if !(1..=1000).contains(&p.reserve_depth) {
@@ -229,13 +318,15 @@ mod tests {
     #[test]
     fn json_round_trips_and_fills_defaults() {
         let p = SchedPolicy {
-            backfill: "conservative".into(),
+            backfill: Backfill::Conservative,
             ..SchedPolicy::default()
         };
         assert_eq!(SchedPolicy::from_json(&p.to_json()).unwrap(), p);
         let partial = SchedPolicy::from_json(r#"{"reserve_depth": 3}"#).unwrap();
         assert_eq!(partial.reserve_depth, 3);
-        assert_eq!(partial.backfill, "easy");
+        assert_eq!(partial.backfill, Backfill::Easy);
+        let typo = SchedPolicy::from_json(r#"{"backfill": "conservatve"}"#).unwrap_err();
+        assert!(typo.to_string().contains("conservatve"), "{typo}");
     }
 
     #[test]
@@ -245,7 +336,7 @@ mod tests {
         wire.backfill = "conservative".into();
         wire.refund_fault_pct = 50.0;
         let got = base.apply(&wire, &["backfill".into()]).unwrap();
-        assert_eq!(got.backfill, "conservative");
+        assert_eq!(got.backfill, Backfill::Conservative);
         assert_eq!(got.refund_fault_pct, 100.0);
         wire.backfill = "greedy".into();
         let err = base.apply(&wire, &["backfill".into()]).unwrap_err();
@@ -257,6 +348,31 @@ mod tests {
         assert!(err.to_string().contains("idle_threshold_pct"), "{err}");
         assert!(base.apply(&wire, &[]).is_err());
         assert!(base.apply(&wire, &["colour".into()]).is_err());
+    }
+
+    #[test]
+    fn retention_changes_only_named_fields_and_refuses_short_ones() {
+        let base = Retention {
+            audit_ms: Some(400 * 24 * HOUR_MS),
+            ..Retention::default()
+        };
+        let wire = v1::Retention {
+            logs: Some(berth_proto::time::ms_to_dur(90 * 24 * HOUR_MS)),
+            ..Default::default()
+        };
+        let got = base.apply(&wire, &["logs".into()]).unwrap();
+        assert_eq!(got.logs_ms, Some(90 * 24 * HOUR_MS));
+        assert_eq!(got.audit_ms, base.audit_ms, "not named, not changed");
+        let cleared = base.apply(&wire, &["audit".into()]).unwrap();
+        assert_eq!(cleared.audit_ms, None, "named and unset: forever");
+        let short = v1::Retention {
+            usage: Some(berth_proto::time::ms_to_dur(1000)),
+            ..Default::default()
+        };
+        let err = base.apply(&short, &["usage".into()]).unwrap_err();
+        assert!(err.to_string().contains("usage"), "{err}");
+        assert!(base.apply(&wire, &["colour".into()]).is_err());
+        assert!(base.apply(&wire, &[]).is_err());
     }
 
     #[test]

@@ -113,42 +113,34 @@ impl v1::admin_server::Admin for AdminService {
     async fn clear_device(&self, req: Request<v1::ClearDeviceRequest>) -> Reply<v1::Device> {
         let c = caller(&req)?;
         let d = self.0.clear_device(&c, &req.get_ref().uuid).await?;
-        Ok(Response::new(convert::device(&d)))
+        let sample = self.0.observed.sample(&d.row.uuid);
+        Ok(Response::new(convert::device(&d, sample)))
     }
 
     async fn drain_node(&self, req: Request<v1::DrainNodeRequest>) -> Reply<v1::Node> {
         let c = caller(&req)?;
         let row = self.0.set_drain(&c, &req.get_ref().node, true).await?;
-        Ok(Response::new(self.0.node_view(&row.name).await))
+        Ok(Response::new(self.0.node_view(&row.name)?))
     }
 
     async fn undrain_node(&self, req: Request<v1::UndrainNodeRequest>) -> Reply<v1::Node> {
         let c = caller(&req)?;
         let row = self.0.set_drain(&c, &req.get_ref().node, false).await?;
-        Ok(Response::new(self.0.node_view(&row.name).await))
+        Ok(Response::new(self.0.node_view(&row.name)?))
     }
 
     async fn mark_node_down(&self, req: Request<v1::MarkNodeDownRequest>) -> Reply<v1::Node> {
         let c = caller(&req)?;
         let row = self.0.mark_down(&c, &req.get_ref().node).await?;
-        Ok(Response::new(self.0.node_view(&row.name).await))
+        Ok(Response::new(self.0.node_view(&row.name)?))
     }
 
     async fn list_audit(&self, req: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
         let c = caller(&req)?;
-        c.require_admin()?;
-        let limit = match req.get_ref().limit {
-            0 => 100,
-            n => n.min(10_000),
-        };
-        let rows = self
-            .0
-            .store
-            .list_audit(limit)
-            .await
-            .map_err(crate::error::Error::from)?;
+        let page = self.0.list_audit(&c, req.get_ref()).await?;
         Ok(Response::new(v1::ListAuditResponse {
-            events: rows.iter().map(convert::audit).collect(),
+            events: page.items.iter().map(convert::audit).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -199,5 +191,17 @@ impl v1::admin_server::Admin for AdminService {
     async fn set_policy(&self, req: Request<v1::SetPolicyRequest>) -> Reply<v1::SchedulingPolicy> {
         let c = caller(&req)?;
         Ok(Response::new(self.0.set_policy(&c, req.get_ref()).await?))
+    }
+
+    async fn get_retention(&self, req: Request<v1::GetRetentionRequest>) -> Reply<v1::Retention> {
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.get_retention(&c).await?))
+    }
+
+    async fn set_retention(&self, req: Request<v1::SetRetentionRequest>) -> Reply<v1::Retention> {
+        let c = caller(&req)?;
+        Ok(Response::new(
+            self.0.set_retention(&c, req.get_ref()).await?,
+        ))
     }
 }

@@ -3,11 +3,8 @@
 use super::Shared;
 use crate::auth::caller;
 use crate::convert;
-use crate::error::Error;
 use berth_proto::model;
-use berth_proto::time::{HOUR_MS, dur_to_ms, ms_to_ts, now_ms, ts_to_ms};
 use berth_proto::v1;
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -29,32 +26,16 @@ pub struct UsageService(pub Shared);
 impl v1::identity_server::Identity for IdentityService {
     async fn who_am_i(&self, req: Request<v1::WhoAmIRequest>) -> Reply<v1::WhoAmIResponse> {
         let c = caller(&req)?;
-        let state = self.0.lock().await;
-        let user = state
-            .user_by_id(&c.id)
-            .map(convert::user)
-            .unwrap_or(v1::User {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                org: c.org.clone(),
-                role: c.role.to_proto() as i32,
-                created_at: None,
-            });
-        Ok(Response::new(v1::WhoAmIResponse {
-            user: Some(user),
-            node: c.node.clone().unwrap_or_default(),
-            token_expires_at: Some(ms_to_ts(c.expires_ms)),
-        }))
+        Ok(Response::new(self.0.who_am_i(&c)))
     }
 }
 
 #[tonic::async_trait]
 impl v1::capacity_server::Capacity for CapacityService {
     async fn list_sites(&self, req: Request<v1::ListSitesRequest>) -> Reply<v1::ListSitesResponse> {
-        caller(&req)?.require_user()?;
-        let state = self.0.lock().await;
+        let c = caller(&req)?;
         Ok(Response::new(v1::ListSitesResponse {
-            sites: state.sites.values().map(convert::site).collect(),
+            sites: self.0.list_sites(&c)?,
         }))
     }
 
@@ -62,84 +43,25 @@ impl v1::capacity_server::Capacity for CapacityService {
         &self,
         req: Request<v1::ListClassesRequest>,
     ) -> Reply<v1::ListClassesResponse> {
-        caller(&req)?.require_user()?;
-        let state = self.0.lock().await;
-        let classes = state
-            .classes
-            .values()
-            .map(|c| {
-                let (total, schedulable) = state.cluster.class_counts(&c.name);
-                convert::class(c, total, schedulable)
-            })
-            .collect();
-        Ok(Response::new(v1::ListClassesResponse { classes }))
+        let c = caller(&req)?;
+        Ok(Response::new(v1::ListClassesResponse {
+            classes: self.0.list_classes(&c)?,
+        }))
     }
 
     async fn list_nodes(&self, req: Request<v1::ListNodesRequest>) -> Reply<v1::ListNodesResponse> {
-        caller(&req)?.require_user()?;
-        let site = model::optional_name("site", &req.get_ref().site)?;
-        let state = self.0.lock().await;
-        let nodes = state
-            .nodes
-            .values()
-            .filter(|n| site.as_ref().is_none_or(|s| *s == n.row.site))
-            .map(|n| {
-                let mut devices: Vec<_> = state
-                    .devices
-                    .values()
-                    .filter(|d| d.row.node == n.row.name)
-                    .map(convert::device)
-                    .collect();
-                devices.sort_by_key(|d| d.index);
-                convert::node(n, devices)
-            })
-            .collect();
-        Ok(Response::new(v1::ListNodesResponse { nodes }))
+        let c = caller(&req)?;
+        Ok(Response::new(v1::ListNodesResponse {
+            nodes: self.0.list_nodes(&c, &req.get_ref().site)?,
+        }))
     }
 
     async fn availability(
         &self,
         req: Request<v1::AvailabilityRequest>,
     ) -> Reply<v1::AvailabilityResponse> {
-        caller(&req)?.require_user()?;
-        let r = req.get_ref();
-        let class = model::name("class", &r.class)?;
-        let site = model::optional_name("site", &r.site)?;
-        let now = now_ms();
-        let from = r.from.as_ref().map_or(now, ts_to_ms);
-        let to = r.to.as_ref().map_or(from + 24 * HOUR_MS, ts_to_ms);
-        let step = r.step.as_ref().map_or(HOUR_MS, dur_to_ms);
-        if step <= 0 {
-            return Err(Error::field("step", "must be positive").into());
-        }
-        if to <= from {
-            return Err(Error::field("to", "must be after from").into());
-        }
-        if (to - from) / step > 1000 {
-            return Err(Error::field(
-                "step",
-                "the range would have more than 1000 buckets; use a larger step",
-            )
-            .into());
-        }
-        let state = self.0.lock().await;
-        crate::engine::check_class(&state.classes, &class)?;
-        let slots = state
-            .cluster
-            .availability(&class, site.as_deref(), from, to, step)
-            .map_err(crate::engine::refusal)?;
-        Ok(Response::new(v1::AvailabilityResponse {
-            class,
-            slots: slots
-                .into_iter()
-                .map(|s| v1::AvailabilitySlot {
-                    start: Some(ms_to_ts(s.start)),
-                    end: Some(ms_to_ts(s.end)),
-                    free: s.free,
-                    total: s.total,
-                })
-                .collect(),
-        }))
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.availability(&c, req.get_ref())?))
     }
 }
 
@@ -151,9 +73,7 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.create_reservation(&c, req.get_ref()).await?;
-        Ok(Response::new(
-            self.0.reservation_views(&[r]).await.remove(0),
-        ))
+        Ok(Response::new(self.0.reservation_views([&*r]).remove(0)))
     }
 
     async fn list_reservations(
@@ -161,9 +81,10 @@ impl v1::reservations_server::Reservations for ReservationsService {
         req: Request<v1::ListReservationsRequest>,
     ) -> Reply<v1::ListReservationsResponse> {
         let c = caller(&req)?;
-        let rows = self.0.list_reservations(&c, req.get_ref().all).await?;
+        let page = self.0.list_reservations(&c, req.get_ref()).await?;
         Ok(Response::new(v1::ListReservationsResponse {
-            reservations: self.0.reservation_views(&rows).await,
+            reservations: self.0.reservation_views(&page.items),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -173,9 +94,7 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.get_reservation(&c, &req.get_ref().id).await?;
-        Ok(Response::new(
-            self.0.reservation_views(&[r]).await.remove(0),
-        ))
+        Ok(Response::new(self.0.reservation_views([&*r]).remove(0)))
     }
 
     async fn cancel_reservation(
@@ -184,9 +103,7 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::Reservation> {
         let c = caller(&req)?;
         let r = self.0.cancel_reservation(&c, &req.get_ref().id).await?;
-        Ok(Response::new(
-            self.0.reservation_views(&[r]).await.remove(0),
-        ))
+        Ok(Response::new(self.0.reservation_views([&*r]).remove(0)))
     }
 }
 
@@ -197,27 +114,28 @@ impl v1::jobs_server::Jobs for JobsService {
     async fn submit_job(&self, req: Request<v1::SubmitJobRequest>) -> Reply<v1::Job> {
         let c = caller(&req)?;
         let j = self.0.submit_job(&c, req.get_ref()).await?;
-        Ok(Response::new(convert::job(&j)))
+        Ok(Response::new(j.to_proto()))
     }
 
     async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Reply<v1::ListJobsResponse> {
         let c = caller(&req)?;
-        let jobs = self.0.list_jobs(&c, req.get_ref().all).await?;
+        let page = self.0.list_jobs(&c, req.get_ref()).await?;
         Ok(Response::new(v1::ListJobsResponse {
-            jobs: jobs.iter().map(convert::job).collect(),
+            jobs: page.items.iter().map(|j| j.to_proto()).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
     async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Reply<v1::Job> {
         let c = caller(&req)?;
         let j = self.0.get_job(&c, &req.get_ref().id).await?;
-        Ok(Response::new(convert::job(&j)))
+        Ok(Response::new(j.to_proto()))
     }
 
     async fn cancel_job(&self, req: Request<v1::CancelJobRequest>) -> Reply<v1::Job> {
         let c = caller(&req)?;
         let j = self.0.cancel_job(&c, &req.get_ref().id).await?;
-        Ok(Response::new(convert::job(&j)))
+        Ok(Response::new(j.to_proto()))
     }
 
     type StreamLogsStream = LogStream;
@@ -244,69 +162,7 @@ impl v1::jobs_server::Jobs for JobsService {
 impl v1::usage_server::Usage for UsageService {
     async fn get_usage(&self, req: Request<v1::GetUsageRequest>) -> Reply<v1::GetUsageResponse> {
         let c = caller(&req)?;
-        c.require_user()?;
-        let r = req.get_ref();
-        let asked = model::optional_name("org", &r.org)?;
-        let org = match (c.is_admin(), asked) {
-            (true, org) => org,
-            (false, Some(o)) if o != c.org => {
-                return Err(Error::NotFound(format!("org {o:?}")).into());
-            }
-            (false, _) => Some(c.org.clone()),
-        };
-        let now = now_ms();
-        let from = r.from.as_ref().map_or(now - 30 * 24 * HOUR_MS, ts_to_ms);
-        let to = r.to.as_ref().map_or(now + HOUR_MS, ts_to_ms);
-        if to <= from {
-            return Err(Error::field("to", "must be after from").into());
-        }
-        let mut rows = self
-            .0
-            .store
-            .list_usage(org.as_deref(), from, to)
-            .await
-            .map_err(Error::from)?;
-        let state = self.0.lock().await;
-        // Bookings are charged when confirmed: live ones count for their whole window
-        // (their final record replaces this when they end).
-        let mut live: Vec<_> = state
-            .reservations
-            .values()
-            .filter(|r| org.as_ref().is_none_or(|o| *o == r.org))
-            .filter(|r| r.start_ms < to && r.end_ms > from)
-            .map(|r| crate::engine::reservation_usage(r, r.end_ms))
-            .collect();
-        live.sort_by_key(|u| u.start_ms);
-        rows.extend(live);
-        let mut totals: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
-        let records = rows
-            .iter()
-            .map(|u| {
-                let rec = convert::usage(
-                    u,
-                    state.user_by_id(&u.user_id).map_or("", |x| x.name.as_str()),
-                );
-                let t = totals.entry((u.org.clone(), u.class.clone())).or_default();
-                match u.kind {
-                    crate::store::OwnerKind::Reservation => t.0 += rec.device_hours,
-                    crate::store::OwnerKind::Job => t.1 += rec.device_hours,
-                }
-                rec
-            })
-            .collect();
-        Ok(Response::new(v1::GetUsageResponse {
-            records,
-            totals: totals
-                .into_iter()
-                .map(|((org, class), (reserved, jobs))| v1::UsageTotal {
-                    org,
-                    class,
-                    reserved_device_hours: reserved,
-                    job_device_hours: jobs,
-                })
-                .collect(),
-            budgets: crate::engine::Engine::budget_views(&state, org.as_deref(), now),
-        }))
+        Ok(Response::new(self.0.usage(&c, req.get_ref()).await?))
     }
 
     async fn list_budgets(
@@ -323,18 +179,10 @@ impl v1::usage_server::Usage for UsageService {
         req: Request<v1::ListLedgerRequest>,
     ) -> Reply<v1::ListLedgerResponse> {
         let c = caller(&req)?;
-        let r = req.get_ref();
-        let rows = self
-            .0
-            .list_ledger(
-                &c,
-                &r.org,
-                r.from.as_ref().map(ts_to_ms),
-                r.to.as_ref().map(ts_to_ms),
-            )
-            .await?;
+        let page = self.0.list_ledger(&c, req.get_ref()).await?;
         Ok(Response::new(v1::ListLedgerResponse {
-            entries: rows.iter().map(convert::ledger_entry).collect(),
+            entries: page.items.iter().map(convert::ledger_entry).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 }

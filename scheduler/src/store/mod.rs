@@ -29,20 +29,103 @@ pub enum StoreError {
     Db(String),
 }
 
-/// Filter for listings scoped to a tenant.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
+/// Where a page of a listing starts: after the row with this sort key and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The sort key of the last row of the previous page (a time in ms).
+    pub key: i64,
+    /// The id of that row (the tie-breaker).
+    pub id: String,
+}
+
+/// One page of a listing: at most `limit` rows after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Start after this row; `None`: from the first.
+    pub after: Option<Cursor>,
+    /// Rows at most.
+    pub limit: u32,
+}
+
+impl Page {
+    /// The first `limit` rows.
+    pub fn first(limit: u32) -> Self {
+        Page { after: None, limit }
+    }
+}
+
+/// Which jobs a listing shows (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct JobFilter {
     /// Only this org; `None` for all (admins).
     pub org: Option<String>,
-    /// Include finished objects.
+    /// Include finished jobs.
     pub include_finished: bool,
+    /// Only jobs in one of these states (empty: any allowed by `include_finished`).
+    pub states: Vec<JobState>,
+    /// Only this user's (by name).
+    pub user: Option<String>,
+    /// Only this class.
+    pub class: Option<String>,
+    /// Only jobs created at or after this instant.
+    pub since_ms: Option<i64>,
+}
+
+/// Which reservations a listing shows (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ReservationFilter {
+    /// Only this org; `None` for all (admins).
+    pub org: Option<String>,
+    /// Include finished reservations.
+    pub include_finished: bool,
+    /// Only reservations in one of these states.
+    pub states: Vec<ReservationState>,
+    /// Only this user's (by name).
+    pub user: Option<String>,
+    /// Only this class.
+    pub class: Option<String>,
+    /// Only reservations created at or after this instant.
+    pub since_ms: Option<i64>,
+}
+
+/// Which audit events a listing shows (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AuditFilter {
+    /// Only events at or after this instant.
+    pub since_ms: Option<i64>,
+    /// Only events whose action starts with this (e.g. `job.`).
+    pub action_prefix: Option<String>,
+}
+
+/// Which ledger entries or usage records a listing shows (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RangeFilter {
+    /// Only this org; `None` for all (admins).
+    pub org: Option<String>,
+    /// From this instant (inclusive).
+    pub from_ms: i64,
+    /// To this instant (exclusive).
+    pub to_ms: i64,
+    /// Only this device class.
+    pub class: Option<String>,
+}
+
+/// How much a retention sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Rows deleted.
+    pub rows: u64,
 }
 
 /// Durable state of the scheduler.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies a batch of mutations in one transaction.
-    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError>;
+    /// Applies a group of batches, in order, in one transaction: all or nothing.
+    async fn apply_group(&self, group: &[&[Mutation]]) -> Result<(), StoreError>;
+    /// Applies one batch of mutations in one transaction.
+    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
+        self.apply_group(&[&batch]).await
+    }
     /// Loads what the scheduler keeps in memory: live objects as of `now_ms`, ledger
     /// entries of periods starting at or after `ledger_since_ms`, and usage records ending
     /// at or after `usage_since_ms`.
@@ -52,32 +135,49 @@ pub trait Store: Send + Sync + 'static {
         ledger_since_ms: i64,
         usage_since_ms: i64,
     ) -> Result<Snapshot, StoreError>;
-    /// Reservations, newest first.
-    async fn list_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError>;
+    /// A page of reservations, newest first (by creation time, then id).
+    async fn list_reservations(
+        &self,
+        filter: &ReservationFilter,
+        page: &Page,
+    ) -> Result<Vec<ReservationRow>, StoreError>;
     /// One reservation.
     async fn get_reservation(&self, id: &str) -> Result<Option<ReservationRow>, StoreError>;
-    /// Jobs, newest first.
-    async fn list_jobs(&self, scope: &Scope) -> Result<Vec<JobRow>, StoreError>;
+    /// A page of jobs, newest first (by creation time, then id).
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<Vec<JobRow>, StoreError>;
     /// One job.
     async fn get_job(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
     /// Users, optionally of one org.
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<UserRow>, StoreError>;
-    /// Usage records overlapping [from, to), optionally of one org, oldest first.
+    /// A page of usage records overlapping [from, to), oldest first (by start, then id).
     async fn list_usage(
         &self,
-        org: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<UsageRow>, StoreError>;
-    /// Ledger entries with `from_ms <= time < to_ms`, optionally of one org, oldest first.
+        filter: &RangeFilter,
+        page: &Page,
+    ) -> Result<Vec<(i64, UsageRow)>, StoreError>;
+    /// Device-milliseconds of the usage records overlapping [from, to), by org, class
+    /// and kind.
+    async fn usage_totals(
+        &self,
+        filter: &RangeFilter,
+    ) -> Result<Vec<(String, String, OwnerKind, i64)>, StoreError>;
+    /// A page of ledger entries with `from <= time < to`, oldest first (by time, then id).
     async fn list_ledger(
         &self,
-        org: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
+        filter: &RangeFilter,
+        page: &Page,
     ) -> Result<Vec<LedgerRow>, StoreError>;
-    /// The newest audit events, newest first.
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError>;
+    /// A page of audit events, newest first (by time, then id), with their ids.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &Page,
+    ) -> Result<Vec<(i64, AuditRow)>, StoreError>;
+    /// Deletes up to `limit` rows of `what` older than `before_ms`; returns how many.
+    async fn prune(&self, what: Prunable, before_ms: i64, limit: u32)
+    -> Result<Pruned, StoreError>;
+    /// Answers when the database does (a cheap query).
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Claims of every device, ending after `after_ms` (for consistency checks).
     async fn list_claims(&self, after_ms: i64) -> Result<Vec<ClaimRow>, StoreError>;
     /// Stores log chunks; a chunk whose (job, seq) is already stored is ignored.
@@ -90,6 +190,34 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<LogRow>, StoreError>;
+}
+
+/// What the retention sweep may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Prunable {
+    /// Log chunks of jobs that finished before the cut-off.
+    Logs,
+    /// Audit events.
+    Audit,
+    /// Usage records that ended before the cut-off.
+    Usage,
+    /// Ledger entries of periods that started before the cut-off.
+    Ledger,
+    /// Finished jobs and reservations (and their claims) that ended before the cut-off.
+    Finished,
+}
+
+impl Prunable {
+    /// Its name in the policy and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prunable::Logs => "logs",
+            Prunable::Audit => "audit",
+            Prunable::Usage => "usage",
+            Prunable::Ledger => "ledger",
+            Prunable::Finished => "finished",
+        }
+    }
 }
 
 /// Opens the store at `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and runs

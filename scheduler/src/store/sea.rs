@@ -10,6 +10,7 @@ mod apply;
 mod convert;
 mod entities;
 mod error;
+mod lists;
 mod metrics;
 
 use std::time::Duration;
@@ -24,12 +25,15 @@ use sea_orm::{
 
 use self::apply::Failed;
 use self::entities::{
-    api_token, audit_event, budget, device, device_claim, device_class, job, job_log, join_token,
-    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
+    api_token, budget, device, device_claim, device_class, job, job_log, join_token, ledger_entry,
+    node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use self::metrics::{Op, StoreMetrics};
 use super::types::*;
-use super::{Scope, Store, StoreError};
+use super::{
+    AuditFilter, JobFilter, Page, Prunable, Pruned, RangeFilter, ReservationFilter, Store,
+    StoreError,
+};
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -177,7 +181,7 @@ impl SeaStore {
     }
 
     /// Runs a write transaction, retrying transient failures.
-    async fn apply_batch(&self, batch: &[Mutation]) -> Result<(), StoreError> {
+    async fn apply_batch(&self, batch: &[&[Mutation]]) -> Result<(), StoreError> {
         let mut attempt = 1;
         loop {
             match self.apply_once(batch).await {
@@ -193,9 +197,9 @@ impl SeaStore {
         }
     }
 
-    async fn apply_once(&self, batch: &[Mutation]) -> Result<(), Failed> {
+    async fn apply_once(&self, group: &[&[Mutation]]) -> Result<(), Failed> {
         let txn = self.begin_write().await.map_err(Failed::from_db)?;
-        match apply::apply_all(&txn, batch).await {
+        match apply::apply_all(&txn, group).await {
             Ok(()) => txn.commit().await.map_err(Failed::from_db),
             Err(e) => {
                 rollback(txn).await;
@@ -417,11 +421,11 @@ async fn snapshot<C: ConnectionTrait>(
 
 #[async_trait::async_trait]
 impl Store for SeaStore {
-    async fn apply(&self, batch: Vec<Mutation>) -> Result<(), StoreError> {
-        if batch.is_empty() {
+    async fn apply_group(&self, group: &[&[Mutation]]) -> Result<(), StoreError> {
+        if group.iter().all(|b| b.is_empty()) {
             return Ok(());
         }
-        self.metrics.time(Op::Apply, self.apply_batch(&batch)).await
+        self.metrics.time(Op::Apply, self.apply_batch(group)).await
     }
 
     async fn load(
@@ -441,25 +445,13 @@ impl Store for SeaStore {
             .await
     }
 
-    async fn list_reservations(&self, scope: &Scope) -> Result<Vec<ReservationRow>, StoreError> {
+    async fn list_reservations(
+        &self,
+        filter: &ReservationFilter,
+        page: &Page,
+    ) -> Result<Vec<ReservationRow>, StoreError> {
         self.metrics
-            .time(Op::ListReservations, async {
-                let mut query = reservation::Entity::find();
-                if let Some(org) = &scope.org {
-                    query = query.filter(reservation::Column::Org.eq(org.as_str()));
-                }
-                if !scope.include_finished {
-                    query = query
-                        .filter(reservation::Column::State.is_not_in(final_reservation_states()));
-                }
-                let models = query
-                    .order_by_desc(reservation::Column::CreatedMs)
-                    .order_by_desc(reservation::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .map_err(error::db)?;
-                collect(models, convert::reservation_row)
-            })
+            .time(Op::ListReservations, self.page_reservations(filter, page))
             .await
     }
 
@@ -475,24 +467,9 @@ impl Store for SeaStore {
             .await
     }
 
-    async fn list_jobs(&self, scope: &Scope) -> Result<Vec<JobRow>, StoreError> {
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<Vec<JobRow>, StoreError> {
         self.metrics
-            .time(Op::ListJobs, async {
-                let mut query = job::Entity::find();
-                if let Some(org) = &scope.org {
-                    query = query.filter(job::Column::Org.eq(org.as_str()));
-                }
-                if !scope.include_finished {
-                    query = query.filter(job::Column::State.is_not_in(final_job_states()));
-                }
-                let models = query
-                    .order_by_desc(job::Column::CreatedMs)
-                    .order_by_desc(job::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .map_err(error::db)?;
-                collect(models, convert::job_row)
-            })
+            .time(Op::ListJobs, self.page_jobs(filter, page))
             .await
     }
 
@@ -528,65 +505,62 @@ impl Store for SeaStore {
 
     async fn list_usage(
         &self,
-        org: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<UsageRow>, StoreError> {
+        filter: &RangeFilter,
+        page: &Page,
+    ) -> Result<Vec<(i64, UsageRow)>, StoreError> {
         self.metrics
-            .time(Op::ListUsage, async {
-                let mut query = usage_record::Entity::find()
-                    .filter(usage_record::Column::StartMs.lt(to_ms))
-                    .filter(usage_record::Column::EndMs.gt(from_ms));
-                if let Some(org) = org {
-                    query = query.filter(usage_record::Column::Org.eq(org));
-                }
-                let models = query
-                    .order_by_asc(usage_record::Column::StartMs)
-                    .order_by_asc(usage_record::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .map_err(error::db)?;
-                collect(models, convert::usage_row)
-            })
+            .time(Op::ListUsage, self.page_usage(filter, page))
+            .await
+    }
+
+    async fn usage_totals(
+        &self,
+        filter: &RangeFilter,
+    ) -> Result<Vec<(String, String, OwnerKind, i64)>, StoreError> {
+        self.metrics
+            .time(Op::ListUsage, self.sum_usage(filter))
             .await
     }
 
     async fn list_ledger(
         &self,
-        org: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
+        filter: &RangeFilter,
+        page: &Page,
     ) -> Result<Vec<LedgerRow>, StoreError> {
         self.metrics
-            .time(Op::ListLedger, async {
-                let mut query = ledger_entry::Entity::find()
-                    .filter(ledger_entry::Column::TimeMs.gte(from_ms))
-                    .filter(ledger_entry::Column::TimeMs.lt(to_ms));
-                if let Some(org) = org {
-                    query = query.filter(ledger_entry::Column::Org.eq(org));
-                }
-                let models = query
-                    .order_by_asc(ledger_entry::Column::TimeMs)
-                    .order_by_asc(ledger_entry::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .map_err(error::db)?;
-                collect(models, convert::ledger_row)
-            })
+            .time(Op::ListLedger, self.page_ledger(filter, page))
             .await
     }
 
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &Page,
+    ) -> Result<Vec<(i64, AuditRow)>, StoreError> {
         self.metrics
-            .time(Op::ListAudit, async {
-                let models = audit_event::Entity::find()
-                    .order_by_desc(audit_event::Column::TimeMs)
-                    .order_by_desc(audit_event::Column::Id)
-                    .limit(u64::from(limit))
-                    .all(&self.db)
+            .time(Op::ListAudit, self.page_audit(filter, page))
+            .await
+    }
+
+    async fn prune(
+        &self,
+        what: Prunable,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Pruned, StoreError> {
+        self.metrics
+            .time(Op::Prune, self.prune_batch(what, before_ms, limit))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.metrics
+            .time(Op::Ping, async {
+                self.db
+                    .execute_unprepared("SELECT 1")
                     .await
-                    .map_err(error::db)?;
-                Ok(models.into_iter().map(convert::audit_row).collect())
+                    .map(|_| ())
+                    .map_err(error::db)
             })
             .await
     }

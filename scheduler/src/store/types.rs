@@ -5,6 +5,7 @@
 
 use berth_proto::v1;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident => $proto:ty { $($(#[$vm:meta])* $var:ident = $s:literal => $p:ident),+ $(,)? }) => {
@@ -132,6 +133,87 @@ impl JobState {
     pub fn is_placed(self) -> bool {
         matches!(self, Self::Scheduled | Self::Starting | Self::Running)
     }
+}
+
+/// Why the scheduler asked a placed job's node to stop it: what it wants of the job, as
+/// data. The final state it records once the node confirms follows from the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopCause {
+    /// A user or an admin cancelled it.
+    Cancelled,
+    /// Its reservation was cancelled.
+    ReservationCancelled,
+    /// Its reservation was reclaimed for idleness.
+    Reclaimed,
+    /// Its reservation's window ended.
+    ReservationEnded,
+    /// It reached its deadline (max runtime).
+    Deadline,
+    /// A preemptible job made way for its devices' owner.
+    Preempted,
+    /// A device it holds failed.
+    DeviceFault,
+    /// One part of a multi-node job failed, so the others stop.
+    PartFailed,
+}
+
+impl StopCause {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopCause::Cancelled => "cancelled",
+            StopCause::ReservationCancelled => "reservation-cancelled",
+            StopCause::Reclaimed => "reclaimed",
+            StopCause::ReservationEnded => "reservation-ended",
+            StopCause::Deadline => "deadline",
+            StopCause::Preempted => "preempted",
+            StopCause::DeviceFault => "device-fault",
+            StopCause::PartFailed => "part-failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            StopCause::Cancelled,
+            StopCause::ReservationCancelled,
+            StopCause::Reclaimed,
+            StopCause::ReservationEnded,
+            StopCause::Deadline,
+            StopCause::Preempted,
+            StopCause::DeviceFault,
+            StopCause::PartFailed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
+    /// The state the job ends in once its node has stopped it.
+    pub fn final_state(self) -> JobState {
+        match self {
+            StopCause::Cancelled | StopCause::ReservationCancelled | StopCause::Reclaimed => {
+                JobState::Cancelled
+            }
+            StopCause::ReservationEnded | StopCause::Deadline => JobState::TimedOut,
+            StopCause::Preempted => JobState::Preempted,
+            StopCause::DeviceFault | StopCause::PartFailed => JobState::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scheduler's stop request for a placed job: the cause, and the words shown to people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// Why, as data.
+    pub cause: StopCause,
+    /// Why, in words (e.g. `cancelled by alice`).
+    pub reason: String,
 }
 
 /// Whose claim on a device this is.
@@ -420,6 +502,9 @@ pub struct JobRow {
     pub charge: Charge,
     /// The job it continues after a preemption.
     pub requeued_from: Option<String>,
+    /// Set once the scheduler has asked its node to stop it (placed jobs), and kept on the
+    /// final row of a job that ended that way.
+    pub stop: Option<Stop>,
 }
 
 /// One device held for a window by a reservation or a queued job.
@@ -485,8 +570,8 @@ pub enum Mutation {
     InsertJoinToken(JoinTokenRow),
     UpsertNode(NodeRow),
     UpsertDevice(DeviceRow),
-    UpsertReservation(ReservationRow),
-    UpsertJob(JobRow),
+    UpsertReservation(Arc<ReservationRow>),
+    UpsertJob(Arc<JobRow>),
     /// Fails the whole batch with [`super::StoreError::Conflict`] if any claim overlaps
     /// an existing claim on the same device.
     InsertClaims(Vec<ClaimRow>),

@@ -134,9 +134,13 @@ fn ledger_ids(rows: &[LedgerRow]) -> String {
     }
 }
 
-/// Applies every mutation of `batch` in order; the caller commits or rolls back.
-pub(super) async fn apply_all(txn: &DatabaseTransaction, batch: &[Mutation]) -> Result<(), Failed> {
-    for mutation in batch {
+/// Applies every mutation of every batch of `group` in order; the caller commits or rolls
+/// back.
+pub(super) async fn apply_all(
+    txn: &DatabaseTransaction,
+    group: &[&[Mutation]],
+) -> Result<(), Failed> {
+    for mutation in group.iter().flat_map(|b| b.iter()) {
         apply_one(txn, mutation).await?;
     }
     Ok(())

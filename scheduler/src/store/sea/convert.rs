@@ -300,6 +300,8 @@ pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
         charge_period_ms: row.charge.period_start_ms,
         charged_ms: row.charge.amount_ms,
         requeued_from: row.requeued_from.clone(),
+        stop_cause: row.stop.as_ref().map(|s| s.cause.as_str().to_owned()),
+        stop_reason: row.stop.as_ref().map(|s| s.reason.clone()),
     })
 }
 
@@ -338,6 +340,13 @@ pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
             amount_ms: m.charged_ms,
         },
         requeued_from: m.requeued_from,
+        stop: match (m.stop_cause, m.stop_reason) {
+            (Some(cause), reason) => Some(Stop {
+                cause: parse_with("jobs", "stop_cause", &cause, StopCause::parse)?,
+                reason: reason.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        },
     })
 }
 

@@ -22,10 +22,12 @@ pub(super) enum Op {
     ListClaims,
     AppendLogs,
     ReadLogs,
+    Prune,
+    Ping,
 }
 
 impl Op {
-    const ALL: [Op; 14] = [
+    const ALL: [Op; 16] = [
         Op::Migrate,
         Op::Apply,
         Op::Load,
@@ -40,6 +42,8 @@ impl Op {
         Op::ListClaims,
         Op::AppendLogs,
         Op::ReadLogs,
+        Op::Prune,
+        Op::Ping,
     ];
 
     fn as_str(self) -> &'static str {
@@ -58,6 +62,8 @@ impl Op {
             Op::ListClaims => "list_claims",
             Op::AppendLogs => "append_logs",
             Op::ReadLogs => "read_logs",
+            Op::Prune => "prune",
+            Op::Ping => "ping",
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Model {
     /// Net budget milliseconds charged.
     pub charged_ms: i64,
     pub requeued_from: Option<String>,
+    /// Why the scheduler asked the node to stop it (a `StopCause` name); `None` if it did not.
+    pub stop_cause: Option<String>,
+    /// The stop's reason in words.
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

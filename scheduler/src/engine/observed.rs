@@ -1,0 +1,211 @@
+//! What the scheduler observes but does not decide: agents' last calls, device telemetry,
+//! why pending jobs wait, and the generation of each node's desired work as committed.
+//! None of it is durable; none of it waits for the writer.
+
+use crate::core::Wait;
+use berth_proto::v1;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Agents' last calls and their devices' latest samples.
+#[derive(Debug, Default)]
+pub struct Observed {
+    seen: Mutex<HashMap<String, (Instant, i64)>>,
+    telemetry: Mutex<HashMap<String, v1::Telemetry>>,
+}
+
+impl Observed {
+    /// Records that a node's agent called in now.
+    pub fn seen(&self, node: &str) {
+        let at = (Instant::now(), berth_proto::time::now_ms());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get_mut(node) {
+            Some(v) => *v = at,
+            None => {
+                seen.insert(node.to_owned(), at);
+            }
+        }
+    }
+
+    /// When a node's agent last called in (`None`: not since this scheduler started).
+    pub fn last_seen(&self, node: &str) -> Option<Instant> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(node).map(|v| v.0)
+    }
+
+    /// When a node's agent last called in, in ms since the epoch (`None`: not since this
+    /// scheduler started).
+    pub fn last_seen_ms(&self, node: &str) -> Option<i64> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(node).map(|v| v.1)
+    }
+
+    /// Gives every node a fresh lease (at start: agents get a full lease to reconnect).
+    /// The wall time stays unknown until the agent really calls.
+    pub fn seen_all<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for n in nodes {
+            let wall = seen.get(n).map_or(0, |v| v.1);
+            seen.insert(n.to_owned(), (now, wall));
+        }
+    }
+
+    /// Stores the latest samples of some devices.
+    pub fn telemetry(&self, samples: impl IntoIterator<Item = (String, v1::Telemetry)>) {
+        let mut t = self.telemetry.lock().unwrap_or_else(|e| e.into_inner());
+        for (uuid, sample) in samples {
+            t.insert(uuid, sample);
+        }
+    }
+
+    /// A device's latest sample.
+    pub fn sample(&self, uuid: &str) -> Option<v1::Telemetry> {
+        let t = self.telemetry.lock().unwrap_or_else(|e| e.into_inner());
+        t.get(uuid).copied()
+    }
+}
+
+/// Why a pending job waits, as data: reasons in words and metric labels are derived
+/// from it, never the other way round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PendingWhy {
+    /// What the queue pass said.
+    Queue(Wait),
+    /// The queue pass said it cannot be scheduled, and these nodes of its class drain.
+    Draining {
+        /// The draining nodes.
+        nodes: Vec<String>,
+        /// What the queue pass said.
+        wait: Wait,
+    },
+    /// Its reservation has not started.
+    ReservationNotStarted {
+        /// When it starts.
+        start_ms: i64,
+    },
+    /// Its reservation's devices are busy with other jobs.
+    ReservationBusy {
+        /// Devices it needs.
+        count: u32,
+    },
+}
+
+/// The bounded label values of `berth_jobs_pending{reason}`.
+pub const PENDING_KINDS: &[&str] = &[
+    "budget",
+    "cap",
+    "capacity",
+    "schedulable",
+    "preempting",
+    "reservation",
+    "other",
+];
+
+impl PendingWhy {
+    /// The reason in words.
+    pub fn describe(&self) -> String {
+        let at = crate::convert::local_hint;
+        match self {
+            PendingWhy::Queue(w) => w.describe(at),
+            PendingWhy::Draining { nodes, wait } => {
+                format!(
+                    "node draining ({}): {}",
+                    nodes.join(", "),
+                    wait.describe(at)
+                )
+            }
+            PendingWhy::ReservationNotStarted { start_ms } => {
+                format!("waiting for its reservation to start at {}", at(*start_ms))
+            }
+            PendingWhy::ReservationBusy { count } => {
+                format!("waiting for {count} of its reservation's devices to be free of other jobs")
+            }
+        }
+    }
+
+    /// Its metric label (one of [`PENDING_KINDS`]).
+    pub fn kind(&self) -> &'static str {
+        use crate::core::LimitRefusal as L;
+        match self {
+            PendingWhy::Queue(Wait::Limit(L::Cap { .. })) => "cap",
+            PendingWhy::Queue(Wait::Limit(_)) => "budget",
+            PendingWhy::Queue(Wait::NoDevices { .. }) => "capacity",
+            PendingWhy::Queue(Wait::NotSchedulable { .. }) | PendingWhy::Draining { .. } => {
+                "schedulable"
+            }
+            PendingWhy::Queue(Wait::Preempting { .. }) => "preempting",
+            PendingWhy::ReservationNotStarted { .. } | PendingWhy::ReservationBusy { .. } => {
+                "reservation"
+            }
+        }
+    }
+}
+
+/// A pending job's latest wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hint {
+    /// Why it waits.
+    pub why: PendingWhy,
+    /// When it is expected to start, if known.
+    pub estimated_start: Option<i64>,
+}
+
+/// The latest pass's hints, replaced whole after each pass.
+#[derive(Debug, Default)]
+pub struct Hints(RwLock<Arc<HashMap<String, Hint>>>);
+
+impl Hints {
+    /// The current hints.
+    pub fn get(&self) -> Arc<HashMap<String, Hint>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One job's hint.
+    pub fn of(&self, job: &str) -> Option<Hint> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job)
+            .cloned()
+    }
+
+    /// Replaces every hint.
+    pub fn set(&self, hints: HashMap<String, Hint>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(hints);
+    }
+}
+
+/// Publishes each node's committed generation to its waiting heartbeats.
+#[derive(Debug, Default)]
+pub struct Generations(Mutex<HashMap<String, watch::Sender<i64>>>);
+
+impl Generations {
+    /// A receiver of the node's committed generation (every known node has one: they are
+    /// published at load and after every commit that changes a node).
+    pub fn subscribe(&self, node: &str) -> watch::Receiver<i64> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(node.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Publishes a committed generation.
+    pub fn publish(&self, node: &str, generation: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(node) {
+            Some(tx) => {
+                tx.send_if_modified(|g| {
+                    let changed = *g != generation;
+                    *g = generation;
+                    changed
+                });
+            }
+            None => {
+                map.insert(node.to_owned(), watch::channel(generation).0);
+            }
+        }
+    }
+}

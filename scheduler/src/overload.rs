@@ -1,0 +1,111 @@
+//! Load shedding: at most so many requests in flight, answered `RESOURCE_EXHAUSTED` at once
+//! beyond that, never queued into a hang.
+//!
+//! Two pools, so one kind of traffic cannot starve the other: ordinary calls, and agents'
+//! heartbeats (long-polls that sit for seconds by design). A request takes a permit of its
+//! pool when it arrives and gives it back when its response is ready. Log streams, which
+//! last as long as a job, are capped where they are followed (`logs`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::codegen::http;
+
+/// How many requests of each kind may be in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Ordinary calls.
+    pub calls: usize,
+    /// Agents' heartbeat long-polls.
+    pub heartbeats: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            calls: 2048,
+            heartbeats: 20_000,
+        }
+    }
+}
+
+/// The pools.
+#[derive(Clone)]
+pub struct OverloadLayer {
+    calls: Arc<Semaphore>,
+    heartbeats: Arc<Semaphore>,
+}
+
+impl OverloadLayer {
+    /// Pools of the given sizes.
+    pub fn new(limits: Limits) -> Self {
+        OverloadLayer {
+            calls: Arc::new(Semaphore::new(limits.calls)),
+            heartbeats: Arc::new(Semaphore::new(limits.heartbeats)),
+        }
+    }
+
+    fn pool(&self, path: &str) -> (&Arc<Semaphore>, &'static str) {
+        match path {
+            "/berth.v1.Agent/Heartbeat" => (&self.heartbeats, "heartbeats"),
+            _ => (&self.calls, "requests"),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for OverloadLayer {
+    type Service = Overload<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Overload {
+            inner,
+            pools: self.clone(),
+        }
+    }
+}
+
+/// Refuses a request at once when its pool is empty.
+#[derive(Clone)]
+pub struct Overload<S> {
+    inner: S,
+    pools: OverloadLayer,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Overload<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: From<tonic::body::Body> + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (pool, what) = self.pools.pool(req.uri().path());
+        let permit: Option<OwnedSemaphorePermit> = pool.clone().try_acquire_owned().ok();
+        let Some(permit) = permit else {
+            let mut status = tonic::Status::resource_exhausted(format!(
+                "the scheduler is at its limit of concurrent {what}; retry shortly"
+            ));
+            if let Ok(v) = "100".parse() {
+                status.metadata_mut().insert("retry-after-ms", v);
+            }
+            let (parts, body) = status.into_http::<tonic::body::Body>().into_parts();
+            return Box::pin(async move { Ok(http::Response::from_parts(parts, RB::from(body))) });
+        };
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            drop(permit);
+            res
+        })
+    }
+}

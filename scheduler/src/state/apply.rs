@@ -1,0 +1,180 @@
+//! Applying mutations to the in-memory state: the one place memory changes.
+//!
+//! Every function here is deterministic in the mutation and the state alone (no clock), so
+//! applying the same batches in the same order to two copies gives the same state.
+
+use super::{DeviceEntry, LiveJob, NodeEntry, State, apply_ledger, core_budget, node_schedulable};
+use crate::engine::SchedPolicy;
+use crate::store::{ClaimRow, Health, JobRow, Mutation, OwnerKind, ReservationRow, UsageRow};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl State {
+    /// Applies a batch, in order.
+    pub fn apply_all(&mut self, batch: &[Mutation]) {
+        for m in batch {
+            self.apply(m);
+        }
+    }
+
+    /// Applies one mutation.
+    pub fn apply(&mut self, m: &Mutation) {
+        self.version += 1;
+        match m {
+            Mutation::InsertSite(r) => {
+                self.sites.insert(r.name.clone(), r.clone());
+            }
+            Mutation::InsertClass(r) | Mutation::UpdateClass(r) => {
+                self.classes.insert(r.name.clone(), r.clone());
+            }
+            Mutation::InsertOrg(r) | Mutation::UpdateOrg(r) => {
+                self.orgs.insert(r.name.clone(), r.clone());
+            }
+            Mutation::InsertUser(r) => {
+                self.user_names.insert(r.id.clone(), r.name.clone());
+                self.users.insert(r.name.clone(), r.clone());
+            }
+            // Credentials live in the auth index, updated once committed.
+            Mutation::InsertToken(_) | Mutation::RevokeToken { .. } => {}
+            Mutation::InsertJoinToken(r) => {
+                self.join_tokens.retain(|j| j.expires_ms > r.created_ms);
+                self.join_tokens.push(r.clone());
+            }
+            Mutation::UpsertNode(r) => {
+                self.cluster
+                    .upsert_node(&r.name, &r.site, node_schedulable(r.state));
+                self.nodes
+                    .insert(r.name.clone(), NodeEntry { row: r.clone() });
+            }
+            Mutation::UpsertDevice(r) => {
+                self.cluster
+                    .upsert_device(&r.uuid, &r.node, &r.class, r.health != Health::Failed);
+                self.devices
+                    .insert(r.uuid.clone(), DeviceEntry { row: r.clone() });
+            }
+            Mutation::UpsertReservation(r) => self.put_reservation(r),
+            Mutation::UpsertJob(r) => self.put_job(r),
+            Mutation::InsertClaims(claims) => self.add_claims(claims),
+            Mutation::DeleteClaims { owner_id } => self.cluster.remove_claims(owner_id),
+            Mutation::TruncateClaims { owner_id, end_ms } => {
+                self.cluster.truncate_claims(owner_id, *end_ms);
+            }
+            Mutation::InsertUsage(u) => self.add_fair_usage(u),
+            Mutation::Audit(_) => {}
+            Mutation::UpsertBudget(b) => {
+                self.accounts.set_budget(&b.org, &b.class, core_budget(b));
+                self.budgets
+                    .insert((b.org.clone(), b.class.clone()), b.clone());
+            }
+            Mutation::DeleteBudget { org, class } => {
+                self.budgets.remove(&(org.clone(), class.clone()));
+                self.accounts.remove_budget(org, class);
+            }
+            Mutation::InsertLedger(rows) => {
+                for e in rows {
+                    apply_ledger(&mut self.accounts, e);
+                }
+            }
+            Mutation::SetPolicy(p) => match SchedPolicy::from_json(&p.json) {
+                Ok(policy) => self.sched = policy,
+                Err(e) => tracing::error!(error = %e, "keeping the previous scheduling policy"),
+            },
+        }
+    }
+
+    /// A reservation's new row: live ones are held against the org's caps, final ones are
+    /// forgotten.
+    fn put_reservation(&mut self, r: &Arc<ReservationRow>) {
+        if r.state.is_final() {
+            self.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
+            self.reservations.remove(&r.id);
+        } else {
+            let count = r.count.max(0) as u32;
+            self.accounts
+                .hold(&r.org, &r.class, &r.id, r.start_ms, r.end_ms, count);
+            self.reservations.insert(r.id.clone(), r.clone());
+        }
+    }
+
+    /// A job's new row: placed queued jobs are held against the org's caps for their
+    /// window, final ones are forgotten; the index of placed jobs by node follows.
+    fn put_job(&mut self, r: &Arc<JobRow>) {
+        let previous = self.jobs.remove(&r.id);
+        if let Some(old) = &previous {
+            self.unindex(&old.row.clone());
+        }
+        if r.state.is_final() {
+            self.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
+            return;
+        }
+        if r.state.is_placed() && r.reservation_id.is_none() && !r.preemptible {
+            let end = r.deadline_ms.unwrap_or(r.created_ms);
+            let start = end - r.max_runtime_ms;
+            self.accounts
+                .hold(&r.org, &r.class, &r.id, start, end, Self::job_devices(r));
+        }
+        let mut live = previous.unwrap_or_else(|| LiveJob::new(r.clone()));
+        live.row = r.clone();
+        if r.state.is_placed() {
+            self.placed.insert(r.id.clone());
+            for node in self.job_nodes(r) {
+                self.placed_on.entry(node).or_default().insert(r.id.clone());
+            }
+        }
+        self.jobs.insert(r.id.clone(), live);
+    }
+
+    /// Drops a job from the index of placed jobs.
+    fn unindex(&mut self, row: &JobRow) {
+        if !self.placed.remove(&row.id) {
+            return;
+        }
+        for node in self.job_nodes(row) {
+            if let Some(ids) = self.placed_on.get_mut(&node) {
+                ids.remove(&row.id);
+                if ids.is_empty() {
+                    self.placed_on.remove(&node);
+                }
+            }
+        }
+    }
+
+    /// Adds claims to the calendar, one call per owner and window. The claims were checked
+    /// against the calendar when decided and accepted by the database's own check, so a
+    /// refusal here is a bug: it is logged, never silently dropped.
+    fn add_claims(&mut self, claims: &[ClaimRow]) {
+        let mut groups: BTreeMap<(&str, i64, i64), Vec<String>> = BTreeMap::new();
+        for c in claims {
+            groups
+                .entry((c.owner_id.as_str(), c.start_ms, c.end_ms))
+                .or_default()
+                .push(c.device_uuid.clone());
+        }
+        for ((owner, start, end), devices) in groups {
+            if let Err(e) = self.cluster.add_claim(owner, &devices, start, end) {
+                tracing::error!(%owner, error = %e, "a claim does not fit the calendar");
+            }
+        }
+    }
+
+    /// Usage of a job that ran outside a reservation counts in its org's fair share.
+    fn add_fair_usage(&mut self, u: &UsageRow) {
+        if u.kind != OwnerKind::Job {
+            return;
+        }
+        // A job still live here is ending in this batch: its row says whether it ran in a
+        // reservation (whose usage the booking already paid for). Loaded usage of ended
+        // jobs counts whole, as it did before.
+        if self
+            .jobs
+            .get(&u.subject_id)
+            .is_some_and(|j| j.row.reservation_id.is_some())
+        {
+            return;
+        }
+        let rate = self.class_rate(&u.class);
+        let half_life = self.sched.fair_share_half_life_ms;
+        self.fair
+            .add(&u.org, super::usage_amount(u, rate), u.end_ms, half_life);
+    }
+}

@@ -1,0 +1,246 @@
+//! What the scheduler holds in memory: the device calendar, the accounts and the live
+//! objects.
+//!
+//! The state is a pure function of the mutations applied to it ([`State::apply`]): the
+//! database is the record, and memory is rebuilt from it at start ([`State::from_snapshot`]).
+//! The engine keeps two copies: the *live* state that requests decide on (the committed
+//! state plus the batches still being written) and the *committed* state that readers see.
+//! Both are driven by the same mutations, so they never disagree about what was decided.
+
+mod apply;
+mod load;
+
+use crate::core::{self, Accounts, Cluster, Period};
+use crate::engine::SchedPolicy;
+use crate::store::{
+    BudgetRow, ClassRow, DeviceRow, JobRow, JobState, JoinTokenRow, LedgerKind, LedgerRow, NodeRow,
+    NodeState, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A node as the scheduler records it.
+#[derive(Debug, Clone)]
+pub struct NodeEntry {
+    /// Durable fields.
+    pub row: NodeRow,
+}
+
+/// A device as the scheduler records it (telemetry is kept apart: it is observed, not
+/// decided).
+#[derive(Debug, Clone)]
+pub struct DeviceEntry {
+    /// Durable fields.
+    pub row: DeviceRow,
+}
+
+/// A job that has not ended.
+#[derive(Debug, Clone)]
+pub struct LiveJob {
+    /// Durable fields, shared by both copies of the state.
+    pub row: Arc<JobRow>,
+    /// For multi-node jobs: the nodes whose part has run or ended, and how (in the live
+    /// state only: the agents report again after a restart until the job is final).
+    pub ranks: Ranks,
+}
+
+impl LiveJob {
+    /// A job from its row, with no rank reports yet.
+    pub fn new(row: Arc<JobRow>) -> Self {
+        LiveJob {
+            row,
+            ranks: Ranks::default(),
+        }
+    }
+}
+
+/// The parts of a multi-node job, by node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ranks {
+    /// Nodes whose part has been reported running.
+    pub running: BTreeSet<String>,
+    /// Nodes whose part has ended.
+    pub ended: BTreeMap<String, RankEnd>,
+}
+
+/// How one node's part of a multi-node job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RankEnd {
+    /// Its process exited with this status.
+    Exited(i32),
+    /// It never started, or the node lost it; why.
+    Failed(String),
+}
+
+/// The in-memory state.
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    /// Devices and their calendars.
+    pub cluster: Cluster,
+    /// Sites by name.
+    pub sites: BTreeMap<String, SiteRow>,
+    /// Device classes by name.
+    pub classes: BTreeMap<String, ClassRow>,
+    /// Orgs by name.
+    pub orgs: BTreeMap<String, OrgRow>,
+    /// Users by name.
+    pub users: HashMap<String, UserRow>,
+    /// User names by id.
+    user_names: HashMap<String, String>,
+    /// Join tokens that had not expired when the newest was made.
+    pub join_tokens: Vec<JoinTokenRow>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeEntry>,
+    /// Devices by UUID.
+    pub devices: BTreeMap<String, DeviceEntry>,
+    /// Reservations not yet final, by id.
+    pub reservations: HashMap<String, Arc<ReservationRow>>,
+    /// Jobs not yet final, by id.
+    pub jobs: HashMap<String, LiveJob>,
+    /// Ids of the placed jobs with a part on each node.
+    placed_on: HashMap<String, BTreeSet<String>>,
+    /// Ids of every placed job.
+    placed: BTreeSet<String>,
+    /// Budgets by (org, class key), as stored.
+    pub budgets: BTreeMap<(String, String), BudgetRow>,
+    /// Budgets, balances and holdings, as the core checks them.
+    pub accounts: Accounts,
+    /// The scheduling policy.
+    pub sched: SchedPolicy,
+    /// Decayed usage per org, for fair share.
+    pub fair: FairUsage,
+    /// Mutations applied so far: a pass planned on a copy knows whether anything changed.
+    pub version: u64,
+}
+
+/// Each org's usage decayed with the fair-share half-life: `(value, as of)`.
+#[derive(Debug, Clone, Default)]
+pub struct FairUsage {
+    by_org: BTreeMap<String, (f64, i64)>,
+}
+
+impl FairUsage {
+    /// Adds `amount` budget-ms used up to `at`.
+    pub fn add(&mut self, org: &str, amount: f64, at: i64, half_life_ms: i64) {
+        let e = self.by_org.entry(org.to_owned()).or_insert((0.0, at));
+        if at >= e.1 {
+            *e = (core::decay(e.0, at - e.1, half_life_ms) + amount, at);
+        } else {
+            e.0 += core::decay(amount, e.1 - at, half_life_ms);
+        }
+    }
+
+    /// Every org's usage decayed to `now`.
+    pub fn at(&self, now: i64, half_life_ms: i64) -> core::Usage {
+        let mut u = core::Usage::new(now, half_life_ms);
+        for (org, &(v, as_of)) in &self.by_org {
+            u.add(org, core::decay(v, now - as_of, half_life_ms), now);
+        }
+        u
+    }
+}
+
+/// The core's view of a stored budget.
+pub fn core_budget(row: &BudgetRow) -> core::Budget {
+    core::Budget {
+        period: Period::parse(&row.period).unwrap_or_default(),
+        allowance_ms: row.allowance_ms,
+        max_devices: row.max_devices.map(|n| n.max(0) as u32),
+        max_booking_ms: row.max_booking_ms,
+        horizon_ms: row.horizon_ms,
+        expires_ms: row.expires_ms,
+    }
+}
+
+/// Applies a ledger entry to the accounts.
+pub fn apply_ledger(accounts: &mut Accounts, e: &LedgerRow) {
+    let (org, key, p, n) = (&e.org, &e.budget_class, e.period_start_ms, e.amount_ms);
+    match e.kind {
+        LedgerKind::Charge => accounts.add_charged(org, key, p, n),
+        LedgerKind::Refund => accounts.add_refunded(org, key, p, n),
+        LedgerKind::TopUp => accounts.add_topped_up(org, key, p, n),
+    }
+}
+
+/// The budget-ms a usage record is worth for fair share.
+pub fn usage_amount(u: &UsageRow, rate: f64) -> f64 {
+    u.device_ms as f64 * rate
+}
+
+/// True when new work may be placed on a node in this state.
+pub fn node_schedulable(state: NodeState) -> bool {
+    state == NodeState::Ready
+}
+
+impl State {
+    /// Budget units per device-hour of a class (1 if unknown).
+    pub fn class_rate(&self, class: &str) -> f64 {
+        self.classes.get(class).map_or(1.0, |c| c.rate)
+    }
+
+    /// The devices a job holds in all (`count` on each of `nodes` nodes).
+    pub fn job_devices(row: &JobRow) -> u32 {
+        (row.count.max(0) * row.nodes.max(1)) as u32
+    }
+
+    /// The user with this id.
+    pub fn user_by_id(&self, id: &str) -> Option<&UserRow> {
+        self.user_names.get(id).and_then(|n| self.users.get(n))
+    }
+
+    /// Ids of reservations with jobs waiting to run in them.
+    pub fn reservations_with_waiting_jobs(&self) -> std::collections::HashSet<&str> {
+        self.jobs
+            .values()
+            .filter(|j| j.row.state == JobState::Pending)
+            .filter_map(|j| j.row.reservation_id.as_deref())
+            .collect()
+    }
+
+    /// Jobs placed on a node (scheduled, starting or running), multi-node jobs included.
+    pub fn placed_jobs_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a LiveJob> + 'a {
+        self.placed_on
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Placed jobs of every node.
+    pub fn placed_jobs(&self) -> impl Iterator<Item = &LiveJob> {
+        self.placed.iter().filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Whether a placed job has a part on `node`.
+    pub fn job_on(&self, row: &JobRow, node: &str) -> bool {
+        if row.nodes <= 1 {
+            return row.node.as_deref() == Some(node);
+        }
+        row.devices
+            .iter()
+            .any(|d| self.devices.get(d).is_some_and(|e| e.row.node == node))
+    }
+
+    /// The nodes of a placed job in rank order (the order of its devices).
+    pub fn job_nodes(&self, row: &JobRow) -> Vec<String> {
+        if row.nodes <= 1 {
+            return row.node.iter().cloned().collect();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for d in &row.devices {
+            if let Some(e) = self.devices.get(d)
+                && !out.contains(&e.row.node)
+            {
+                out.push(e.row.node.clone());
+            }
+        }
+        out
+    }
+
+    /// Devices used by placed jobs right now.
+    pub fn busy_devices(&self) -> std::collections::HashSet<&str> {
+        self.placed_jobs()
+            .flat_map(|j| j.row.devices.iter().map(String::as_str))
+            .collect()
+    }
+}
