@@ -18,4 +18,4 @@ fi
 echo "== all tests (end-to-end on SQLite)" >&2
 run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2
-BERTH_E2E_DB=postgres run -p berth-cli --test e2e --test scheduling
+BERTH_E2E_DB=postgres run -p berth-cli --test e2e --test scheduling --test crash

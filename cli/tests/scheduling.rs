@@ -352,8 +352,12 @@ fn a_guest_outlives_the_idle_booking_it_borrowed_from() {
         (b["state"] == "completed").then_some(())
     });
     // The booking's end does not cut the guest short: it keeps its devices, which nobody
-    // else needs, for its max runtime.
-    std::thread::sleep(Duration::from_secs(3));
+    // else needs, for its max runtime. Three full scheduling passes after the end (counted
+    // on the scheduler, not guessed from the clock) have had every chance to stop it.
+    let ended_at = w.centre.passes();
+    w.eventually("three more scheduling passes", || {
+        (w.centre.passes() >= ended_at + 3).then_some(())
+    });
     let j = w.alice_json(&["jobs", "show", &guest]);
     assert_eq!(j["state"], "running", "{j}");
     assert_eq!(j["devices"], running["devices"], "{j}");

@@ -198,7 +198,6 @@ fn write_secret(path: &Path, contents: &str) -> Result<(), StartError> {
 /// Starts the scheduler.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-    let key = signing_key(&config)?;
     let url = config.database_url.clone().unwrap_or_else(|| {
         format!(
             "sqlite://{}?mode=rwc",
@@ -208,7 +207,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = store::open(&url).await?;
     let metrics = Arc::new(Metrics::new()?);
     store.register_metrics(&metrics.registry)?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    start_on(config, Arc::new(store), metrics).await
+}
+
+/// Starts the scheduler on a store opened by the caller (tests wrap the real store to
+/// inject failures), with metrics the store may already be registered on.
+pub async fn start_on(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+    let key = signing_key(&config)?;
     let engine = Arc::new(
         Engine::load(
             store,

@@ -4,6 +4,7 @@
 use super::budgets::BudgetsCmd;
 use super::capacity::{ClassView, print_classes, print_nodes};
 use super::policy::PolicyCmd;
+use super::retention::{self, RetentionCmd};
 use super::{Ctx, budgets, dash, policy, role};
 use crate::error::Error;
 use crate::output::{self, Format, Table};
@@ -59,6 +60,11 @@ pub enum AdminCmd {
     Policy {
         #[command(subcommand)]
         cmd: Option<PolicyCmd>,
+    },
+    /// How long old rows are kept; shows it without a subcommand.
+    Retention {
+        #[command(subcommand)]
+        cmd: Option<RetentionCmd>,
     },
     /// Recent audit events.
     Audit {
@@ -367,6 +373,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         }
         AdminCmd::Budgets { cmd, .. } => return budgets::run(ctx, cmd.as_ref()).await,
         AdminCmd::Policy { cmd } => return policy::run(ctx, cmd.as_ref()).await,
+        AdminCmd::Retention { cmd } => return retention::run(ctx, cmd.as_ref()).await,
         _ => {}
     }
     // Check flag values before connecting.
@@ -623,7 +630,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
             print_sites(&sites, format)
         }
         // Handled above, with their own connection.
-        AdminCmd::Budgets { .. } | AdminCmd::Policy { .. } => Ok(()),
+        AdminCmd::Budgets { .. } | AdminCmd::Policy { .. } | AdminCmd::Retention { .. } => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
                 .list_audit(v1::ListAuditRequest {

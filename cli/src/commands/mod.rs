@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod policy;
 pub mod reserve;
+pub mod retention;
 pub mod usage;
 
 use crate::client::Api;

@@ -374,6 +374,15 @@ impl Centre {
         self.scheduler = scheduler;
     }
 
+    /// Scheduling passes the scheduler has completed (`berth_scheduling_pass_seconds_count`).
+    pub fn passes(&self) -> u64 {
+        let text = http_body(&self.http, "/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix("berth_scheduling_pass_seconds_count "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     /// The scheduler's gRPC URL.
     pub fn server_url(&self) -> String {
         format!("http://{}", self.grpc)

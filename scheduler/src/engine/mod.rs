@@ -196,6 +196,11 @@ impl Engine {
         f(&self.pipeline.live().state)
     }
 
+    /// Batches decided and not yet committed (the writer's queue).
+    pub fn writes_in_flight(&self) -> usize {
+        self.pipeline.in_flight()
+    }
+
     /// Refuses writes with `why` until called with `None`.
     pub(crate) fn refuse_writes(&self, why: Option<String>) {
         self.pipeline.set_refuse(why);

@@ -169,6 +169,11 @@ impl Pipeline {
         live.state = state;
     }
 
+    /// Batches handed to the writer and not yet committed.
+    pub fn in_flight(&self) -> usize {
+        self.live().inflight.len()
+    }
+
     /// Sets or clears the refusal of writes (and answers `why` to writers meanwhile).
     pub fn set_refuse(&self, why: Option<String>) {
         self.live().refuse = why;

@@ -1,0 +1,426 @@
+//! The operations: each runs its requests over the connections and measures them.
+
+use crate::Common;
+use crate::stats::{Samples, Summary};
+use berth_proto::v1;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+/// One connection to the scheduler.
+#[derive(Clone)]
+pub struct Conn {
+    channel: Channel,
+    bearer: Bearer,
+}
+
+impl Conn {
+    fn authed(&self) -> Authed {
+        InterceptedService::new(self.channel.clone(), self.bearer.clone())
+    }
+    fn jobs(&self) -> v1::jobs_client::JobsClient<Authed> {
+        v1::jobs_client::JobsClient::new(self.authed())
+    }
+    fn reservations(&self) -> v1::reservations_client::ReservationsClient<Authed> {
+        v1::reservations_client::ReservationsClient::new(self.authed())
+    }
+    fn capacity(&self) -> v1::capacity_client::CapacityClient<Authed> {
+        v1::capacity_client::CapacityClient::new(self.authed())
+    }
+    fn admin(&self) -> v1::admin_client::AdminClient<Authed> {
+        v1::admin_client::AdminClient::new(self.authed())
+    }
+    fn agent(&self, credential: &str) -> Result<v1::agent_client::AgentClient<Authed>, String> {
+        let bearer = Bearer(Some(bearer_value(credential)?));
+        Ok(v1::agent_client::AgentClient::new(InterceptedService::new(
+            self.channel.clone(),
+            bearer,
+        )))
+    }
+}
+
+fn bearer_value(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
+    format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "the token is not valid header text".to_owned())
+}
+
+/// Opens `c.connections` separate HTTP/2 connections.
+async fn connect(c: &Common) -> Result<Vec<Conn>, String> {
+    let bearer = Bearer(c.token.as_deref().map(bearer_value).transpose()?);
+    let mut out = Vec::with_capacity(c.connections.max(1));
+    for _ in 0..c.connections.max(1) {
+        let channel = Channel::from_shared(c.server.clone())
+            .map_err(|e| format!("--server {}: {e}", c.server))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", c.server))?;
+        out.push(Conn {
+            channel,
+            bearer: bearer.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// CPU seconds a process has used (user + system), from `/proc`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture Berth runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Runs `c.count` requests made by `call(conn, i)` over the connections, with
+/// `c.per_connection` in flight on each.
+async fn run<F, Fut>(c: &Common, op: &str, conns: Vec<Conn>, call: F) -> Summary
+where
+    F: Fn(Conn, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let call = Arc::new(call);
+    let count = c.count;
+    let cpu0 = c.pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for conn in &conns {
+        for _ in 0..c.per_connection.max(1) {
+            let (next, call, conn) = (next.clone(), call.clone(), conn.clone());
+            workers.push(tokio::spawn(async move {
+                let mut samples = Samples::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return samples;
+                    }
+                    let t = Instant::now();
+                    match call(conn.clone(), i).await {
+                        Ok(()) => samples.ok(t.elapsed()),
+                        Err(e) => samples.err(format!("{:?}: {}", e.code(), e.message())),
+                    }
+                }
+            }));
+        }
+    }
+    let mut all = Samples::default();
+    for w in workers {
+        if let Ok(s) = w.await {
+            all.merge(s);
+        }
+    }
+    let wall = started.elapsed();
+    let mut summary = all.summary(op, conns.len(), wall);
+    summary.server_cpu_percent = match (cpu0, c.pid.and_then(cpu_seconds)) {
+        (Some(a), Some(b)) => Some(100.0 * (b - a) / wall.as_secs_f64()),
+        _ => None,
+    };
+    summary
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn ts(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+fn dur(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+/// `submit`: queue jobs.
+pub async fn submit(
+    c: &Common,
+    devices: u32,
+    max_runtime: Duration,
+    image: &str,
+) -> Result<Summary, String> {
+    let conns = connect(c).await?;
+    let req = v1::SubmitJobRequest {
+        class: c.class.clone(),
+        count: devices,
+        image: image.to_owned(),
+        command: vec!["sleep".into(), "3600".into()],
+        max_runtime: Some(dur(max_runtime)),
+        ..Default::default()
+    };
+    Ok(run(c, "submit", conns, move |conn, i| {
+        let mut req = req.clone();
+        req.name = format!("bench-{i}");
+        async move { conn.jobs().submit_job(req).await.map(drop) }
+    })
+    .await)
+}
+
+/// `reserve`: book windows one after another, as many side by side as the class holds.
+pub async fn reserve(
+    c: &Common,
+    devices: u32,
+    length: Duration,
+    ahead: Duration,
+) -> Result<Summary, String> {
+    let conns = connect(c).await?;
+    let classes = conns[0]
+        .capacity()
+        .list_classes(v1::ListClassesRequest {})
+        .await
+        .map_err(|e| e.message().to_owned())?
+        .into_inner()
+        .classes;
+    let total = classes
+        .iter()
+        .find(|k| k.name == c.class)
+        .map(|k| k.schedulable_devices)
+        .ok_or_else(|| format!("no class {:?} on the server", c.class))?;
+    let side_by_side = (total / devices.max(1)).max(1) as usize;
+    let first = now_ms() + ahead.as_millis() as i64;
+    let len = length.as_millis() as i64;
+    let class = c.class.clone();
+    Ok(run(c, "reserve", conns, move |conn, i| {
+        let start = first + (i / side_by_side) as i64 * len;
+        let req = v1::CreateReservationRequest {
+            class: class.clone(),
+            count: devices,
+            start: Some(ts(start)),
+            end: Some(ts(start + len)),
+            site: String::new(),
+        };
+        async move { conn.reservations().create_reservation(req).await.map(drop) }
+    })
+    .await)
+}
+
+/// `list`: one page of jobs per request.
+pub async fn list(c: &Common, page_size: u32) -> Result<Summary, String> {
+    let conns = connect(c).await?;
+    Ok(run(c, "list", conns, move |conn, _| async move {
+        let r = conn
+            .jobs()
+            .list_jobs(v1::ListJobsRequest {
+                all: true,
+                page_size,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if r.jobs.is_empty() {
+            return Err(Status::failed_precondition(
+                "no jobs to list: submit some first",
+            ));
+        }
+        Ok(())
+    })
+    .await)
+}
+
+/// `get`: single jobs by id.
+pub async fn get(c: &Common) -> Result<Summary, String> {
+    let conns = connect(c).await?;
+    let ids: Vec<String> = conns[0]
+        .jobs()
+        .list_jobs(v1::ListJobsRequest {
+            all: true,
+            page_size: 5000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.message().to_owned())?
+        .into_inner()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    if ids.is_empty() {
+        return Err("no jobs to read: submit some first".into());
+    }
+    let ids = Arc::new(ids);
+    Ok(run(c, "get", conns, move |conn, i| {
+        // A fixed stride through the ids: every request reads a different job.
+        let id = ids[(i * 7919) % ids.len()].clone();
+        async move {
+            conn.jobs()
+                .get_job(v1::GetJobRequest { id })
+                .await
+                .map(drop)
+        }
+    })
+    .await)
+}
+
+/// `heartbeat`: `c.count` simulated agents of 8 devices each join, then heartbeat every
+/// `interval` for `duration`; the summary covers the heartbeats.
+pub async fn heartbeat(
+    c: &Common,
+    interval: Duration,
+    duration: Duration,
+    site: Option<&str>,
+) -> Result<Summary, String> {
+    let conns = connect(c).await?;
+    let site = match site {
+        Some(s) => s.to_owned(),
+        None => conns[0]
+            .capacity()
+            .list_sites(v1::ListSitesRequest {})
+            .await
+            .map_err(|e| e.message().to_owned())?
+            .into_inner()
+            .sites
+            .first()
+            .map(|s| s.name.clone())
+            .ok_or("the server has no site yet")?,
+    };
+    let join = conns[0]
+        .admin()
+        .create_join_token(v1::CreateJoinTokenRequest { ttl: None })
+        .await
+        .map_err(|e| {
+            format!(
+                "creating a join token (needs an admin token): {}",
+                e.message()
+            )
+        })?
+        .into_inner()
+        .token;
+    let run_id = now_ms() % 1_000_000;
+    eprintln!("joining {} agents...", c.count);
+    let mut joined = Vec::with_capacity(c.count);
+    for chunk in (0..c.count).collect::<Vec<_>>().chunks(256) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let conn = conns[i % conns.len()].clone();
+            let (join, site, class) = (join.clone(), site.clone(), c.class.clone());
+            tasks.push(tokio::spawn(async move {
+                let node = format!("bench-{run_id}-{i}");
+                let devices = reports(&node, &class);
+                let mut agent = v1::agent_client::AgentClient::new(conn.channel.clone());
+                let r = agent
+                    .join(v1::JoinRequest {
+                        join_token: join,
+                        node: node.clone(),
+                        site,
+                        hostname: node.clone(),
+                        devices: devices.clone(),
+                        agent_version: "berth-bench".into(),
+                        runtime: "none".into(),
+                    })
+                    .await
+                    .map_err(|e| format!("joining {node}: {}", e.message()))?
+                    .into_inner();
+                Ok::<_, String>((conn, node, r.credential, devices))
+            }));
+        }
+        for t in tasks {
+            joined.push(t.await.map_err(|e| e.to_string())??);
+        }
+    }
+    eprintln!("measuring heartbeats for {} s...", duration.as_secs());
+    let cpu0 = c.pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let n = joined.len();
+    let mut agents = Vec::with_capacity(n);
+    for (k, (conn, node, credential, devices)) in joined.into_iter().enumerate() {
+        let mut client = conn.agent(&credential)?;
+        // Spread the agents over the interval, as real ones drift apart.
+        let offset = interval.mul_f64(k as f64 / n as f64);
+        agents.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            let mut known = 0u64;
+            let mut at = started + offset;
+            while at < deadline {
+                tokio::time::sleep_until(at.into()).await;
+                let req = v1::HeartbeatRequest {
+                    node: node.clone(),
+                    known_generation: known,
+                    devices: devices.clone(),
+                    jobs: vec![],
+                    wait: None,
+                    agent_version: "berth-bench".into(),
+                    runtime: "none".into(),
+                };
+                let t = Instant::now();
+                match client.heartbeat(req).await {
+                    Ok(r) => {
+                        samples.ok(t.elapsed());
+                        known = r.into_inner().generation;
+                    }
+                    Err(e) => samples.err(format!("{:?}: {}", e.code(), e.message())),
+                }
+                at += interval;
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::default();
+    for a in agents {
+        if let Ok(s) = a.await {
+            all.merge(s);
+        }
+    }
+    let wall = started.elapsed();
+    let mut summary = all.summary("heartbeat", conns.len(), wall);
+    summary.server_cpu_percent = match (cpu0, c.pid.and_then(cpu_seconds)) {
+        (Some(a), Some(b)) => Some(100.0 * (b - a) / wall.as_secs_f64()),
+        _ => None,
+    };
+    Ok(summary)
+}
+
+/// Eight healthy simulated devices of a node, with a telemetry sample.
+fn reports(node: &str, class: &str) -> Vec<v1::DeviceReport> {
+    (0..8)
+        .map(|i| v1::DeviceReport {
+            uuid: format!("BENCH-{node}-{i}"),
+            index: i,
+            class: class.to_owned(),
+            vendor: "sim".into(),
+            model: "Bench".into(),
+            memory_bytes: 80 << 30,
+            health: v1::DeviceHealth::Healthy as i32,
+            telemetry: Some(v1::Telemetry {
+                utilization_pct: 50.0,
+                memory_used_bytes: 1 << 30,
+                power_w: 300.0,
+                temperature_c: 50.0,
+                sampled_at: Some(ts(now_ms())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
