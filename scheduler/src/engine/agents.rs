@@ -410,8 +410,10 @@ impl Engine {
                 if live.stop.is_none() {
                     row.reason.clear();
                 }
-                self.metrics
-                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
+                self.metrics.job_started(
+                    &row.class,
+                    (row.started_ms.unwrap_or(t) - row.created_ms).max(0),
+                );
                 self.save_job(state, row).await
             }
             v1::JobPhase::Exited => {
@@ -490,8 +492,10 @@ impl Engine {
                 if live.stop.is_none() {
                     row.reason.clear();
                 }
-                self.metrics
-                    .job_started((row.started_ms.unwrap_or(t) - row.created_ms).max(0));
+                self.metrics.job_started(
+                    &row.class,
+                    (row.started_ms.unwrap_or(t) - row.created_ms).max(0),
+                );
                 return self.save_job(state, row).await;
             }
             v1::JobPhase::Exited => RankEnd::Exited(obs.exit_code.unwrap_or(-1)),
