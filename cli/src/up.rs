@@ -356,7 +356,11 @@ mod tests {
             fixed_port("0.0.0.0:9400").unwrap(),
             "0.0.0.0:9400".parse().unwrap()
         );
-        assert!(fixed_port("127.0.0.1:0").unwrap_err().contains("fixed port"));
+        assert!(
+            fixed_port("127.0.0.1:0")
+                .unwrap_err()
+                .contains("fixed port")
+        );
         assert!(fixed_port("localhost").unwrap_err().contains("HOST:PORT"));
     }
 

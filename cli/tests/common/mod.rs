@@ -512,6 +512,22 @@ impl Centre {
         count: u32,
         runtime_args: &[&str],
     ) {
+        let devices = format!("sim:{count}:{class}");
+        self.start_agent_on(node, site, &devices, count as usize, runtime_args);
+    }
+
+    /// Starts an agent for `node` with the device spec `devices` (`sim:N:CLASS`, `nvml`,
+    /// `rbln`, ...) and the extra flags `args`, and waits until the node is ready with
+    /// `count` devices.
+    #[track_caller]
+    pub fn start_agent_on(
+        &mut self,
+        node: &str,
+        site: &str,
+        devices: &str,
+        count: usize,
+        runtime_args: &[&str],
+    ) {
         let join = self.json(&self.admin_token.clone(), &["admin", "join-token"]);
         let join_token = join["token"]
             .as_str()
@@ -525,7 +541,7 @@ impl Centre {
             .args(["--join-token", &join_token])
             .arg("--state-dir")
             .arg(&state)
-            .args(["--devices", &format!("sim:{count}:{class}")])
+            .args(["--devices", devices])
             .args(runtime_args)
             .args(["--heartbeat-wait", "1s"])
             // Parallel agents: each its own free port (a flag given by a test wins).
@@ -548,7 +564,7 @@ impl Centre {
         });
         self.agents
             .push(Proc::spawn(&format!("berth-agent {node}"), &mut cmd, log));
-        self.wait_node_ready(node, count as usize);
+        self.wait_node_ready(node, count);
     }
 
     /// Polls `berth nodes` until `node` is ready with `devices` devices.

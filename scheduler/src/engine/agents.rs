@@ -422,6 +422,8 @@ impl Engine {
                     && j.row.started_ms.is_none()
                 {
                     j.row.started_ms = Some(ts_to_ms(at));
+                    self.metrics
+                        .job_started(&j.row.class, ts_to_ms(at) - j.row.created_ms);
                 }
                 let code = obs.exit_code.unwrap_or(-1);
                 self.end_job(state, &obs.job_id, Ending::Exited(code)).await

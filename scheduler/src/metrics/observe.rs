@@ -158,6 +158,8 @@ impl Metrics {
         self.queue_oldest_wait.reset();
         let mut oldest: BTreeMap<&str, i64> = BTreeMap::new();
         for class in state.classes.keys() {
+            // A class's wait histogram exists from the start, so the first jobs show in rates.
+            self.job_wait.with_label_values(&[class]);
             self.devices_used_now.with_label_values(&[class]).set(0);
             self.queue_length.with_label_values(&[class]).set(0);
             oldest.insert(class, now);

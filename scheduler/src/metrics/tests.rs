@@ -336,6 +336,7 @@ fn gauges_are_read_from_the_state() {
     assert_eq!(v("berth_queue_oldest_wait_seconds{class=\"npu\"}"), 0.0);
     assert_eq!(v("berth_jobs_pending{reason=\"capacity\"}"), 1.0);
     assert_eq!(v("berth_jobs_pending{reason=\"reservation\"}"), 1.0);
+    assert_eq!(v("berth_job_wait_seconds_count{class=\"npu\"}"), 0.0);
 
     let budget = |name: &str| v(&format!("{name}{{class=\"gpu\",org=\"acme\"}}"));
     assert_eq!(budget("berth_budget_used_hours"), 9.0);
