@@ -788,3 +788,64 @@ fn dashboards_use_a_datasource_variable_and_are_well_formed() {
         }
     }
 }
+
+/// `berth up` serves the agent's device metrics and prints where.
+#[test]
+fn berth_up_prints_the_agents_metrics_url() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--agent-metrics-addr", &agent])
+        .env("BERTH_CONFIG", dir.path().join("config.json"))
+        .env_remove("BERTH_SERVER")
+        .env_remove("BERTH_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth up");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wanted = format!("agent    http://{agent}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let hit = line.contains(&wanted);
+                seen.push(line);
+                if hit {
+                    break true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+            Err(_) => break false,
+        }
+    };
+    let page = http_get(&agent, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        found,
+        "berth up never printed {wanted:?}:\n{}",
+        seen.join("\n")
+    );
+    let (status, body) = page.expect("GET the agent's /metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("DCGM_FI_DEV_GPU_UTIL{"), "{body}");
+}
