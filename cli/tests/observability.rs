@@ -677,6 +677,27 @@ fn every_dashboard_panel_returns_series_from_a_real_prometheus() {
         },
     );
 
+    // RPCs are counted by method and code: a success's status comes in the trailers, a
+    // refusal's in the headers.
+    centre
+        .berth(
+            &alice,
+            &["jobs", "show", "00000000-0000-4000-8000-000000000000"],
+        )
+        .failed();
+    let scheduler_page = http_get(&centre.http, "/metrics")
+        .map(|r| r.1)
+        .unwrap_or_default();
+    for series in [
+        "berth_rpc_requests_total{code=\"NOT_FOUND\",method=\"berth.v1.Jobs/GetJob\"} 1",
+        "berth_rpc_requests_total{code=\"OK\",method=\"berth.v1.Jobs/SubmitJob\"} 4",
+    ] {
+        assert!(
+            scheduler_page.contains(series),
+            "no {series} in\n{scheduler_page}"
+        );
+    }
+
     // promtool accepts every /metrics page.
     let page = |addr: &str| http_get(addr, "/metrics").map(|r| r.1).unwrap_or_default();
     promtool_check_metrics("the scheduler", &page(&centre.http));
