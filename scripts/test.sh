@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, storage (SQLite and PostgreSQL) and
-# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL).
+# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL), the
+# alert rules' promtool tests, and the operations tests (Helm chart, container images,
+# systemd units, docs) in tests/ops. The operations tools come from
+# scripts/ops-tools.sh (apt) and scripts/venv.sh (.venv-ci from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +22,13 @@ echo "== all tests (end-to-end on SQLite)" >&2
 run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2
 BERTH_E2E_DB=postgres run -p berth-cli --test e2e --test scheduling --test crash
+
+need() { command -v "$1" >/dev/null || { echo "test: $1 is missing: run scripts/ops-tools.sh (as root)" >&2; exit 1; }; }
+echo "== alert rules (promtool test rules)" >&2
+need promtool
+promtool test rules helm/berth/rules/tests/*_test.yaml
+echo "== operations: Helm chart, images, systemd units, docs (pytest, .venv-ci)" >&2
+need systemd-analyze
+need docker
+scripts/venv.sh
+.venv-ci/bin/pytest -q -p no:cacheprovider tests/ops

@@ -31,6 +31,20 @@ pub struct UpArgs {
     /// HTTP listen address (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:7071")]
     pub http_addr: SocketAddr,
+    /// Listen address of the agent's /metrics (DCGM exporter names); a fixed port.
+    #[arg(long, default_value = berth_agent::metrics::DEFAULT_METRICS_ADDR, value_parser = fixed_port)]
+    pub agent_metrics_addr: SocketAddr,
+}
+
+/// A listen address with a fixed port, so the banner can print where it is.
+fn fixed_port(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not HOST:PORT, e.g. 127.0.0.1:9400"))?;
+    if addr.port() == 0 {
+        return Err(format!("{s:?}: give a fixed port, not 0"));
+    }
+    Ok(addr)
 }
 
 fn default_data_dir() -> Result<PathBuf, Error> {
@@ -152,6 +166,7 @@ async fn pick_runtime() -> &'static str {
 fn tour(
     server: &str,
     http: SocketAddr,
+    agent_metrics: SocketAddr,
     data_dir: &Path,
     config_path: &Path,
     runtime: &str,
@@ -176,6 +191,7 @@ fn tour(
          \n  runtime  {runtime} ({jobs})\
          \n  gRPC     {server}\
          \n  HTTP     http://{http}/metrics, /healthz, /readyz\
+         \n  agent    http://{agent_metrics}/metrics (device metrics, DCGM exporter names)\
          \n  data     {data}\
          \n  config   {config} (server and admin token)\
          \n\nTry, from another shell:\
@@ -265,6 +281,7 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
         );
         agent.join_token = Some(join_token);
         agent.devices = DEVICES.to_owned();
+        agent.metrics_addr = Some(args.agent_metrics_addr);
         let runtime = pick_runtime().await;
         agent.runtime = runtime.to_owned();
         // A local centre runs local images only: no surprise downloads from a registry.
@@ -279,7 +296,14 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
                 if !ready {
                     output::note(format!("warning: node {NODE} has not become ready yet; see the agent's log above"));
                 }
-                output::note(tour(&server_url, http_addr, &data_dir, &config_path, runtime));
+                output::note(tour(
+                    &server_url,
+                    http_addr,
+                    dial_addr(args.agent_metrics_addr),
+                    &data_dir,
+                    &config_path,
+                    runtime,
+                ));
                 false
             }
             _ = interrupted() => true,
@@ -327,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_metrics_port_is_fixed() {
+        assert_eq!(
+            fixed_port("0.0.0.0:9400").unwrap(),
+            "0.0.0.0:9400".parse().unwrap()
+        );
+        assert!(
+            fixed_port("127.0.0.1:0")
+                .unwrap_err()
+                .contains("fixed port")
+        );
+        assert!(fixed_port("localhost").unwrap_err().contains("HOST:PORT"));
+    }
+
+    #[test]
     fn another_servers_config_is_kept_aside() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
@@ -350,12 +388,14 @@ mod tests {
         let t = tour(
             "http://127.0.0.1:7070",
             "127.0.0.1:7071".parse().unwrap(),
+            "127.0.0.1:9400".parse().unwrap(),
             Path::new("/d"),
             Path::new("/c/config.json"),
             "docker",
         );
         assert!(t.contains("berth reserve --class sim-gpu --count 2 --start now --duration 1h"));
         assert!(t.contains("/c/config.json"));
+        assert!(t.contains("agent    http://127.0.0.1:9400/metrics"));
         assert!(t.contains("runtime  docker (jobs run in hardened containers"));
     }
 }

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The HTTP routes.
 pub fn router(engine: Arc<Engine>) -> Router {
@@ -17,7 +18,20 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
+/// How long `/metrics` and `/readyz` wait for the database before calling it down.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the database answers within [`READY_TIMEOUT`]; also sets `berth_ready`.
+async fn check_ready(engine: &Engine) -> bool {
+    let ready = tokio::time::timeout(READY_TIMEOUT, engine.ready())
+        .await
+        .unwrap_or(false);
+    engine.metrics.set_ready(ready);
+    ready
+}
+
 async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+    check_ready(&engine).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -28,7 +42,7 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
 }
 
 async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    if engine.ready().await {
+    if check_ready(&engine).await {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")

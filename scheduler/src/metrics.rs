@@ -1,27 +1,50 @@
 //! Prometheus metrics of the scheduler, on an explicit registry.
 //!
-//! Label values come from enums or admin-defined names (classes, node states), never
-//! from user input, so every label set is bounded.
+//! Every metric has help text and a base unit (seconds; device-hours and budget hours
+//! where the product counts in hours). Label values come from enums, from names an
+//! admin defines (sites, classes, nodes, orgs) or from the API's own method list, never
+//! from what a caller sends, so every label set is bounded.
+//!
+//! Gauges are read from the in-memory state at scrape time ([`Metrics::observe_state`],
+//! in `observe.rs`); counters and histograms are bumped at events by the engine.
 
-use crate::state::State;
-use crate::store::{JobState, LedgerKind, NodeState, ReservationState};
+mod accrual;
+mod observe;
+
+pub use observe::Observations;
+
+use crate::rpc_metrics::MethodSet;
+use crate::store::{JobState, LedgerKind, Mutation, OwnerKind, UsageRow};
+use accrual::Accrual;
 use prometheus::{
-    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// The scheduler's metrics.
 pub struct Metrics {
     /// The registry everything is registered on.
     pub registry: Registry,
+    /// The gRPC methods the API serves: the only values of the `method` label.
+    pub methods: MethodSet,
     nodes: IntGaugeVec,
+    node_state: IntGaugeVec,
+    node_heartbeat_age: GaugeVec,
     devices: IntGaugeVec,
+    devices_booked_now: IntGaugeVec,
+    devices_used_now: IntGaugeVec,
+    booked_hours: CounterVec,
+    used_hours: CounterVec,
     reservations: IntGaugeVec,
+    reservation_idle_max: GaugeVec,
     jobs: IntGaugeVec,
     jobs_submitted: IntCounter,
     jobs_finished: IntCounterVec,
-    job_wait: Histogram,
+    job_wait: HistogramVec,
+    queue_length: IntGaugeVec,
+    queue_oldest_wait: GaugeVec,
     bookings: IntCounterVec,
     pass_seconds: Histogram,
     log_bytes: IntCounter,
@@ -35,336 +58,333 @@ pub struct Metrics {
     budget_allowance: GaugeVec,
     budget_left: GaugeVec,
     budget_charged: GaugeVec,
+    budget_used: GaugeVec,
+    budget_limit: GaugeVec,
     idle_warned: IntGauge,
     jobs_pending: IntGaugeVec,
+    ready: IntGauge,
+    leader: IntGauge,
+    failovers: IntCounter,
+    leader_lease_age: Gauge,
     commit_batches: Histogram,
     commit_seconds: Histogram,
+    /// Device-time already added to the booked and used counters, per booking and job.
+    accrual: Mutex<Accrual>,
 }
 
-fn float_gauge(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<GaugeVec> {
-    let g = GaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
+/// The values of the `state` label of `berth_devices`.
+pub const DEVICE_STATES: &[&str] = &["free", "busy", "unschedulable", "failed"];
+
+/// The gRPC status code names (the `code` label of `berth_rpc_requests_total`), as the
+/// gRPC specification spells them.
+pub const GRPC_CODES: &[&str] = &[
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The name of a gRPC status code, from [`GRPC_CODES`].
+pub fn grpc_code_name(code: tonic::Code) -> &'static str {
+    GRPC_CODES.get(code as usize).copied().unwrap_or("UNKNOWN")
 }
 
-fn float_counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<CounterVec> {
-    let c = CounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
+/// Registers metrics on one registry.
+struct Reg<'a>(&'a Registry);
+
+impl Reg<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(&self, m: M) -> prometheus::Result<M> {
+        self.0.register(Box::new(m.clone()))?;
+        Ok(m)
+    }
+
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn float_gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn counter(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntCounterVec> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn float_counter(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<CounterVec> {
+        self.add(CounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: Vec<f64>,
+    ) -> prometheus::Result<HistogramVec> {
+        self.add(HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets),
+            labels,
+        )?)
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn int_counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        self.add(IntCounter::new(name, help)?)
+    }
 }
 
-fn gauge(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntGaugeVec> {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
-}
-
-fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: Vec<f64>,
-) -> prometheus::Result<HistogramVec> {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
-    registry.register(Box::new(h.clone()))?;
-    Ok(h)
-}
-
-fn plain_histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    buckets: Vec<f64>,
-) -> prometheus::Result<Histogram> {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
-    registry.register(Box::new(h.clone()))?;
-    Ok(h)
+/// Buckets of `berth_job_wait_seconds`: half a second to a day.
+fn wait_buckets() -> Vec<f64> {
+    vec![
+        0.5,
+        1.0,
+        5.0,
+        15.0,
+        60.0,
+        300.0,
+        900.0,
+        3600.0,
+        4.0 * 3600.0,
+        12.0 * 3600.0,
+        24.0 * 3600.0,
+    ]
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let jobs_submitted = IntCounter::new(
-            "berth_jobs_submitted_total",
-            "Jobs accepted by the scheduler.",
-        )?;
-        registry.register(Box::new(jobs_submitted.clone()))?;
-        let log_bytes = IntCounter::new("berth_job_log_bytes_total", "Bytes of job logs stored.")?;
-        registry.register(Box::new(log_bytes.clone()))?;
-        let preemptions = IntCounter::new(
-            "berth_preemptions_total",
-            "Preemptible jobs stopped to give their devices back.",
-        )?;
-        registry.register(Box::new(preemptions.clone()))?;
-        let reclaimed = IntCounter::new(
-            "berth_reservations_reclaimed_total",
-            "Reservations reclaimed because their devices stayed idle.",
-        )?;
-        registry.register(Box::new(reclaimed.clone()))?;
-        let reclaimed_hours = Counter::new(
+        let r = Reg(&registry);
+        let pass_seconds = r.add(Histogram::with_opts(
+            HistogramOpts::new(
+                "berth_scheduling_pass_seconds",
+                "Duration of one scheduling pass, in seconds.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10)?),
+        )?)?;
+        let reclaimed_hours = r.add(Counter::new(
             "berth_reclaimed_device_hours_total",
             "Device-hours returned to the pool by idle reclaim.",
-        )?;
-        registry.register(Box::new(reclaimed_hours.clone()))?;
-        let idle_warned = IntGauge::new(
-            "berth_reservations_idle_warned",
-            "Live reservations warned for idleness and not yet reclaimed.",
-        )?;
-        registry.register(Box::new(idle_warned.clone()))?;
-        Ok(Metrics {
-            ledger_entries: counter(
-                &registry,
-                "berth_ledger_entries_total",
-                "Budget ledger entries written, by kind (charge, refund, top-up).",
-                &["kind"],
+        )?)?;
+        let leader_lease_age = r.add(Gauge::new(
+            "berth_leader_lease_age_seconds",
+            "Seconds since the leader last renewed its lease (0 while a single scheduler runs).",
+        )?)?;
+        let m = Metrics {
+            methods: MethodSet::standard(),
+            nodes: r.gauge("berth_nodes", "Nodes by site and state.", &["site", "state"])?,
+            node_state: r.gauge(
+                "berth_node_state",
+                "1 for each node's current state (ready, draining, drained, unreachable, down), 0 for the others.",
+                &["node", "site", "state"],
             )?,
-            ledger_hours: float_counter(
-                &registry,
-                "berth_ledger_hours_total",
-                "Budget hours (device-hours x class rate) in ledger entries, by kind.",
-                &["kind"],
+            node_heartbeat_age: r.float_gauge(
+                "berth_node_heartbeat_age_seconds",
+                "Seconds since the node's agent last called in (since this scheduler started).",
+                &["node", "site"],
             )?,
-            budget_allowance: float_gauge(
-                &registry,
-                "berth_budget_allowance_hours",
-                "Budget hours per period, for budgets with an hour allowance.",
-                &["org", "class"],
-            )?,
-            budget_left: float_gauge(
-                &registry,
-                "berth_budget_left_hours",
-                "Budget hours left in the current period, for budgets with an hour allowance.",
-                &["org", "class"],
-            )?,
-            budget_charged: float_gauge(
-                &registry,
-                "berth_budget_charged_hours",
-                "Budget hours charged in the current period (before refunds).",
-                &["org", "class"],
-            )?,
-            jobs_pending: gauge(
-                &registry,
-                "berth_jobs_pending",
-                "Pending jobs by the kind of reason they wait.",
-                &["reason"],
-            )?,
-            preemptions,
-            reclaimed,
-            reclaimed_hours,
-            idle_warned,
-            nodes: gauge(
-                &registry,
-                "berth_nodes",
-                "Nodes by state.",
-                &["site", "state"],
-            )?,
-            devices: gauge(
-                &registry,
+            devices: r.gauge(
                 "berth_devices",
-                "Devices by class and status (free, busy: claimed now by a reservation or job, unschedulable).",
-                &["class", "status"],
+                "Devices by class, site and state: free, busy (claimed now by a booking or job), \
+                 unschedulable (node not ready) or failed (quarantined).",
+                &["class", "site", "state"],
             )?,
-            reservations: gauge(
-                &registry,
+            devices_booked_now: r.gauge(
+                "berth_devices_booked_now",
+                "Devices held now by bookings whose window has started.",
+                &["class"],
+            )?,
+            devices_used_now: r.gauge(
+                "berth_devices_used_now",
+                "Devices running a job now.",
+                &["class"],
+            )?,
+            booked_hours: r.float_counter(
+                "berth_booked_device_hours_total",
+                "Device-hours held by bookings, accrued as their windows pass (since this scheduler started).",
+                &["class"],
+            )?,
+            used_hours: r.float_counter(
+                "berth_used_device_hours_total",
+                "Device-hours that jobs actually ran, booked or queued (since this scheduler started).",
+                &["class"],
+            )?,
+            reservations: r.gauge(
                 "berth_reservations",
-                "Reservations not yet ended, by state.",
+                "Bookings not yet ended, by state.",
                 &["state"],
             )?,
-            jobs: gauge(
-                &registry,
-                "berth_jobs",
-                "Jobs not yet ended, by state.",
-                &["state"],
+            reservation_idle_max: r.float_gauge(
+                "berth_reservation_idle_seconds_max",
+                "The longest time, in seconds, that all devices of one started booking have been idle.",
+                &["class"],
             )?,
-            jobs_finished: counter(
-                &registry,
+            jobs: r.gauge("berth_jobs", "Jobs not yet ended, by state.", &["state"])?,
+            jobs_submitted: r.int_counter(
+                "berth_jobs_submitted_total",
+                "Jobs accepted by the scheduler.",
+            )?,
+            jobs_finished: r.counter(
                 "berth_jobs_finished_total",
                 "Jobs that ended, by final state.",
                 &["state"],
             )?,
-            job_wait: plain_histogram(
-                &registry,
+            job_wait: r.histogram(
                 "berth_job_wait_seconds",
-                "Time from submission to running.",
-                vec![
-                    0.5,
-                    1.0,
-                    5.0,
-                    15.0,
-                    60.0,
-                    300.0,
-                    900.0,
-                    3600.0,
-                    4.0 * 3600.0,
-                    24.0 * 3600.0,
-                ],
+                "Time from submission to running, in seconds, by class.",
+                &["class"],
+                wait_buckets(),
             )?,
-            bookings: counter(
-                &registry,
+            queue_length: r.gauge(
+                "berth_queue_length",
+                "Pending jobs that could run now (queued, or in a booking that has started), by class.",
+                &["class"],
+            )?,
+            queue_oldest_wait: r.float_gauge(
+                "berth_queue_oldest_wait_seconds",
+                "How long the longest-waiting job of berth_queue_length has waited, in seconds (0 when none).",
+                &["class"],
+            )?,
+            bookings: r.counter(
                 "berth_bookings_total",
                 "Booking requests by outcome.",
                 &["outcome"],
             )?,
-            pass_seconds: plain_histogram(
-                &registry,
-                "berth_scheduling_pass_seconds",
-                "Duration of one scheduling pass.",
-                prometheus::exponential_buckets(0.0001, 4.0, 10)?,
-            )?,
-            rpc_requests: counter(
-                &registry,
+            pass_seconds,
+            log_bytes: r.int_counter("berth_job_log_bytes_total", "Bytes of job logs stored.")?,
+            rpc_requests: r.counter(
                 "berth_rpc_requests_total",
-                "gRPC requests by method and status code.",
+                "gRPC requests by method (the API's own methods; `other` for any other path) and status code.",
                 &["method", "code"],
             )?,
-            rpc_seconds: histogram(
-                &registry,
+            rpc_seconds: r.histogram(
                 "berth_rpc_duration_seconds",
-                "gRPC request latency by method (long-polls included).",
+                "gRPC request latency in seconds, until the response ends (long-polls and streams included).",
                 &["method"],
                 prometheus::exponential_buckets(0.0005, 4.0, 10)?,
             )?,
-            commit_batches: plain_histogram(
-                &registry,
-                "berth_commit_group_batches",
-                "Batches (one per request or pass step) committed together in one transaction.",
-                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            preemptions: r.int_counter(
+                "berth_preemptions_total",
+                "Preemptible jobs stopped to give their devices back.",
             )?,
-            commit_seconds: plain_histogram(
-                &registry,
-                "berth_commit_group_seconds",
-                "Time to commit one group of batches to the database.",
-                prometheus::exponential_buckets(0.0001, 4.0, 10)?,
+            reclaimed: r.int_counter(
+                "berth_reservations_reclaimed_total",
+                "Reservations reclaimed because their devices stayed idle.",
             )?,
-            jobs_submitted,
-            log_bytes,
+            reclaimed_hours,
+            ledger_entries: r.counter(
+                "berth_ledger_entries_total",
+                "Budget ledger entries written, by kind (charge, refund, top-up).",
+                &["kind"],
+            )?,
+            ledger_hours: r.float_counter(
+                "berth_ledger_hours_total",
+                "Budget hours (device-hours x class rate) in ledger entries, by kind.",
+                &["kind"],
+            )?,
+            budget_allowance: r.float_gauge(
+                "berth_budget_allowance_hours",
+                "Budget hours per period, for budgets with an hour allowance.",
+                &["org", "class"],
+            )?,
+            budget_left: r.float_gauge(
+                "berth_budget_left_hours",
+                "Budget hours left in the current period, for budgets with an hour allowance.",
+                &["org", "class"],
+            )?,
+            budget_charged: r.float_gauge(
+                "berth_budget_charged_hours",
+                "Budget hours charged in the current period (before refunds).",
+                &["org", "class"],
+            )?,
+            budget_used: r.float_gauge(
+                "berth_budget_used_hours",
+                "Budget hours used in the current period: charged minus refunded (class `*`: a budget for every class).",
+                &["org", "class"],
+            )?,
+            budget_limit: r.float_gauge(
+                "berth_budget_limit_hours",
+                "Budget hours available in the current period: the allowance plus top-ups, for budgets with an hour allowance.",
+                &["org", "class"],
+            )?,
+            idle_warned: r.int_gauge(
+                "berth_reservations_idle_warned",
+                "Live reservations warned for idleness and not yet reclaimed.",
+            )?,
+            jobs_pending: r.gauge(
+                "berth_jobs_pending",
+                "Pending jobs by the kind of reason they wait.",
+                &["reason"],
+            )?,
+            ready: r.int_gauge(
+                "berth_ready",
+                "1 when this scheduler is ready (its database answers), else 0.",
+            )?,
+            leader: r.int_gauge(
+                "berth_leader",
+                "1 when this scheduler is the leader that schedules and writes, else 0.",
+            )?,
+            failovers: r.int_counter(
+                "berth_failovers_total",
+                "Times this scheduler took over leadership from another.",
+            )?,
+            leader_lease_age,
+            commit_batches: r.add(Histogram::with_opts(
+                HistogramOpts::new(
+                    "berth_commit_group_batches",
+                    "Batches (one per request or pass step) committed together in one transaction.",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )?)?,
+            commit_seconds: r.add(Histogram::with_opts(
+                HistogramOpts::new(
+                    "berth_commit_group_seconds",
+                    "Time to commit one group of batches to the database, in seconds.",
+                )
+                .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10)?),
+            )?)?,
+            accrual: Mutex::new(Accrual::new(berth_proto::time::now_ms())),
             registry,
-        })
+        };
+        m.init_series();
+        Ok(m)
     }
 
-    /// Sets the gauges from the state (at scrape time).
-    pub fn observe_state(
-        &self,
-        state: &State,
-        hints: &std::collections::HashMap<String, crate::engine::Hint>,
-    ) {
-        let now = berth_proto::time::now_ms();
-        self.nodes.reset();
-        for n in state.nodes.values() {
-            self.nodes
-                .with_label_values(&[&n.row.site, n.row.state.as_str()])
-                .inc();
+    /// Creates the series of enum-labelled metrics at zero, so they exist before the
+    /// first event (rates and alerts then see them from the start).
+    fn init_series(&self) {
+        for kind in [LedgerKind::Charge, LedgerKind::Refund, LedgerKind::TopUp] {
+            self.ledger_entries.with_label_values(&[kind.as_str()]);
+            self.ledger_hours.with_label_values(&[kind.as_str()]);
         }
-        self.devices.reset();
-        for class in state.classes.keys() {
-            for status in ["free", "busy", "unschedulable"] {
-                self.devices
-                    .with_label_values(&[class.as_str(), status])
-                    .set(0);
-            }
-        }
-        for d in state.devices.values() {
-            let schedulable = d.row.health != crate::store::Health::Failed
-                && state
-                    .nodes
-                    .get(&d.row.node)
-                    .is_some_and(|n| n.row.state == NodeState::Ready);
-            let status = if !schedulable {
-                "unschedulable"
-            } else if state.cluster.is_free(&d.row.uuid, now, now + 1) {
-                "free"
-            } else {
-                "busy"
-            };
-            self.devices
-                .with_label_values(&[d.row.class.as_str(), status])
-                .inc();
-        }
-        self.reservations.reset();
-        for s in [ReservationState::Confirmed, ReservationState::Active] {
-            self.reservations.with_label_values(&[s.as_str()]).set(0);
-        }
-        for r in state.reservations.values() {
-            self.reservations
-                .with_label_values(&[r.state.as_str()])
-                .inc();
-        }
-        self.jobs.reset();
-        for s in [
-            JobState::Pending,
-            JobState::Scheduled,
-            JobState::Starting,
-            JobState::Running,
-        ] {
-            self.jobs.with_label_values(&[s.as_str()]).set(0);
-        }
-        for j in state.jobs.values() {
-            self.jobs.with_label_values(&[j.row.state.as_str()]).inc();
-        }
-        self.jobs_pending.reset();
-        for reason in crate::engine::PENDING_KINDS {
-            self.jobs_pending.with_label_values(&[reason]).set(0);
-        }
-        for j in state.jobs.values() {
-            if j.row.state == JobState::Pending {
-                let kind = hints.get(&j.row.id).map_or("other", |h| h.why.kind());
-                self.jobs_pending.with_label_values(&[kind]).inc();
-            }
-        }
-        self.idle_warned.set(
-            state
-                .reservations
-                .values()
-                .filter(|r| !r.state.is_final() && r.idle_warned_ms.is_some())
-                .count() as i64,
-        );
-        self.budget_allowance.reset();
-        self.budget_left.reset();
-        self.budget_charged.reset();
-        let hours = crate::convert::hours;
-        for ((org, class), b) in state.accounts.budgets() {
-            let labels = [org.as_str(), class.as_str()];
-            let (start, _) = b.period.bounds(now);
-            let totals = state.accounts.totals(org, class, start);
-            self.budget_charged
-                .with_label_values(&labels)
-                .set(hours(totals.charged));
-            if let Some(allowance) = b.allowance_ms {
-                self.budget_allowance
-                    .with_label_values(&labels)
-                    .set(hours(allowance));
-            }
-            if let Some(left) = state.accounts.left(org, class, now) {
-                self.budget_left.with_label_values(&labels).set(hours(left));
-            }
+        for outcome in ["confirmed", "refused_capacity", "refused_invalid", "error"] {
+            self.bookings.with_label_values(&[outcome]);
         }
     }
 
@@ -373,9 +393,11 @@ impl Metrics {
         self.jobs_submitted.inc();
     }
 
-    /// A job started running `wait_ms` after it was submitted.
-    pub fn job_started(&self, _class: &str, wait_ms: i64) {
-        self.job_wait.observe(wait_ms as f64 / 1000.0);
+    /// A job of `class` started running `wait_ms` after it was submitted.
+    pub fn job_started(&self, class: &str, wait_ms: i64) {
+        self.job_wait
+            .with_label_values(&[class])
+            .observe(wait_ms.max(0) as f64 / 1000.0);
     }
 
     /// A job ended.
@@ -390,15 +412,15 @@ impl Metrics {
         self.bookings.with_label_values(&[outcome]).inc();
     }
 
+    /// A scheduling pass took `d`.
+    pub fn pass(&self, d: Duration) {
+        self.pass_seconds.observe(d.as_secs_f64());
+    }
+
     /// A group of `batches` was committed in `d`.
     pub fn commit_group(&self, batches: usize, d: Duration) {
         self.commit_batches.observe(batches as f64);
         self.commit_seconds.observe(d.as_secs_f64());
-    }
-
-    /// A scheduling pass took `d`.
-    pub fn pass(&self, d: Duration) {
-        self.pass_seconds.observe(d.as_secs_f64());
     }
 
     /// Log bytes were stored.
@@ -406,9 +428,11 @@ impl Metrics {
         self.log_bytes.inc_by(n as u64);
     }
 
-    /// An RPC finished.
-    pub fn rpc(&self, method: &str, code: &str, d: Duration) {
-        self.rpc_requests.with_label_values(&[method, code]).inc();
+    /// An RPC to `method` (a value of [`MethodSet::label`]) ended with `code` after `d`.
+    pub fn rpc(&self, method: &str, code: tonic::Code, d: Duration) {
+        self.rpc_requests
+            .with_label_values(&[method, grpc_code_name(code)])
+            .inc();
         self.rpc_seconds
             .with_label_values(&[method])
             .observe(d.as_secs_f64());
@@ -436,6 +460,57 @@ impl Metrics {
             .inc_by(crate::convert::hours(amount_ms.max(0)));
     }
 
+    /// A usage record was committed: a booking or job ended. Adds the device-time it
+    /// held that the booked or used counter has not yet accrued at a scrape, so the
+    /// counters are exact even for work shorter than a scrape interval. Call it under
+    /// the state lock, once the record is durable.
+    pub fn usage_recorded(&self, u: &UsageRow) {
+        let mut accrual = self.accrual.lock().unwrap_or_else(PoisonError::into_inner);
+        let rest = accrual.ended(
+            &u.subject_id,
+            i64::from(u.devices.max(0)),
+            u.start_ms,
+            u.end_ms,
+        );
+        let counter = match u.kind {
+            OwnerKind::Reservation => &self.booked_hours,
+            OwnerKind::Job => &self.used_hours,
+        };
+        counter
+            .with_label_values(&[u.class.as_str()])
+            .inc_by(crate::convert::hours(rest));
+    }
+
+    /// A batch of mutations was committed: records the usage rows in it (see
+    /// [`Metrics::usage_recorded`]).
+    pub fn batch_committed(&self, batch: &[Mutation]) {
+        for m in batch {
+            if let Mutation::InsertUsage(u) = m {
+                self.usage_recorded(u);
+            }
+        }
+    }
+
+    /// Whether this scheduler is ready (its database answers).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Whether this scheduler leads. A single scheduler always does.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// This scheduler took over leadership from another.
+    pub fn failover(&self) {
+        self.failovers.inc();
+    }
+
+    /// Time since the leader last renewed its lease.
+    pub fn set_leader_lease_age(&self, age: Duration) {
+        self.leader_lease_age.set(age.as_secs_f64());
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -447,51 +522,5 @@ impl Metrics {
     }
 }
 
-/// Reduces a gRPC path to a bounded method label (`Reservations/CreateReservation`).
-pub fn method_label(path: &str) -> String {
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let service = parts.next().unwrap_or_default();
-    let method = parts.next().unwrap_or_default();
-    let known = service.starts_with("berth.v1.") || service.starts_with("grpc.");
-    let valid = method.chars().all(|c| c.is_ascii_alphanumeric()) && method.len() < 64;
-    if known && valid && !method.is_empty() {
-        format!("{}/{method}", service.rsplit('.').next().unwrap_or(service))
-    } else {
-        "other".into()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-
-    #[test]
-    fn new_metrics_are_exposed() {
-        let m = super::Metrics::new().unwrap();
-        m.preemption();
-        m.reclaimed(5_400_000);
-        m.ledger(crate::store::LedgerKind::TopUp, 7_200_000);
-        m.observe_state(&crate::state::State::default(), &Default::default());
-        let text = m.render();
-        for needle in [
-            "berth_preemptions_total 1",
-            "berth_reservations_reclaimed_total 1",
-            "berth_reclaimed_device_hours_total 1.5",
-            "berth_ledger_entries_total{kind=\"top-up\"} 1",
-            "berth_ledger_hours_total{kind=\"top-up\"} 2",
-            "berth_jobs_pending{reason=\"budget\"} 0",
-            "berth_reservations_idle_warned 0",
-        ] {
-            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-        }
-    }
-
-    #[test]
-    fn method_labels_are_bounded() {
-        assert_eq!(
-            super::method_label("/berth.v1.Jobs/SubmitJob"),
-            "Jobs/SubmitJob"
-        );
-        assert_eq!(super::method_label("/evil/../x"), "other");
-        assert_eq!(super::method_label("/berth.v1.Jobs/a b"), "other");
-    }
-}
+mod tests;

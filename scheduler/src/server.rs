@@ -206,6 +206,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let store = store::open(&url).await?;
     let metrics = Arc::new(Metrics::new()?);
+    // One scheduler leads alone until high availability lands.
+    metrics.set_leader(true);
     store.register_metrics(&metrics.registry)?;
     start_on(config, Arc::new(store), metrics).await
 }

@@ -336,13 +336,32 @@ pub struct Centre {
 impl Centre {
     /// Starts a scheduler on free ports and waits until `/readyz` answers 200.
     pub fn start() -> Self {
+        Self::start_on(postgres_url())
+    }
+
+    /// As [`Centre::start`], always on SQLite.
+    pub fn start_sqlite() -> Self {
+        Self::start_on(None)
+    }
+
+    /// As [`Centre::start`], always on a fresh PostgreSQL database of the server at
+    /// `BERTH_TEST_POSTGRES_URL` (`eval "$(scripts/postgres.sh)"`); fails without it.
+    pub fn start_postgres() -> Self {
+        let url = std::env::var("BERTH_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .expect("BERTH_TEST_POSTGRES_URL is not set: eval \"$(scripts/postgres.sh)\"");
+        Self::start_on(Some(url))
+    }
+
+    fn start_on(postgres: Option<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
             .expect("temp dir");
         let data = dir.path().join("scheduler");
         std::fs::create_dir_all(&data).expect("data dir");
-        let db = postgres_url().map(|url| PgDatabase::create(&url));
+        let db = postgres.map(|url| PgDatabase::create(&url));
         let db_url = db.as_ref().map(|(_, u)| u.clone());
         let (scheduler, grpc, http) =
             spawn_scheduler(dir.path(), &db_url, "127.0.0.1:0", "127.0.0.1:0");
@@ -381,6 +400,25 @@ impl Centre {
             .find_map(|l| l.strip_prefix("berth_scheduling_pass_seconds_count "))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map_or(0, |v| v as u64)
+    }
+
+    /// The scheduler's PostgreSQL URL; `None` on SQLite (`scheduler/berth.db` in the
+    /// centre's dir).
+    pub fn database_url(&self) -> Option<&str> {
+        self.db_url.as_deref()
+    }
+
+    /// Kills the scheduler (SIGKILL) and waits for it; [`Centre::restart_scheduler`]
+    /// starts it again.
+    pub fn stop_scheduler(&mut self) {
+        let _ = self.scheduler.child.kill();
+        let _ = self.scheduler.child.wait();
+    }
+
+    /// The scheduler's next start uses the PostgreSQL database at `url` (one the test
+    /// made; it is not dropped with the centre).
+    pub fn use_database(&mut self, url: String) {
+        self.db_url = Some(url);
     }
 
     /// The scheduler's gRPC URL.
@@ -521,6 +559,22 @@ impl Centre {
         count: u32,
         runtime_args: &[&str],
     ) {
+        let devices = format!("sim:{count}:{class}");
+        self.start_agent_on(node, site, &devices, count as usize, runtime_args);
+    }
+
+    /// Starts an agent for `node` with the device spec `devices` (`sim:N:CLASS`, `nvml`,
+    /// `rbln`, ...) and the extra flags `args`, and waits until the node is ready with
+    /// `count` devices.
+    #[track_caller]
+    pub fn start_agent_on(
+        &mut self,
+        node: &str,
+        site: &str,
+        devices: &str,
+        count: usize,
+        runtime_args: &[&str],
+    ) {
         let join = self.json(&self.admin_token.clone(), &["admin", "join-token"]);
         let join_token = join["token"]
             .as_str()
@@ -534,7 +588,7 @@ impl Centre {
             .args(["--join-token", &join_token])
             .arg("--state-dir")
             .arg(&state)
-            .args(["--devices", &format!("sim:{count}:{class}")])
+            .args(["--devices", devices])
             .args(runtime_args)
             .args(["--heartbeat-wait", "1s"])
             // Parallel agents: each its own free port (a flag given by a test wins).
@@ -557,7 +611,7 @@ impl Centre {
         });
         self.agents
             .push(Proc::spawn(&format!("berth-agent {node}"), &mut cmd, log));
-        self.wait_node_ready(node, count as usize);
+        self.wait_node_ready(node, count);
     }
 
     /// Polls `berth nodes` until `node` is ready with `devices` devices.

@@ -34,7 +34,12 @@ pub(super) fn of(before: &State, m: &Mutation, out: &mut Vec<Effect>) {
                     requeued: row.requeued_from.is_some(),
                 });
             }
-            if row.state == JobState::Running && was != Some(JobState::Running) {
+            // Started: reported running, or ended having run without being seen running
+            // (a brief job) — either way its wait counts once.
+            let ran_unseen = row.state.is_final()
+                && row.started_ms.is_some()
+                && was.is_some_and(|s| s != JobState::Running && !s.is_final());
+            if (row.state == JobState::Running && was != Some(JobState::Running)) || ran_unseen {
                 let started = row.started_ms.unwrap_or(row.created_ms);
                 out.push(Effect::JobStarted {
                     wait_ms: (started - row.created_ms).max(0),

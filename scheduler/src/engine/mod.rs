@@ -240,9 +240,15 @@ impl Engine {
     /// The Prometheus exposition, with gauges read from the committed state.
     pub async fn render_metrics(&self) -> String {
         let hints = self.hints.get();
+        let last_seen = |node: &str| self.observed.last_seen(node);
+        let pending_kind = |job: &str| hints.get(job).map_or("other", |h| h.why.kind());
+        let seen = crate::metrics::Observations {
+            last_seen: &last_seen,
+            pending_kind: &pending_kind,
+        };
         {
             let state = self.view();
-            self.metrics.observe_state(&state, &hints);
+            self.metrics.observe_state(&state, &seen);
         }
         self.metrics.render()
     }

@@ -231,6 +231,9 @@ async fn writer(engine: Weak<Engine>, mut rx: mpsc::UnboundedReceiver<Entry>) {
                     }
                 }
                 engine.run_effects(effects);
+                for e in &group {
+                    engine.metrics.batch_committed(&e.batch);
+                }
                 for e in group {
                     let _ = e.done.send(Ok(()));
                 }
