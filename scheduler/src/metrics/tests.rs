@@ -119,15 +119,16 @@ fn nothing_seen() -> Observations<'static> {
     }
 }
 
+/// When n1's agent last called: 5 s before the first use, fixed from then on.
+static N1_SEEN: std::sync::LazyLock<Option<Instant>> =
+    std::sync::LazyLock::new(|| Instant::now().checked_sub(Duration::from_secs(5)));
+
 /// n1's agent called 5 s ago (n2's not since the start); j2 waits for devices and j3 for
 /// its booking.
 fn seen_n1() -> Observations<'static> {
+    std::sync::LazyLock::force(&N1_SEEN);
     Observations {
-        last_seen: &|n| {
-            (n == "n1")
-                .then(|| Instant::now().checked_sub(Duration::from_secs(5)))
-                .flatten()
-        },
+        last_seen: &|n| (n == "n1").then(|| *N1_SEEN).flatten(),
         pending_kind: &|j| match j {
             "j2" => "capacity",
             "j3" => "reservation",
