@@ -167,6 +167,57 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
     }
 }
 
+/// Who leads among the schedulers, as `berth admin status` shows it.
+pub fn scheduler_status(
+    status: &crate::engine::Status,
+    seen: &crate::engine::Seen,
+) -> v1::SchedulerStatus {
+    let me = seen.me.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let Some(lease) = &status.lease else {
+        return v1::SchedulerStatus {
+            shared_database: false,
+            leader: me.clone(),
+            answered_by: me,
+            ..Default::default()
+        };
+    };
+    let alive = lease.expires_ms > lease.db_now_ms && !lease.holder.is_empty();
+    v1::SchedulerStatus {
+        shared_database: true,
+        leader: if alive {
+            lease.holder.clone()
+        } else {
+            String::new()
+        },
+        leader_address: if alive {
+            lease.address.clone()
+        } else {
+            String::new()
+        },
+        fencing_token: lease.token.max(0) as u64,
+        leader_since: alive.then(|| ms_to_ts(lease.since_ms)),
+        lease_expires: alive.then(|| ms_to_ts(lease.expires_ms)),
+        schedulers: status
+            .members
+            .iter()
+            .map(|m| v1::SchedulerMember {
+                id: m.id.clone(),
+                address: m.address.clone(),
+                role: if alive && m.id == lease.holder {
+                    "leader".into()
+                } else {
+                    "standby".into()
+                },
+                started_at: Some(ms_to_ts(m.started_ms)),
+                last_seen: Some(ms_to_ts(m.last_seen_ms)),
+                lag: Some(ms_to_dur((lease.db_now_ms - m.last_seen_ms).max(0))),
+                fencing_token: m.token.max(0) as u64,
+            })
+            .collect(),
+        answered_by: me,
+    }
+}
+
 /// Dataset mounts on the wire.
 pub fn datasets(d: &[(String, bool)]) -> Vec<v1::DatasetMount> {
     d.iter()

@@ -88,6 +88,10 @@ impl From<StoreError> for Error {
             )),
             StoreError::AlreadyExists { what } => Error::AlreadyExists(what),
             StoreError::Db(m) => Error::Store(m),
+            StoreError::Fenced(m) => Error::Unavailable(format!(
+                "this scheduler is no longer the leader ({m}); nothing was recorded: retry \
+                 with the leader"
+            )),
         }
     }
 }

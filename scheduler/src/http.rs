@@ -41,10 +41,17 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     )
 }
 
+/// Ready when this scheduler leads and its database answers; a standby says who leads.
 async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    if check_ready(&engine).await {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+    if !check_ready(&engine).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable\n".to_owned(),
+        );
     }
+    if !engine.leads() {
+        let why = engine.leadership().standby_message();
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod core;
 pub mod engine;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -62,6 +62,14 @@ struct Args {
     /// Agents' heartbeat long-polls in flight at once.
     #[arg(long, default_value_t = 20_000)]
     max_heartbeats: usize,
+    /// How clients reach this scheduler, told to them by standbys (default:
+    /// http://<grpc-addr>).
+    #[arg(long, env = "BERTH_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// The leader's lease on a shared PostgreSQL database: a standby takes over within
+    /// this long after the leader stops.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ha_lease: Duration,
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -120,6 +128,8 @@ async fn main() -> anyhow::Result<()> {
         },
         tick: args.tick,
         retention_interval: args.retention_interval,
+        advertise_url: args.advertise_url,
+        ha_lease: args.ha_lease,
         limits: server::Limits {
             deadline: args.request_deadline,
             max_message_bytes: args.max_message_bytes,

@@ -2,11 +2,12 @@
 
 use crate::auth::{Authenticator, Keys};
 use crate::engine::{Engine, Policy};
+use crate::gate::LeaderGateLayer;
 use crate::metrics::Metrics;
 use crate::overload::{Limits as InFlight, OverloadLayer};
 use crate::rpc_metrics::RpcMetricsLayer;
 use crate::service::*;
-use crate::store::{self, Store};
+use crate::store::{self, Candidate, Lease, Store};
 use berth_proto::v1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,12 @@ pub struct ServerConfig {
     pub retention_interval: Duration,
     /// What one request may cost the server.
     pub limits: Limits,
+    /// How clients reach this scheduler (standbys tell clients where the leader is);
+    /// default `http://<grpc_addr>`.
+    pub advertise_url: Option<String>,
+    /// How long the leader's lease lasts on a shared PostgreSQL database; it is renewed
+    /// every fifth of that, and a standby takes over within one lease of the leader's end.
+    pub ha_lease: Duration,
 }
 
 /// What one request may cost the server: time, size, and room among the others.
@@ -83,6 +90,8 @@ impl ServerConfig {
             tick: Duration::from_millis(500),
             retention_interval: Duration::from_secs(600),
             limits: Limits::default(),
+            advertise_url: None,
+            ha_lease: Duration::from_secs(10),
         }
     }
 }
@@ -115,6 +124,17 @@ pub enum StartError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// Another scheduler already runs on this SQLite database.
+    #[error(
+        "another berth-scheduler already runs on the SQLite database {}: the embedded SQLite \
+         default runs a single scheduler. To run several (one leads, the others stand by), \
+         give them all one PostgreSQL database with --database-url postgres://...",
+        path.display()
+    )]
+    SecondOnSqlite {
+        /// The database file.
+        path: PathBuf,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -136,6 +156,8 @@ pub struct RunningServer {
     pub engine: Arc<Engine>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while the scheduler runs on a SQLite file (one scheduler per file).
+    sqlite_lock: Option<std::fs::File>,
 }
 
 impl RunningServer {
@@ -204,12 +226,51 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             config.data_dir.join("berth.db").display()
         )
     });
+    // The embedded SQLite database runs one scheduler: a second one on the same file is
+    // refused, saying so, instead of quietly sharing it.
+    let sqlite_lock = match sqlite_file(&url) {
+        Some(path) => Some(lock_sqlite(&path)?),
+        None => None,
+    };
     let store = store::open(&url).await?;
     let metrics = Arc::new(Metrics::new()?);
-    // One scheduler leads alone until high availability lands.
-    metrics.set_leader(true);
     store.register_metrics(&metrics.registry)?;
-    start_on(config, Arc::new(store), metrics).await
+    let store = Arc::new(store);
+    let lease: Option<Arc<dyn Lease>> =
+        (store.backend() == sea_orm::DbBackend::Postgres).then(|| store.clone() as Arc<dyn Lease>);
+    let mut server = start_on(config, store, lease, metrics).await?;
+    server.sqlite_lock = sqlite_lock;
+    Ok(server)
+}
+
+/// The file of a `sqlite://PATH?...` URL (`None` for in-memory databases and PostgreSQL).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Holds an exclusive lock beside a SQLite database for as long as the scheduler runs.
+fn lock_sqlite(db: &Path) -> Result<std::fs::File, StartError> {
+    let path = db.with_extension("db.lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::SecondOnSqlite {
+            path: db.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::Io { path, source: e }),
+    }
 }
 
 /// Starts the scheduler on a store opened by the caller (tests wrap the real store to
@@ -217,40 +278,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 pub async fn start_on(
     config: ServerConfig,
     store: Arc<dyn Store>,
+    lease: Option<Arc<dyn Lease>>,
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let key = signing_key(&config)?;
-    let engine = Arc::new(
-        Engine::load(
-            store,
-            Keys::from_secret(&key),
-            metrics.clone(),
-            config.policy.clone(),
-        )
-        .await?,
-    );
-    // The writer lives as long as the engine; it is not one of the tasks shutdown waits
-    // for, so requests still in flight at shutdown get their answers.
-    drop(engine.spawn_writer());
-
-    let admin_token = match &config.bootstrap_admin_token_file {
-        None => None,
-        Some(path) => {
-            let existing = std::fs::read_to_string(path)
-                .ok()
-                .map(|s| s.trim().to_owned());
-            match engine.bootstrap_admin(existing.as_deref()).await? {
-                Some(token) => {
-                    write_secret(path, &token)?;
-                    tracing::info!(path = %path.display(), "wrote a new admin token");
-                    Some(token)
-                }
-                None => existing,
-            }
-        }
-    };
-
     let grpc = TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| StartError::Io {
@@ -265,6 +297,67 @@ pub async fn start_on(
         })?;
     let grpc_addr = grpc.local_addr().map_err(io(Path::new("grpc listener")))?;
     let http_addr = http.local_addr().map_err(io(Path::new("http listener")))?;
+    let me = Candidate {
+        id: format!(
+            "{}-{}",
+            hostname(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        address: config
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{grpc_addr}")),
+        started_ms: berth_proto::time::now_ms(),
+    };
+    let engine = Arc::new(
+        Engine::load(
+            store,
+            Keys::from_secret(&key),
+            metrics.clone(),
+            config.policy.clone(),
+            lease.clone().map(|l| (l, me.clone())),
+        )
+        .await?,
+    );
+    // The writer lives as long as the engine; it is not one of the tasks shutdown waits
+    // for, so requests still in flight at shutdown get their answers.
+    drop(engine.spawn_writer());
+
+    // The bootstrap admin is made by whoever leads: at once alone, or when this scheduler
+    // wins the lease (the first campaign runs before the server answers anything).
+    let admin_token = Arc::new(std::sync::Mutex::new(None::<String>));
+    let bootstrap = {
+        let (engine, file, out) = (
+            engine.clone(),
+            config.bootstrap_admin_token_file.clone(),
+            admin_token.clone(),
+        );
+        move || {
+            let (engine, file, out) = (engine.clone(), file.clone(), out.clone());
+            async move {
+                let Some(path) = file else { return };
+                match bootstrap_admin(&engine, &path).await {
+                    Ok(token) => *out.lock().unwrap_or_else(|e| e.into_inner()) = token,
+                    Err(e) => tracing::error!(error = %e, "could not bootstrap the admin"),
+                }
+            }
+        }
+    };
+    let lease_ms = config.ha_lease.as_millis() as i64;
+    match &lease {
+        None => bootstrap().await,
+        Some(l) => engine.campaign_once(&**l, lease_ms, &bootstrap).await,
+    }
+    let admin_token = admin_token
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if lease.is_none() && config.bootstrap_admin_token_file.is_some() && admin_token.is_none() {
+        return Err(StartError::Engine(crate::error::Error::Internal(
+            "the bootstrap admin could not be made".into(),
+        )));
+    }
+
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
 
@@ -307,6 +400,7 @@ pub async fn start_on(
         .timeout(config.limits.deadline)
         .layer(RpcMetricsLayer(metrics.clone()))
         .layer(OverloadLayer::new(config.limits.in_flight))
+        .layer(LeaderGateLayer(engine.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service!(
@@ -355,7 +449,9 @@ pub async fn start_on(
     let tick = config.tick;
     tasks.push(tokio::spawn(async move {
         loop {
-            if let Err(e) = looped.pass().await {
+            if looped.leads()
+                && let Err(e) = looped.pass().await
+            {
                 tracing::error!(error = %e, "scheduling pass failed");
             }
             tokio::select! {
@@ -375,11 +471,21 @@ pub async fn start_on(
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
             }
-            if let Err(e) = sweeper.sweep_retention().await {
+            if sweeper.leads()
+                && let Err(e) = sweeper.sweep_retention().await
+            {
                 tracing::warn!(error = %e, "retention sweep failed; retrying later");
             }
         }
     }));
+
+    if let Some(lease) = lease {
+        let stop = shutdown.clone();
+        let campaigner = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            campaigner.campaign(lease, lease_ms, bootstrap, stop).await;
+        }));
+    }
 
     if let Some(path) = &config.addr_file {
         let json = format!("{{\"grpc\":\"{grpc_addr}\",\"http\":\"{http_addr}\"}}\n");
@@ -395,5 +501,31 @@ pub async fn start_on(
         engine,
         shutdown,
         tasks,
+        sqlite_lock: None,
     })
+}
+
+/// Makes sure a centre admin exists with a valid token in `path` (mode 0600); returns the
+/// token.
+async fn bootstrap_admin(engine: &Engine, path: &Path) -> Result<Option<String>, StartError> {
+    let existing = std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned());
+    match engine.bootstrap_admin(existing.as_deref()).await? {
+        Some(token) => {
+            write_secret(path, &token)?;
+            tracing::info!(path = %path.display(), "wrote a new admin token");
+            Ok(Some(token))
+        }
+        None => Ok(existing),
+    }
+}
+
+/// This machine's name, for scheduler ids (`unknown` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }

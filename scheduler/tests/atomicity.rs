@@ -159,7 +159,7 @@ async fn rig() -> Rig {
         release: Notify::new(),
     });
     let metrics = Arc::new(Metrics::new().unwrap());
-    let server = server::start_on(config, store.clone(), metrics)
+    let server = server::start_on(config, store.clone(), None, metrics)
         .await
         .unwrap();
     let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))

@@ -13,6 +13,7 @@ mod budgets;
 mod charges;
 mod effects;
 mod jobs;
+mod leader;
 mod observed;
 mod pass;
 mod pipeline;
@@ -23,6 +24,7 @@ mod stage;
 mod views;
 
 pub use agents::HeartbeatReply;
+pub use leader::{Leadership, Seen, Status};
 pub use observed::{Hint, PENDING_KINDS, PendingWhy};
 pub use pass::PassReport;
 pub use pipeline::{MAX_GROUP, Ticket, Tx};
@@ -124,6 +126,11 @@ pub struct Engine {
     generations: Generations,
     /// One pass at a time.
     pass_lock: tokio::sync::Mutex<()>,
+    /// Who leads; this scheduler decides and writes only while it does.
+    leadership: Leadership,
+    /// The lease schedulers on a shared database campaign for (`None`: this one leads
+    /// alone).
+    lease: Option<Arc<dyn crate::store::Lease>>,
 }
 
 impl Engine {
@@ -133,6 +140,7 @@ impl Engine {
         keys: Keys,
         metrics: Arc<Metrics>,
         policy: Policy,
+        lease: Option<(Arc<dyn crate::store::Lease>, crate::store::Candidate)>,
     ) -> Result<Self> {
         let (state, tokens) = load_state(&*store).await?;
         let mut index = AuthIndex::default();
@@ -155,9 +163,18 @@ impl Engine {
         for n in state.nodes.values() {
             generations.publish(&n.row.name, n.row.generation);
         }
+        let (leadership, lease) = match lease {
+            None => (Leadership::alone(), None),
+            Some((l, me)) => (Leadership::campaigning(me), Some(l)),
+        };
+        let pipeline = Pipeline::new(state);
+        if leadership.campaigns() {
+            pipeline.set_refuse(Some(leadership.standby_message()));
+        }
+        metrics.set_leader(leadership.leads());
         Ok(Engine {
             store,
-            pipeline: Pipeline::new(state),
+            pipeline,
             keys: Arc::new(keys),
             auth: Arc::new(RwLock::new(index)),
             metrics,
@@ -168,6 +185,8 @@ impl Engine {
             hints: Hints::default(),
             generations,
             pass_lock: tokio::sync::Mutex::new(()),
+            leadership,
+            lease,
         })
     }
 
@@ -204,6 +223,29 @@ impl Engine {
     /// Refuses writes with `why` until called with `None`.
     pub(crate) fn refuse_writes(&self, why: Option<String>) {
         self.pipeline.set_refuse(why);
+    }
+
+    /// Reloads both states from the database (nothing may be in flight): a new leader
+    /// starts from everything that was acknowledged.
+    pub(crate) async fn reload(&self) -> Result<()> {
+        let (state, tokens) = load_state(&*self.store).await?;
+        self.with_auth(|a| {
+            *a = AuthIndex::default();
+            for u in state.users.values() {
+                a.put_user(u.clone());
+            }
+            for t in tokens {
+                a.put_token(t);
+            }
+        });
+        // Agents get a full lease to find the new leader.
+        self.observed
+            .seen_all(state.nodes.keys().map(String::as_str));
+        for n in state.nodes.values() {
+            self.generations.publish(&n.row.name, n.row.generation);
+        }
+        self.pipeline.replace(state);
+        Ok(())
     }
 
     /// Updates the auth index (after a committed change).

@@ -174,6 +174,15 @@ impl Pipeline {
         self.live().inflight.len()
     }
 
+    /// Replaces both states (after a reload). Call with nothing in flight.
+    pub fn replace(&self, state: State) {
+        let mut live = self.live();
+        let mut committed = self.committed.write().unwrap_or_else(|e| e.into_inner());
+        live.inflight.clear();
+        live.state = state.clone();
+        *committed = state;
+    }
+
     /// Sets or clears the refusal of writes (and answers `why` to writers meanwhile).
     pub fn set_refuse(&self, why: Option<String>) {
         self.live().refuse = why;
@@ -214,6 +223,7 @@ async fn writer(engine: Weak<Engine>, mut rx: mpsc::UnboundedReceiver<Entry>) {
         let batches: Vec<&[Mutation]> = group.iter().map(|e| e.batch.as_slice()).collect();
         let started = std::time::Instant::now();
         let result = engine.store.apply_group(&batches).await;
+        let fenced = matches!(result, Err(crate::store::StoreError::Fenced(_)));
         engine.metrics.commit_group(group.len(), started.elapsed());
         match result {
             Ok(()) => {
@@ -256,6 +266,10 @@ async fn writer(engine: Weak<Engine>, mut rx: mpsc::UnboundedReceiver<Entry>) {
                 }
                 live.inflight.clear();
                 live.state = p.committed().clone();
+                if fenced {
+                    // Another scheduler leads: nothing more may be decided here.
+                    live.refuse = Some(engine.leadership().standby_message());
+                }
             }
         }
     }

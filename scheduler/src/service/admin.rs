@@ -193,6 +193,15 @@ impl v1::admin_server::Admin for AdminService {
         Ok(Response::new(self.0.set_policy(&c, req.get_ref()).await?))
     }
 
+    async fn get_status(&self, req: Request<v1::GetStatusRequest>) -> Reply<v1::SchedulerStatus> {
+        let c = caller(&req)?;
+        let status = self.0.status(&c).await?;
+        Ok(Response::new(convert::scheduler_status(
+            &status,
+            &self.0.leadership().seen(),
+        )))
+    }
+
     async fn get_retention(&self, req: Request<v1::GetRetentionRequest>) -> Reply<v1::Retention> {
         let c = caller(&req)?;
         Ok(Response::new(self.0.get_retention(&c).await?))

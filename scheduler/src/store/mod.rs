@@ -6,9 +6,11 @@
 //! On PostgreSQL an exclusion constraint over (device, time range) and on SQLite a
 //! trigger refuse overlapping device claims in the schema itself.
 
+pub mod lease;
 mod sea;
 pub mod types;
 
+pub use lease::{Candidate, Lease, LeaseView, MemberRow};
 pub use sea::SeaStore;
 pub use types::*;
 
@@ -27,6 +29,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Db(String),
+    /// This scheduler does not hold the lease (or not with this term's token): another
+    /// leads, and nothing of the write was recorded.
+    #[error("not the leader: {0}")]
+    Fenced(String),
 }
 
 /// Where a page of a listing starts: after the row with this sort key and id.

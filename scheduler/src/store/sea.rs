@@ -10,6 +10,7 @@ mod apply;
 mod convert;
 mod entities;
 mod error;
+mod lease;
 mod lists;
 mod metrics;
 
@@ -72,6 +73,8 @@ pub struct SeaStore {
     db: DatabaseConnection,
     backend: DbBackend,
     metrics: StoreMetrics,
+    /// Set once this scheduler campaigns for leadership: writes then check the lease.
+    fence: std::sync::Arc<std::sync::Mutex<lease::Fencing>>,
 }
 
 impl std::fmt::Debug for SeaStore {
@@ -114,9 +117,15 @@ impl SeaStore {
             db,
             backend,
             metrics,
+            fence: Default::default(),
         };
         store.metrics.time(Op::Migrate, store.migrate()).await?;
         Ok(store)
+    }
+
+    /// The database it runs on.
+    pub fn backend(&self) -> DbBackend {
+        self.backend
     }
 
     /// Registers the store's metrics (`berth_store_operation_seconds`,
@@ -199,6 +208,11 @@ impl SeaStore {
 
     async fn apply_once(&self, group: &[&[Mutation]]) -> Result<(), Failed> {
         let txn = self.begin_write().await.map_err(Failed::from_db)?;
+        let fenced = self.check_fence(&txn).await;
+        if let Err(e) = fenced {
+            rollback(txn).await;
+            return Err(e);
+        }
         match apply::apply_all(&txn, group).await {
             Ok(()) => txn.commit().await.map_err(Failed::from_db),
             Err(e) => {

@@ -83,5 +83,6 @@ pub(super) fn label(err: &StoreError) -> &'static str {
         StoreError::Conflict(_) => "conflict",
         StoreError::AlreadyExists { .. } => "already_exists",
         StoreError::Db(_) => "db",
+        StoreError::Fenced(_) => "fenced",
     }
 }
