@@ -4,7 +4,13 @@
 //! ended *and* all its output is stored by the scheduler, then EXITED (or
 //! FAILED_TO_START / UNKNOWN). It stays in the table, and in every heartbeat, until
 //! the scheduler acknowledges it.
+//!
+//! Each job carries its evidence meter: fed with its devices' readings from the first
+//! sample after it runs until the first sample after it ended, then closed; every
+//! report carries the evidence so far.
 
+use crate::devices::DeviceSample;
+use crate::evidence::{JobMeter, Reading};
 use crate::reconcile::{LocalJob, LocalState};
 use crate::runtime::{Exit, JobSpec};
 use berth_proto::time::{UnixMs, dur_to_ms, opt_ts, ts_to_ms};
@@ -54,6 +60,8 @@ pub struct Job {
     pub logs_done: Option<bool>,
     /// Its reported end.
     pub outcome: Option<Outcome>,
+    /// The integration of its devices' readings.
+    pub meter: JobMeter,
 }
 
 impl Job {
@@ -72,6 +80,7 @@ impl Job {
             exit: None,
             logs_done: None,
             outcome: None,
+            meter: JobMeter::new(&spec.devices),
         }
     }
 
@@ -169,6 +178,7 @@ impl Job {
             finished_at: opt_ts(finished_at_ms),
             generation: self.generation,
             stopped_by_agent: self.stop_reason.is_some(),
+            evidence: self.meter.evidence().map(|e| e.to_proto()),
         }
     }
 }
@@ -268,6 +278,25 @@ impl Jobs {
     /// Reports of every job, for the heartbeat.
     pub fn observed(&self) -> Vec<ObservedJob> {
         self.jobs.values().map(Job::observed).collect()
+    }
+
+    /// Feeds one round of device samples to the meters of the jobs that run or have
+    /// just ended, then closes the meters of those that ended: a job's last round is
+    /// the first one sampled after its end.
+    pub fn record(&mut self, samples: &[DeviceSample]) {
+        for job in self.jobs.values_mut() {
+            if !job.running || job.outcome.is_some() || job.meter.is_closed() {
+                continue;
+            }
+            for sample in samples {
+                if let Some(t) = &sample.telemetry {
+                    job.meter.add(&sample.uuid, Reading::from_telemetry(t));
+                }
+            }
+            if job.exit.is_some() {
+                job.meter.close();
+            }
+        }
     }
 
     /// Devices held by active jobs.
