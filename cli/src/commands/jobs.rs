@@ -623,6 +623,7 @@ mod tests {
             nodes: 1,
             charged_hours: 0.5,
             requeued_from: String::new(),
+            evidence: None,
         }
     }
 
