@@ -68,7 +68,13 @@ impl Reading {
 
     /// The reading with values out of range or not numbers made harmless.
     fn sanitised(self) -> Self {
-        let clean = |v: f64, max: f64| if v.is_finite() { v.clamp(0.0, max) } else { 0.0 };
+        let clean = |v: f64, max: f64| {
+            if v.is_finite() {
+                v.clamp(0.0, max)
+            } else {
+                0.0
+            }
+        };
         let fraction = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| v.clamp(0.0, 1.0));
         Self {
             busy_pct: clean(self.busy_pct, 100.0),
@@ -259,8 +265,11 @@ impl JobMeter {
 
     /// What the job did on its devices so far; `None` before any reading.
     pub fn evidence(&self) -> Option<Evidence> {
-        let devices: Vec<DeviceEvidence> =
-            self.devices.values().filter_map(DeviceMeter::summary).collect();
+        let devices: Vec<DeviceEvidence> = self
+            .devices
+            .values()
+            .filter_map(DeviceMeter::summary)
+            .collect();
         aggregate(&devices)
     }
 }
@@ -280,7 +289,11 @@ pub fn aggregate(devices: &[DeviceEvidence]) -> Option<Evidence> {
             .iter()
             .map(|(_, s)| *s)
             .fold(utilization[0].1, UtilizationSource::combine),
-        peak_memory_bytes: devices.iter().map(|d| d.peak_memory_bytes).max().unwrap_or(0),
+        peak_memory_bytes: devices
+            .iter()
+            .map(|d| d.peak_memory_bytes)
+            .max()
+            .unwrap_or(0),
         energy_wh: devices.iter().map(|d| d.energy_j).sum::<f64>() / JOULES_PER_WH,
         energy_source: devices
             .iter()
@@ -365,8 +378,12 @@ mod tests {
     fn gaps_are_not_guessed_but_counters_span_them() {
         // Power only: the 10-minute gap is neither integrated nor covered.
         let mut m = DeviceMeter::default();
-        for (s, busy, p) in [(0, 100.0, 400.0), (10, 100.0, 400.0), (610, 0.0, 50.0), (620, 0.0, 50.0)]
-        {
+        for (s, busy, p) in [
+            (0, 100.0, 400.0),
+            (10, 100.0, 400.0),
+            (610, 0.0, 50.0),
+            (620, 0.0, 50.0),
+        ] {
             m.add(r(s, busy, p, None));
         }
         let e = m.summary().unwrap();
@@ -390,7 +407,10 @@ mod tests {
         m.add(r(10, 0.0, 100.0, None));
         m.add(r(20, 0.0, 100.0, Some(2_500.0)));
         let e = m.summary().unwrap();
-        assert!(close(e.energy_j, 2_000.0), "power for both intervals: {e:?}");
+        assert!(
+            close(e.energy_j, 2_000.0),
+            "power for both intervals: {e:?}"
+        );
         assert_eq!(e.energy_source, Some(EnergySource::PowerSamples));
     }
 
@@ -518,7 +538,10 @@ mod tests {
         }
         let e = job.evidence().unwrap();
         assert_eq!(e.utilization_source, UtilizationSource::Mixed);
-        assert!(close(e.mean_utilization_percent, 60.0), "(40 + 80) / 2: {e:?}");
+        assert!(
+            close(e.mean_utilization_percent, 60.0),
+            "(40 + 80) / 2: {e:?}"
+        );
         assert_eq!(e.mean_sm_active, None, "not every device has it");
         assert_eq!(e.energy_source, Some(EnergySource::PowerSamples));
         assert!(close(e.energy_wh, (5_000.0 + 3_000.0) / 3600.0), "{e:?}");

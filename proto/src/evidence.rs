@@ -260,10 +260,7 @@ mod tests {
             utilization_source: UtilizationSource::DeviceBusy,
             ..sample()
         };
-        assert_eq!(
-            Evidence::from_proto(&no_energy.to_proto()),
-            Ok(no_energy)
-        );
+        assert_eq!(Evidence::from_proto(&no_energy.to_proto()), Ok(no_energy));
     }
 
     #[test]

@@ -553,7 +553,10 @@ mod tests {
         assert!((d.telemetry.power_w - 18.109794).abs() < 1e-9);
         assert_eq!(d.telemetry.temperature_c, 29.0);
         assert_eq!(d.telemetry.memory_used_bytes, 75_497_472);
-        assert_eq!(d.telemetry.extra.sm_clock_mhz, None, "rbln-smi gives no clock");
+        assert_eq!(
+            d.telemetry.extra.sm_clock_mhz, None,
+            "rbln-smi gives no clock"
+        );
         assert!(!d.telemetry.energy_counter);
         let busy = &devices[1];
         assert_eq!(busy.info.device_nodes, [PathBuf::from("/dev/rbln5")]);

@@ -301,34 +301,34 @@ impl<'n> Gpm<'n> {
             *activity = Activity::default();
             return *activity;
         };
+        // Stamped once taken, so the next check never undercounts the interval.
+        let taken = Instant::now();
         *activity = match last.take() {
-            Some((previous, _)) => {
-                match gpm_metrics_get(nvml, &previous, &sample, &GPM_METRICS) {
-                    Ok(values) => {
-                        let fraction = |i: usize| {
-                            values
-                                .get(i)
-                                .and_then(|v| v.as_ref().ok())
-                                .map(|m| m.value / 100.0)
-                                .filter(|f| f.is_finite())
-                                .map(|f| f.clamp(0.0, 1.0))
-                        };
-                        Activity {
-                            gr_engine: fraction(0),
-                            sm: fraction(1),
-                            tensor: fraction(2),
-                            dram: fraction(3),
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "nvml: cannot compute GPM metrics");
-                        Activity::default()
+            Some((previous, _)) => match gpm_metrics_get(nvml, &previous, &sample, &GPM_METRICS) {
+                Ok(values) => {
+                    let fraction = |i: usize| {
+                        values
+                            .get(i)
+                            .and_then(|v| v.as_ref().ok())
+                            .map(|m| m.value / 100.0)
+                            .filter(|f| f.is_finite())
+                            .map(|f| f.clamp(0.0, 1.0))
+                    };
+                    Activity {
+                        gr_engine: fraction(0),
+                        sm: fraction(1),
+                        tensor: fraction(2),
+                        dram: fraction(3),
                     }
                 }
-            }
+                Err(error) => {
+                    tracing::debug!(%error, "nvml: cannot compute GPM metrics");
+                    Activity::default()
+                }
+            },
             None => Activity::default(),
         };
-        *last = Some((sample, now));
+        *last = Some((sample, taken));
         *activity
     }
 }

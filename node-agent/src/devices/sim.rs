@@ -129,9 +129,17 @@ impl DeviceState {
         // The engine is active as often as the device is busy; SMs less, tensor pipes
         // and DRAM less again. Idle: a stray kernel now and then, no tensor work.
         let gr = load;
-        let sm = gr * if busy { rng.random_range(0.55..=0.95) } else { rng.random_range(0.0..=0.5) };
+        let sm = gr
+            * if busy {
+                rng.random_range(0.55..=0.95)
+            } else {
+                rng.random_range(0.0..=0.5)
+            };
         let (tensor, dram) = if busy {
-            (sm * rng.random_range(0.2..=0.8), sm * rng.random_range(0.2..=0.7))
+            (
+                sm * rng.random_range(0.2..=0.8),
+                sm * rng.random_range(0.2..=0.7),
+            )
         } else {
             (0.0, sm * rng.random_range(0.0..=0.2))
         };
@@ -329,7 +337,11 @@ mod tests {
                 );
                 assert!((gr - t.utilization_pct / 100.0).abs() < 1e-9, "{t:?}");
                 assert!(sm <= gr && tensor <= sm && dram <= sm, "{t:?}");
-                assert!([gr, sm, tensor, dram].iter().all(|f| (0.0..=1.0).contains(f)));
+                assert!(
+                    [gr, sm, tensor, dram]
+                        .iter()
+                        .all(|f| (0.0..=1.0).contains(f))
+                );
                 let clock = t.extra.sm_clock_mhz.unwrap();
                 if i == 0 {
                     assert!((60.0..=100.0).contains(&t.utilization_pct), "{t:?}");
