@@ -643,8 +643,7 @@ async fn evidence_of_a_job_on_an_nvml_gpu() {
                     .devices
                     .iter()
                     .find(|d| d.uuid == gpu0)?
-                    .telemetry
-                    .clone()?;
+                    .telemetry?;
                 t.sm_active.is_some().then_some(t)
             })
         })

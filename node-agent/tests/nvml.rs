@@ -455,3 +455,67 @@ async fn metrics_endpoint_serves_dcgm_names_and_labels() {
     assert!(body.contains("# TYPE DCGM_FI_DEV_FB_USED gauge"), "{body}");
     shutdown.cancel();
 }
+
+/// The panels of NVIDIA's DCGM exporter dashboard (Grafana 12239) and the series each
+/// one queries, all selected by `instance` (Prometheus adds it) and `gpu`; the `gpu`
+/// drop-down lists `label_values(DCGM_FI_DEV_GPU_TEMP, gpu)`.
+const DASHBOARD_12239: [(&str, &str); 8] = [
+    ("GPU Temperature", "DCGM_FI_DEV_GPU_TEMP"),
+    ("GPU Avg. Temp", "DCGM_FI_DEV_GPU_TEMP"),
+    ("GPU Power Usage", "DCGM_FI_DEV_POWER_USAGE"),
+    ("GPU Power Total", "DCGM_FI_DEV_POWER_USAGE"),
+    ("GPU SM Clocks", "DCGM_FI_DEV_SM_CLOCK"),
+    ("GPU Utilization", "DCGM_FI_DEV_GPU_UTIL"),
+    ("GPU Framebuffer Mem Used", "DCGM_FI_DEV_FB_USED"),
+    ("Tensor Core Utilization", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"),
+];
+
+#[tokio::test]
+async fn every_panel_of_the_dcgm_dashboard_has_data() {
+    use berth_agent::metrics::{DeviceMetrics, Metered};
+    use std::sync::Arc;
+
+    let (_dir, lib) = fake_nvml(&[]);
+    let nvml: Arc<dyn DeviceBackend> = Arc::new(NvmlBackend::open(options(&lib)).await.unwrap());
+    let sim = devices::open(
+        &DeviceSpec::Sim {
+            count: 2,
+            class: "sim-gpu".into(),
+        },
+        &DeviceOptions {
+            node: "n".into(),
+            ..DeviceOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    for (name, inner) in [("nvml", nvml), ("sim", sim)] {
+        let metrics = Arc::new(DeviceMetrics::new("host"));
+        let backend = Metered::new(inner, metrics.clone());
+        backend.discover().await.unwrap();
+        backend.sample().await.unwrap();
+        tokio::time::sleep(GPM_PAUSE).await;
+        backend.sample().await.unwrap();
+        let text = metrics.render();
+        for (panel, metric) in DASHBOARD_12239 {
+            for gpu in ["0", "1"] {
+                let value = text
+                    .lines()
+                    .filter(|l| l.starts_with(&format!("{metric}{{")))
+                    .find(|l| l.contains(&format!("gpu=\"{gpu}\"")))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{name}: panel {panel:?} has no {metric} for gpu {gpu}\n{text}")
+                    });
+                assert!(value.is_finite(), "{name}: {panel}: {value}");
+                if metric.starts_with("DCGM_FI_PROF_") {
+                    assert!(
+                        (0.0..=1.0).contains(&value),
+                        "{name}: {panel}: a fraction, not {value}"
+                    );
+                }
+            }
+        }
+    }
+}
