@@ -6,6 +6,8 @@
 //! work (starting a job, stopping one with its grace period, removing scratch
 //! directories) runs in tasks of its own and reports back through channels, so a
 //! job pulling an image or ignoring SIGTERM never delays a heartbeat.
+//! Sampling the devices is quick and runs in the loop: before each heartbeat, and when
+//! a job starts running or ends, so that its evidence starts and ends with a reading.
 
 use crate::client::{CallError, JoinInfo, SchedulerClient};
 use crate::config::AgentConfig;

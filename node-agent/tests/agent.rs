@@ -639,11 +639,7 @@ async fn evidence_of_a_job_on_an_nvml_gpu() {
     let telemetry = s
         .until("GPM telemetry", |st| {
             st.heartbeats.iter().rev().find_map(|hb| {
-                let t = hb
-                    .devices
-                    .iter()
-                    .find(|d| d.uuid == gpu0)?
-                    .telemetry?;
+                let t = hb.devices.iter().find(|d| d.uuid == gpu0)?.telemetry?;
                 t.sm_active.is_some().then_some(t)
             })
         })
