@@ -471,4 +471,71 @@ mod tests {
         assert!(jobs.forgotten().contains("a"));
         assert_eq!(jobs.observed().len(), 1);
     }
+
+    /// A round of samples of GPU-a, GPU-b and GPU-c at `s` seconds: 100 W each, the
+    /// counter at 100 J per second.
+    fn round(s: i64) -> Vec<DeviceSample> {
+        ["GPU-a", "GPU-b", "GPU-c"]
+            .into_iter()
+            .map(|uuid| DeviceSample {
+                uuid: uuid.into(),
+                health: crate::devices::Health::Healthy,
+                telemetry: Some(crate::devices::Telemetry {
+                    sampled_at_ms: s * 1000,
+                    utilization_pct: 50.0,
+                    memory_used_bytes: 1 << 30,
+                    memory_utilization_pct: 1.0,
+                    temperature_c: 40.0,
+                    power_w: 100.0,
+                    energy_j: s as f64 * 100.0,
+                    energy_counter: true,
+                    activity: crate::devices::Activity::default(),
+                    extra: crate::devices::TelemetryExtra::default(),
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn evidence_runs_from_the_first_round_after_start_to_the_first_after_the_end() {
+        let mut jobs = Jobs::default();
+        jobs.insert(job());
+        jobs.record(&round(0));
+        assert_eq!(
+            jobs.get("j").unwrap().observed().evidence,
+            None,
+            "not running yet"
+        );
+        jobs.get_mut("j").unwrap().running = true;
+        jobs.record(&round(10));
+        assert_eq!(jobs.observed()[0].evidence.as_ref().unwrap().samples, 1);
+        jobs.record(&round(20));
+        jobs.get_mut("j").unwrap().exit = Some(Exit {
+            exit_code: 0,
+            finished_at_ms: 25_000,
+            message: String::new(),
+        });
+        jobs.record(&round(30)); // the round after the end: the last one
+        jobs.record(&round(40));
+        let e = jobs.observed()[0].evidence.unwrap();
+        assert_eq!((e.samples, e.devices), (3, 2), "GPU-c is not the job's");
+        // 20 s on two devices at 100 W.
+        assert!((e.energy_wh - 4_000.0 / 3600.0).abs() < 1e-9, "{e:?}");
+        assert!(jobs.get("j").unwrap().meter.is_closed());
+
+        // A round that could not be sampled still ends a job's evidence.
+        let mut jobs = Jobs::default();
+        let mut j = job();
+        j.running = true;
+        jobs.insert(j);
+        jobs.record(&round(0));
+        jobs.get_mut("j").unwrap().exit = Some(Exit {
+            exit_code: 1,
+            finished_at_ms: 1,
+            message: String::new(),
+        });
+        jobs.record(&[]);
+        assert!(jobs.get("j").unwrap().meter.is_closed());
+        assert_eq!(jobs.observed()[0].evidence.as_ref().unwrap().samples, 1);
+    }
 }
