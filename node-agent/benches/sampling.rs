@@ -1,5 +1,6 @@
 //! Agent overhead while sampling 8 devices every second: the device backend's real
-//! sampling path plus the `/metrics` update (and a scrape every 15 s), measured from
+//! sampling path plus the `/metrics` update (and a scrape every 15 s) and the job
+//! evidence integration (one job per device, as on a full node), measured from
 //! /proc/self/stat (CPU time of the whole process, all threads) and /proc/self/status
 //! (resident memory).
 //!
@@ -12,6 +13,7 @@
 //! `libnvidia-ml.so.1` (tests/fake_nvml) built with 8 GPUs (skipped without gcc).
 
 use berth_agent::devices::{self, DeviceBackend, DeviceOptions, DeviceSpec};
+use berth_agent::evidence::{JobMeter, Reading};
 use berth_agent::metrics::{DeviceMetrics, Metered};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,7 +45,12 @@ async fn run(label: &str, spec: DeviceSpec, options: DeviceOptions, secs: u64) {
     let inner = devices::open(&spec, &options).await.expect("open backend");
     let metrics = Arc::new(DeviceMetrics::new("bench-host"));
     let backend = Metered::new(inner, metrics.clone());
-    let n = backend.discover().await.expect("discover").len();
+    let infos = backend.discover().await.expect("discover");
+    let n = infos.len();
+    let mut jobs: Vec<JobMeter> = infos
+        .iter()
+        .map(|d| JobMeter::new(std::slice::from_ref(&d.uuid)))
+        .collect();
     // Warm up (first sample allocates), then measure.
     backend.sample().await.expect("sample");
     let cpu0 = cpu_seconds();
@@ -55,6 +62,11 @@ async fn run(label: &str, spec: DeviceSpec, options: DeviceOptions, secs: u64) {
         tick.tick().await;
         let s = backend.sample().await.expect("sample");
         assert_eq!(s.len(), n);
+        for (job, sample) in jobs.iter_mut().zip(&s) {
+            if let Some(t) = &sample.telemetry {
+                job.add(&sample.uuid, Reading::from_telemetry(t));
+            }
+        }
         samples += 1;
         if samples.is_multiple_of(15) {
             rendered = metrics.render().len();
@@ -62,6 +74,8 @@ async fn run(label: &str, spec: DeviceSpec, options: DeviceOptions, secs: u64) {
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
+    let evidence = jobs.iter().filter_map(JobMeter::evidence).count();
+    assert_eq!(evidence, n, "every job has evidence");
     println!(
         "{label}: {n} devices, {samples} samples in {wall:.1} s: CPU {cpu:.2} s = {:.3} % of one core; \
          RSS {:.1} MB (peak {:.1} MB); /metrics {rendered} bytes",

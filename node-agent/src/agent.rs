@@ -6,6 +6,8 @@
 //! work (starting a job, stopping one with its grace period, removing scratch
 //! directories) runs in tasks of its own and reports back through channels, so a
 //! job pulling an image or ignoring SIGTERM never delays a heartbeat.
+//! Sampling the devices is quick and runs in the loop: before each heartbeat, and when
+//! a job starts running or ends, so that its evidence starts and ends with a reading.
 
 use crate::client::{CallError, JoinInfo, SchedulerClient};
 use crate::config::AgentConfig;
@@ -256,7 +258,7 @@ impl Agent {
             let deadline_check = self.deadline_check();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(event) = self.runtime_events.recv() => self.on_runtime_event(event),
+                Some(event) = self.runtime_events.recv() => self.on_runtime_event(event).await,
                 Some(event) = self.task_rx.recv() => self.on_task_event(event),
                 Some(done) = self.logs_rx.recv() => self.on_logs_done(done),
                 _ = sleep_until(deadline_check) => self.on_deadline_tick(),
@@ -323,7 +325,7 @@ impl Agent {
         let give_up = Instant::now() + longest_grace + SHUTDOWN_SLACK;
         while !self.jobs.all_finished() {
             tokio::select! {
-                Some(event) = self.runtime_events.recv() => self.on_runtime_event(event),
+                Some(event) = self.runtime_events.recv() => self.on_runtime_event(event).await,
                 Some(event) = self.task_rx.recv() => self.on_task_event(event),
                 Some(done) = self.logs_rx.recv() => self.on_logs_done(done),
                 _ = sleep_until(give_up) => {
@@ -347,7 +349,8 @@ impl Agent {
         Instant::now() + wait
     }
 
-    async fn heartbeat_request(&self) -> HeartbeatRequest {
+    /// Samples the devices and feeds the readings to the jobs' evidence meters.
+    async fn sample_devices(&mut self) -> Vec<devices::DeviceSample> {
         let samples = match self.devices.sample().await {
             Ok(samples) => samples,
             Err(error) => {
@@ -355,6 +358,12 @@ impl Agent {
                 Vec::new()
             }
         };
+        self.jobs.record(&samples);
+        samples
+    }
+
+    async fn heartbeat_request(&mut self) -> HeartbeatRequest {
+        let samples = self.sample_devices().await;
         let by_uuid: HashMap<&str, &devices::DeviceSample> =
             samples.iter().map(|s| (s.uuid.as_str(), s)).collect();
         HeartbeatRequest {
@@ -516,7 +525,9 @@ impl Agent {
         }
     }
 
-    fn on_runtime_event(&mut self, event: RuntimeEvent) {
+    /// A job runs or ended. Either way the devices are sampled at once: the job's
+    /// evidence starts from a reading at its start and ends with one after its end.
+    async fn on_runtime_event(&mut self, event: RuntimeEvent) {
         match event {
             RuntimeEvent::Running {
                 job_id,
@@ -528,6 +539,7 @@ impl Agent {
                 job.running = true;
                 job.started_at_ms = Some(started_at_ms);
                 let pending_stop = job.stop_reason.clone();
+                self.sample_devices().await;
                 self.report(&job_id);
                 if let Some(reason) = pending_stop {
                     self.stop_job(&job_id, &reason);
@@ -539,6 +551,10 @@ impl Agent {
                 };
                 tracing::info!(%job_id, exit_code = exit.exit_code, "job ended");
                 job.exit = Some(exit);
+                self.sample_devices().await;
+                let Some(job) = self.jobs.get_mut(&job_id) else {
+                    return;
+                };
                 if job.try_finish() {
                     self.finished(&job_id);
                 }

@@ -4,7 +4,13 @@
 //! ended *and* all its output is stored by the scheduler, then EXITED (or
 //! FAILED_TO_START / UNKNOWN). It stays in the table, and in every heartbeat, until
 //! the scheduler acknowledges it.
+//!
+//! Each job carries its evidence meter: fed with its devices' readings from the first
+//! sample after it runs until the first sample after it ended, then closed; every
+//! report carries the evidence so far.
 
+use crate::devices::DeviceSample;
+use crate::evidence::{JobMeter, Reading};
 use crate::reconcile::{LocalJob, LocalState};
 use crate::runtime::{Exit, JobSpec};
 use berth_proto::time::{UnixMs, dur_to_ms, opt_ts, ts_to_ms};
@@ -54,6 +60,8 @@ pub struct Job {
     pub logs_done: Option<bool>,
     /// Its reported end.
     pub outcome: Option<Outcome>,
+    /// The integration of its devices' readings.
+    pub meter: JobMeter,
 }
 
 impl Job {
@@ -72,6 +80,7 @@ impl Job {
             exit: None,
             logs_done: None,
             outcome: None,
+            meter: JobMeter::new(&spec.devices),
         }
     }
 
@@ -169,6 +178,7 @@ impl Job {
             finished_at: opt_ts(finished_at_ms),
             generation: self.generation,
             stopped_by_agent: self.stop_reason.is_some(),
+            evidence: self.meter.evidence().map(|e| e.to_proto()),
         }
     }
 }
@@ -268,6 +278,25 @@ impl Jobs {
     /// Reports of every job, for the heartbeat.
     pub fn observed(&self) -> Vec<ObservedJob> {
         self.jobs.values().map(Job::observed).collect()
+    }
+
+    /// Feeds one round of device samples to the meters of the jobs that run or have
+    /// just ended, then closes the meters of those that ended: a job's last round is
+    /// the first one sampled after its end.
+    pub fn record(&mut self, samples: &[DeviceSample]) {
+        for job in self.jobs.values_mut() {
+            if !job.running || job.outcome.is_some() || job.meter.is_closed() {
+                continue;
+            }
+            for sample in samples {
+                if let Some(t) = &sample.telemetry {
+                    job.meter.add(&sample.uuid, Reading::from_telemetry(t));
+                }
+            }
+            if job.exit.is_some() {
+                job.meter.close();
+            }
+        }
     }
 
     /// Devices held by active jobs.
@@ -441,5 +470,72 @@ mod tests {
         assert!(jobs.all_finished());
         assert!(jobs.forgotten().contains("a"));
         assert_eq!(jobs.observed().len(), 1);
+    }
+
+    /// A round of samples of GPU-a, GPU-b and GPU-c at `s` seconds: 100 W each, the
+    /// counter at 100 J per second.
+    fn round(s: i64) -> Vec<DeviceSample> {
+        ["GPU-a", "GPU-b", "GPU-c"]
+            .into_iter()
+            .map(|uuid| DeviceSample {
+                uuid: uuid.into(),
+                health: crate::devices::Health::Healthy,
+                telemetry: Some(crate::devices::Telemetry {
+                    sampled_at_ms: s * 1000,
+                    utilization_pct: 50.0,
+                    memory_used_bytes: 1 << 30,
+                    memory_utilization_pct: 1.0,
+                    temperature_c: 40.0,
+                    power_w: 100.0,
+                    energy_j: s as f64 * 100.0,
+                    energy_counter: true,
+                    activity: crate::devices::Activity::default(),
+                    extra: crate::devices::TelemetryExtra::default(),
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn evidence_runs_from_the_first_round_after_start_to_the_first_after_the_end() {
+        let mut jobs = Jobs::default();
+        jobs.insert(job());
+        jobs.record(&round(0));
+        assert_eq!(
+            jobs.get("j").unwrap().observed().evidence,
+            None,
+            "not running yet"
+        );
+        jobs.get_mut("j").unwrap().running = true;
+        jobs.record(&round(10));
+        assert_eq!(jobs.observed()[0].evidence.as_ref().unwrap().samples, 1);
+        jobs.record(&round(20));
+        jobs.get_mut("j").unwrap().exit = Some(Exit {
+            exit_code: 0,
+            finished_at_ms: 25_000,
+            message: String::new(),
+        });
+        jobs.record(&round(30)); // the round after the end: the last one
+        jobs.record(&round(40));
+        let e = jobs.observed()[0].evidence.unwrap();
+        assert_eq!((e.samples, e.devices), (3, 2), "GPU-c is not the job's");
+        // 20 s on two devices at 100 W.
+        assert!((e.energy_wh - 4_000.0 / 3600.0).abs() < 1e-9, "{e:?}");
+        assert!(jobs.get("j").unwrap().meter.is_closed());
+
+        // A round that could not be sampled still ends a job's evidence.
+        let mut jobs = Jobs::default();
+        let mut j = job();
+        j.running = true;
+        jobs.insert(j);
+        jobs.record(&round(0));
+        jobs.get_mut("j").unwrap().exit = Some(Exit {
+            exit_code: 1,
+            finished_at_ms: 1,
+            message: String::new(),
+        });
+        jobs.record(&[]);
+        assert!(jobs.get("j").unwrap().meter.is_closed());
+        assert_eq!(jobs.observed()[0].evidence.as_ref().unwrap().samples, 1);
     }
 }

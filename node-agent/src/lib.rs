@@ -5,10 +5,12 @@
 //! every heartbeat. Modules:
 //!
 //! - [`devices`]: device discovery and telemetry behind [`devices::DeviceBackend`]
-//!   (simulated GPUs today).
+//!   (NVML, `rbln-smi`, `furiosa-smi`, simulated GPUs).
 //! - [`runtime`]: what runs jobs, behind [`runtime::Runtime`]: hardened Docker
 //!   containers, or host processes for development.
 //! - [`reconcile`]: the pure desired-vs-observed diff.
+//! - [`evidence`]: the pure integration of a job's device readings into its evidence
+//!   (mean utilisation, peak memory, energy).
 //! - [`logs`]: job output cut into chunks and shipped to the scheduler.
 //! - `client`, `reporter`: the agent protocol's calls (credential, re-join, retries).
 //! - `jobs`, `agent`: the job table and the loop.
@@ -20,6 +22,7 @@ mod client;
 pub mod config;
 pub mod devices;
 pub mod error;
+pub mod evidence;
 mod jobs;
 pub mod logs;
 pub mod metrics;

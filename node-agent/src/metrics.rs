@@ -8,6 +8,16 @@
 //! `berth_org`: the job and organisation on the device now, empty when idle. These
 //! stay bounded: one series per device, replaced when its job changes.
 //!
+//! Engine activity (`DCGM_FI_PROF_GR_ENGINE_ACTIVE`, `_SM_ACTIVE`, `_PIPE_TENSOR_ACTIVE`,
+//! `_DRAM_ACTIVE`) is a fraction 0..1, as DCGM gives it, where the device reports it
+//! (NVML GPM on Hopper and newer, simulated devices). `DCGM_FI_DEV_SM_CLOCK` comes from
+//! every backend that knows a clock, NPUs included (under the GPU labels, with `gpu`
+//! the NPU's index and `device` e.g. `furiosa0`), so one clock panel shows them all.
+//!
+//! NVIDIA's DCGM exporter dashboard (Grafana 12239) reads, per `instance` and `gpu`:
+//! `DCGM_FI_DEV_GPU_TEMP`, `_POWER_USAGE`, `_SM_CLOCK`, `_GPU_UTIL`, `_FB_USED` and
+//! `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE`; a GPU node of Berth serves all of them.
+//!
 //! Values are those of the latest sample the agent took (every heartbeat).
 
 use crate::devices::{Assignment, DeviceBackend, DeviceError, DeviceInfo, DeviceSample, Health};
@@ -73,6 +83,10 @@ struct GpuGauges {
     xid: GaugeVec,
     ecc_dbe: GaugeVec,
     ecc_sbe: GaugeVec,
+    gr_engine_active: GaugeVec,
+    sm_active: GaugeVec,
+    tensor_active: GaugeVec,
+    dram_active: GaugeVec,
 }
 
 struct NpuGauges {
@@ -121,6 +135,22 @@ impl DeviceMetrics {
             ecc_sbe: g(
                 "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
                 "Total number of single-bit volatile ECC errors.",
+            ),
+            gr_engine_active: g(
+                "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+                "Ratio of time the graphics engine is active.",
+            ),
+            sm_active: g(
+                "DCGM_FI_PROF_SM_ACTIVE",
+                "The ratio of cycles an SM has at least 1 warp assigned.",
+            ),
+            tensor_active: g(
+                "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+                "Ratio of cycles the tensor (HMMA) pipe is active.",
+            ),
+            dram_active: g(
+                "DCGM_FI_PROF_DRAM_ACTIVE",
+                "Ratio of cycles the device memory interface is active sending or receiving data.",
             ),
         };
         let n = |name, help| gauge(r, name, help, &NPU_LABELS);
@@ -193,6 +223,10 @@ impl DeviceMetrics {
             &g.xid,
             &g.ecc_dbe,
             &g.ecc_sbe,
+            &g.gr_engine_active,
+            &g.sm_active,
+            &g.tensor_active,
+            &g.dram_active,
         ];
         let n = &self.npu;
         let npu_all = [&n.util, &n.mem_used, &n.mem_total, &n.temp, &n.power];
@@ -218,6 +252,30 @@ impl DeviceMetrics {
             };
             let a = state.assignments.get(&info.uuid).unwrap_or(&idle);
             let index = info.index.to_string();
+            let device = format!(
+                "{}{}",
+                if info.vendor == "nvidia" {
+                    "nvidia"
+                } else {
+                    &info.vendor
+                },
+                info.index
+            );
+            let gpu_labels = [
+                index.as_str(),
+                &info.uuid,
+                &info.pci_bus_id,
+                &device,
+                &info.model,
+                &self.hostname,
+                &a.job,
+                &a.org,
+            ];
+            if let Some(mhz) = t.extra.sm_clock_mhz {
+                g.sm_clock
+                    .with_label_values(&gpu_labels)
+                    .set(f64::from(mhz));
+            }
             if is_npu(&info.vendor) {
                 let labels = [
                     index.as_str(),
@@ -239,25 +297,7 @@ impl DeviceMetrics {
                 n.power.with_label_values(&labels).set(t.power_w);
                 continue;
             }
-            let device = format!(
-                "{}{}",
-                if info.vendor == "nvidia" {
-                    "nvidia"
-                } else {
-                    &info.vendor
-                },
-                info.index
-            );
-            let labels = [
-                index.as_str(),
-                &info.uuid,
-                &info.pci_bus_id,
-                &device,
-                &info.model,
-                &self.hostname,
-                &a.job,
-                &a.org,
-            ];
+            let labels = gpu_labels;
             let x = &t.extra;
             let free = x
                 .memory_free_bytes
@@ -277,9 +317,6 @@ impl DeviceMetrics {
             g.energy
                 .with_label_values(&labels)
                 .set((t.energy_j * 1000.0).round());
-            if let Some(mhz) = x.sm_clock_mhz {
-                g.sm_clock.with_label_values(&labels).set(f64::from(mhz));
-            }
             if let Some(mhz) = x.memory_clock_mhz {
                 g.mem_clock.with_label_values(&labels).set(f64::from(mhz));
             }
@@ -291,6 +328,17 @@ impl DeviceMetrics {
             }
             if let Some(n) = x.ecc_corrected_volatile {
                 g.ecc_sbe.with_label_values(&labels).set(n as f64);
+            }
+            let activity = [
+                (&g.gr_engine_active, t.activity.gr_engine),
+                (&g.sm_active, t.activity.sm),
+                (&g.tensor_active, t.activity.tensor),
+                (&g.dram_active, t.activity.dram),
+            ];
+            for (gauge, value) in activity {
+                if let Some(v) = value {
+                    gauge.with_label_values(&labels).set(v);
+                }
             }
         }
     }
@@ -427,7 +475,7 @@ pub async fn instrument(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::{Telemetry, TelemetryExtra};
+    use crate::devices::{Activity, Telemetry, TelemetryExtra};
 
     fn info(uuid: &str, vendor: &str, index: u32) -> DeviceInfo {
         DeviceInfo {
@@ -454,6 +502,13 @@ mod tests {
                 temperature_c: 50.0,
                 power_w: 300.5,
                 energy_j: 12.345,
+                energy_counter: true,
+                activity: Activity {
+                    gr_engine: Some(0.75),
+                    sm: Some(0.5),
+                    tensor: Some(0.25),
+                    dram: None,
+                },
                 extra: TelemetryExtra {
                     last_xid: Some(79),
                     ecc_uncorrected_volatile: Some(1),
@@ -484,12 +539,20 @@ mod tests {
             format!("DCGM_FI_DEV_XID_ERRORS{{{gpu_labels}}} 79"),
             format!("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{gpu_labels}}} 1"),
             format!("DCGM_FI_DEV_SM_CLOCK{{{gpu_labels}}} 1980"),
+            format!("DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{gpu_labels}}} 0.75"),
+            format!("DCGM_FI_PROF_SM_ACTIVE{{{gpu_labels}}} 0.5"),
+            format!("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{gpu_labels}}} 0.25"),
+            // The NPU's clock too, under the GPU labels.
+            r#"DCGM_FI_DEV_SM_CLOCK{Hostname="host-a",UUID="NPU-b",berth_job="",berth_org="",device="rebellions1",gpu="1",modelName="NVIDIA H100 80GB HBM3",pci_bus_id="00000000:1B:00.0"} 1980"#.to_owned(),
             r#"berth_agent_device_health{Hostname="host-a",UUID="GPU-a",modelName="NVIDIA H100 80GB HBM3",vendor="nvidia"} 2"#.to_owned(),
             r#"berth_npu_power_watts{Hostname="host-a",UUID="NPU-b",berth_job="",berth_org="",modelName="NVIDIA H100 80GB HBM3",npu="1",vendor="rebellions"} 300.5"#.to_owned(),
         ] {
             assert!(text.contains(&line), "missing {line}\n{text}");
         }
         assert!(!text.contains("DCGM_FI_DEV_GPU_UTIL{Hostname=\"host-a\",UUID=\"NPU-b\""));
+        // Unknown activity is left out, not reported as 0.
+        assert!(!text.contains("DCGM_FI_PROF_DRAM_ACTIVE{"), "{text}");
+        assert!(!text.contains("DCGM_FI_PROF_SM_ACTIVE{Hostname=\"host-a\",UUID=\"NPU-b\""));
 
         // A job takes the GPU: its series is replaced, not added to.
         m.set_assignments(&BTreeMap::from([(

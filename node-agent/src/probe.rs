@@ -1,5 +1,7 @@
 //! Device flags shared by the agent and `berth-agent probe`, and the probe itself:
-//! the detected devices and one telemetry sample, as a table or JSON.
+//! the detected devices and a telemetry sample, as a table or JSON. The probe samples
+//! twice, [`PROBE_INTERVAL`] apart, and shows the second sample: engine activity (NVML
+//! GPM) is measured between two samples.
 
 use crate::devices::{self, DeviceOptions, DeviceSample, DeviceSpec, Health, nvml};
 use std::collections::BTreeSet;
@@ -68,6 +70,9 @@ impl MetricsFlags {
     }
 }
 
+/// Time between the probe's two samples.
+pub const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Output format of `probe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -118,7 +123,8 @@ pub struct ProbedDevice {
     pub telemetry: Option<devices::Telemetry>,
 }
 
-/// Detects the devices, samples them once and builds the report.
+/// Detects the devices, samples them twice [`PROBE_INTERVAL`] apart and builds the
+/// report from the second sample.
 pub async fn probe(args: &ProbeArgs, node: &str) -> Result<ProbeReport, String> {
     let spec: DeviceSpec = args
         .devices
@@ -127,6 +133,8 @@ pub async fn probe(args: &ProbeArgs, node: &str) -> Result<ProbeReport, String> 
     let options = args.device.options(node)?;
     let backend = devices::open(&spec, &options).await.map_err(|e| e.0)?;
     let infos = backend.discover().await.map_err(|e| e.0)?;
+    backend.sample().await.map_err(|e| e.0)?;
+    tokio::time::sleep(PROBE_INTERVAL).await;
     let samples = backend.sample().await.map_err(|e| e.0)?;
     let devices = infos
         .into_iter()
@@ -156,7 +164,7 @@ pub async fn probe(args: &ProbeArgs, node: &str) -> Result<ProbeReport, String> 
 /// The report as a table.
 pub fn table(report: &ProbeReport) -> String {
     let mut out = format!(
-        "{:<5} {:<42} {:<24} {:<12} {:>7} {:<8} {:>6} {:>6} {:>6} {:>8} {:<16}\n",
+        "{:<5} {:<42} {:<24} {:<12} {:>7} {:<8} {:>6} {:>6} {:>6} {:>6} {:>8} {:<16}\n",
         "INDEX",
         "UUID",
         "MODEL",
@@ -164,6 +172,7 @@ pub fn table(report: &ProbeReport) -> String {
         "MEM_GB",
         "HEALTH",
         "UTIL%",
+        "SM%",
         "MEM%",
         "TEMP",
         "POWER_W",
@@ -174,8 +183,11 @@ pub fn table(report: &ProbeReport) -> String {
         let num = |f: fn(&devices::Telemetry) -> f64| {
             t.map_or("-".to_owned(), |t| format!("{:.0}", f(t)))
         };
+        let sm = t
+            .and_then(|t| t.activity.sm)
+            .map_or("-".to_owned(), |f| format!("{:.0}", f * 100.0));
         out.push_str(&format!(
-            "{:<5} {:<42} {:<24} {:<12} {:>7.1} {:<8} {:>6} {:>6} {:>6} {:>8} {:<16}\n",
+            "{:<5} {:<42} {:<24} {:<12} {:>7.1} {:<8} {:>6} {:>6} {:>6} {:>6} {:>8} {:<16}\n",
             d.info.index,
             d.info.uuid,
             d.info.model,
@@ -183,6 +195,7 @@ pub fn table(report: &ProbeReport) -> String {
             d.info.memory_bytes as f64 / 1e9,
             d.health,
             num(|t| t.utilization_pct),
+            sm,
             num(|t| t.memory_utilization_pct),
             num(|t| t.temperature_c),
             num(|t| t.power_w),
@@ -239,6 +252,13 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["devices"][0]["health"], "healthy");
         assert!(json["devices"][1]["telemetry"]["power_w"].as_f64().unwrap() > 0.0);
+        let sm = json["devices"][1]["telemetry"]["activity"]["sm"].as_f64();
+        assert!(sm.is_some_and(|f| (0.0..=1.0).contains(&f)), "{json}");
+        assert!(
+            json["devices"][1]["telemetry"]["energy_counter"]
+                .as_bool()
+                .unwrap()
+        );
         assert!(
             json["devices"][1]["uuid"]
                 .as_str()

@@ -3,6 +3,7 @@
 //! acknowledgements, re-joining, restart recovery and graceful shutdown.
 
 use berth_agent::AgentConfig;
+use berth_proto::evidence::{EnergySource, Evidence, UtilizationSource};
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, now_ms};
 use berth_proto::v1::agent_server::{Agent, AgentServer};
 use berth_proto::v1::{
@@ -16,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+
+mod fake_nvml;
 
 /// Failure guard only: every wait ends on an event long before this.
 const GUARD: Duration = Duration::from_secs(60);
@@ -363,6 +366,9 @@ async fn runs_jobs_end_to_end() {
     assert!(!exited.stopped_by_agent);
     assert!(exited.started_at.is_some() && exited.finished_at.is_some());
     assert_eq!(exited.generation, 1);
+    // Sampled at its start and after its end, however short it was.
+    let e = Evidence::from_proto(exited.evidence.as_ref().expect("evidence")).unwrap();
+    assert!(e.samples >= 2, "{e:?}");
     let (out, err) = s.state.lock().unwrap().logs_at_exit["job-a"].clone();
     assert_eq!(out, "line 1\nline 2\nline 3\n");
     assert_eq!(err, format!("hello {gpu0}\n"));
@@ -422,12 +428,48 @@ async fn runs_jobs_end_to_end() {
         })
         .await;
     assert!(util >= 60.0, "busy device utilisation {util}");
+    // Its evidence grows in the heartbeats while it runs.
+    let running = s
+        .until("job-b evidence while running", |st| {
+            st.heartbeats[busy_from..].iter().find_map(|hb| {
+                let job = hb.jobs.iter().find(|j| j.job_id == "job-b")?;
+                let e = job.evidence.as_ref()?;
+                (e.samples >= 3).then(|| Evidence::from_proto(e).expect("valid evidence"))
+            })
+        })
+        .await;
+    assert!(running.energy_wh > 0.0, "{running:?}");
     s.set_desired(|d| {
         d.remove("job-b");
     });
     let stopped = s
         .until("job-b stopped", |st| st.final_report("job-b").cloned())
         .await;
+    // At its end: a simulated busy GPU's SM activity (at least 60 % × 0.55), its
+    // memory, and energy from its counter at 60 to 700 W over the covered time.
+    let e = Evidence::from_proto(stopped.evidence.as_ref().expect("final evidence")).unwrap();
+    assert_eq!(e.devices, 1);
+    assert!(e.samples > running.samples, "{e:?}");
+    assert_eq!(e.utilization_source, UtilizationSource::SmActive);
+    let sm = e.mean_sm_active.expect("simulated GPUs report SM activity");
+    assert!((0.33..=0.95).contains(&sm), "{e:?}");
+    assert!(
+        (e.mean_utilization_percent - sm * 100.0).abs() < 1e-9,
+        "{e:?}"
+    );
+    assert!(e.mean_tensor_active.unwrap() <= sm, "{e:?}");
+    assert!(e.peak_memory_bytes >= 32 << 30, "{e:?}");
+    assert_eq!(e.energy_source, Some(EnergySource::Counter));
+    // (The simulator's clock is monotonic, the readings' milliseconds are wall-clock:
+    // up to 1 ms apart per reading.)
+    let joules = e.energy_wh * 3600.0;
+    let slack_s = f64::from(e.samples) * 0.001;
+    assert!(
+        joules >= 60.0 * (e.covered_seconds - slack_s)
+            && joules <= 700.0 * (e.covered_seconds + slack_s),
+        "{e:?}"
+    );
+    assert!(e.covered_seconds > 0.0, "{e:?}");
     assert_eq!(stopped.exit_code, Some(143));
     assert!(stopped.stopped_by_agent);
     assert!(
@@ -556,6 +598,59 @@ async fn a_restarted_agent_reports_jobs_it_could_not_keep() {
         .count();
     assert_eq!(starts, 1, "never restarted");
 
+    shutdown.cancel();
+    tokio::time::timeout(GUARD, agent)
+        .await
+        .expect("agent stops in time")
+        .expect("agent task")
+        .expect("agent returns Ok");
+    h.stop_server.cancel();
+}
+
+#[tokio::test]
+async fn evidence_of_a_job_on_an_nvml_gpu() {
+    // The stand-in NVML: each read of a GPU's energy counter finds 120 J more, GPM
+    // gives GPU 0 45 % SM and 30 % tensor activity, GPU_UTIL says 40 %.
+    let (_lib_dir, lib) = fake_nvml::build(&[]);
+    let h = Harness::new().await;
+    let s = &h.scheduler;
+    let mut config = h.config();
+    config.devices = "nvml".into();
+    config.device_options.nvml.lib_path = Some(lib);
+    let (shutdown, agent) = h.start_agent(config);
+    let join = s.until("join", |st| st.joins.first().cloned()).await;
+    let gpu0 = join.devices[0].uuid.clone();
+    assert_eq!(join.devices[0].model, "NVIDIA H100 80GB HBM3");
+    s.set_desired(|d| {
+        d.insert("job-g".into(), h.job("job-g", &["sleep", "1"], &gpu0));
+    });
+    let done = s
+        .until("job-g exit", |st| st.final_report("job-g").cloned())
+        .await;
+    assert_eq!(done.exit_code, Some(0));
+    let wire = done.evidence.expect("evidence at the end");
+    let e = Evidence::from_proto(&wire).unwrap();
+    assert!(e.samples >= 2, "started and ended: {e:?}");
+    assert_eq!(e.energy_source, Some(EnergySource::Counter));
+    let want_wh = f64::from(e.samples - 1) * 120.0 / 3600.0;
+    assert!((e.energy_wh - want_wh).abs() < 1e-9, "{e:?}");
+    assert_eq!(e.utilization_source, UtilizationSource::SmActive);
+    assert!((e.mean_utilization_percent - 45.0).abs() < 1e-9, "{e:?}");
+    assert!((e.mean_tensor_active.unwrap() - 0.30).abs() < 1e-9, "{e:?}");
+    assert_eq!(e.peak_memory_bytes, 1024 << 20);
+    assert_eq!(e.devices, 1);
+    // The heartbeat's telemetry carries the activity too, for idle reclaim.
+    let telemetry = s
+        .until("GPM telemetry", |st| {
+            st.heartbeats.iter().rev().find_map(|hb| {
+                let t = hb.devices.iter().find(|d| d.uuid == gpu0)?.telemetry?;
+                t.sm_active.is_some().then_some(t)
+            })
+        })
+        .await;
+    assert_eq!(telemetry.sm_active, Some(0.45));
+    assert_eq!(telemetry.tensor_active, Some(0.3));
+    assert_eq!(telemetry.utilization_pct, 40.0, "GPU_UTIL as it is");
     shutdown.cancel();
     tokio::time::timeout(GUARD, agent)
         .await

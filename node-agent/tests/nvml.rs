@@ -3,25 +3,20 @@
 //! scenario and loaded exactly as the driver's library would be.
 
 use berth_agent::devices::nvml::{NvmlBackend, NvmlOptions};
-use berth_agent::devices::{self, DeviceBackend, DeviceOptions, DeviceSample, DeviceSpec, Health};
+use berth_agent::devices::{
+    self, Activity, DeviceBackend, DeviceOptions, DeviceSample, DeviceSpec, Health,
+};
+use berth_agent::evidence::{JobMeter, Reading};
+use berth_proto::evidence::{EnergySource, UtilizationSource};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
+
+mod fake_nvml;
 
 /// Builds the fake library with `defines` into a fresh directory.
 fn fake_nvml(defines: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let lib = dir.path().join("libnvidia-ml.so.1");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_nvml/fake_nvml.c");
-    let status = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&lib)
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .arg(&source)
-        .status()
-        .expect("gcc must be installed to build the fake NVML library");
-    assert!(status.success(), "gcc failed on {}", source.display());
-    (dir, lib)
+    fake_nvml::build(defines)
 }
 
 fn options(lib: &Path) -> NvmlOptions {
@@ -99,6 +94,10 @@ async fn telemetry_is_read_and_plausible() {
             "energy grows: {before} → {}",
             t.energy_j
         );
+        assert!(t.energy_counter, "NVML's energy is the GPU's own counter");
+        assert_eq!(t.energy_j - before, 120.0, "one read of the counter later");
+        // GPM wants two samples 100 ms apart: none yet, so no activity.
+        assert_eq!(t.activity, Activity::default());
         let x = &t.extra;
         assert_eq!(x.sm_clock_mhz, Some(1980));
         assert_eq!(x.memory_clock_mhz, Some(2619));
@@ -114,6 +113,134 @@ async fn telemetry_is_read_and_plausible() {
         let free = x.memory_free_bytes.unwrap();
         assert_eq!(free, (81559 - 512 - 1024 - 1024 * i as u64) << 20);
     }
+}
+
+/// More than NVML's 100 ms between two GPM samples. A pause between samples, not a
+/// wait for something to happen.
+const GPM_PAUSE: Duration = Duration::from_millis(150);
+
+fn activity(samples: &[DeviceSample], uuid: &str) -> Activity {
+    by_uuid(samples, uuid).telemetry.as_ref().unwrap().activity
+}
+
+/// The activity the stand-in reports for GPU `i`, as fractions.
+fn hopper_activity(i: u32) -> Activity {
+    let i = f64::from(i);
+    Activity {
+        gr_engine: Some((60.0 + 10.0 * i) / 100.0),
+        sm: Some((45.0 + 10.0 * i) / 100.0),
+        tensor: Some((30.0 + 10.0 * i) / 100.0),
+        dram: Some((25.0 + i) / 100.0),
+    }
+}
+
+#[tokio::test]
+async fn gpm_activity_is_computed_between_two_samples() {
+    let (_dir, lib) = fake_nvml(&[]);
+    let backend = NvmlBackend::open(options(&lib)).await.unwrap();
+    let first = backend.sample().await.unwrap();
+    assert_eq!(
+        activity(&first, GPU0),
+        Activity::default(),
+        "one sample is not enough"
+    );
+    tokio::time::sleep(GPM_PAUSE).await;
+    let second = backend.sample().await.unwrap();
+    assert_eq!(activity(&second, GPU0), hopper_activity(0));
+    assert_eq!(activity(&second, GPU1), hopper_activity(1));
+    // Sooner than 100 ms: the activity computed last, not an error or a gap.
+    let soon = backend.sample().await.unwrap();
+    assert_eq!(activity(&soon, GPU1), hopper_activity(1));
+    // The stand-in refuses more than 4 live GPM samples per GPU: old ones are freed.
+    for _ in 0..8 {
+        tokio::time::sleep(GPM_PAUSE).await;
+        let s = backend.sample().await.unwrap();
+        assert_eq!(activity(&s, GPU0), hopper_activity(0));
+        assert_eq!(activity(&s, GPU1), hopper_activity(1));
+    }
+}
+
+#[tokio::test]
+async fn gpus_without_gpm_have_no_activity() {
+    // GPU 1 predates Hopper.
+    let (_dir, lib) = fake_nvml(&["FAKE_NO_GPM_GPU=1"]);
+    let backend = NvmlBackend::open(options(&lib)).await.unwrap();
+    backend.sample().await.unwrap();
+    tokio::time::sleep(GPM_PAUSE).await;
+    let s = backend.sample().await.unwrap();
+    assert_eq!(activity(&s, GPU0), hopper_activity(0));
+    assert_eq!(activity(&s, GPU1), Activity::default());
+    assert_eq!(by_uuid(&s, GPU1).health, Health::Healthy);
+
+    // A driver without the GPM functions at all.
+    let (_dir, lib) = fake_nvml(&["FAKE_NO_GPM"]);
+    let backend = NvmlBackend::open(options(&lib)).await.unwrap();
+    backend.sample().await.unwrap();
+    tokio::time::sleep(GPM_PAUSE).await;
+    let s = backend.sample().await.unwrap();
+    for uuid in [GPU0, GPU1] {
+        let t = by_uuid(&s, uuid).telemetry.as_ref().unwrap();
+        assert_eq!(t.activity, Activity::default());
+        assert_eq!(t.utilization_pct, if uuid == GPU0 { 40.0 } else { 50.0 });
+    }
+}
+
+#[tokio::test]
+async fn job_evidence_from_nvml_uses_gpm_and_the_energy_counter() {
+    // The counter restarts (a driver reload) at each GPU's 3rd read.
+    let (_dir, lib) = fake_nvml(&["FAKE_ENERGY_RESET_AT=3"]);
+    let backend = NvmlBackend::open(options(&lib)).await.unwrap();
+    let mut job = JobMeter::new(&[GPU0.to_owned(), GPU1.to_owned()]);
+    let mut counters = Vec::new();
+    for round in 0..5 {
+        if round > 0 {
+            tokio::time::sleep(GPM_PAUSE).await;
+        }
+        for s in backend.sample().await.unwrap() {
+            let t = s.telemetry.as_ref().unwrap();
+            if s.uuid == GPU0 {
+                counters.push(t.energy_j);
+            }
+            job.add(&s.uuid, Reading::from_telemetry(t));
+        }
+    }
+    assert!(
+        counters[2] < counters[1],
+        "the counter was reset: {counters:?}"
+    );
+    let e = job.evidence().unwrap();
+    // 4 intervals of 120 J on each of 2 GPUs, the reset included.
+    assert!(
+        (e.energy_wh - 2.0 * 4.0 * 120.0 / 3600.0).abs() < 1e-9,
+        "{e:?}"
+    );
+    assert_eq!(e.energy_source, Some(EnergySource::Counter));
+    // Utilisation is SM activity (45 % and 55 %), not GPU_UTIL (40 % and 50 %).
+    assert_eq!(e.utilization_source, UtilizationSource::SmActive);
+    assert!((e.mean_utilization_percent - 50.0).abs() < 1e-9, "{e:?}");
+    assert!((e.mean_sm_active.unwrap() - 0.50).abs() < 1e-9, "{e:?}");
+    assert!((e.mean_tensor_active.unwrap() - 0.35).abs() < 1e-9, "{e:?}");
+    assert_eq!(e.peak_memory_bytes, 2048 << 20);
+    assert_eq!((e.samples, e.devices), (5, 2));
+    assert!(e.covered_seconds >= 0.5, "{e:?}");
+
+    // Without GPM, utilisation is GPU_UTIL.
+    let (_dir, lib) = fake_nvml(&["FAKE_NO_GPM"]);
+    let backend = NvmlBackend::open(options(&lib)).await.unwrap();
+    let mut job = JobMeter::new(&[GPU1.to_owned()]);
+    for _ in 0..2 {
+        for s in backend.sample().await.unwrap() {
+            job.add(
+                &s.uuid,
+                Reading::from_telemetry(s.telemetry.as_ref().unwrap()),
+            );
+        }
+    }
+    let e = job.evidence().unwrap();
+    assert_eq!(e.utilization_source, UtilizationSource::DeviceBusy);
+    assert_eq!(e.mean_utilization_percent, 50.0);
+    assert_eq!(e.mean_sm_active, None);
+    assert!((e.energy_wh - 120.0 / 3600.0).abs() < 1e-9, "{e:?}");
 }
 
 #[tokio::test]
@@ -280,6 +407,8 @@ async fn metrics_endpoint_serves_dcgm_names_and_labels() {
         },
     )]));
     backend.sample().await.unwrap();
+    tokio::time::sleep(GPM_PAUSE).await;
+    backend.sample().await.unwrap();
 
     let body = http_get(addr, "/metrics").await;
     let gpu0 = format!(
@@ -300,6 +429,11 @@ async fn metrics_endpoint_serves_dcgm_names_and_labels() {
         format!("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{{{gpu0}}} 3"),
         format!("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{gpu0}}} 0"),
         format!("DCGM_FI_DEV_XID_ERRORS{{{gpu0}}} 0"),
+        format!("DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{gpu0}}} 0.6"),
+        format!("DCGM_FI_PROF_SM_ACTIVE{{{gpu0}}} 0.45"),
+        format!("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{gpu0}}} 0.3"),
+        format!("DCGM_FI_PROF_DRAM_ACTIVE{{{gpu0}}} 0.25"),
+        format!("DCGM_FI_PROF_SM_ACTIVE{{{gpu1}}} 0.55"),
         format!("DCGM_FI_DEV_XID_ERRORS{{{gpu1}}} 79"),
         format!(
             r#"berth_agent_device_health{{Hostname="gpu-host-1",UUID="{GPU1}",modelName="NVIDIA H100 80GB HBM3",vendor="nvidia"}} 2"#
@@ -320,4 +454,68 @@ async fn metrics_endpoint_serves_dcgm_names_and_labels() {
     );
     assert!(body.contains("# TYPE DCGM_FI_DEV_FB_USED gauge"), "{body}");
     shutdown.cancel();
+}
+
+/// The panels of NVIDIA's DCGM exporter dashboard (Grafana 12239) and the series each
+/// one queries, all selected by `instance` (Prometheus adds it) and `gpu`; the `gpu`
+/// drop-down lists `label_values(DCGM_FI_DEV_GPU_TEMP, gpu)`.
+const DASHBOARD_12239: [(&str, &str); 8] = [
+    ("GPU Temperature", "DCGM_FI_DEV_GPU_TEMP"),
+    ("GPU Avg. Temp", "DCGM_FI_DEV_GPU_TEMP"),
+    ("GPU Power Usage", "DCGM_FI_DEV_POWER_USAGE"),
+    ("GPU Power Total", "DCGM_FI_DEV_POWER_USAGE"),
+    ("GPU SM Clocks", "DCGM_FI_DEV_SM_CLOCK"),
+    ("GPU Utilization", "DCGM_FI_DEV_GPU_UTIL"),
+    ("GPU Framebuffer Mem Used", "DCGM_FI_DEV_FB_USED"),
+    ("Tensor Core Utilization", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"),
+];
+
+#[tokio::test]
+async fn every_panel_of_the_dcgm_dashboard_has_data() {
+    use berth_agent::metrics::{DeviceMetrics, Metered};
+    use std::sync::Arc;
+
+    let (_dir, lib) = fake_nvml(&[]);
+    let nvml: Arc<dyn DeviceBackend> = Arc::new(NvmlBackend::open(options(&lib)).await.unwrap());
+    let sim = devices::open(
+        &DeviceSpec::Sim {
+            count: 2,
+            class: "sim-gpu".into(),
+        },
+        &DeviceOptions {
+            node: "n".into(),
+            ..DeviceOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    for (name, inner) in [("nvml", nvml), ("sim", sim)] {
+        let metrics = Arc::new(DeviceMetrics::new("host"));
+        let backend = Metered::new(inner, metrics.clone());
+        backend.discover().await.unwrap();
+        backend.sample().await.unwrap();
+        tokio::time::sleep(GPM_PAUSE).await;
+        backend.sample().await.unwrap();
+        let text = metrics.render();
+        for (panel, metric) in DASHBOARD_12239 {
+            for gpu in ["0", "1"] {
+                let value = text
+                    .lines()
+                    .filter(|l| l.starts_with(&format!("{metric}{{")))
+                    .find(|l| l.contains(&format!("gpu=\"{gpu}\"")))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{name}: panel {panel:?} has no {metric} for gpu {gpu}\n{text}")
+                    });
+                assert!(value.is_finite(), "{name}: {panel}: {value}");
+                if metric.starts_with("DCGM_FI_PROF_") {
+                    assert!(
+                        (0.0..=1.0).contains(&value),
+                        "{name}: {panel}: a fraction, not {value}"
+                    );
+                }
+            }
+        }
+    }
 }

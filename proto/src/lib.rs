@@ -2,8 +2,10 @@
 //!
 //! [`v1`] holds the types and gRPC stubs generated from `proto/berth/v1/berth.proto`;
 //! [`model`] holds the hand-written validation layer that turns wire values into
-//! checked domain values, and reports a bad field as `INVALID_ARGUMENT` naming it.
+//! checked domain values, and reports a bad field as `INVALID_ARGUMENT` naming it;
+//! [`evidence`] holds the checked form of a job's evidence (utilisation, memory, energy).
 
+pub mod evidence;
 pub mod model;
 pub mod time;
 

@@ -645,6 +645,7 @@ mod tests {
             nodes: 1,
             charged_hours: 0.5,
             requeued_from: String::new(),
+            evidence: None,
         }
     }
 

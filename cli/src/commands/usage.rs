@@ -222,6 +222,7 @@ mod tests {
                 start: Some(ms_to_ts(1_796_083_200_000)),
                 end: Some(ms_to_ts(1_796_090_400_000)),
                 device_hours: 4.0,
+                evidence: None,
             }],
             totals: vec![v1::UsageTotal {
                 org: "acme".into(),

@@ -69,7 +69,9 @@ impl Health {
 pub struct Telemetry {
     /// When it was taken.
     pub sampled_at_ms: UnixMs,
-    /// Compute utilisation, percent 0..=100.
+    /// The device's own busy percentage, 0..=100: NVML's GPU utilisation (the share
+    /// of time any kernel ran, `DCGM_FI_DEV_GPU_UTIL`), the NPU tool's utilisation.
+    /// Finer engine activity, where known, is in [`Telemetry::activity`].
     pub utilization_pct: f64,
     /// Device memory in use.
     pub memory_used_bytes: u64,
@@ -79,11 +81,43 @@ pub struct Telemetry {
     pub temperature_c: f64,
     /// Board power draw.
     pub power_w: f64,
-    /// Energy used since the driver loaded; never decreases.
+    /// Energy used since the driver loaded (or, where the device has no counter,
+    /// since the agent started: integrated from power); never decreases while the
+    /// agent runs.
     pub energy_j: f64,
+    /// Whether `energy_j` is the device's own energy counter (NVML, simulated
+    /// devices), which job evidence then uses; `false` where the agent integrated it
+    /// from power (NPUs) or the device has none.
+    pub energy_counter: bool,
+    /// Engine activity over the interval since the device's previous sample (NVML
+    /// GPM on Hopper and newer, simulated devices); unknown elsewhere.
+    pub activity: Activity,
     /// Vendor-specific counters beyond the normalised fields; empty where the
     /// backend has none (they feed `/metrics` and `probe`, not the heartbeat).
     pub extra: TelemetryExtra,
+}
+
+/// Engine activity over the interval since the previous sample, fractions 0..=1,
+/// under the DCGM exporter's profiling fields; `None` where the device does not
+/// report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Activity {
+    /// Share of time the graphics/compute engine was active
+    /// (`DCGM_FI_PROF_GR_ENGINE_ACTIVE`; NVML GPM's graphics utilisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gr_engine: Option<f64>,
+    /// Share of cycles an SM had at least one warp assigned, over all SMs
+    /// (`DCGM_FI_PROF_SM_ACTIVE`; GPM's SM utilisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sm: Option<f64>,
+    /// Share of cycles the tensor pipes were active (`DCGM_FI_PROF_PIPE_TENSOR_ACTIVE`;
+    /// GPM's any-tensor utilisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<f64>,
+    /// Share of cycles the device memory interface was busy (`DCGM_FI_PROF_DRAM_ACTIVE`;
+    /// GPM's DRAM bandwidth utilisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dram: Option<f64>,
 }
 
 /// Counters some backends report besides [`Telemetry`]'s normalised fields.
@@ -96,7 +130,8 @@ pub struct TelemetryExtra {
     /// utilisation", DCGM's `MEM_COPY_UTIL`); not the same as used / total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_busy_pct: Option<f64>,
-    /// SM (shader) clock, MHz.
+    /// SM (shader) clock, MHz; for NPUs the compute-core clock where the tool reports
+    /// one (`furiosa-smi`'s `core_clock`; `rbln-smi` reports none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sm_clock_mhz: Option<u32>,
     /// Memory clock, MHz.
@@ -142,6 +177,8 @@ impl Telemetry {
             power_w: self.power_w,
             energy_j: self.energy_j,
             memory_utilization_pct: self.memory_utilization_pct,
+            sm_active: self.activity.sm,
+            tensor_active: self.activity.tensor,
         }
     }
 }

@@ -17,8 +17,14 @@
 //!   SMI CLI"; the JSON keys as consumed by lablup/all-smi). RNGD device files live
 //!   under `/dev/rngd/` as `npuN…` (management, PE and DMA nodes), all of which a
 //!   container needs for that NPU.
+//!
+//! Neither tool has an energy counter: the backend integrates power between samples
+//! (and job evidence does the same per job). Neither reports engine activity like
+//! NVIDIA's GPM, so NPUs have no SM or tensor activity. Clocks: `furiosa-smi info`
+//! gives the compute cores' `core_clock` ("1000 MHz"), exported as the SM clock;
+//! `rbln-smi --json` gives no clock (only a power state, `pstate`).
 
-use super::{DeviceError, DeviceInfo, DeviceSample, Health, Telemetry, TelemetryExtra};
+use super::{Activity, DeviceError, DeviceInfo, DeviceSample, Health, Telemetry, TelemetryExtra};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -92,6 +98,22 @@ fn watts(text: &str) -> Option<f64> {
         "kW" => value * 1e3,
         _ => value,
     })
+}
+
+/// A clock such as `1000 MHz` or `1.2 GHz`, in whole MHz.
+fn mhz(text: &str) -> Option<u32> {
+    let value = number(text)?;
+    let unit = text
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+        .trim();
+    let mhz = match unit {
+        "GHz" => value * 1000.0,
+        "kHz" => value / 1000.0,
+        "" | "MHz" => value,
+        _ => return None,
+    };
+    (mhz.is_finite() && mhz >= 0.0 && mhz <= f64::from(u32::MAX)).then(|| mhz.round() as u32)
 }
 
 /// A class from a model name: `RBLN-CA22` → `rbln-ca22`, `rngd` → `rngd`.
@@ -198,6 +220,8 @@ pub fn parse_rbln(json: &str) -> Result<Vec<NpuReading>, DeviceError> {
                     temperature_c: number(&d.temperature).unwrap_or(0.0),
                     power_w: watts(&d.card_power).unwrap_or(0.0),
                     energy_j: 0.0,
+                    energy_counter: false,
+                    activity: Activity::default(),
                     extra: TelemetryExtra {
                         memory_free_bytes: Some(total.saturating_sub(used)),
                         ..TelemetryExtra::default()
@@ -227,6 +251,8 @@ struct FuriosaInfo {
     power: String,
     #[serde(default)]
     pci_bdf: String,
+    #[serde(default)]
+    core_clock: String,
 }
 
 #[derive(Deserialize)]
@@ -344,8 +370,11 @@ pub fn parse_furiosa(
                     temperature_c: number(&d.temperature).unwrap_or(0.0),
                     power_w: watts(&d.power).unwrap_or(0.0),
                     energy_j: 0.0,
+                    energy_counter: false,
+                    activity: Activity::default(),
                     extra: TelemetryExtra {
                         memory_free_bytes: dram.map(|_| total.saturating_sub(used)),
+                        sm_clock_mhz: mhz(&d.core_clock),
                         ..TelemetryExtra::default()
                     },
                 },
@@ -486,7 +515,7 @@ impl super::DeviceBackend for NpuBackend {
                     .joules
                     .entry(r.info.uuid.clone())
                     .or_insert((0.0, r.telemetry.power_w));
-                *joules += (*last_w + r.telemetry.power_w) / 2.0 * dt;
+                *joules += crate::evidence::trapezoid_j(*last_w, r.telemetry.power_w, dt);
                 *last_w = r.telemetry.power_w;
                 r.telemetry.energy_j = *joules;
                 r.telemetry.sampled_at_ms = now_ms;
@@ -524,6 +553,11 @@ mod tests {
         assert!((d.telemetry.power_w - 18.109794).abs() < 1e-9);
         assert_eq!(d.telemetry.temperature_c, 29.0);
         assert_eq!(d.telemetry.memory_used_bytes, 75_497_472);
+        assert_eq!(
+            d.telemetry.extra.sm_clock_mhz, None,
+            "rbln-smi gives no clock"
+        );
+        assert!(!d.telemetry.energy_counter);
         let busy = &devices[1];
         assert_eq!(busy.info.device_nodes, [PathBuf::from("/dev/rbln5")]);
         assert_eq!(busy.telemetry.utilization_pct, 4.4);
@@ -556,6 +590,9 @@ mod tests {
         assert!((d.telemetry.temperature_c - 30.18).abs() < 1e-9);
         assert_eq!(d.telemetry.power_w, 53.0);
         assert_eq!(d.telemetry.utilization_pct, 50.0);
+        assert_eq!(d.telemetry.extra.sm_clock_mhz, Some(1000));
+        assert!(!d.telemetry.energy_counter);
+        assert_eq!(d.telemetry.activity, Activity::default());
         assert_eq!(d.health, Health::Healthy);
         assert_eq!(
             devices[1].info.device_nodes,
@@ -594,6 +631,11 @@ mod tests {
         assert_eq!(watts("43.9W"), Some(43.9));
         assert_eq!(watts("x"), None);
         assert_eq!(number("30.18°C"), Some(30.18));
+        assert_eq!(mhz("1000 MHz"), Some(1000));
+        assert_eq!(mhz("1.2 GHz"), Some(1200));
+        assert_eq!(mhz("1500"), Some(1500));
+        assert_eq!(mhz("fast"), None);
+        assert_eq!(mhz("3 parsecs"), None);
     }
 
     #[test]

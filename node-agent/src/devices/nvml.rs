@@ -13,8 +13,19 @@
 //! - a query answering `NVML_ERROR_GPU_IS_LOST` → failed ("lost from the bus"), sticky;
 //! - volatile uncorrected ECC errors > 0, or a failed row remapping → failed;
 //! - a pending row remapping → degraded (the GPU wants a reset).
+//!
+//! Engine activity (Hopper and newer, where `nvmlGpmQueryDeviceSupport` says so): each
+//! sample takes a GPM sample of the GPU and computes, from it and the previous one,
+//! graphics-engine, SM, tensor-pipe and DRAM activity over the interval between them
+//! (`nvmlGpmMetricsGet`; percentages, reported as fractions under the DCGM exporter's
+//! `DCGM_FI_PROF_*` names). NVML wants the two samples at least 100 ms apart; a sample
+//! closer than that to the previous one repeats the activity computed then and keeps
+//! the older GPM sample. Older GPUs, or drivers without GPM, have only `GPU_UTIL`.
+//!
+//! Energy comes from the GPU's total energy counter (Volta and newer; millijoules since
+//! the driver loaded).
 
-use super::{DeviceError, DeviceInfo, DeviceSample, Health, Telemetry, TelemetryExtra};
+use super::{Activity, DeviceError, DeviceInfo, DeviceSample, Health, Telemetry, TelemetryExtra};
 use async_trait::async_trait;
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
@@ -22,13 +33,16 @@ use nvml_wrapper::enum_wrappers::device::{
 };
 use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::enums::event::XidError;
+use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::gpm::{GpmSample, gpm_metrics_get};
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::sys_exports::field_id;
 use nvml_wrapper::{Device, EventSet, Nvml};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The library loaded when no path is given.
@@ -37,6 +51,15 @@ pub const DEFAULT_LIB: &str = "libnvidia-ml.so.1";
 pub const DEFAULT_FATAL_XIDS: [u64; 7] = [48, 63, 64, 74, 79, 94, 95];
 /// At most this many events are taken from the event set per sample.
 const MAX_EVENTS_PER_SAMPLE: usize = 1024;
+/// The shortest interval NVML computes GPM metrics over.
+const MIN_GPM_INTERVAL: Duration = Duration::from_millis(100);
+/// The GPM metrics read, in the order of [`Activity`]'s fields.
+const GPM_METRICS: [GpmMetricId; 4] = [
+    GpmMetricId::GraphicsUtil,
+    GpmMetricId::SmUtil,
+    GpmMetricId::AnyTensorUtil,
+    GpmMetricId::DramBwUtil,
+];
 
 /// How to open NVML.
 #[derive(Debug, Clone)]
@@ -227,6 +250,89 @@ struct GpuState {
     last_xid: Option<u64>,
 }
 
+/// A GPU's GPM state: whether it has GPM, its latest GPM sample and the activity last
+/// computed.
+enum Gpm<'n> {
+    /// No GPM (before Hopper, or a driver without it): activity stays unknown.
+    Unsupported,
+    /// GPM is supported.
+    Supported {
+        /// The latest GPM sample and when it was taken.
+        last: Option<(GpmSample<'n>, Instant)>,
+        /// The activity computed at the latest sample.
+        activity: Activity,
+    },
+}
+
+impl<'n> Gpm<'n> {
+    /// Asks the GPU whether it has GPM.
+    fn probe(gpu: &Device<'n>, uuid: &str) -> Self {
+        match gpu.gpm_support() {
+            Ok(true) => Gpm::Supported {
+                last: None,
+                activity: Activity::default(),
+            },
+            Ok(false) => {
+                tracing::info!(%uuid, "nvml: no GPM on this GPU; utilisation is GPU_UTIL");
+                Gpm::Unsupported
+            }
+            Err(error) => {
+                tracing::info!(%uuid, %error, "nvml: cannot query GPM; utilisation is GPU_UTIL");
+                Gpm::Unsupported
+            }
+        }
+    }
+
+    /// Takes a GPM sample and returns the activity since the previous one. Within
+    /// [`MIN_GPM_INTERVAL`] of the previous sample, the activity computed then.
+    fn activity(&mut self, nvml: &'n Nvml, gpu: &Device<'n>, lost: &mut bool) -> Activity {
+        let Gpm::Supported { last, activity } = self else {
+            return Activity::default();
+        };
+        let now = Instant::now();
+        if last
+            .as_ref()
+            .is_some_and(|(_, at)| now.duration_since(*at) < MIN_GPM_INTERVAL)
+        {
+            return *activity;
+        }
+        let Some(sample) = ok(gpu.gpm_sample(), lost) else {
+            *last = None;
+            *activity = Activity::default();
+            return *activity;
+        };
+        // Stamped once taken, so the next check never undercounts the interval.
+        let taken = Instant::now();
+        *activity = match last.take() {
+            Some((previous, _)) => match gpm_metrics_get(nvml, &previous, &sample, &GPM_METRICS) {
+                Ok(values) => {
+                    let fraction = |i: usize| {
+                        values
+                            .get(i)
+                            .and_then(|v| v.as_ref().ok())
+                            .map(|m| m.value / 100.0)
+                            .filter(|f| f.is_finite())
+                            .map(|f| f.clamp(0.0, 1.0))
+                    };
+                    Activity {
+                        gr_engine: fraction(0),
+                        sm: fraction(1),
+                        tensor: fraction(2),
+                        dram: fraction(3),
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "nvml: cannot compute GPM metrics");
+                    Activity::default()
+                }
+            },
+            None => Activity::default(),
+        };
+        *last = Some((sample, taken));
+        *activity
+    }
+}
+
 fn worker(
     options: &NvmlOptions,
     init: oneshot::Sender<Result<Vec<DeviceInfo>, DeviceError>>,
@@ -258,6 +364,11 @@ fn worker(
         .map(|(i, d)| (d.uuid.clone(), i))
         .collect();
     let mut states: Vec<GpuState> = infos.iter().map(|_| GpuState::default()).collect();
+    let mut gpms: Vec<Gpm<'_>> = gpus
+        .iter()
+        .zip(&infos)
+        .map(|(gpu, info)| Gpm::probe(gpu, &info.uuid))
+        .collect();
     if init.send(Ok(infos.clone())).is_err() {
         return;
     }
@@ -270,7 +381,8 @@ fn worker(
             .iter()
             .zip(&infos)
             .zip(states.iter_mut())
-            .map(|((gpu, info), state)| read(gpu, info, state, now))
+            .zip(gpms.iter_mut())
+            .map(|(((gpu, info), state), gpm)| read(&nvml, gpu, gpm, info, state, now))
             .collect();
         let _ = reply.send(Ok(samples));
     }
@@ -396,13 +508,21 @@ fn ok<T>(result: Result<T, NvmlError>, lost: &mut bool) -> Option<T> {
     }
 }
 
-fn read(gpu: &Device<'_>, info: &DeviceInfo, state: &mut GpuState, now_ms: i64) -> DeviceSample {
+fn read<'n>(
+    nvml: &'n Nvml,
+    gpu: &Device<'n>,
+    gpm: &mut Gpm<'n>,
+    info: &DeviceInfo,
+    state: &mut GpuState,
+    now_ms: i64,
+) -> DeviceSample {
     let mut lost = false;
     let memory = ok(gpu.memory_info(), &mut lost);
     let util = ok(gpu.utilization_rates(), &mut lost);
     let temperature = ok(gpu.temperature(TemperatureSensor::Gpu), &mut lost);
     let power_mw = ok(gpu.power_usage(), &mut lost);
     let energy_mj = ok(gpu.total_energy_consumption(), &mut lost);
+    let activity = gpm.activity(nvml, gpu, &mut lost);
     let retired = [
         RetirementCause::MultipleSingleBitEccErrors,
         RetirementCause::DoubleBitEccError,
@@ -471,6 +591,8 @@ fn read(gpu: &Device<'_>, info: &DeviceInfo, state: &mut GpuState, now_ms: i64) 
             temperature_c: temperature.map_or(0.0, f64::from),
             power_w: power_mw.map_or(0.0, |mw| f64::from(mw) / 1000.0),
             energy_j: energy_mj.map_or(0.0, |mj| mj as f64 / 1000.0),
+            energy_counter: energy_mj.is_some(),
+            activity,
             extra,
         }),
         _ => None,

@@ -3,9 +3,14 @@
 //! UUIDs are derived from the node name and index, so a node keeps its devices across
 //! agent restarts. Telemetry is synthetic but plausible: idle devices sit at 0–3 %
 //! utilisation, busy ones at 60–100 %; temperature and power follow the load and the
-//! energy counter integrates power over time.
+//! energy counter integrates power over time. Engine activity looks like a Hopper
+//! GPU's GPM counters: SM activity below the engine's, tensor and DRAM activity below
+//! the SMs', all near zero when idle; the SM clock boosts under load.
 
-use super::{DeviceBackend, DeviceError, DeviceInfo, DeviceSample, Health, Telemetry};
+use super::{
+    Activity, DeviceBackend, DeviceError, DeviceInfo, DeviceSample, Health, Telemetry,
+    TelemetryExtra,
+};
 use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,6 +33,11 @@ const MAX_POWER_W: f64 = 700.0;
 /// Time constant of the temperature's approach to its load-dependent target.
 const THERMAL_TAU_S: f64 = 20.0;
 const IDLE_MEMORY_MAX: u64 = 512 << 20;
+/// SM clock of an idle device and the range of a busy one, MHz (an H100's).
+const IDLE_SM_CLOCK_MHZ: u32 = 345;
+const BUSY_SM_CLOCK_MHZ: std::ops::RangeInclusive<u32> = 1755..=1980;
+/// Memory clock, MHz (HBM3).
+const MEMORY_CLOCK_MHZ: u32 = 2619;
 
 /// The UUID of simulated device `index` on `node`: stable, and formatted like NVIDIA's.
 pub fn sim_uuid(node: &str, index: u32) -> String {
@@ -75,6 +85,8 @@ struct DeviceState {
     temperature_c: f64,
     power_w: f64,
     energy_j: f64,
+    activity: Activity,
+    sm_clock_mhz: u32,
 }
 
 impl DeviceState {
@@ -85,6 +97,8 @@ impl DeviceState {
             temperature_c: IDLE_TEMP_C + 2.0,
             power_w: IDLE_POWER_W,
             energy_j: 0.0,
+            activity: Activity::default(),
+            sm_clock_mhz: IDLE_SM_CLOCK_MHZ,
         }
     }
 
@@ -110,8 +124,36 @@ impl DeviceState {
         let noise = rng.random_range(-5.0..=5.0);
         let power = (IDLE_POWER_W + (MAX_POWER_W - IDLE_POWER_W) * load + noise)
             .clamp(IDLE_POWER_W, MAX_POWER_W);
-        self.energy_j += (self.power_w + power) / 2.0 * dt_s.max(0.0);
+        self.energy_j += crate::evidence::trapezoid_j(self.power_w, power, dt_s);
         self.power_w = power;
+        // The engine is active as often as the device is busy; SMs less, tensor pipes
+        // and DRAM less again. Idle: a stray kernel now and then, no tensor work.
+        let gr = load;
+        let sm = gr
+            * if busy {
+                rng.random_range(0.55..=0.95)
+            } else {
+                rng.random_range(0.0..=0.5)
+            };
+        let (tensor, dram) = if busy {
+            (
+                sm * rng.random_range(0.2..=0.8),
+                sm * rng.random_range(0.2..=0.7),
+            )
+        } else {
+            (0.0, sm * rng.random_range(0.0..=0.2))
+        };
+        self.activity = Activity {
+            gr_engine: Some(gr),
+            sm: Some(sm),
+            tensor: Some(tensor),
+            dram: Some(dram),
+        };
+        self.sm_clock_mhz = if busy {
+            rng.random_range(BUSY_SM_CLOCK_MHZ)
+        } else {
+            IDLE_SM_CLOCK_MHZ
+        };
     }
 }
 
@@ -171,11 +213,16 @@ impl SimBackend {
                         temperature_c: dev.temperature_c,
                         power_w: dev.power_w,
                         energy_j: dev.energy_j,
-                        extra: super::TelemetryExtra {
+                        energy_counter: true,
+                        activity: dev.activity,
+                        extra: TelemetryExtra {
                             memory_free_bytes: Some(
                                 SIM_MEMORY_BYTES.saturating_sub(dev.memory_used_bytes),
                             ),
-                            ..super::TelemetryExtra::default()
+                            memory_busy_pct: dev.activity.dram.map(|d| d * 100.0),
+                            sm_clock_mhz: Some(dev.sm_clock_mhz),
+                            memory_clock_mhz: Some(MEMORY_CLOCK_MHZ),
+                            ..TelemetryExtra::default()
                         },
                     }),
                 }
@@ -280,12 +327,32 @@ mod tests {
                 }
                 last_energy[i] = t.energy_j;
                 last_temp[i] = t.temperature_c;
+                assert!(t.energy_counter);
+                let a = &t.activity;
+                let (gr, sm, tensor, dram) = (
+                    a.gr_engine.unwrap(),
+                    a.sm.unwrap(),
+                    a.tensor.unwrap(),
+                    a.dram.unwrap(),
+                );
+                assert!((gr - t.utilization_pct / 100.0).abs() < 1e-9, "{t:?}");
+                assert!(sm <= gr && tensor <= sm && dram <= sm, "{t:?}");
+                assert!(
+                    [gr, sm, tensor, dram]
+                        .iter()
+                        .all(|f| (0.0..=1.0).contains(f))
+                );
+                let clock = t.extra.sm_clock_mhz.unwrap();
                 if i == 0 {
                     assert!((60.0..=100.0).contains(&t.utilization_pct), "{t:?}");
                     assert!(t.memory_used_bytes > 16 << 30, "{t:?}");
+                    assert!(sm >= 0.6 * 0.55 && tensor > 0.0, "{t:?}");
+                    assert!((1755..=1980).contains(&clock), "{t:?}");
                 } else {
                     assert!((0.0..=3.0).contains(&t.utilization_pct), "{t:?}");
                     assert!(t.power_w < 100.0, "{t:?}");
+                    assert!(sm <= 0.015 && tensor == 0.0, "{t:?}");
+                    assert_eq!(clock, 345);
                 }
             }
         }

@@ -12,12 +12,26 @@
  *   -DFAKE_LOST_GPU=I           GPU I answers NVML_ERROR_GPU_IS_LOST from its first
  *                               utilisation query on (it falls off the bus after discovery)
  *   -DFAKE_DRIVER_NOT_LOADED    nvmlInit_v2 fails with NVML_ERROR_DRIVER_NOT_LOADED
+ *   -DFAKE_ENERGY_RESET_AT=K    each GPU's energy counter restarts (a driver reload) at
+ *                               its K-th read
+ *   -DFAKE_NO_GPM_GPU=I         GPU I has no GPM (nvmlGpmQueryDeviceSupport says so), as
+ *                               before Hopper
+ *   -DFAKE_NO_GPM               the GPM functions are not exported (a driver before R520)
+ *
+ * Energy: each read of a GPU's total energy counter finds it FAKE_ENERGY_STEP_MJ (120 J)
+ * higher, so a job's energy is exactly 120 J per interval between two reads.
+ * GPM (Hopper and newer): GPU I reports graphics-engine 60+10I %, SM 45+10I %, any-tensor
+ * 30+10I % and DRAM-bandwidth 25+I % activity between any two samples. Like NVML,
+ * nvmlGpmMetricsGet wants two samples of one GPU at least 100 ms apart, in order, and
+ * a sample buffer that is never freed is a leak: at most 4 per GPU may be live.
  *
  * Build: gcc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
  * Struct layouts follow nvml.h (as mirrored by nvml-wrapper-sys 0.10).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef FAKE_GPU_COUNT
 #define FAKE_GPU_COUNT 2
@@ -34,6 +48,13 @@
 #ifndef FAKE_LOST_GPU
 #define FAKE_LOST_GPU -1
 #endif
+#ifndef FAKE_ENERGY_RESET_AT
+#define FAKE_ENERGY_RESET_AT 0
+#endif
+#ifndef FAKE_NO_GPM_GPU
+#define FAKE_NO_GPM_GPU -1
+#endif
+#define FAKE_ENERGY_STEP_MJ 120000ULL
 
 typedef int nvmlReturn_t;
 #define NVML_SUCCESS 0
@@ -44,6 +65,8 @@ typedef int nvmlReturn_t;
 #define NVML_ERROR_DRIVER_NOT_LOADED 9
 #define NVML_ERROR_TIMEOUT 10
 #define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_ERROR_MEMORY 20
+#define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 
 #define NVML_EVENT_TYPE_XID 8ULL
 #define MIB (1024ULL * 1024ULL)
@@ -52,6 +75,8 @@ struct fake_gpu {
     unsigned index;
     int registered;
     int lost;
+    unsigned long long energy_reads;
+    unsigned long long gpm_seq;
 };
 typedef struct fake_gpu *nvmlDevice_t;
 
@@ -103,7 +128,6 @@ static struct fake_gpu gpus[64];
 static struct fake_set the_set;
 static int initialised;
 static int xid_delivered;
-static unsigned long long energy_calls;
 
 #define GPU_OR_FAIL(d)                                                   \
     do {                                                                 \
@@ -216,8 +240,13 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned *mw) {
 
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long long *mj) {
     GPU_OR_FAIL(d);
-    energy_calls++;
-    *mj = 5000000ULL + 1000ULL * d->index + 120000ULL * energy_calls;
+    unsigned long long k = ++d->energy_reads;
+    if (FAKE_ENERGY_RESET_AT > 0 && k >= FAKE_ENERGY_RESET_AT) {
+        /* The driver reloaded just after the previous read: the counter restarted. */
+        *mj = FAKE_ENERGY_STEP_MJ * (k - FAKE_ENERGY_RESET_AT + 1);
+    } else {
+        *mj = 5000000ULL + 1000ULL * d->index + FAKE_ENERGY_STEP_MJ * k;
+    }
     return NVML_SUCCESS;
 }
 
@@ -316,3 +345,117 @@ nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
     (void)set;
     return NVML_SUCCESS;
 }
+
+#ifndef FAKE_NO_GPM
+typedef struct {
+    unsigned version;
+    unsigned isSupportedDevice;
+} nvmlGpmSupport_t;
+
+struct fake_gpm_sample {
+    struct fake_gpu *gpu;
+    unsigned long long seq;
+    struct timespec taken;
+};
+typedef struct fake_gpm_sample *nvmlGpmSample_t;
+
+typedef struct {
+    unsigned metricId;
+    nvmlReturn_t nvmlReturn;
+    double value;
+    struct {
+        char *shortName;
+        char *longName;
+        char *unit;
+    } metricInfo;
+} nvmlGpmMetric_t;
+
+#define NVML_GPM_METRIC_MAX 210
+typedef struct {
+    unsigned version;
+    unsigned numMetrics;
+    nvmlGpmSample_t sample1;
+    nvmlGpmSample_t sample2;
+    nvmlGpmMetric_t metrics[NVML_GPM_METRIC_MAX];
+} nvmlGpmMetricsGet_t;
+
+static int gpm_live;
+
+static int has_gpm(const struct fake_gpu *g) {
+    return (int)g->index != FAKE_NO_GPM_GPU;
+}
+
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t d, nvmlGpmSupport_t *support) {
+    GPU_OR_FAIL(d);
+    if (support == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    if (support->version != 1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    support->isSupportedDevice = has_gpm(d) ? 1 : 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *sample) {
+    if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    if (sample == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    if (gpm_live >= 4 * FAKE_GPU_COUNT) return NVML_ERROR_MEMORY; /* samples leak */
+    *sample = calloc(1, sizeof **sample);
+    if (*sample == NULL) return NVML_ERROR_MEMORY;
+    gpm_live++;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t sample) {
+    if (sample == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    free(sample);
+    gpm_live--;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t d, nvmlGpmSample_t sample) {
+    GPU_OR_FAIL(d);
+    if (sample == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!has_gpm(d)) return NVML_ERROR_NOT_SUPPORTED;
+    sample->gpu = d;
+    sample->seq = ++d->gpm_seq;
+    clock_gettime(CLOCK_MONOTONIC, &sample->taken);
+    return NVML_SUCCESS;
+}
+
+static char *metric_names[][3] = {
+    {"gr_util", "graphics engine activity", "%"},
+    {"sm_util", "SM activity", "%"},
+    {"tensor_util", "any tensor pipe activity", "%"},
+    {"dram_bw_util", "DRAM bandwidth", "%"},
+};
+
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
+    if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    if (m == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    if (m->version != 1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (m->numMetrics > NVML_GPM_METRIC_MAX) return NVML_ERROR_INVALID_ARGUMENT;
+    nvmlGpmSample_t a = m->sample1, b = m->sample2;
+    if (a == NULL || b == NULL || a->gpu == NULL || a->gpu != b->gpu || a->seq >= b->seq)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    double apart_ms = (b->taken.tv_sec - a->taken.tv_sec) * 1e3 +
+                      (b->taken.tv_nsec - a->taken.tv_nsec) / 1e6;
+    if (apart_ms < 100.0) return NVML_ERROR_INVALID_ARGUMENT;
+    unsigned i = a->gpu->index;
+    for (unsigned k = 0; k < m->numMetrics; k++) {
+        nvmlGpmMetric_t *metric = &m->metrics[k];
+        int name = -1;
+        metric->nvmlReturn = NVML_SUCCESS;
+        switch (metric->metricId) {
+        case 1: metric->value = 60.0 + 10.0 * i; name = 0; break;  /* GRAPHICS_UTIL */
+        case 2: metric->value = 45.0 + 10.0 * i; name = 1; break;  /* SM_UTIL */
+        case 5: metric->value = 30.0 + 10.0 * i; name = 2; break;  /* ANY_TENSOR_UTIL */
+        case 10: metric->value = 25.0 + 1.0 * i; name = 3; break;  /* DRAM_BW_UTIL */
+        default: metric->nvmlReturn = NVML_ERROR_NOT_SUPPORTED; break;
+        }
+        if (name >= 0) {
+            metric->metricInfo.shortName = metric_names[name][0];
+            metric->metricInfo.longName = metric_names[name][1];
+            metric->metricInfo.unit = metric_names[name][2];
+        }
+    }
+    return NVML_SUCCESS;
+}
+#endif
