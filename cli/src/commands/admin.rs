@@ -66,6 +66,9 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: Option<RetentionCmd>,
     },
+    /// Every scheduler on the database: who leads since when, its fencing token, and
+    /// how long ago each was last heard from.
+    Status,
     /// Recent audit events.
     Audit {
         /// How many events (the server caps it).
@@ -374,6 +377,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { cmd, .. } => return budgets::run(ctx, cmd.as_ref()).await,
         AdminCmd::Policy { cmd } => return policy::run(ctx, cmd.as_ref()).await,
         AdminCmd::Retention { cmd } => return retention::run(ctx, cmd.as_ref()).await,
+        AdminCmd::Status => return super::status::run(ctx).await,
         _ => {}
     }
     // Check flag values before connecting.
@@ -630,7 +634,10 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
             print_sites(&sites, format)
         }
         // Handled above, with their own connection.
-        AdminCmd::Budgets { .. } | AdminCmd::Policy { .. } | AdminCmd::Retention { .. } => Ok(()),
+        AdminCmd::Budgets { .. }
+        | AdminCmd::Policy { .. }
+        | AdminCmd::Retention { .. }
+        | AdminCmd::Status => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
                 .list_audit(v1::ListAuditRequest {

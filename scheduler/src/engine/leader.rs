@@ -161,7 +161,16 @@ impl Engine {
             return;
         };
         let asked = Instant::now();
-        match lease.campaign(&me, lease_ms).await {
+        // A database that does not answer is a database this scheduler lost: the campaign
+        // gives up before the lease could expire, so the step-down below happens in time.
+        let limit = Duration::from_millis((lease_ms * 2 / 5).max(50) as u64);
+        let result = match tokio::time::timeout(limit, lease.campaign(&me, lease_ms)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::store::StoreError::Db(format!(
+                "the database did not answer the campaign within {limit:?}"
+            ))),
+        };
+        match result {
             Ok(view) if view.held_by(&me.id) => {
                 self.leadership.set_seen(|s| {
                     s.lease = Some(view.clone());
