@@ -9,6 +9,7 @@
 use crate::error::AgentError;
 use crate::logs::{LogTransport, PushError};
 use async_trait::async_trait;
+use berth_proto::tls::ClientTls;
 use berth_proto::v1::agent_client::AgentClient;
 use berth_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, LogChunk, ObservedJob, PushLogsRequest,
@@ -38,7 +39,10 @@ pub enum CallError {
 }
 
 fn describe(s: &Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
+    match berth_proto::tls::explain(s) {
+        Some(tls) => format!("{:?}: {}: {tls}", s.code(), s.message()),
+        None => format!("{:?}: {}", s.code(), s.message()),
+    }
 }
 
 impl CallError {
@@ -78,8 +82,9 @@ struct Inner {
     rejoin: tokio::sync::Mutex<()>,
 }
 
-/// Normalises a server address (`host:port` gets `http://`) and checks it.
-pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
+/// Normalises a server address (`host:port` gets `http://`), checks it, and sets up TLS
+/// for an `https://` one.
+pub fn endpoint(server: &str, tls: &ClientTls) -> Result<Endpoint, AgentError> {
     let url = if server.contains("://") {
         server.to_owned()
     } else {
@@ -87,6 +92,9 @@ pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
     };
     let endpoint = Endpoint::from_shared(url)
         .map_err(|e| AgentError::Config(format!("server address {server:?}: {e}")))?;
+    let endpoint = tls
+        .apply(endpoint)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Some(Duration::from_secs(30)))
@@ -96,9 +104,15 @@ pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
 }
 
 impl SchedulerClient {
-    /// A client for `server` (connecting lazily), keeping its credential in `state_dir`.
-    pub fn new(server: &str, state_dir: &Path, join: JoinInfo) -> Result<Self, AgentError> {
-        let channel = endpoint(server)?.connect_lazy();
+    /// A client for `server` (connecting lazily, over TLS for `https://`), keeping its
+    /// credential in `state_dir`.
+    pub fn new(
+        server: &str,
+        tls: &ClientTls,
+        state_dir: &Path,
+        join: JoinInfo,
+    ) -> Result<Self, AgentError> {
+        let channel = endpoint(server, tls)?.connect_lazy();
         Ok(Self {
             inner: Arc::new(Inner {
                 client: AgentClient::new(channel),
@@ -316,16 +330,28 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert!(endpoint("http://127.0.0.1:7070").is_ok());
-        assert!(endpoint("127.0.0.1:7070").is_ok());
+        let plain = ClientTls::default();
+        assert!(endpoint("http://127.0.0.1:7070", &plain).is_ok());
+        assert!(endpoint("127.0.0.1:7070", &plain).is_ok());
         assert_eq!(
-            endpoint("127.0.0.1:7070").unwrap().uri().to_string(),
+            endpoint("127.0.0.1:7070", &plain)
+                .unwrap()
+                .uri()
+                .to_string(),
             "http://127.0.0.1:7070/"
         );
         assert!(matches!(
-            endpoint("http://bad host"),
+            endpoint("http://bad host", &plain),
             Err(AgentError::Config(_))
         ));
+        let missing_ca = ClientTls {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            identity: None,
+        };
+        let Err(AgentError::Config(e)) = endpoint("https://127.0.0.1:7070", &missing_ca) else {
+            panic!("a missing CA file is a configuration error");
+        };
+        assert!(e.starts_with("--ca-cert /nonexistent/ca.pem"), "{e}");
     }
 
     #[test]
@@ -357,8 +383,13 @@ mod tests {
     #[tokio::test]
     async fn credentials_are_stored_owner_only_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
-        let client =
-            SchedulerClient::new("http://127.0.0.1:1", dir.path(), JoinInfo::default()).unwrap();
+        let client = SchedulerClient::new(
+            "http://127.0.0.1:1",
+            &ClientTls::default(),
+            dir.path(),
+            JoinInfo::default(),
+        )
+        .unwrap();
         assert!(!client.load_credential().await.unwrap());
         save_credential(client.credential_path(), "secret-1")
             .await
