@@ -131,11 +131,31 @@ pub fn status_kind(status: &tonic::Status) -> Kind {
         Code::ResourceExhausted => Kind::Policy,
         _ if policy => Kind::Policy,
         Code::Unavailable | Code::DeadlineExceeded => Kind::Unavailable,
+        _ if connection_failed(status) => Kind::Unavailable,
         _ => Kind::Other,
     }
 }
 
+/// True when the call failed in this process's connection, not at the server: the CLI
+/// never cancels a call itself, so CANCELLED is the connection dropping before the
+/// answer; and a status the server sent never carries a local cause, while one tonic
+/// made here from a transport or HTTP/2 failure (UNKNOWN, INTERNAL) does.
+fn connection_failed(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    status.code() == Code::Cancelled
+        || (matches!(status.code(), Code::Unknown | Code::Internal) && status.source().is_some())
+}
+
 fn rpc_message(status: &tonic::Status) -> String {
+    if let Some(tls) = berth_proto::tls::explain(status) {
+        return tls;
+    }
+    if connection_failed(status) {
+        return format!(
+            "the connection closed before the server answered ({}); check the server URL (https:// for a server that serves TLS)",
+            berth_proto::tls::error_chain(status)
+        );
+    }
     if status.message().is_empty() {
         status.code().description().to_owned()
     } else {
@@ -183,6 +203,22 @@ mod tests {
         assert_eq!(kind(Code::ResourceExhausted), 5);
         assert_eq!(kind(Code::Unavailable), 6);
         assert_eq!(kind(Code::DeadlineExceeded), 6);
+        assert_eq!(
+            kind(Code::Cancelled),
+            6,
+            "the CLI never cancels; the connection did"
+        );
+        assert_eq!(kind(Code::Unknown), 1, "from the server");
+        assert_eq!(kind(Code::Internal), 1, "from the server");
+        let local = tonic::Status::from_error(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_eq!(local.code(), Code::Unknown);
+        assert_eq!(
+            Error::from(local).kind(),
+            Kind::Unavailable,
+            "a local transport failure"
+        );
         assert_eq!(
             kind(Code::FailedPrecondition),
             1,

@@ -76,6 +76,9 @@ pub struct SchedulerClient {
 
 struct Inner {
     client: AgentClient<Channel>,
+    /// The scheduler's URL and TLS settings, to find out why connections fail.
+    uri: tonic::codegen::http::Uri,
+    tls: ClientTls,
     credential_path: PathBuf,
     credential: RwLock<Option<String>>,
     join: JoinInfo,
@@ -112,10 +115,14 @@ impl SchedulerClient {
         state_dir: &Path,
         join: JoinInfo,
     ) -> Result<Self, AgentError> {
-        let channel = endpoint(server, tls)?.connect_lazy();
+        let endpoint = endpoint(server, tls)?;
+        let uri = endpoint.uri().clone();
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             inner: Arc::new(Inner {
                 client: AgentClient::new(channel),
+                uri,
+                tls: tls.clone(),
                 credential_path: state_dir.join("credential"),
                 credential: RwLock::new(None),
                 join,
@@ -189,7 +196,7 @@ impl SchedulerClient {
             Ok(r) => r.into_inner(),
             // A bad join token will not get better by retrying.
             Err(s) if s.code() == Code::Unauthenticated => return Err(CallError::Rejected(s)),
-            Err(s) => return Err(CallError::from_status(s)),
+            Err(s) => return Err(CallError::from_status(self.explained(s).await)),
         };
         let credential = response.credential.trim().to_owned();
         if credential.is_empty() || !credential.bytes().all(|b| b.is_ascii_graphic()) {
@@ -222,6 +229,23 @@ impl SchedulerClient {
         }
         tracing::info!("the scheduler refused the node credential; joining again");
         self.join().await
+    }
+
+    /// A connection failure with the TLS problem behind it spelled out, when the error
+    /// does not say and a fresh handshake shows one (a refused client certificate
+    /// surfaces after the TLS 1.3 handshake, as a dropped connection).
+    async fn explained(&self, status: Status) -> Status {
+        let connection_level = matches!(
+            status.code(),
+            Code::Cancelled | Code::Unknown | Code::Unavailable
+        );
+        if !connection_level || berth_proto::tls::explain(&status).is_some() {
+            return status;
+        }
+        match self.inner.tls.diagnose(&self.inner.uri).await {
+            Some(why) => Status::unavailable(format!("{}: {why}", status.message())),
+            None => status,
+        }
     }
 
     /// Runs one authenticated call, re-joining once on UNAUTHENTICATED.
@@ -257,7 +281,7 @@ impl SchedulerClient {
                 Err(s) if s.code() == Code::Unauthenticated => {
                     return Err(CallError::Transient(s));
                 }
-                Err(s) => return Err(CallError::from_status(s)),
+                Err(s) => return Err(CallError::from_status(self.explained(s).await)),
             }
         }
     }

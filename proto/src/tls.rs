@@ -193,6 +193,75 @@ impl ClientTls {
     }
 }
 
+impl ClientTls {
+    /// Finds out why calls to the `https://` server at `uri` fail when the error itself
+    /// does not say: connects once with the same settings, completes the handshake and
+    /// waits for the server's first bytes. With TLS 1.3 a server refuses a client
+    /// certificate only after the client has finished its handshake, so the refusal
+    /// (an alert) reaches the first read, not the call that failed. Returns the TLS
+    /// problem in plain words, or `None` when there is none to see.
+    pub async fn diagnose(&self, uri: &tonic::codegen::http::Uri) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        if uri.scheme_str() != Some("https") {
+            return None;
+        }
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(443);
+        let config = match self.rustls_config() {
+            Ok(config) => config,
+            Err(e) => return Some(e.to_string()),
+        };
+        let name = ServerName::try_from(host.to_owned()).ok()?;
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await?;
+            // An HTTP/2 server speaks first (its SETTINGS); a refusal arrives as an alert.
+            let mut first = [0u8; 1];
+            tls.read(&mut first).await.map(drop)
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
+            Ok(Err(e)) => explain(&e),
+            Ok(Ok(())) | Err(_) => None,
+        }
+    }
+
+    /// The rustls client settings these files describe, as tonic builds them too.
+    fn rustls_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_cert {
+            Some(path) => {
+                let pem = read("--ca-cert", path)?;
+                roots.add_parsable_certificates(certificates("--ca-cert", path, &pem)?);
+            }
+            None => roots.extend(system_roots()?),
+        }
+        // The process's provider: ring, the only one built in.
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let mut config = match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some((cert_path, key_path)) => {
+                let cert = read("--tls-client-cert", cert_path)?;
+                let certs = certificates("--tls-client-cert", cert_path, &cert)?;
+                let key = read("--tls-client-key", key_path)?;
+                let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
+                    invalid(
+                        "--tls-client-key",
+                        key_path,
+                        format!("not a valid PEM private key ({e})"),
+                    )
+                })?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| invalid("--tls-client-key", key_path, describe(&e)))?
+            }
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+}
+
 /// The TLS failure behind a connection or call error, in plain words; `None` when the
 /// error has nothing to do with TLS. Walks the error's sources, looking into I/O errors
 /// too (rustls reports handshake failures through them).
@@ -287,7 +356,11 @@ fn server_certificate(error: &CertificateError) -> String {
             if presented.is_empty() {
                 "no host names at all".to_owned()
             } else {
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|p| presented_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ),
         CertificateError::Revoked => format!("{what} has been revoked"),
@@ -300,6 +373,15 @@ fn server_certificate(error: &CertificateError) -> String {
             format!("{what} is not correctly signed by its issuer")
         }
         other => format!("{what} was refused: {other}"),
+    }
+}
+
+/// A name as rustls presents it (`DnsName("a.example")`, `IpAddress(10.0.0.1)`) without
+/// the wrapping.
+fn presented_name(p: &str) -> &str {
+    match p.split_once('(') {
+        Some((_, inner)) if inner.ends_with(')') => inner[..inner.len() - 1].trim_matches('"'),
+        _ => p,
     }
 }
 
@@ -374,14 +456,14 @@ mod tests {
         );
         let wrong = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
             expected: ServerName::try_from("berth.example").unwrap(),
-            presented: vec!["other.example".into()],
+            presented: vec![
+                "DnsName(\"other.example\")".into(),
+                "IpAddress(10.0.0.1)".into(),
+            ],
         });
-        let text = describe(&wrong);
-        assert!(
-            text.contains("wrong host name")
-                && text.contains("berth.example")
-                && text.contains("other.example"),
-            "{text}"
+        assert_eq!(
+            describe(&wrong),
+            "the server's TLS certificate is for another host name (wrong host name): it does not name berth.example, only other.example, 10.0.0.1"
         );
         let refused = rustls::Error::AlertReceived(AlertDescription::UnknownCA);
         assert!(describe(&refused).contains("refused this client's certificate"));
