@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, storage (SQLite and PostgreSQL) and
-# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL).
+# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL; TLS with
+# certificates made at test time), and the light client's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ else
   run() { cargo test --no-fail-fast "$@"; }
 fi
 
+echo "== light client (berth without the local feature)" >&2
+scripts/check-light-client.sh
 echo "== all tests (end-to-end on SQLite)" >&2
 run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2

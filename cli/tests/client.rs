@@ -302,6 +302,57 @@ fn the_scheduler_refuses_plaintext_grpc_off_loopback_without_the_flag() {
     assert!(c.scheduler_log().contains(warning), "{}", c.scheduler_log());
 }
 
+#[test]
+fn the_scheduler_names_an_unusable_certificate_or_key_at_start() {
+    let (dir, pki) = pki();
+    let start = |cert: &std::path::Path, key: &std::path::Path| {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(binary("berth-scheduler"));
+        cmd.args([
+            "--dev",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key);
+        let run = run_bounded(cmd, &["berth-scheduler", "--tls-cert", "--tls-key"]);
+        assert_ne!(
+            run.code,
+            0,
+            "started with {cert:?} and {key:?}:\n{}",
+            run.describe()
+        );
+        run.stderr
+    };
+    let missing = dir.path().join("missing.pem");
+    let err = start(&missing, &pki.server.key);
+    assert!(
+        err.contains(&format!("--tls-cert {}", missing.display())),
+        "{err}"
+    );
+    let err = start(&pki.server.key, &pki.server.key);
+    assert!(
+        err.contains("--tls-cert") && err.contains("holds no certificate"),
+        "{err}"
+    );
+    let err = start(&pki.server.cert, &pki.server.cert);
+    assert!(
+        err.contains("--tls-key") && err.contains("holds no private key"),
+        "{err}"
+    );
+    let err = start(&pki.server.cert, &pki.agent.key);
+    assert!(
+        err.contains("the private key does not belong to the certificate"),
+        "{err}"
+    );
+}
+
 /// A port nothing listens on.
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

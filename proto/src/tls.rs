@@ -482,9 +482,8 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_flag_and_the_problem() {
-        let dir = std::env::temp_dir().join(format!("berth-tls-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = dir.join("missing.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
         let e = read_certificates("--ca-cert", &missing)
             .unwrap_err()
             .to_string();
@@ -492,7 +491,7 @@ mod tests {
             e.starts_with("--ca-cert ") && e.contains("missing.pem"),
             "{e}"
         );
-        let empty = dir.join("empty.pem");
+        let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = read_certificates("--ca-cert", &empty)
             .unwrap_err()
@@ -502,7 +501,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--tls-cert "), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

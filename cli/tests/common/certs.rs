@@ -36,6 +36,9 @@ pub struct TestPki {
     pub rogue_agent: CertFiles,
 }
 
+/// A calendar date: year, month, day.
+type Date = (i32, u8, u8);
+
 struct Ca {
     params: CertificateParams,
     key: KeyPair,
@@ -63,7 +66,7 @@ impl Ca {
         &self,
         names: &[&str],
         usage: ExtendedKeyUsagePurpose,
-        window: Option<((i32, u8, u8), (i32, u8, u8))>,
+        window: Option<(Date, Date)>,
         dir: &Path,
         stem: &str,
     ) -> CertFiles {
