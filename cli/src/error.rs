@@ -153,7 +153,7 @@ fn rpc_message(status: &tonic::Status) -> String {
     if connection_failed(status) {
         return format!(
             "the connection closed before the server answered ({}); check the server URL (https:// for a server that serves TLS)",
-            berth_proto::tls::error_chain(status)
+            chain(status)
         );
     }
     if status.message().is_empty() {
@@ -165,17 +165,7 @@ fn rpc_message(status: &tonic::Status) -> String {
 
 /// Renders an error and its sources on one line (`a: b: c`), skipping repeats.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    berth_proto::tls::error_chain(e)
 }
 
 #[cfg(test)]
