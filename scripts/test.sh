@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, storage (SQLite and PostgreSQL) and
-# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL), the
-# alert rules' promtool tests, and the operations tests (Helm chart, container images,
-# systemd units, docs) in tests/ops. The operations tools come from
-# scripts/ops-tools.sh (apt) and scripts/venv.sh (.venv-ci from PyPI).
+# end-to-end tests (real binaries over real gRPC, on SQLite and on PostgreSQL; TLS with
+# certificates made at test time), the light client's build, the alert rules' promtool
+# tests, and the operations tests (Helm chart, container images, systemd units, docs) in
+# tests/ops. The operations tools come from scripts/ops-tools.sh (apt) and
+# scripts/venv.sh (.venv-ci from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ else
   run() { cargo test --no-fail-fast "$@"; }
 fi
 
+echo "== light client (berth without the local feature)" >&2
+scripts/check-light-client.sh
 echo "== all tests (end-to-end on SQLite)" >&2
 run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2

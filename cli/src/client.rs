@@ -2,6 +2,7 @@
 //! puts `authorization: Bearer <token>` on every call.
 
 use crate::error::{Error, chain};
+use berth_proto::tls::ClientTls;
 use berth_proto::v1::{
     admin_client::AdminClient, capacity_client::CapacityClient, identity_client::IdentityClient,
     jobs_client::JobsClient, reservations_client::ReservationsClient, usage_client::UsageClient,
@@ -22,7 +23,7 @@ impl Bearer {
         format!("Bearer {token}")
             .parse()
             .map(Bearer)
-            .map_err(|_| Error::Other("the token contains characters a token cannot have".into()))
+            .map_err(|_| Error::Usage("the token contains characters a token cannot have".into()))
     }
 }
 
@@ -45,26 +46,23 @@ pub struct Api {
 }
 
 impl Api {
-    /// Connects to `server` (a URL such as `http://127.0.0.1:7070`).
-    pub async fn connect(server: &str, token: &str) -> Result<Self, Error> {
+    /// Connects to `server` (a URL such as `http://127.0.0.1:7070`, or `https://` for
+    /// TLS, verified as `tls` says). The TLS handshake happens here, so a refused
+    /// certificate is reported before any call, in plain words.
+    pub async fn connect(server: &str, token: &str, tls: &ClientTls) -> Result<Self, Error> {
         let bearer = Bearer::new(token)?;
         let connect_error = |reason: String| Error::Connect {
             server: server.to_owned(),
             reason,
         };
-        if server.starts_with("https://") {
-            return Err(connect_error(
-                "this build of berth speaks plain HTTP/2 only; put TLS in front of the CLI (e.g. a local tunnel) or use an http:// URL".into(),
-            ));
-        }
         let endpoint = Endpoint::from_shared(server.to_owned())
-            .map_err(|e| connect_error(format!("not a valid URL ({e})")))?
+            .map_err(|_| Error::invalid("--server", server, "not a valid URL"))?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_error(chain(&e)))?;
+        let endpoint = tls.apply(endpoint)?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            connect_error(berth_proto::tls::explain(&e).unwrap_or_else(|| chain(&e)))
+        })?;
         Ok(Self { channel, bearer })
     }
 

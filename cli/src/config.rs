@@ -1,4 +1,4 @@
-//! The CLI config file: `{"server": "...", "token": "..."}`.
+//! The CLI config file: `{"server": "...", "token": "...", "ca_cert": "..."}`.
 //!
 //! Found at `$BERTH_CONFIG`, else `$XDG_CONFIG_HOME/berth/config.json`, else
 //! `~/.config/berth/config.json`. Written with mode 0600 since it holds a token.
@@ -19,6 +19,10 @@ pub struct Config {
     /// Bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// CA certificate (PEM) the `https://` server is verified against, instead of the
+    /// system's trusted CAs; an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The config file path from the environment (`BERTH_CONFIG`, XDG, `HOME`).
@@ -152,8 +156,9 @@ mod tests {
         let path = dir.path().join("sub").join("config.json");
         assert_eq!(load(&path).unwrap(), Config::default());
         let config = Config {
-            server: Some("http://127.0.0.1:7070".into()),
+            server: Some("https://berth.example:7070".into()),
             token: Some("secret".into()),
+            ca_cert: Some("/etc/berth/ca.pem".into()),
         };
         save(&path, &config).unwrap();
         save(&path, &config).unwrap();
@@ -162,8 +167,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let text = std::fs::read_to_string(&path).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["server"], "http://127.0.0.1:7070");
+        assert_eq!(v["server"], "https://berth.example:7070");
         assert_eq!(v["token"], "secret");
+        assert_eq!(v["ca_cert"], "/etc/berth/ca.pem");
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! `berth`: the command line for companies booking accelerators and for centre admins.
 //!
 //! Data goes to stdout (table, JSON or CSV), messages to stderr. Errors print as
-//! `error: <message>` and exit 1; usage errors exit 2.
+//! `error: <message>` and exit with a code by kind (see [`error::Kind`]): 2 bad usage or
+//! input, 3 not found, 4 permission denied or not signed in, 5 refused by policy, 6 server
+//! unavailable, 1 anything else.
 
 mod client;
 mod commands;
 mod config;
+mod docs;
 mod error;
 mod output;
 mod paging;
+mod safe;
 mod timefmt;
 mod up;
 
@@ -27,8 +31,11 @@ use std::process::ExitCode;
     name = "berth",
     version,
     about = "Book accelerators, run jobs on them, and see what they cost",
-    after_help = "Times: now, +2h, \"2026-12-01 09:00\" (local), 2026-12-01, RFC 3339. \
-                  Durations: 8h, 90m, 1h30m, 45s, 2d."
+    after_help = concat!(
+        "Times: now, +2h, \"2026-12-01 09:00\" (local), 2026-12-01, RFC 3339. ",
+        "Durations: 8h, 90m, 1h30m, 45s, 2d.\n\n",
+        error::exit_codes_help!()
+    )
 )]
 struct Cli {
     #[command(flatten)]
@@ -75,13 +82,18 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<JobsCmd>,
     },
-    /// Print a job's output (stdout to stdout, stderr to stderr).
+    /// Print a job's output (stdout to stdout, stderr to stderr). On a terminal, control
+    /// characters other than newline and tab are shown escaped (\x1b); into a file or a
+    /// pipe, or with --raw, the job's own bytes.
     Logs {
         /// Job id.
         id: String,
         /// Keep following until the job ends.
         #[arg(short, long)]
         follow: bool,
+        /// Write the job's own bytes even to a terminal.
+        #[arg(long)]
+        raw: bool,
     },
     /// Cancel a job.
     Cancel {
@@ -95,6 +107,18 @@ enum Command {
     /// Centre administration.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or write one page per command to --dir.
+    Man {
+        /// Write berth.1 and a page per subcommand (berth-jobs.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 async fn run(cli: Cli) -> Result<u8, error::Error> {
@@ -117,11 +141,13 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Jobs { all, list, cmd } => {
             done(jobs::jobs(&ctx()?, *all, list, cmd.as_ref()).await)
         }
-        Command::Logs { id, follow } => done(jobs::logs(&ctx()?, id, *follow).await),
+        Command::Logs { id, follow, raw } => done(jobs::logs(&ctx()?, id, *follow, *raw).await),
         Command::Cancel { id } => done(jobs::cancel(&ctx()?, id).await),
         Command::Usage(a) => done(usage::usage(&ctx()?, a).await),
         Command::Ledger(a) => done(ledger::ledger(&ctx()?, a).await),
         Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
+        Command::Completions { shell } => done(docs::completions(*shell)),
+        Command::Man { dir } => done(docs::man(dir.as_deref())),
     }
 }
 
@@ -143,8 +169,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // Server messages may echo other people's text: escape control characters.
+            eprintln!("error: {}", safe::text(&e.to_string()));
+            ExitCode::from(e.kind().code())
         }
     }
 }
@@ -345,6 +372,35 @@ mod tests {
         };
         assert_eq!(a.from.as_deref(), Some("-7d"));
         assert_eq!(cli.global.output, output::Format::Csv);
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains(error::exit_codes_help!()), "{help}");
+    }
+
+    #[test]
+    fn logs_and_docs_commands_parse() {
+        let cli = parse(&["logs", "j1", "--raw", "-f"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Logs {
+                raw: true,
+                follow: true,
+                ..
+            }
+        ));
+        assert!(parse(&["completions", "bash"]).is_ok());
+        assert!(parse(&["completions", "zsh"]).is_ok());
+        assert!(parse(&["completions", "fish"]).is_ok());
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        assert!(parse(&["man", "--dir", "/tmp/x"]).is_ok());
+        let cli = parse(&["--ca-cert", "/etc/berth/ca.pem", "whoami"]).unwrap();
+        assert_eq!(
+            cli.global.ca_cert.as_deref(),
+            Some(std::path::Path::new("/etc/berth/ca.pem"))
+        );
     }
 
     #[test]

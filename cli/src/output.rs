@@ -1,7 +1,10 @@
 //! Output: tables, key/value details, JSON and CSV. Data goes to stdout, messages to
-//! stderr (see [`note`]).
+//! stderr (see [`note`]). Table cells, details values, CSV cells and messages may hold
+//! other people's text, so their control characters are shown escaped ([`crate::safe`]);
+//! JSON escapes them by itself.
 
 use crate::error::Error;
+use crate::safe;
 use serde::Serialize;
 use std::io::Write;
 
@@ -28,9 +31,9 @@ pub fn emit(text: &str) -> Result<(), Error> {
     }
 }
 
-/// Prints a message for people on stderr.
+/// Prints a message for people on stderr, control characters escaped.
 pub fn note(text: impl std::fmt::Display) {
-    eprintln!("{text}");
+    eprintln!("{}", safe::text(&text.to_string()));
 }
 
 /// Renders a value as pretty JSON with a trailing newline.
@@ -89,7 +92,7 @@ impl Table {
             .chain(
                 self.rows
                     .iter()
-                    .map(|r| r.iter().map(|c| one_line(c)).collect()),
+                    .map(|r| r.iter().map(|c| safe::cell(c)).collect()),
             )
             .collect();
         let mut widths = vec![0; self.headers.len()];
@@ -120,7 +123,7 @@ impl Table {
     pub fn render_csv(&self) -> String {
         let mut out = String::new();
         for row in std::iter::once(&self.headers).chain(&self.rows) {
-            let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+            let cells: Vec<String> = row.iter().map(|c| csv_cell(&safe::csv(c))).collect();
             out.push_str(&cells.join(","));
             out.push_str("\r\n");
         }
@@ -170,6 +173,7 @@ impl Details {
         for (key, value) in &self.fields {
             let label = format!("{key}:");
             let pad = width - display_width(&label) + 2;
+            let value = safe::text(value);
             let mut lines = value.lines();
             let first = lines.next().unwrap_or("");
             let line = format!("{label}{}{first}", " ".repeat(pad));
@@ -196,17 +200,6 @@ impl Details {
             }
             _ => emit(&self.render()),
         }
-    }
-}
-
-fn one_line(cell: &str) -> String {
-    if cell.contains(['\n', '\r', '\t']) {
-        cell.split(['\n', '\r', '\t'])
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-    } else {
-        cell.to_owned()
     }
 }
 
@@ -293,6 +286,28 @@ mod tests {
             t.render_csv(),
             "org,note\r\nacme,\"a,b\"\r\nx,\"say \"\"hi\"\"\"\r\n"
         );
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_in_tables_details_and_csv() {
+        let mut t = Table::new(["name", "reason"]);
+        t.row(["evil\u{1b}[2J", "bell\u{7}\nnext"]);
+        let text = t.render();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(r"evil\x1b[2J") && text.contains(r"bell\x07 next"),
+            "{text}"
+        );
+        let csv = t.render_csv();
+        assert!(
+            csv.contains(r"evil\x1b[2J") && !csv.contains('\u{1b}'),
+            "{csv:?}"
+        );
+        let d = Details::new().field("Command", "printf '\u{1b}]0;pwned\u{7}'");
+        assert_eq!(d.render(), "Command:  printf '\\x1b]0;pwned\\x07'\n");
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl Agent {
                 runtime: runtime.name().to_owned(),
             },
         };
-        let client = SchedulerClient::new(&config.server, &config.state_dir, join)?;
+        let client = SchedulerClient::new(&config.server, &config.tls, &config.state_dir, join)?;
         if !ensure_credential(&client, shutdown).await? {
             return Ok(None);
         }

@@ -9,6 +9,7 @@
 use crate::error::AgentError;
 use crate::logs::{LogTransport, PushError};
 use async_trait::async_trait;
+use berth_proto::tls::ClientTls;
 use berth_proto::v1::agent_client::AgentClient;
 use berth_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, LogChunk, ObservedJob, PushLogsRequest,
@@ -38,7 +39,10 @@ pub enum CallError {
 }
 
 fn describe(s: &Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
+    match berth_proto::tls::explain(s) {
+        Some(tls) => format!("{:?}: {}: {tls}", s.code(), s.message()),
+        None => format!("{:?}: {}", s.code(), s.message()),
+    }
 }
 
 impl CallError {
@@ -72,14 +76,18 @@ pub struct SchedulerClient {
 
 struct Inner {
     client: AgentClient<Channel>,
+    /// The scheduler's URL and TLS settings, to find out why connections fail.
+    uri: tonic::codegen::http::Uri,
+    tls: ClientTls,
     credential_path: PathBuf,
     credential: RwLock<Option<String>>,
     join: JoinInfo,
     rejoin: tokio::sync::Mutex<()>,
 }
 
-/// Normalises a server address (`host:port` gets `http://`) and checks it.
-pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
+/// Normalises a server address (`host:port` gets `http://`), checks it, and sets up TLS
+/// for an `https://` one.
+pub fn endpoint(server: &str, tls: &ClientTls) -> Result<Endpoint, AgentError> {
     let url = if server.contains("://") {
         server.to_owned()
     } else {
@@ -87,6 +95,9 @@ pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
     };
     let endpoint = Endpoint::from_shared(url)
         .map_err(|e| AgentError::Config(format!("server address {server:?}: {e}")))?;
+    let endpoint = tls
+        .apply(endpoint)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Some(Duration::from_secs(30)))
@@ -96,12 +107,22 @@ pub fn endpoint(server: &str) -> Result<Endpoint, AgentError> {
 }
 
 impl SchedulerClient {
-    /// A client for `server` (connecting lazily), keeping its credential in `state_dir`.
-    pub fn new(server: &str, state_dir: &Path, join: JoinInfo) -> Result<Self, AgentError> {
-        let channel = endpoint(server)?.connect_lazy();
+    /// A client for `server` (connecting lazily, over TLS for `https://`), keeping its
+    /// credential in `state_dir`.
+    pub fn new(
+        server: &str,
+        tls: &ClientTls,
+        state_dir: &Path,
+        join: JoinInfo,
+    ) -> Result<Self, AgentError> {
+        let endpoint = endpoint(server, tls)?;
+        let uri = endpoint.uri().clone();
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             inner: Arc::new(Inner {
                 client: AgentClient::new(channel),
+                uri,
+                tls: tls.clone(),
                 credential_path: state_dir.join("credential"),
                 credential: RwLock::new(None),
                 join,
@@ -175,7 +196,7 @@ impl SchedulerClient {
             Ok(r) => r.into_inner(),
             // A bad join token will not get better by retrying.
             Err(s) if s.code() == Code::Unauthenticated => return Err(CallError::Rejected(s)),
-            Err(s) => return Err(CallError::from_status(s)),
+            Err(s) => return Err(CallError::from_status(self.explained(s).await)),
         };
         let credential = response.credential.trim().to_owned();
         if credential.is_empty() || !credential.bytes().all(|b| b.is_ascii_graphic()) {
@@ -208,6 +229,23 @@ impl SchedulerClient {
         }
         tracing::info!("the scheduler refused the node credential; joining again");
         self.join().await
+    }
+
+    /// A connection failure with the TLS problem behind it spelled out, when the error
+    /// does not say and a fresh handshake shows one (a refused client certificate
+    /// surfaces after the TLS 1.3 handshake, as a dropped connection).
+    async fn explained(&self, status: Status) -> Status {
+        let connection_level = matches!(
+            status.code(),
+            Code::Cancelled | Code::Unknown | Code::Unavailable
+        );
+        if !connection_level || berth_proto::tls::explain(&status).is_some() {
+            return status;
+        }
+        match self.inner.tls.diagnose(&self.inner.uri).await {
+            Some(why) => Status::unavailable(format!("{}: {why}", status.message())),
+            None => status,
+        }
     }
 
     /// Runs one authenticated call, re-joining once on UNAUTHENTICATED.
@@ -243,7 +281,7 @@ impl SchedulerClient {
                 Err(s) if s.code() == Code::Unauthenticated => {
                     return Err(CallError::Transient(s));
                 }
-                Err(s) => return Err(CallError::from_status(s)),
+                Err(s) => return Err(CallError::from_status(self.explained(s).await)),
             }
         }
     }
@@ -316,16 +354,28 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert!(endpoint("http://127.0.0.1:7070").is_ok());
-        assert!(endpoint("127.0.0.1:7070").is_ok());
+        let plain = ClientTls::default();
+        assert!(endpoint("http://127.0.0.1:7070", &plain).is_ok());
+        assert!(endpoint("127.0.0.1:7070", &plain).is_ok());
         assert_eq!(
-            endpoint("127.0.0.1:7070").unwrap().uri().to_string(),
+            endpoint("127.0.0.1:7070", &plain)
+                .unwrap()
+                .uri()
+                .to_string(),
             "http://127.0.0.1:7070/"
         );
         assert!(matches!(
-            endpoint("http://bad host"),
+            endpoint("http://bad host", &plain),
             Err(AgentError::Config(_))
         ));
+        let missing_ca = ClientTls {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            identity: None,
+        };
+        let Err(AgentError::Config(e)) = endpoint("https://127.0.0.1:7070", &missing_ca) else {
+            panic!("a missing CA file is a configuration error");
+        };
+        assert!(e.starts_with("--ca-cert /nonexistent/ca.pem"), "{e}");
     }
 
     #[test]
@@ -357,8 +407,13 @@ mod tests {
     #[tokio::test]
     async fn credentials_are_stored_owner_only_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
-        let client =
-            SchedulerClient::new("http://127.0.0.1:1", dir.path(), JoinInfo::default()).unwrap();
+        let client = SchedulerClient::new(
+            "http://127.0.0.1:1",
+            &ClientTls::default(),
+            dir.path(),
+            JoinInfo::default(),
+        )
+        .unwrap();
         assert!(!client.load_credential().await.unwrap());
         save_credential(client.credential_path(), "secret-1")
             .await

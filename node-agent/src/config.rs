@@ -13,8 +13,12 @@ pub const DEFAULT_RUNTIME: &str = "process";
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Scheduler address, e.g. `http://127.0.0.1:7070` (`http://` is assumed when no scheme is given).
+    /// Scheduler address, e.g. `http://127.0.0.1:7070` (`http://` is assumed when no scheme
+    /// is given); `https://` connects over TLS.
     pub server: String,
+    /// Which CAs an `https://` server is verified against, and the client certificate
+    /// to present, if any.
+    pub tls: berth_proto::tls::ClientTls,
     /// Node name, e.g. `local-0`.
     pub node: String,
     /// Site the node belongs to, e.g. `local`.
@@ -58,6 +62,7 @@ impl AgentConfig {
         let node = node.into();
         Self {
             server: server.into(),
+            tls: berth_proto::tls::ClientTls::default(),
             hostname: system_hostname().unwrap_or_else(|| node.clone()),
             node,
             site: site.into(),

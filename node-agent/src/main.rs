@@ -12,9 +12,34 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "berth-agent", version, about)]
 struct Args {
-    /// Scheduler gRPC address, e.g. http://scheduler:7070.
+    /// Scheduler gRPC address, e.g. https://scheduler.example:7070 (TLS) or
+    /// http://127.0.0.1:7070.
     #[arg(long, env = "BERTH_SERVER")]
     server: String,
+
+    /// CA certificate (PEM) to verify an https:// scheduler against, instead of the
+    /// system's trusted CAs.
+    #[arg(long, env = "BERTH_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present to the scheduler, for schedulers started
+    /// with --agent-ca.
+    #[arg(
+        long,
+        env = "BERTH_TLS_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "tls_client_key"
+    )]
+    tls_client_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "BERTH_TLS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "tls_client_cert"
+    )]
+    tls_client_key: Option<PathBuf>,
 
     /// Node name (lower-case letters, digits, '-', '_', '.'); default: the host name.
     #[arg(long, env = "BERTH_NODE")]
@@ -146,6 +171,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(hostname) = args.hostname.or(system_hostname) {
         config.hostname = hostname;
     }
+    config.tls = berth_proto::tls::ClientTls {
+        ca_cert: args.ca_cert,
+        identity: args.tls_client_cert.zip(args.tls_client_key),
+    };
     config.join_token = args.join_token.filter(|t| !t.is_empty());
     config.devices = args.devices;
     config.runtime = args.runtime;

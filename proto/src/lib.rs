@@ -8,6 +8,7 @@
 pub mod evidence;
 pub mod model;
 pub mod time;
+pub mod tls;
 
 /// Generated code for package `berth.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -20,6 +21,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bert
 
 /// The metadata key carrying the bearer token.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// Trailing metadata the scheduler sets on a refusal by policy (budget, grant, capacity,
+/// concurrency cap), whatever its status code; its value is [`REFUSAL_POLICY`]. Clients
+/// tell a policy refusal by this key, never by the message's words.
+pub const REFUSAL: &str = "berth-refusal";
+
+/// The value of [`REFUSAL`] for a refusal by policy.
+pub const REFUSAL_POLICY: &str = "policy";
 
 /// Log chunks of part (rank) `r` of a multi-node job carry seqs from `r * LOG_PART_SEQ_SPAN + 1`
 /// on, so each part keeps its own increasing sequence; single-node jobs use part 0.

@@ -85,6 +85,28 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     Ok(value.to_owned())
 }
 
+/// Refuses control characters (ESC, BEL, NUL, ...; newlines and tabs too) and Unicode
+/// direction overrides in a one-line text a terminal will show, such as a job's name:
+/// they could rewrite what a reader sees.
+pub fn no_control_characters(field: &str, value: &str) -> Result<(), FieldError> {
+    match value.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
+        Some((at, c)) => Err(FieldError::new(
+            field,
+            format!(
+                "must not contain control characters (found {} at byte {at})",
+                c.escape_unicode()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Control characters (C0, DEL, C1) and the Unicode bidirectional controls.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Like [`name`], but an empty value means "not given".
 pub fn optional_name(field: &str, value: &str) -> Result<Option<String>, FieldError> {
     if value.is_empty() {
@@ -307,6 +329,7 @@ impl JobSpec {
         if req.name.len() > 128 {
             return Err(FieldError::new("name", "must be at most 128 characters"));
         }
+        no_control_characters("name", &req.name)?;
         let count = count("count", req.count)?;
         let image = req.image.trim();
         if image.is_empty() {
@@ -544,6 +567,22 @@ mod tests {
         let mut r = base.clone();
         r.count = 0;
         assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "count");
+        for bad in [
+            "a\u{1b}[2Jb",
+            "bell\u{7}",
+            "nul\u{0}",
+            "two\nlines",
+            "\u{202e}txt",
+        ] {
+            let mut r = base.clone();
+            r.name = bad.into();
+            let e = JobSpec::from_request(&r).unwrap_err();
+            assert_eq!(e.field, "name", "{bad:?}");
+            assert!(e.reason.contains("control characters"), "{e}");
+        }
+        let mut r = base.clone();
+        r.name = "학습-run 1".into();
+        assert!(JobSpec::from_request(&r).is_ok());
         let mut r = base.clone();
         r.max_runtime = Some(ms_to_dur(-1000));
         assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "max_runtime");

@@ -58,6 +58,12 @@ impl Error {
         Error::Invalid(FieldError::new(field, reason))
     }
 
+    /// True for refusals by policy (budget, concurrency cap, capacity), which clients
+    /// learn from the [`berth_proto::REFUSAL`] metadata.
+    pub fn is_policy_refusal(&self) -> bool {
+        matches!(self, Error::Capacity(_))
+    }
+
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
         match self {
@@ -128,9 +134,33 @@ impl From<Error> for Status {
             }
             _ => tracing::debug!(error = %e, "request refused"),
         }
-        Status::new(e.code(), e.to_string())
+        let mut status = Status::new(e.code(), e.to_string());
+        if e.is_policy_refusal() {
+            status.metadata_mut().insert(
+                berth_proto::REFUSAL,
+                tonic::metadata::MetadataValue::from_static(berth_proto::REFUSAL_POLICY),
+            );
+        }
+        status
     }
 }
 
 /// Result of scheduler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_refusals_carry_the_refusal_marker() {
+        let status = Status::from(Error::Capacity("budget exhausted".into()));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.metadata().get(berth_proto::REFUSAL).unwrap(),
+            berth_proto::REFUSAL_POLICY
+        );
+        let status = Status::from(Error::FailedPrecondition("job j already ended".into()));
+        assert!(status.metadata().get(berth_proto::REFUSAL).is_none());
+    }
+}

@@ -5,7 +5,8 @@
 //! - [`engine`]: the operations, over the in-memory [`state`] and the store.
 //! - [`service`]: thin gRPC handlers; [`auth`]: tokens and callers; [`error`]: the one
 //!   error enum mapped to `tonic::Status`.
-//! - [`server`]: wiring and start-up; [`http`]: metrics and health.
+//! - [`server`]: wiring and start-up; [`http`]: metrics and health; [`tls`]: TLS on
+//!   the gRPC listener and agents' client certificates.
 
 pub mod auth;
 pub mod convert;
@@ -23,3 +24,4 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod tls;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use berth_scheduler::engine::Policy;
 use berth_scheduler::server::{self, ServerConfig};
+use berth_scheduler::tls::TlsFiles;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,36 @@ struct Args {
     /// this long after the leader stops.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     ha_lease: Duration,
+    /// TLS certificate chain (PEM, leaf first) for the gRPC listener. Without TLS the
+    /// scheduler listens on loopback only (see --insecure-plaintext).
+    #[arg(
+        long,
+        env = "BERTH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "BERTH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that signs agents' client certificates: agents must then
+    /// present one (users' CLIs need none), besides their node credential.
+    #[arg(
+        long,
+        env = "BERTH_AGENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    agent_ca: Option<PathBuf>,
+    /// Serve gRPC without TLS on a non-loopback address, for when TLS ends in front of
+    /// the scheduler (a proxy or service mesh). Logged as a warning at every start.
+    #[arg(long, env = "BERTH_INSECURE_PLAINTEXT", conflicts_with = "tls_cert")]
+    insecure_plaintext: bool,
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -120,6 +151,15 @@ async fn main() -> anyhow::Result<()> {
         dev: args.dev,
         bootstrap_admin_token_file: args.bootstrap_admin_token_file,
         addr_file: args.addr_file,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                agent_ca: args.agent_ca,
+            }),
+            _ => None,
+        },
+        insecure_plaintext: args.insecure_plaintext,
         policy: Policy {
             lease_ms: args.lease.as_millis() as i64,
             max_poll_ms: (args.lease.as_millis() as i64 / 2).min(10_000),

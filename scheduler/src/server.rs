@@ -8,6 +8,7 @@ use crate::overload::{Limits as InFlight, OverloadLayer};
 use crate::rpc_metrics::RpcMetricsLayer;
 use crate::service::*;
 use crate::store::{self, Candidate, Lease, Store};
+use crate::tls::{AgentGate, PlaintextRefused, TlsFiles};
 use berth_proto::v1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,12 @@ pub struct ServerConfig {
     pub bootstrap_admin_token_file: Option<PathBuf>,
     /// Written once listening: `{"grpc": "...", "http": "..."}`.
     pub addr_file: Option<PathBuf>,
+    /// TLS for the gRPC listener; `None`: plaintext, on loopback only unless
+    /// `insecure_plaintext`.
+    pub tls: Option<TlsFiles>,
+    /// Serve plaintext gRPC off loopback anyway (TLS ends in front of the scheduler);
+    /// logged as a warning at every start.
+    pub insecure_plaintext: bool,
     /// Timings and limits.
     pub policy: Policy,
     /// Interval of the scheduling pass when nothing wakes it earlier.
@@ -86,6 +93,8 @@ impl ServerConfig {
             signing_key: None,
             dev: true,
             addr_file: None,
+            tls: None,
+            insecure_plaintext: false,
             policy: Policy::default(),
             tick: Duration::from_millis(500),
             retention_interval: Duration::from_secs(600),
@@ -135,6 +144,15 @@ pub enum StartError {
         /// The database file.
         path: PathBuf,
     },
+    /// Plaintext gRPC on a non-loopback address without `--insecure-plaintext`.
+    #[error(transparent)]
+    Plaintext(#[from] PlaintextRefused),
+    /// A TLS file is missing or unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] berth_proto::tls::TlsError),
+    /// The gRPC server refused the TLS settings.
+    #[error("TLS: {0}")]
+    TlsSetup(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -217,8 +235,41 @@ fn write_secret(path: &Path, contents: &str) -> Result<(), StartError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// The reflection service's builder: the Berth API, health, and both reflection
+/// versions, so that v1 and v1alpha clients see the same list of what is served.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    use tonic_reflection::pb::{v1, v1alpha};
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+/// Why tonic refused the TLS settings, in plain words where rustls says why.
+fn tls_setup_error(e: &tonic::transport::Error) -> String {
+    berth_proto::tls::explain(e).unwrap_or_else(|| berth_proto::tls::error_chain(e))
+}
+
+/// The TLS settings of the gRPC listener; plaintext only on loopback unless the operator
+/// says otherwise.
+fn tls_settings(
+    config: &ServerConfig,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, StartError> {
+    match &config.tls {
+        Some(files) => Ok(Some(files.server_config()?)),
+        None => {
+            crate::tls::check_plaintext(config.grpc_addr, config.insecure_plaintext)?;
+            Ok(None)
+        }
+    }
+}
+
 /// Starts the scheduler.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // Refused before the database is opened: no plaintext off loopback, no bad TLS files.
+    tls_settings(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let url = config.database_url.clone().unwrap_or_else(|| {
         format!(
@@ -281,6 +332,7 @@ pub async fn start_on(
     lease: Option<Arc<dyn Lease>>,
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer, StartError> {
+    let tls = tls_settings(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let key = signing_key(&config)?;
     let grpc = TcpListener::bind(config.grpc_addr)
@@ -375,50 +427,80 @@ pub async fn start_on(
     health
         .set_serving::<v1::agent_server::AgentServer<AgentService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(berth_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| {
-            StartError::Engine(crate::error::Error::Internal(format!("reflection: {e}")))
-        })?;
+    let reflection_error =
+        |e| StartError::Engine(crate::error::Error::Internal(format!("reflection: {e}")));
+    // v1 for current tools; v1alpha for Python's grpcio-reflection and older tools.
+    let reflection_v1 = reflection_builder().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(reflection_error)?;
+    let agent_gate = AgentGate {
+        require_client_cert: config.tls.as_ref().is_some_and(|t| t.agent_ca.is_some()),
+        auth: auth.clone(),
+    };
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .timeout(config.limits.deadline);
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| StartError::TlsSetup(tls_setup_error(&e)))?;
+    }
     let e = &engine;
     // Every service refuses messages over the limit, both ways, with a clear status.
     macro_rules! service {
-        ($($server:ident)::+, $svc:expr) => {
+        ($($server:ident)::+, $svc:expr, $gate:expr) => {
             tonic::service::interceptor::InterceptedService::new(
                 v1::$($server)::+::new($svc)
                     .max_decoding_message_size(config.limits.max_message_bytes)
                     .max_encoding_message_size(config.limits.max_message_bytes),
-                auth.clone(),
+                $gate,
             )
         };
     }
-    let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .timeout(config.limits.deadline)
+    let router = builder
         .layer(RpcMetricsLayer(metrics.clone()))
         .layer(OverloadLayer::new(config.limits.in_flight))
         .layer(LeaderGateLayer(engine.clone()))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(service!(
             identity_server::IdentityServer,
-            IdentityService(e.clone())
+            IdentityService(e.clone()),
+            auth.clone()
         ))
         .add_service(service!(
             capacity_server::CapacityServer,
-            CapacityService(e.clone())
+            CapacityService(e.clone()),
+            auth.clone()
         ))
         .add_service(service!(
             reservations_server::ReservationsServer,
-            ReservationsService(e.clone())
+            ReservationsService(e.clone()),
+            auth.clone()
         ))
-        .add_service(service!(jobs_server::JobsServer, JobsService(e.clone())))
-        .add_service(service!(usage_server::UsageServer, UsageService(e.clone())))
-        .add_service(service!(admin_server::AdminServer, AdminService(e.clone())))
-        .add_service(service!(agent_server::AgentServer, AgentService(e.clone())));
+        .add_service(service!(
+            jobs_server::JobsServer,
+            JobsService(e.clone()),
+            auth.clone()
+        ))
+        .add_service(service!(
+            usage_server::UsageServer,
+            UsageService(e.clone()),
+            auth.clone()
+        ))
+        .add_service(service!(
+            admin_server::AdminServer,
+            AdminService(e.clone()),
+            auth.clone()
+        ))
+        .add_service(service!(
+            agent_server::AgentServer,
+            AgentService(e.clone()),
+            agent_gate
+        ));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         // No Nagle: a small answer must not wait for the client's delayed ACK.
@@ -493,7 +575,13 @@ pub async fn start_on(
         std::fs::write(&tmp, json).map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
     }
-    tracing::info!(%grpc_addr, %http_addr, "berth-scheduler listening");
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        tls = config.tls.is_some(),
+        agent_client_certificates = config.tls.as_ref().is_some_and(|t| t.agent_ca.is_some()),
+        "berth-scheduler listening"
+    );
     Ok(RunningServer {
         grpc_addr,
         http_addr,

@@ -438,3 +438,100 @@ async fn an_admin_declares_a_silent_node_down_and_its_jobs_end_as_lost() {
     assert_eq!(r.node_state, v1::NodeState::Down as i32);
     c.server.shutdown().await;
 }
+
+/// The services a reflection answer lists.
+fn listed_services(names: impl IntoIterator<Item = String>) -> std::collections::BTreeSet<String> {
+    names.into_iter().collect()
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_in_v1_and_in_v1alpha() {
+    use tonic_reflection::pb::{v1 as refl_v1, v1alpha as refl_v1alpha};
+    let c = centre(15_000).await;
+    let expected = [
+        "berth.v1.Admin",
+        "berth.v1.Agent",
+        "berth.v1.Jobs",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+
+    // v1alpha: what Python's grpcio-reflection and older tools speak.
+    let mut client =
+        refl_v1alpha::server_reflection_client::ServerReflectionClient::new(c.channel.clone());
+    let request = refl_v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            refl_v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1alpha reflection answers")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(refl_v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("v1alpha: not a service list: {answer:?}");
+    };
+    let v1alpha = listed_services(list.service.into_iter().map(|s| s.name));
+    for name in expected {
+        assert!(v1alpha.contains(name), "v1alpha lists {name}: {v1alpha:?}");
+    }
+
+    // v1: what current tools (grpcurl) speak; the same services.
+    let mut client =
+        refl_v1::server_reflection_client::ServerReflectionClient::new(c.channel.clone());
+    let request = refl_v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            refl_v1::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1 reflection answers")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(refl_v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("v1: not a service list: {answer:?}");
+    };
+    let v1 = listed_services(list.service.into_iter().map(|s| s.name));
+    assert_eq!(v1, v1alpha, "both versions list the same services");
+    c.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_scheduler_refuses_plaintext_grpc_off_loopback_unless_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::dev(dir.path().to_path_buf());
+    config.grpc_addr = "0.0.0.0:0".parse().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    let err = server::start(config.clone())
+        .await
+        .err()
+        .expect("served plaintext gRPC on 0.0.0.0");
+    let text = err.to_string();
+    assert!(
+        text.contains("plaintext")
+            && text.contains("--tls-cert")
+            && text.contains("--insecure-plaintext"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("berth.db").exists(),
+        "refused before opening the database"
+    );
+    config.insecure_plaintext = true;
+    let server = server::start(config)
+        .await
+        .expect("--insecure-plaintext starts");
+    assert!(server.grpc_addr.ip().is_unspecified());
+    server.shutdown().await;
+}

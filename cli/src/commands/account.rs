@@ -61,7 +61,8 @@ impl WhoAmIView {
     }
 }
 
-/// `berth login`: checks the token with the server, then saves server and token.
+/// `berth login`: checks the token with the server, then saves server, token and the
+/// CA certificate the server was verified with (as an absolute path).
 pub async fn login(global: &GlobalArgs) -> Result<(), Error> {
     let path = config::path()?;
     let saved = config::load(&path).unwrap_or_default();
@@ -76,7 +77,13 @@ pub async fn login(global: &GlobalArgs) -> Result<(), Error> {
         Some(t) => t.trim().to_owned(),
         None => read_token()?,
     };
-    let api = Api::connect(&server, &token).await?;
+    let ca_cert = super::ca_cert_for(&server, global.ca_cert.as_deref(), &saved)
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
+    let tls = berth_proto::tls::ClientTls {
+        ca_cert: ca_cert.clone(),
+        identity: None,
+    };
+    let api = Api::connect(&server, &token, &tls).await?;
     let resp = api
         .identity()
         .who_am_i(v1::WhoAmIRequest {})
@@ -88,6 +95,7 @@ pub async fn login(global: &GlobalArgs) -> Result<(), Error> {
         &Config {
             server: Some(server.clone()),
             token: Some(token),
+            ca_cert,
         },
     )?;
     output::note(format!(
@@ -115,7 +123,7 @@ fn read_token() -> Result<String, Error> {
         .map_err(|e| Error::io("reading the token from stdin", e))?;
     let token = line.trim().to_owned();
     if token.is_empty() {
-        return Err(Error::Other(
+        return Err(Error::Usage(
             "no token given: pass --token TOKEN or type it on stdin".into(),
         ));
     }

@@ -4,6 +4,7 @@ use super::{Ctx, dash, job_finished, job_state, opt};
 use crate::client::{Api, Svc};
 use crate::error::Error;
 use crate::output::{self, Details, Format, Table};
+use crate::safe::Escaper;
 use crate::timefmt;
 use berth_proto::time::{dur_to_ms, ms_to_dur};
 use berth_proto::v1::{self, jobs_client::JobsClient};
@@ -363,8 +364,9 @@ pub async fn submit(ctx: &Ctx, args: &SubmitArgs) -> Result<u8, Error> {
 
 /// Follows a job to its end, then turns its outcome into an exit code.
 async fn wait(api: &Api, id: &str) -> Result<u8, Error> {
+    let mut sink = LogSink::new(false);
     let job = tokio::select! {
-        job = follow(api, id) => job?,
+        job = follow(api, id, &mut sink) => job?,
         _ = tokio::signal::ctrl_c() => {
             output::note(format!(
                 "stopped following job {id}; it keeps running (stop it with: berth cancel {id})"
@@ -405,14 +407,62 @@ pub fn exit_code(job: &v1::Job) -> Result<u8, Error> {
     }
 }
 
-/// Writes one log chunk to stdout or stderr, raw.
-fn write_chunk(chunk: &v1::LogChunk) -> Result<(), Error> {
-    let result = if chunk.stream == v1::log_chunk::Stream::Stderr as i32 {
+/// Where a job's output goes: its stdout to ours, its stderr to ours. Each is written
+/// as the job's own bytes when it is not a terminal (a file, a pipe) or with `--raw`;
+/// on a terminal, control characters other than newline and tab are shown escaped.
+pub struct LogSink {
+    stdout: Option<Escaper>,
+    stderr: Option<Escaper>,
+}
+
+impl LogSink {
+    /// Raw where `raw` says so or the stream is not a terminal, escaped elsewhere.
+    pub fn new(raw: bool) -> Self {
+        use std::io::IsTerminal;
+        let escaper = |terminal: bool| (!raw && terminal).then(Escaper::default);
+        Self {
+            stdout: escaper(std::io::stdout().is_terminal()),
+            stderr: escaper(std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// Writes one chunk to its stream.
+    fn write(&mut self, chunk: &v1::LogChunk) -> Result<(), Error> {
+        let to_stderr = chunk.stream == v1::log_chunk::Stream::Stderr as i32;
+        let escaper = if to_stderr {
+            self.stderr.as_mut()
+        } else {
+            self.stdout.as_mut()
+        };
+        match escaper {
+            Some(e) => put(to_stderr, e.push(&chunk.data).as_bytes()),
+            None => put(to_stderr, &chunk.data),
+        }
+    }
+
+    /// Writes the escaped rest of a character cut off at the end of the output.
+    fn finish(&mut self) -> Result<(), Error> {
+        if let Some(e) = self.stdout.as_mut() {
+            put(false, e.finish().as_bytes())?;
+        }
+        if let Some(e) = self.stderr.as_mut() {
+            put(true, e.finish().as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes bytes to stdout or stderr. A closed pipe (`berth logs ID | head`) is not an error.
+fn put(to_stderr: bool, bytes: &[u8]) -> Result<(), Error> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let result = if to_stderr {
         let mut err = std::io::stderr().lock();
-        err.write_all(&chunk.data).and_then(|()| err.flush())
+        err.write_all(bytes).and_then(|()| err.flush())
     } else {
         let mut out = std::io::stdout().lock();
-        out.write_all(&chunk.data).and_then(|()| out.flush())
+        out.write_all(bytes).and_then(|()| out.flush())
     };
     match result {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing logs", e)),
@@ -463,6 +513,7 @@ async fn stream_once(
     id: &str,
     follow: bool,
     seen: &mut Seen,
+    sink: &mut LogSink,
 ) -> Result<(), Error> {
     let mut stream = client
         .stream_logs(seen.request(id, follow))
@@ -470,7 +521,7 @@ async fn stream_once(
         .into_inner();
     while let Some(chunk) = stream.message().await? {
         if seen.record(chunk.seq) {
-            write_chunk(&chunk)?;
+            sink.write(&chunk)?;
         }
     }
     Ok(())
@@ -482,14 +533,14 @@ fn transient(e: &Error) -> bool {
 }
 
 /// Streams a job's logs until it has finished and returns its final state.
-async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
+async fn follow(api: &Api, id: &str, sink: &mut LogSink) -> Result<v1::Job, Error> {
     const MAX_RETRIES: u32 = 30;
     let mut client = api.jobs();
     let mut seen = Seen::default();
     let mut retries = 0;
     loop {
         let step = async {
-            stream_once(&mut client, id, true, &mut seen).await?;
+            stream_once(&mut client, id, true, &mut seen, sink).await?;
             let job = client
                 .get_job(v1::GetJobRequest { id: id.to_owned() })
                 .await?
@@ -499,7 +550,8 @@ async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
         match step.await {
             Ok(job) if job_finished(job.state) => {
                 // Chunks stored after the stream closed.
-                stream_once(&mut client, id, false, &mut seen).await?;
+                stream_once(&mut client, id, false, &mut seen, sink).await?;
+                sink.finish()?;
                 return Ok(job);
             }
             // The stream ended before the job did: resume after the last chunk seen.
@@ -511,13 +563,15 @@ async fn follow(api: &Api, id: &str) -> Result<v1::Job, Error> {
     }
 }
 
-/// `berth logs ID [-f]`.
-pub async fn logs(ctx: &Ctx, id: &str, follow_logs: bool) -> Result<(), Error> {
+/// `berth logs ID [-f] [--raw]`.
+pub async fn logs(ctx: &Ctx, id: &str, follow_logs: bool, raw: bool) -> Result<(), Error> {
     let api = ctx.api().await?;
+    let mut sink = LogSink::new(raw);
     if follow_logs {
-        follow(&api, id).await.map(drop)
+        follow(&api, id, &mut sink).await.map(drop)
     } else {
-        stream_once(&mut api.jobs(), id, false, &mut Seen::default()).await
+        stream_once(&mut api.jobs(), id, false, &mut Seen::default(), &mut sink).await?;
+        sink.finish()
     }
 }
 

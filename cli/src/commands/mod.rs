@@ -17,7 +17,9 @@ use crate::client::Api;
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::output::Format;
+use berth_proto::tls::ClientTls;
 use berth_proto::v1;
+use std::path::{Path, PathBuf};
 
 /// Flags every command accepts.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,9 +36,27 @@ pub struct GlobalArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// CA certificate (PEM) to verify an https:// server against, instead of the
+    /// system's trusted CAs (default: from the config file, for its server).
+    #[arg(long, global = true, env = "BERTH_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+/// The CA file to verify `server` with: the flag (or `BERTH_CA_CERT`), else the config
+/// file's, when the file is for that same server.
+pub fn ca_cert_for(server: &str, flag: Option<&Path>, file: &Config) -> Option<PathBuf> {
+    let flag = flag.filter(|p| !p.as_os_str().is_empty());
+    if let Some(path) = flag {
+        return Some(path.to_owned());
+    }
+    let same_server = file
+        .server
+        .as_deref()
+        .is_some_and(|s| config::normalize_server(s) == server);
+    file.ca_cert.clone().filter(|_| same_server)
 }
 
 /// What a command runs with.
@@ -46,6 +66,8 @@ pub struct Ctx {
     pub server: String,
     /// Token, if any is configured.
     pub token: Option<String>,
+    /// How an `https://` server is verified.
+    pub tls: ClientTls,
     /// Output format.
     pub format: Format,
 }
@@ -56,16 +78,27 @@ impl Ctx {
         let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         let (server, token) = (nonempty(&global.server), nonempty(&global.token));
         let file = if server.is_some() && token.is_some() {
-            Config::default()
+            // Everything needed is given; the file may still name the server's CA.
+            config::path()
+                .ok()
+                .and_then(|p| config::load(&p).ok())
+                .unwrap_or_default()
         } else {
             config::load(&config::path()?)?
         };
-        let server = server
-            .or(file.server)
-            .unwrap_or_else(|| config::DEFAULT_SERVER.to_owned());
+        let server = config::normalize_server(
+            &server
+                .or(file.server.clone())
+                .unwrap_or_else(|| config::DEFAULT_SERVER.to_owned()),
+        );
+        let tls = ClientTls {
+            ca_cert: ca_cert_for(&server, global.ca_cert.as_deref(), &file),
+            identity: None,
+        };
         Ok(Self {
-            server: config::normalize_server(&server),
+            server,
             token: token.or(file.token),
+            tls,
             format: global.output,
         })
     }
@@ -73,7 +106,7 @@ impl Ctx {
     /// Connects with the configured token.
     pub async fn api(&self) -> Result<Api, Error> {
         let token = self.token.as_deref().ok_or(Error::NoToken)?;
-        Api::connect(&self.server, token).await
+        Api::connect(&self.server, token, &self.tls).await
     }
 }
 
@@ -171,6 +204,26 @@ pub fn dash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_files_ca_is_used_for_its_own_server_only() {
+        let file = Config {
+            server: Some("https://berth.example:7070/".into()),
+            token: None,
+            ca_cert: Some("/etc/berth/ca.pem".into()),
+        };
+        let ours = "https://berth.example:7070";
+        assert_eq!(
+            ca_cert_for(ours, None, &file),
+            Some(PathBuf::from("/etc/berth/ca.pem"))
+        );
+        assert_eq!(ca_cert_for("https://other.example:7070", None, &file), None);
+        assert_eq!(
+            ca_cert_for(ours, Some(Path::new("/tmp/ca.pem")), &file),
+            Some(PathBuf::from("/tmp/ca.pem")),
+            "the flag wins"
+        );
+    }
 
     #[test]
     fn states_are_lower_case_names() {

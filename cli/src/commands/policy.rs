@@ -251,7 +251,7 @@ pub fn set_request(args: &SetPolicyArgs) -> Result<v1::SetPolicyRequest, Error> 
         mark("refund_fault_pct");
     }
     if fields.is_empty() {
-        return Err(Error::Other(
+        return Err(Error::Usage(
             "nothing to change: give at least one policy flag (see --help)".into(),
         ));
     }

@@ -201,7 +201,7 @@ pub fn request(args: &ReserveArgs) -> Result<v1::CreateReservationRequest, Error
             end
         }
         (None, None) => {
-            return Err(Error::Other("give --duration or --end".into()));
+            return Err(Error::Usage("give --duration or --end".into()));
         }
     };
     Ok(v1::CreateReservationRequest {

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -264,6 +266,7 @@ fn spawn_scheduler(
     db_url: &Option<String>,
     grpc: &str,
     http: &str,
+    extra_args: &[String],
 ) -> (Proc, String, String) {
     let data = dir.join("scheduler");
     let addr_file = data.join("addrs.json");
@@ -279,6 +282,7 @@ fn spawn_scheduler(
         .arg("--bootstrap-admin-token-file")
         .arg(&token_file)
         .args(["--lease", "3s"])
+        .args(extra_args)
         .env_remove("BERTH_DATABASE_URL")
         .env("BERTH_LOG", "info");
     if let Some(url) = db_url {
@@ -317,6 +321,44 @@ fn spawn_scheduler(
     (scheduler, grpc, http)
 }
 
+/// How a centre's scheduler is started, beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct CentreOptions {
+    /// gRPC listen address.
+    pub grpc_addr: String,
+    /// Extra scheduler flags (`--tls-cert FILE`, `--insecure-plaintext`, ...).
+    pub scheduler_args: Vec<String>,
+    /// The scheduler serves TLS: its URL is `https://`, and the CLI and agents trust this
+    /// CA (`BERTH_CA_CERT`, `--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl Default for CentreOptions {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:0".into(),
+            scheduler_args: Vec::new(),
+            ca_cert: None,
+        }
+    }
+}
+
+impl CentreOptions {
+    /// A scheduler serving TLS with `cert` and `key`, trusted through `ca`.
+    pub fn tls(cert: &Path, key: &Path, ca: &Path) -> Self {
+        Self {
+            scheduler_args: vec![
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ],
+            ca_cert: Some(ca.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
 /// A running centre: one scheduler, any number of agents, a temp dir for their state.
 pub struct Centre {
     // Field order matters for drop: processes first, then the database, then the dir.
@@ -331,17 +373,23 @@ pub struct Centre {
     pub http: String,
     /// The bootstrap admin's token.
     pub admin_token: String,
+    options: CentreOptions,
 }
 
 impl Centre {
     /// Starts a scheduler on free ports and waits until `/readyz` answers 200.
     pub fn start() -> Self {
-        Self::start_on(postgres_url())
+        Self::start_with(CentreOptions::default())
+    }
+
+    /// As [`Centre::start`], with `options`.
+    pub fn start_with(options: CentreOptions) -> Self {
+        Self::start_on(postgres_url(), options)
     }
 
     /// As [`Centre::start`], always on SQLite.
     pub fn start_sqlite() -> Self {
-        Self::start_on(None)
+        Self::start_on(None, CentreOptions::default())
     }
 
     /// As [`Centre::start`], always on a fresh PostgreSQL database of the server at
@@ -351,10 +399,10 @@ impl Centre {
             .ok()
             .filter(|u| !u.is_empty())
             .expect("BERTH_TEST_POSTGRES_URL is not set: eval \"$(scripts/postgres.sh)\"");
-        Self::start_on(Some(url))
+        Self::start_on(Some(url), CentreOptions::default())
     }
 
-    fn start_on(postgres: Option<String>) -> Self {
+    fn start_on(postgres: Option<String>, options: CentreOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -363,8 +411,13 @@ impl Centre {
         std::fs::create_dir_all(&data).expect("data dir");
         let db = postgres.map(|url| PgDatabase::create(&url));
         let db_url = db.as_ref().map(|(_, u)| u.clone());
-        let (scheduler, grpc, http) =
-            spawn_scheduler(dir.path(), &db_url, "127.0.0.1:0", "127.0.0.1:0");
+        let (scheduler, grpc, http) = spawn_scheduler(
+            dir.path(),
+            &db_url,
+            &options.grpc_addr,
+            "127.0.0.1:0",
+            &options.scheduler_args,
+        );
         let token_file = data.join("admin.token");
         let admin_token = std::fs::read_to_string(&token_file)
             .unwrap_or_else(|e| panic!("{}: {e}", token_file.display()))
@@ -380,6 +433,7 @@ impl Centre {
             grpc,
             http,
             admin_token,
+            options,
         }
     }
 
@@ -388,8 +442,13 @@ impl Centre {
     pub fn restart_scheduler(&mut self) {
         let _ = self.scheduler.child.kill();
         let _ = self.scheduler.child.wait();
-        let (scheduler, _, _) =
-            spawn_scheduler(self.dir.path(), &self.db_url, &self.grpc, &self.http);
+        let (scheduler, _, _) = spawn_scheduler(
+            self.dir.path(),
+            &self.db_url,
+            &self.grpc,
+            &self.http,
+            &self.options.scheduler_args,
+        );
         self.scheduler = scheduler;
     }
 
@@ -421,9 +480,33 @@ impl Centre {
         self.db_url = Some(url);
     }
 
-    /// The scheduler's gRPC URL.
+    /// The scheduler's gRPC URL (`https://` when it serves TLS).
     pub fn server_url(&self) -> String {
-        format!("http://{}", self.grpc)
+        let scheme = if self.options.ca_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.grpc)
+    }
+
+    /// The scheduler's log so far.
+    pub fn scheduler_log(&self) -> String {
+        std::fs::read_to_string(&self.scheduler.log).unwrap_or_default()
+    }
+
+    /// Runs `berth ARGS` with `token`, after `adjust` changed its command (environment,
+    /// server), bounded by [`COMMAND_DEADLINE`].
+    #[track_caller]
+    pub fn berth_adjusted(
+        &self,
+        token: &str,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Run {
+        let mut cmd = self.berth_command(token, args);
+        adjust(&mut cmd);
+        run_bounded(cmd, args)
     }
 
     /// Runs `berth ARGS` with `token`, bounded by [`COMMAND_DEADLINE`].
@@ -447,6 +530,10 @@ impl Centre {
             .env("XDG_CONFIG_HOME", &config_dir)
             .env_remove("BERTH_IMAGE")
             .env("NO_COLOR", "1");
+        match &self.options.ca_cert {
+            Some(ca) => cmd.env("BERTH_CA_CERT", ca),
+            None => cmd.env_remove("BERTH_CA_CERT"),
+        };
         cmd
     }
 
@@ -458,6 +545,7 @@ impl Centre {
         cmd.args(args)
             .env_remove("BERTH_SERVER")
             .env_remove("BERTH_TOKEN")
+            .env_remove("BERTH_CA_CERT")
             .env("BERTH_CONFIG", config);
         run_bounded(cmd, args)
     }
@@ -564,8 +652,8 @@ impl Centre {
     }
 
     /// Starts an agent for `node` with the device spec `devices` (`sim:N:CLASS`, `nvml`,
-    /// `rbln`, ...) and the extra flags `args`, and waits until the node is ready with
-    /// `count` devices.
+    /// `rbln`, ...) and the extra flags `runtime_args`, joining with a fresh join token, and
+    /// waits until the node is ready with `count` devices.
     #[track_caller]
     pub fn start_agent_on(
         &mut self,
@@ -575,21 +663,44 @@ impl Centre {
         count: usize,
         runtime_args: &[&str],
     ) {
+        let join_token = self.join_token();
+        self.spawn_agent(node, site, devices, runtime_args, &join_token);
+        self.wait_node_ready(node, count);
+    }
+
+    /// A fresh join token from the admin.
+    #[track_caller]
+    pub fn join_token(&self) -> String {
         let join = self.json(&self.admin_token.clone(), &["admin", "join-token"]);
-        let join_token = join["token"]
+        join["token"]
             .as_str()
             .expect("join-token: token")
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Starts an agent for `node` with `extra_args` and `join_token`, without waiting for
+    /// anything; it trusts the centre's CA when the centre serves TLS.
+    pub fn spawn_agent(
+        &mut self,
+        node: &str,
+        site: &str,
+        devices: &str,
+        extra_args: &[&str],
+        join_token: &str,
+    ) {
         let state = self.dir.path().join(format!("agent-{node}"));
         let mut cmd = Command::new(binary("berth-agent"));
+        if let Some(ca) = &self.options.ca_cert {
+            cmd.arg("--ca-cert").arg(ca);
+        }
         cmd.arg("--server")
             .arg(self.server_url())
             .args(["--node", node, "--site", site])
-            .args(["--join-token", &join_token])
+            .args(["--join-token", join_token])
             .arg("--state-dir")
             .arg(&state)
             .args(["--devices", devices])
-            .args(runtime_args)
+            .args(extra_args)
             .args(["--heartbeat-wait", "1s"])
             // Parallel agents: each its own free port (a flag given by a test wins).
             .env("BERTH_METRICS_ADDR", "127.0.0.1:0")
@@ -611,7 +722,46 @@ impl Centre {
         });
         self.agents
             .push(Proc::spawn(&format!("berth-agent {node}"), &mut cmd, log));
-        self.wait_node_ready(node, count);
+    }
+
+    /// Waits until `node`'s agent has logged a line containing `needle`; returns its log.
+    #[track_caller]
+    pub fn wait_agent_log(&self, node: &str, needle: &str) -> String {
+        let name = format!("berth-agent {node}");
+        let agent = self
+            .agents
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("no agent for {node}"));
+        self.eventually(&format!("{name} to log {needle:?}"), JOIN_DEADLINE, || {
+            let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+            log.contains(needle).then_some(log)
+        })
+    }
+
+    /// Waits until `node`'s agent has exited by itself; returns its exit code and log.
+    #[track_caller]
+    pub fn wait_agent_exit(&mut self, node: &str) -> (Option<i32>, String) {
+        let name = format!("berth-agent {node}");
+        let i = self
+            .agents
+            .iter()
+            .position(|a| a.name == name)
+            .unwrap_or_else(|| panic!("no agent for {node}"));
+        let deadline = Instant::now() + JOIN_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = self.agents[i].child.try_wait() {
+                let agent = self.agents.remove(i);
+                let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+                return (status.code(), log);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not exit within {JOIN_DEADLINE:?}; its log:\n{}",
+                tail(&self.agents[i].log, 40)
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Polls `berth nodes` until `node` is ready with `devices` devices.
@@ -753,7 +903,7 @@ impl Running {
 
 /// Runs a command with captured output, killing it after [`COMMAND_DEADLINE`].
 #[track_caller]
-fn run_bounded(cmd: Command, args: &[&str]) -> Run {
+pub fn run_bounded(cmd: Command, args: &[&str]) -> Run {
     Running::spawn(cmd, args).finish()
 }
 

@@ -1,13 +1,12 @@
-//! `berth up`: a whole local centre in one process. The scheduler runs on SQLite in the
-//! data dir, an agent with eight simulated GPUs joins it as node `local-0`, and the CLI
-//! config is pointed at it with the admin token, so `berth` works at once from another
-//! shell. Jobs run in Docker containers when a Docker engine answers, else as host
-//! processes; the banner says which. Running it again keeps the data.
+//! The local centre itself: the scheduler and an agent in this process (built with the
+//! `local` feature only).
 
+use super::UpArgs;
 use crate::client::Api;
 use crate::config::{self, Config};
 use crate::error::{Error, chain};
 use crate::output;
+use berth_proto::tls::ClientTls;
 use berth_proto::v1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,34 +17,6 @@ const SITE: &str = "local";
 const CLASS: &str = "sim-gpu";
 const NODE: &str = "local-0";
 const DEVICES: &str = "sim:8:sim-gpu";
-
-/// `berth up` flags.
-#[derive(Debug, clap::Args)]
-pub struct UpArgs {
-    /// Where the database, keys and agent state live (default $XDG_DATA_HOME/berth).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// gRPC listen address.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub grpc_addr: SocketAddr,
-    /// HTTP listen address (/metrics, /healthz, /readyz).
-    #[arg(long, default_value = "127.0.0.1:7071")]
-    pub http_addr: SocketAddr,
-    /// Listen address of the agent's /metrics (DCGM exporter names); a fixed port.
-    #[arg(long, default_value = berth_agent::metrics::DEFAULT_METRICS_ADDR, value_parser = fixed_port)]
-    pub agent_metrics_addr: SocketAddr,
-}
-
-/// A listen address with a fixed port, so the banner can print where it is.
-fn fixed_port(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not HOST:PORT, e.g. 127.0.0.1:9400"))?;
-    if addr.port() == 0 {
-        return Err(format!("{s:?}: give a fixed port, not 0"));
-    }
-    Ok(addr)
-}
 
 fn default_data_dir() -> Result<PathBuf, Error> {
     let var = |k: &str| {
@@ -214,6 +185,7 @@ fn point_cli_here(path: &Path, server: &str, token: String) -> Result<(), Error>
     let new = Config {
         server: Some(server.to_owned()),
         token: Some(token),
+        ca_cert: None,
     };
     if let Ok(old) = config::load(path)
         && old.token.is_some()
@@ -248,7 +220,7 @@ async fn interrupted() {
 }
 
 /// `berth up`.
-pub async fn run(args: &UpArgs) -> Result<(), Error> {
+pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
     init_tracing();
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -270,7 +242,8 @@ pub async fn run(args: &UpArgs) -> Result<(), Error> {
     let stop = CancellationToken::new();
     let result = async {
         let admin_token = admin_token?;
-        let api = Api::connect(&server_url, &admin_token).await?;
+        // Loopback and plaintext, always: nothing leaves this machine.
+        let api = Api::connect(&server_url, &admin_token, &ClientTls::default()).await?;
         let join_token = prepare(&api).await?;
 
         let mut agent = berth_agent::AgentConfig::new(
@@ -352,6 +325,11 @@ mod tests {
 
     #[test]
     fn the_agent_metrics_port_is_fixed() {
+        use super::super::{AGENT_METRICS_ADDR, fixed_port};
+        assert_eq!(
+            AGENT_METRICS_ADDR,
+            berth_agent::metrics::DEFAULT_METRICS_ADDR
+        );
         assert_eq!(
             fixed_port("0.0.0.0:9400").unwrap(),
             "0.0.0.0:9400".parse().unwrap()
@@ -369,8 +347,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         let real = Config {
-            server: Some("http://centre.example:7070".into()),
+            server: Some("https://centre.example:7070".into()),
             token: Some("real".into()),
+            ca_cert: Some("/etc/berth/ca.pem".into()),
         };
         config::save(&path, &real).unwrap();
         point_cli_here(&path, "http://127.0.0.1:7070", "local".into()).unwrap();
