@@ -46,10 +46,57 @@ pub struct Api {
 }
 
 impl Api {
-    /// Connects to `server` (a URL such as `http://127.0.0.1:7070`, or `https://` for
-    /// TLS, verified as `tls` says). The TLS handshake happens here, so a refused
+    /// Connects to the scheduler at `servers`: one URL (`http://127.0.0.1:7070`, or
+    /// `https://` for TLS, verified as `tls` says), or several separated by commas, of
+    /// which the leader is found: a standby's answer names the leader (`berth-leader`),
+    /// an unreachable one is skipped. The TLS handshake happens here, so a refused
     /// certificate is reported before any call, in plain words.
-    pub async fn connect(server: &str, token: &str, tls: &ClientTls) -> Result<Self, Error> {
+    pub async fn connect(servers: &str, token: &str, tls: &ClientTls) -> Result<Self, Error> {
+        let mut queue: std::collections::VecDeque<String> = servers
+            .split(',')
+            .map(|s| crate::config::normalize_server(s.trim()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        if queue.len() <= 1 {
+            let one = queue.pop_front().unwrap_or_default();
+            return Self::connect_one(&one, token, tls).await;
+        }
+        let mut tried = std::collections::HashSet::new();
+        let mut last = None;
+        while let Some(server) = queue.pop_front() {
+            if !tried.insert(server.clone()) {
+                continue;
+            }
+            let api = match Self::connect_one(&server, token, tls).await {
+                Ok(api) => api,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match api
+                .identity()
+                .who_am_i(berth_proto::v1::WhoAmIRequest {})
+                .await
+            {
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    if let Some(leader) = s
+                        .metadata()
+                        .get("berth-leader")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        queue.push_front(crate::config::normalize_server(leader));
+                    }
+                    last = Some(Error::Rpc(s));
+                }
+                // The leader answered (a refused token is the command's to report).
+                _ => return Ok(api),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::invalid("--server", servers, "no scheduler URL")))
+    }
+
+    async fn connect_one(server: &str, token: &str, tls: &ClientTls) -> Result<Self, Error> {
         let bearer = Bearer::new(token)?;
         let connect_error = |reason: String| Error::Connect {
             server: server.to_owned(),

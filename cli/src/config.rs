@@ -107,14 +107,20 @@ pub fn save(path: &Path, config: &Config) -> Result<(), Error> {
     })
 }
 
-/// Adds `http://` to a bare `host:port`.
+/// Adds `http://` to a bare `host:port` (to each of several separated by commas).
 pub fn normalize_server(server: &str) -> String {
-    let s = server.trim().trim_end_matches('/');
-    if s.contains("://") {
-        s.to_owned()
-    } else {
-        format!("http://{s}")
-    }
+    server
+        .split(',')
+        .map(|one| {
+            let s = one.trim().trim_end_matches('/');
+            if s.contains("://") {
+                s.to_owned()
+            } else {
+                format!("http://{s}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -189,5 +195,9 @@ mod tests {
         assert_eq!(normalize_server("127.0.0.1:7070"), "http://127.0.0.1:7070");
         assert_eq!(normalize_server("http://h:1/"), "http://h:1");
         assert_eq!(normalize_server("https://h"), "https://h");
+        assert_eq!(
+            normalize_server("a:1, https://b:2/"),
+            "http://a:1,https://b:2"
+        );
     }
 }

@@ -398,7 +398,9 @@ fn allowed_promtool_finding(line: &str) -> bool {
     if let Some(name) =
         line.strip_suffix(" label names should be written in 'snake_case' not 'camelCase'")
     {
+        // DCGM's own label `modelName` (and `Hostname`), kept so DCGM dashboards work.
         return name.starts_with("DCGM_FI_DEV_")
+            || name.starts_with("DCGM_FI_PROF_")
             || name.starts_with("berth_npu_")
             || name == "berth_agent_device_health";
     }

@@ -5,6 +5,11 @@
 //! `authorization: Bearer <credential>`; when the scheduler answers UNAUTHENTICATED
 //! and a join token is configured, the agent joins again (once, however many calls
 //! failed together) and retries the call.
+//!
+//! Several schedulers may be given (`--server a,b`): the agent talks to one at a time and
+//! follows the leader. A standby answers UNAVAILABLE naming the leader (`berth-leader`
+//! metadata); an unreachable scheduler is skipped for the next one. Either way the call is
+//! retried on the scheduler it moved to.
 
 use crate::error::AgentError;
 use crate::logs::{LogTransport, PushError};
@@ -75,9 +80,8 @@ pub struct SchedulerClient {
 }
 
 struct Inner {
-    client: AgentClient<Channel>,
-    /// The scheduler's URL and TLS settings, to find out why connections fail.
-    uri: tonic::codegen::http::Uri,
+    /// The schedulers this agent knows, and which one it talks to now.
+    servers: RwLock<Servers>,
     tls: ClientTls,
     credential_path: PathBuf,
     credential: RwLock<Option<String>>,
@@ -106,22 +110,63 @@ pub fn endpoint(server: &str, tls: &ClientTls) -> Result<Endpoint, AgentError> {
         .keep_alive_while_idle(true))
 }
 
+/// One scheduler: its address and a lazily connected client.
+#[derive(Clone)]
+struct Server {
+    uri: tonic::codegen::http::Uri,
+    client: AgentClient<Channel>,
+}
+
+/// The known schedulers and the one in use.
+struct Servers {
+    list: Vec<Server>,
+    current: usize,
+}
+
+impl Servers {
+    fn now(&self) -> (usize, Server) {
+        (self.current, self.list[self.current].clone())
+    }
+}
+
+/// Whether a failed call means "try another scheduler": this one is a standby, is
+/// stopping, or cannot be reached.
+fn elsewhere(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    )
+}
+
 impl SchedulerClient {
-    /// A client for `server` (connecting lazily, over TLS for `https://`), keeping its
-    /// credential in `state_dir`.
+    /// A client for `servers` (one URL, or several separated by commas; connecting lazily,
+    /// over TLS for `https://`), keeping its credential in `state_dir`.
     pub fn new(
-        server: &str,
+        servers: &str,
         tls: &ClientTls,
         state_dir: &Path,
         join: JoinInfo,
     ) -> Result<Self, AgentError> {
-        let endpoint = endpoint(server, tls)?;
-        let uri = endpoint.uri().clone();
-        let channel = endpoint.connect_lazy();
+        let list = servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let endpoint = endpoint(s, tls)?;
+                Ok(Server {
+                    uri: endpoint.uri().clone(),
+                    client: AgentClient::new(endpoint.connect_lazy()),
+                })
+            })
+            .collect::<Result<Vec<_>, AgentError>>()?;
+        if list.is_empty() {
+            return Err(AgentError::Config(
+                "no scheduler address given (--server)".into(),
+            ));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
-                client: AgentClient::new(channel),
-                uri,
+                servers: RwLock::new(Servers { list, current: 0 }),
                 tls: tls.clone(),
                 credential_path: state_dir.join("credential"),
                 credential: RwLock::new(None),
@@ -129,6 +174,61 @@ impl SchedulerClient {
                 rejoin: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// The scheduler in use.
+    fn server(&self) -> (usize, Server) {
+        self.inner
+            .servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .now()
+    }
+
+    /// Moves off scheduler `failed` after `status`: to the leader it named, else to the
+    /// next one. Returns whether there is somewhere else to try.
+    fn move_on(&self, failed: usize, status: &Status) -> bool {
+        let named = status
+            .metadata()
+            .get("berth-leader")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut servers = self
+            .inner
+            .servers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if servers.current != failed {
+            return true; // another call already moved
+        }
+        if let Some(url) = named {
+            let known = servers
+                .list
+                .iter()
+                .position(|s| s.uri.to_string().trim_end_matches('/') == url.trim_end_matches('/'));
+            let index = match known {
+                Some(i) => i,
+                None => match endpoint(&url, &self.inner.tls) {
+                    Ok(e) => {
+                        servers.list.push(Server {
+                            uri: e.uri().clone(),
+                            client: AgentClient::new(e.connect_lazy()),
+                        });
+                        servers.list.len() - 1
+                    }
+                    Err(_) => (failed + 1) % servers.list.len(),
+                },
+            };
+            tracing::info!(leader = %url, "following the leader");
+            servers.current = index;
+            return index != failed;
+        }
+        if servers.list.len() > 1 {
+            servers.current = (failed + 1) % servers.list.len();
+            tracing::info!(server = %servers.list[servers.current].uri, "trying the next scheduler");
+            return true;
+        }
+        false
     }
 
     fn credential(&self) -> Option<String> {
@@ -145,6 +245,17 @@ impl SchedulerClient {
             .credential
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(credential);
+    }
+
+    /// How many times one call may move to another scheduler.
+    fn hops(&self) -> usize {
+        self.inner
+            .servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .list
+            .len()
+            + 1
     }
 
     /// Loads the stored credential; returns whether there was one.
@@ -192,11 +303,20 @@ impl SchedulerClient {
             ..self.inner.join.request.clone()
         });
         request.set_timeout(CALL_TIMEOUT);
-        let response = match self.inner.client.clone().join(request).await {
-            Ok(r) => r.into_inner(),
-            // A bad join token will not get better by retrying.
-            Err(s) if s.code() == Code::Unauthenticated => return Err(CallError::Rejected(s)),
-            Err(s) => return Err(CallError::from_status(self.explained(s).await)),
+        let mut hops = 0;
+        let response = loop {
+            let (index, server) = self.server();
+            let mut req = Request::new(request.get_ref().clone());
+            req.set_timeout(CALL_TIMEOUT);
+            match server.client.clone().join(req).await {
+                Ok(r) => break r.into_inner(),
+                // A bad join token will not get better by retrying.
+                Err(s) if s.code() == Code::Unauthenticated => return Err(CallError::Rejected(s)),
+                Err(s) if elsewhere(&s) && hops < self.hops() && self.move_on(index, &s) => {
+                    hops += 1;
+                }
+                Err(s) => return Err(CallError::from_status(self.explained(&server, s).await)),
+            }
         };
         let credential = response.credential.trim().to_owned();
         if credential.is_empty() || !credential.bytes().all(|b| b.is_ascii_graphic()) {
@@ -234,7 +354,7 @@ impl SchedulerClient {
     /// A connection failure with the TLS problem behind it spelled out, when the error
     /// does not say and a fresh handshake shows one (a refused client certificate
     /// surfaces after the TLS 1.3 handshake, as a dropped connection).
-    async fn explained(&self, status: Status) -> Status {
+    async fn explained(&self, server: &Server, status: Status) -> Status {
         let connection_level = matches!(
             status.code(),
             Code::Cancelled | Code::Unknown | Code::Unavailable
@@ -242,7 +362,7 @@ impl SchedulerClient {
         if !connection_level || berth_proto::tls::explain(&status).is_some() {
             return status;
         }
-        match self.inner.tls.diagnose(&self.inner.uri).await {
+        match self.inner.tls.diagnose(&server.uri).await {
             Some(why) => Status::unavailable(format!("{}: {why}", status.message())),
             None => status,
         }
@@ -256,7 +376,9 @@ impl SchedulerClient {
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let mut rejoined = false;
+        let mut hops = 0;
         loop {
+            let (index, server) = self.server();
             let credential = self.credential();
             let mut request = Request::new(msg.clone());
             request.set_timeout(timeout);
@@ -268,7 +390,7 @@ impl SchedulerClient {
                     .metadata_mut()
                     .insert(berth_proto::AUTHORIZATION, value);
             }
-            match f(self.inner.client.clone(), request).await {
+            match f(server.client.clone(), request).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(s) if s.code() == Code::Unauthenticated && !rejoined => {
                     rejoined = true;
@@ -281,7 +403,10 @@ impl SchedulerClient {
                 Err(s) if s.code() == Code::Unauthenticated => {
                     return Err(CallError::Transient(s));
                 }
-                Err(s) => return Err(CallError::from_status(self.explained(s).await)),
+                Err(s) if elsewhere(&s) && hops < self.hops() && self.move_on(index, &s) => {
+                    hops += 1;
+                }
+                Err(s) => return Err(CallError::from_status(self.explained(&server, s).await)),
             }
         }
     }

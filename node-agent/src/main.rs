@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "berth-agent", version, about)]
 struct Args {
     /// Scheduler gRPC address, e.g. https://scheduler.example:7070 (TLS) or
-    /// http://127.0.0.1:7070.
+    /// http://127.0.0.1:7070. Several schedulers (one leads, the others stand by):
+    /// separate them with commas; the agent follows the leader.
     #[arg(long, env = "BERTH_SERVER")]
     server: String,
 

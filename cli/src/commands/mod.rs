@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Scheduler gRPC URL (default: from the config file, else http://127.0.0.1:7070).
+    /// Several schedulers: separate them with commas; the CLI finds the leader.
     #[arg(long, global = true, env = "BERTH_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// API token (default: from the config file).

@@ -153,7 +153,7 @@ impl Drop for PgDatabase {
 }
 
 #[track_caller]
-fn psql(url: &str, sql: &str) {
+pub fn psql(url: &str, sql: &str) {
     let out = Command::new("psql")
         .arg(url)
         .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
@@ -182,7 +182,7 @@ pub fn with_database(url: &str, db: &str) -> String {
     out
 }
 
-fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -239,7 +239,7 @@ impl Drop for Proc {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -106,6 +106,11 @@ impl SeaStore {
             DbBackend::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             options.max_connections(POSTGRES_POOL_SIZE);
+            // A transaction whose scheduler went silent (cut off, frozen) must not hold
+            // its locks, the lease row's among them, for long: the server ends it.
+            options.map_sqlx_postgres_opts(|o| {
+                o.options([("idle_in_transaction_session_timeout", "5s")])
+            });
             DbBackend::Postgres
         } else {
             return Err(StoreError::Db(
