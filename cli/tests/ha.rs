@@ -452,10 +452,15 @@ fn two_schedulers_started_together_elect_exactly_one_leader() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let ch = channel(&standby.url()).await.expect("connect");
+        // A call relayed once already is refused, naming the leader.
+        let mut twice = authed(v1::ListOrgsRequest {}, &admin);
+        twice
+            .metadata_mut()
+            .insert("berth-forwarded", "1".parse().expect("header"));
         let refused = v1::admin_client::AdminClient::new(ch.clone())
-            .list_orgs(authed(v1::ListOrgsRequest {}, &admin))
+            .list_orgs(twice)
             .await
-            .expect_err("a standby refuses");
+            .expect_err("a standby does not relay twice");
         assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
         assert_eq!(
             refused
@@ -464,12 +469,29 @@ fn two_schedulers_started_together_elect_exactly_one_leader() {
                 .and_then(|v| v.to_str().ok()),
             Some(leader.url().as_str())
         );
-        // Every scheduler answers who leads; the token is the term of the only leader.
-        let status = v1::admin_client::AdminClient::new(ch)
-            .get_status(authed(v1::GetStatusRequest {}, &admin))
+        // Any other call is relayed to the leader and answered by it.
+        let orgs = v1::admin_client::AdminClient::new(ch.clone())
+            .list_orgs(authed(v1::ListOrgsRequest {}, &admin))
             .await
-            .expect("status from the standby")
-            .into_inner();
+            .expect("relayed to the leader")
+            .into_inner()
+            .orgs;
+        assert!(orgs.iter().any(|o| o.name == "centre"), "{orgs:?}");
+        // Every scheduler answers who leads (the standby's credentials catch up with the
+        // leader's on its next campaign); the token is the term of the only leader.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            let r = v1::admin_client::AdminClient::new(ch.clone())
+                .get_status(authed(v1::GetStatusRequest {}, &admin))
+                .await;
+            match r {
+                Ok(s) => break s.into_inner(),
+                Err(e) if e.code() == tonic::Code::Unauthenticated && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("status from the standby: {e:?}"),
+            }
+        };
         assert!(status.shared_database);
         assert_eq!(status.leader_address, leader.url());
         assert_eq!(status.schedulers.len(), 2, "{status:?}");
@@ -481,6 +503,9 @@ fn two_schedulers_started_together_elect_exactly_one_leader() {
         );
         assert!(status.fencing_token >= 1);
     });
+    // Kubernetes' readiness probe: a standby whose database answers is ready to relay.
+    assert_eq!(http_status(&standby.http, "/readyz?role=any"), Some(200));
+    assert_eq!(http_status(&standby.http, "/readyz"), Some(503));
 }
 
 #[test]

@@ -1,21 +1,53 @@
-//! Standbys take no requests: while another scheduler leads (or none does), every call of
-//! the Berth API is answered `UNAVAILABLE` at once, with the leader's address in the
-//! message and in the `berth-leader` metadata, so clients and agents that know several
-//! schedulers go to the leader. Health, reflection and `GetStatus` are answered by all.
+//! Only the leader decides. A standby relays each call of the Berth API to the leader it
+//! knows, so a client that reaches any scheduler (e.g. through a Kubernetes Service in
+//! front of all of them) is answered by the leader; the relayed call carries
+//! `berth-forwarded` and is never relayed twice. When no leader is known, or the leader
+//! cannot be reached, the call is answered `UNAVAILABLE` at once, with the leader's
+//! address in the message and in the `berth-leader` metadata, so clients that know
+//! several schedulers go to the leader themselves. Health, reflection and `GetStatus` are
+//! answered by every scheduler.
 
 use crate::engine::Engine;
+use berth_proto::tls::ClientTls;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tonic::codegen::http;
+use tonic::transport::{Channel, Endpoint};
 
 /// Calls every scheduler answers, leader or not.
 const ALWAYS: &[&str] = &["/berth.v1.Admin/GetStatus"];
 
+/// Marks a call a standby relayed.
+pub const FORWARDED: &str = "berth-forwarded";
+
+/// Connections to leaders, by address (the leader changes rarely).
+#[derive(Default)]
+struct Relays {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
 /// The gate, in front of every service.
 #[derive(Clone)]
-pub struct LeaderGateLayer(pub Arc<Engine>);
+pub struct LeaderGateLayer {
+    engine: Arc<Engine>,
+    tls: ClientTls,
+    relays: Arc<Relays>,
+}
+
+impl LeaderGateLayer {
+    /// A gate for `engine`'s scheduler; `tls` verifies an `https://` leader.
+    pub fn new(engine: Arc<Engine>, tls: ClientTls) -> Self {
+        LeaderGateLayer {
+            engine,
+            tls,
+            relays: Arc::default(),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for LeaderGateLayer {
     type Service = LeaderGate<S>;
@@ -23,22 +55,65 @@ impl<S> tower::Layer<S> for LeaderGateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         LeaderGate {
             inner,
-            engine: self.0.clone(),
+            gate: self.clone(),
         }
     }
 }
 
-/// Lets calls through only while this scheduler leads.
+/// Lets calls through while this scheduler leads; relays or refuses them otherwise.
 #[derive(Clone)]
 pub struct LeaderGate<S> {
     inner: S,
-    engine: Arc<Engine>,
+    gate: LeaderGateLayer,
+}
+
+impl LeaderGateLayer {
+    /// A (lazily connected) channel to the leader at `address`.
+    fn relay(&self, address: &str) -> Option<Channel> {
+        let mut channels = self
+            .relays
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Some(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(address.to_owned()).ok()?;
+        let endpoint = self
+            .tls
+            .apply(endpoint)
+            .ok()?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Some(channel)
+    }
+
+    /// The answer of a standby that cannot relay.
+    fn refusal<RB: From<tonic::body::Body>>(&self, why: Option<String>) -> http::Response<RB> {
+        let leadership = self.engine.leadership();
+        let message = match why {
+            Some(w) => format!("{}; {w}", leadership.standby_message()),
+            None => leadership.standby_message(),
+        };
+        let mut status = tonic::Status::unavailable(message);
+        if let Some(addr) = leadership.leader_address()
+            && let Ok(v) = addr.parse()
+        {
+            status.metadata_mut().insert("berth-leader", v);
+        }
+        let (parts, body) = status.into_http::<tonic::body::Body>().into_parts();
+        http::Response::from_parts(parts, RB::from(body))
+    }
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for LeaderGate<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
     RB: From<tonic::body::Body> + Send + 'static,
     S::Error: Send + 'static,
 {
@@ -53,18 +128,33 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         let gated = path.starts_with("/berth.v1.") && !ALWAYS.contains(&path);
-        if gated && !self.engine.leads() {
-            let leadership = self.engine.leadership();
-            let mut status = tonic::Status::unavailable(leadership.standby_message());
-            if let Some(addr) = leadership.leader_address()
-                && let Ok(v) = addr.parse()
-            {
-                status.metadata_mut().insert("berth-leader", v);
-            }
-            let (parts, body) = status.into_http::<tonic::body::Body>().into_parts();
-            return Box::pin(async move { Ok(http::Response::from_parts(parts, RB::from(body))) });
+        if !gated || self.gate.engine.leads() {
+            return Box::pin(self.inner.call(req));
         }
-        let fut = self.inner.call(req);
-        Box::pin(fut)
+        let gate = self.gate.clone();
+        let leader = gate.engine.leadership().leader_address();
+        let relay = match (&leader, req.headers().contains_key(FORWARDED)) {
+            (Some(addr), false) => gate.relay(addr),
+            _ => None,
+        };
+        let Some(mut channel) = relay else {
+            let answer = gate.refusal(None);
+            return Box::pin(async move { Ok(answer) });
+        };
+        let (mut parts, body) = req.into_parts();
+        parts
+            .headers
+            .insert(FORWARDED, http::HeaderValue::from_static("1"));
+        let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
+        Box::pin(async move {
+            let relayed = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+                Ok(()) => channel.call(req).await,
+                Err(e) => Err(e),
+            };
+            match relayed {
+                Ok(resp) => Ok(resp.map(RB::from)),
+                Err(e) => Ok(gate.refusal(Some(format!("relaying to it failed: {e}")))),
+            }
+        })
     }
 }

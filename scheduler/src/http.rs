@@ -42,7 +42,12 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
 }
 
 /// Ready when this scheduler leads and its database answers; a standby says who leads.
-async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
+/// With `?role=any`, a standby whose database answers is ready too (it relays calls to
+/// the leader), as a Kubernetes readiness probe needs for rolling updates.
+async fn ready(State(engine): State<Arc<Engine>>, uri: axum::http::Uri) -> impl IntoResponse {
+    let any_role = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "role=any"));
     if !check_ready(&engine).await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -51,6 +56,9 @@ async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     }
     if !engine.leads() {
         let why = engine.leadership().standby_message();
+        if any_role {
+            return (StatusCode::OK, format!("ready to relay: {why}\n"));
+        }
         return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
     }
     (StatusCode::OK, "ready\n".to_owned())

@@ -67,6 +67,10 @@ struct Args {
     /// http://<grpc-addr>).
     #[arg(long, env = "BERTH_ADVERTISE_URL")]
     advertise_url: Option<String>,
+    /// CA (PEM) that verifies the other schedulers' https:// addresses, to which a
+    /// standby relays calls (default: the system's CAs).
+    #[arg(long, env = "BERTH_PEER_CA", value_name = "FILE")]
+    peer_ca: Option<PathBuf>,
     /// The leader's lease on a shared PostgreSQL database: a standby takes over within
     /// this long after the leader stops.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -169,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
         tick: args.tick,
         retention_interval: args.retention_interval,
         advertise_url: args.advertise_url,
+        peer_ca: args.peer_ca,
         ha_lease: args.ha_lease,
         limits: server::Limits {
             deadline: args.request_deadline,

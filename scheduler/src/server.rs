@@ -54,6 +54,9 @@ pub struct ServerConfig {
     /// How clients reach this scheduler (standbys tell clients where the leader is);
     /// default `http://<grpc_addr>`.
     pub advertise_url: Option<String>,
+    /// CA (PEM) that verifies other schedulers' `https://` addresses when a standby
+    /// relays calls to the leader (default: the system's CAs).
+    pub peer_ca: Option<PathBuf>,
     /// How long the leader's lease lasts on a shared PostgreSQL database; it is renewed
     /// every fifth of that, and a standby takes over within one lease of the leader's end.
     pub ha_lease: Duration,
@@ -100,6 +103,7 @@ impl ServerConfig {
             retention_interval: Duration::from_secs(600),
             limits: Limits::default(),
             advertise_url: None,
+            peer_ca: None,
             ha_lease: Duration::from_secs(10),
         }
     }
@@ -462,7 +466,13 @@ pub async fn start_on(
     let router = builder
         .layer(RpcMetricsLayer(metrics.clone()))
         .layer(OverloadLayer::new(config.limits.in_flight))
-        .layer(LeaderGateLayer(engine.clone()))
+        .layer(LeaderGateLayer::new(
+            engine.clone(),
+            berth_proto::tls::ClientTls {
+                ca_cert: config.peer_ca.clone(),
+                identity: None,
+            },
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -112,6 +112,9 @@ impl Store for FailingStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn load_auth(&self, now: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError> {
+        self.inner.load_auth(now).await
+    }
     async fn list_claims(&self, after_ms: i64) -> Result<Vec<ClaimRow>, StoreError> {
         self.inner.list_claims(after_ms).await
     }

@@ -191,6 +191,11 @@ impl Engine {
                 if self.leads() {
                     self.step_down(&format!("{leader} leads now"));
                 }
+                // Standbys keep their credentials current, so anyone the leader knows
+                // can ask them who leads.
+                if let Err(e) = self.refresh_auth().await {
+                    tracing::debug!(error = %e, "could not refresh credentials");
+                }
                 let age = (view.db_now_ms - (view.expires_ms - lease_ms)).max(0);
                 self.metrics
                     .set_leader_lease_age(Duration::from_millis(age as u64));

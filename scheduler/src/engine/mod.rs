@@ -248,6 +248,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Reloads the auth index (users and live tokens) from the database.
+    pub(crate) async fn refresh_auth(&self) -> Result<()> {
+        let (users, tokens) = self.store.load_auth(now()).await?;
+        self.with_auth(|a| {
+            *a = AuthIndex::default();
+            for u in users {
+                a.put_user(u);
+            }
+            for t in tokens {
+                a.put_token(t);
+            }
+        });
+        Ok(())
+    }
+
     /// Updates the auth index (after a committed change).
     pub(crate) fn with_auth(&self, f: impl FnOnce(&mut AuthIndex)) {
         let mut index = self.auth.write().unwrap_or_else(|e| e.into_inner());

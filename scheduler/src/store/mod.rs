@@ -182,6 +182,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` rows of `what` older than `before_ms`; returns how many.
     async fn prune(&self, what: Prunable, before_ms: i64, limit: u32)
     -> Result<Pruned, StoreError>;
+    /// Users, and tokens neither revoked nor expired at `now_ms`: what the auth index
+    /// holds (standbys refresh it, so they can answer who leads to a new admin).
+    async fn load_auth(&self, now_ms: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError>;
     /// Answers when the database does (a cheap query).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Claims of every device, ending after `after_ms` (for consistency checks).

@@ -572,6 +572,29 @@ impl Store for SeaStore {
             .await
     }
 
+    async fn load_auth(&self, now_ms: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError> {
+        self.metrics
+            .time(Op::Load, async {
+                let users = user::Entity::find()
+                    .order_by_asc(user::Column::Name)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                let tokens = api_token::Entity::find()
+                    .filter(api_token::Column::Revoked.eq(false))
+                    .filter(api_token::Column::ExpiresMs.gt(now_ms))
+                    .order_by_asc(api_token::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                Ok((
+                    collect(users, convert::user_row)?,
+                    tokens.into_iter().map(convert::token_row).collect(),
+                ))
+            })
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.metrics
             .time(Op::Ping, async {
