@@ -4,6 +4,7 @@
 //! [`model`] holds the hand-written validation layer that turns wire values into
 //! checked domain values, and reports a bad field as `INVALID_ARGUMENT` naming it.
 
+pub mod image;
 pub mod model;
 pub mod time;
 
