@@ -18,7 +18,9 @@
 
 use arbitrary::{Result, Unstructured};
 use berth_agent::devices::DeviceInfo;
-use berth_agent::reconcile::{Action, Desired, Inputs, LocalJob, LocalState, StopReason, reconcile};
+use berth_agent::reconcile::{
+    Action, Desired, Inputs, LocalJob, LocalState, StopReason, reconcile,
+};
 use berth_agent::runtime::docker::spec::{
     DATASETS_MOUNT, NodeResources, SCRATCH_MOUNT, container_config,
 };
@@ -89,7 +91,15 @@ fn run(data: &[u8]) -> Result<()> {
         .collect::<Result<_>>()?;
     let node_devices = node_devices(&mut u)?;
     let datasets = approved_datasets();
-    check(&response, applied, now, &local, &forgotten, &node_devices, &datasets);
+    check(
+        &response,
+        applied,
+        now,
+        &local,
+        &forgotten,
+        &node_devices,
+        &datasets,
+    );
     Ok(())
 }
 
@@ -104,7 +114,8 @@ fn arb_response(u: &mut Unstructured<'_>, applied: u64, now: i64) -> Result<Hear
             ..Default::default()
         };
         for _ in 0..u.int_in_range(0..=3u8)? {
-            job.command.push(pick(u, &["sh", "-c", "true", "a\0b", "--privileged"])?);
+            job.command
+                .push(pick(u, &["sh", "-c", "true", "a\0b", "--privileged"])?);
         }
         for _ in 0..u.int_in_range(0..=4u8)? {
             let k = pick(u, ENV_KEYS)?;
@@ -199,7 +210,10 @@ fn check(
     });
     let stale = response.generation < applied;
     assert_eq!(plan.stale, stale);
-    assert_eq!(plan.generation, if stale { applied } else { response.generation });
+    assert_eq!(
+        plan.generation,
+        if stale { applied } else { response.generation }
+    );
     let local_of = |id: &str| local.iter().find(|j| j.job_id == id);
     let listed = |id: &str| !stale && response.jobs.iter().any(|j| j.job_id == id);
 
@@ -228,9 +242,16 @@ fn check(
                 assert!(local_of(job_id).is_none() && !forgotten.contains(job_id));
                 assert!(!message.is_empty());
             }
-            Action::Stop { job_id, grace, reason } => {
+            Action::Stop {
+                job_id,
+                grace,
+                reason,
+            } => {
                 let job = local_of(job_id).expect("stops only jobs it runs");
-                assert!(matches!(job.state, LocalState::Starting | LocalState::Running));
+                assert!(matches!(
+                    job.state,
+                    LocalState::Starting | LocalState::Running
+                ));
                 assert_eq!(*grace, job.grace);
                 match reason {
                     StopReason::Deadline => assert!(job.deadline_ms.is_some_and(|d| d <= now)),
@@ -296,7 +317,10 @@ fn check_container(
     assert_eq!(h.privileged, Some(false));
     assert_eq!(h.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
     assert_eq!(h.cap_add.as_deref(), Some(&[][..]));
-    assert_eq!(h.security_opt.as_deref(), Some(&["no-new-privileges".to_owned()][..]));
+    assert_eq!(
+        h.security_opt.as_deref(),
+        Some(&["no-new-privileges".to_owned()][..])
+    );
     assert!(matches!(h.network_mode.as_deref(), Some("bridge" | "none")));
     assert_eq!(h.ipc_mode.as_deref(), Some("private"));
     assert_eq!(h.pid_mode.as_deref(), Some(""));
@@ -306,7 +330,10 @@ fn check_container(
 
     let mounts = h.mounts.as_deref().expect("mounts");
     let scratch = Path::new(STATE_DIR).join("jobs").join(&job.job_id);
-    assert_eq!(mounts[0].source.as_deref(), Some(scratch.to_str().expect("utf-8")));
+    assert_eq!(
+        mounts[0].source.as_deref(),
+        Some(scratch.to_str().expect("utf-8"))
+    );
     assert_eq!(mounts[0].target.as_deref(), Some(SCRATCH_MOUNT));
     for m in &mounts[1..] {
         let target = m.target.as_deref().expect("target");
@@ -347,7 +374,11 @@ fn check_container(
 
     let env = config.env.as_deref().expect("env");
     let devices = job.devices.join(",");
-    let nvidia = if devices.is_empty() { "void" } else { devices.as_str() };
+    let nvidia = if devices.is_empty() {
+        "void"
+    } else {
+        devices.as_str()
+    };
     for (key, want) in [
         ("BERTH_JOB_ID", job.job_id.as_str()),
         ("BERTH_DEVICES", devices.as_str()),

@@ -76,7 +76,11 @@ fuzz_target!(|data: &[u8]| {
 
 /// The file name of `node`, which must lie directly in `dir` (no `..`, no subdirectory).
 fn node_name(node: &Path, dir: &Path) -> String {
-    assert_eq!(node.parent(), Some(dir), "{node:?} is not directly in {dir:?}");
+    assert_eq!(
+        node.parent(),
+        Some(dir),
+        "{node:?} is not directly in {dir:?}"
+    );
     let mut components = node.strip_prefix(dir).expect("under dir").components();
     let Some(Component::Normal(name)) = components.next() else {
         panic!("{node:?} is not a plain file in {dir:?}");

@@ -14,9 +14,9 @@ use berth_fuzz::{
 };
 use berth_proto::image;
 use berth_proto::model::{
-    self, FieldError, JobSpec, JobTarget, MAX_COMMAND_ARGS, MAX_COUNT, MAX_DATASETS,
-    MAX_ENV_VARS, MAX_JOB_NAME_LEN, MAX_LEAD_MS, MAX_NODES, MAX_PRIORITY, MAX_SPAN_MS,
-    RESERVED_ENV, ReservationSpec, SubmitLimits,
+    self, FieldError, JobSpec, JobTarget, MAX_COMMAND_ARGS, MAX_COUNT, MAX_DATASETS, MAX_ENV_VARS,
+    MAX_JOB_NAME_LEN, MAX_LEAD_MS, MAX_NODES, MAX_PRIORITY, MAX_SPAN_MS, RESERVED_ENV,
+    ReservationSpec, SubmitLimits,
 };
 use berth_proto::time::{ms_to_dur, ms_to_ts};
 use berth_proto::v1::{CreateReservationRequest, DatasetMount, SubmitJobRequest};
@@ -166,8 +166,10 @@ fn arb_submit(u: &mut Unstructured<'_>) -> Result<SubmitJobRequest> {
         req.cap_add.push(pick(u, &["SYS_ADMIN", "\u{1b}[2J"])?);
     }
     if u.ratio(1, 8)? {
-        req.host_mounts
-            .push(pick(u, &["/etc:/etc", "/dev/nvidia0:/dev/nvidia0", "\u{1b}[2J:/x"])?);
+        req.host_mounts.push(pick(
+            u,
+            &["/etc:/etc", "/dev/nvidia0:/dev/nvidia0", "\u{1b}[2J:/x"],
+        )?);
     }
     Ok(req)
 }
@@ -230,14 +232,14 @@ const JOB_FIELDS: &[&str] = &[
 
 fn check_refusal(e: &FieldError, known: &[&str]) {
     let field_ok = known.contains(&e.field.as_str())
-        || e
-            .field
-            .strip_prefix("env.")
-            .is_some_and(model::is_env_name);
+        || e.field.strip_prefix("env.").is_some_and(model::is_env_name);
     assert!(field_ok, "unknown field in {e:?}");
     assert!(!e.reason.is_empty(), "{e:?}");
     let text = e.to_string();
-    assert!(text.starts_with(&format!("invalid {}: ", e.field)), "{text}");
+    assert!(
+        text.starts_with(&format!("invalid {}: ", e.field)),
+        "{text}"
+    );
     assert!(
         !text.chars().any(char::is_control),
         "a refusal must be safe to print on a terminal: {text:?}"
@@ -246,7 +248,11 @@ fn check_refusal(e: &FieldError, known: &[&str]) {
 
 fn check_submit(req: &SubmitJobRequest, limits: &SubmitLimits) {
     let result = JobSpec::from_request_with(req, limits);
-    assert_eq!(result, JobSpec::from_request_with(req, limits), "deterministic");
+    assert_eq!(
+        result,
+        JobSpec::from_request_with(req, limits),
+        "deterministic"
+    );
     let spec = match result {
         Ok(spec) => spec,
         Err(e) => return check_refusal(&e, JOB_FIELDS),
@@ -321,7 +327,11 @@ fn check_submit(req: &SubmitJobRequest, limits: &SubmitLimits) {
 
 fn check_reservation(req: &CreateReservationRequest, now: i64) {
     let result = ReservationSpec::from_request(req, now);
-    assert_eq!(result, ReservationSpec::from_request(req, now), "deterministic");
+    assert_eq!(
+        result,
+        ReservationSpec::from_request(req, now),
+        "deterministic"
+    );
     match result {
         Err(e) => check_refusal(&e, &["class", "count", "site", "start", "end"]),
         Ok(spec) => {

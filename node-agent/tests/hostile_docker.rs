@@ -333,7 +333,9 @@ async fn device_variable_tricks_and_image_env_are_overridden_and_the_container_i
 #[tokio::test]
 async fn specs_the_engine_would_misread_never_reach_it() {
     let node = Node::new("refuse");
-    let cases: Vec<(&str, Box<dyn Fn(&mut JobSpec)>, &str)> = vec![
+    /// A case: its job id, what makes it hostile, and what its refusal must say.
+    type Case = (&'static str, Box<dyn Fn(&mut JobSpec)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "flag-image",
             Box::new(|s| s.image = "--privileged".into()),

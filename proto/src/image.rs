@@ -178,7 +178,7 @@ fn is_digest(s: &str) -> bool {
             && c.bytes().all(|b| b.is_ascii_alphanumeric())
     };
     algorithm
-        .split(|c| matches!(c, '+' | '.' | '-' | '_'))
+        .split(['+', '.', '-', '_'])
         .all(component_ok)
         && hex.len() >= 32
         && hex.bytes().all(|c| c.is_ascii_hexdigit())
