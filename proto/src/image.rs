@@ -177,9 +177,7 @@ fn is_digest(s: &str) -> bool {
         c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
             && c.bytes().all(|b| b.is_ascii_alphanumeric())
     };
-    algorithm
-        .split(['+', '.', '-', '_'])
-        .all(component_ok)
+    algorithm.split(['+', '.', '-', '_']).all(component_ok)
         && hex.len() >= 32
         && hex.bytes().all(|c| c.is_ascii_hexdigit())
 }
