@@ -5,83 +5,23 @@
 //! Accepted durations: one or more `<number><unit>` with units `d`, `h`, `m`, `s`
 //! (`8h`, `90m`, `1h30m`, `45s`, `2d`).
 //!
+//! The syntax itself is in [`syntax`] (pure); this module reads flags with it, in the
+//! local zone and at the current time, and prints wire timestamps.
+//!
 //! Inside the CLI instants are milliseconds since the Unix epoch (like `berth_proto::time`).
 //! Tables show local time; JSON shows RFC 3339 in UTC.
 
+mod syntax;
+
+pub use syntax::{format_duration, rfc3339};
+
 use crate::error::Error;
-use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::Local;
 use prost_types::Timestamp;
-
-const SECOND_MS: i64 = 1000;
-const MINUTE_MS: i64 = 60 * SECOND_MS;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// What a time flag accepts, for error messages.
-pub const TIME_FORMATS: &str = r#"expected now, +DURATION, "YYYY-MM-DD HH:MM" or RFC 3339"#;
-/// What a duration flag accepts, for error messages.
-pub const DURATION_FORMATS: &str = "expected a duration like 8h, 90m, 1h30m, 45s or 2d";
-
-/// Why a duration did not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DurationError {
-    /// Not of the accepted form.
-    Malformed,
-    /// Too large to represent.
-    Overflow,
-}
-
-/// Why a time did not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeError {
-    /// Not of any accepted form.
-    Malformed,
-    /// A local wall-clock time skipped by a daylight-saving change.
-    NotInLocalZone,
-    /// Outside the representable range.
-    Overflow,
-}
-
-/// Parses a duration into milliseconds. A leading `-` gives a negative value, which
-/// callers that need a positive span refuse (see [`positive_duration_flag`]).
-pub fn parse_duration(input: &str) -> Result<i64, DurationError> {
-    let s = input.trim();
-    let (negative, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if body.is_empty() {
-        return Err(DurationError::Malformed);
-    }
-    let mut total: i64 = 0;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(DurationError::Malformed);
-        }
-        let (number, after) = rest.split_at(digits);
-        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
-        if unit_len == 0 {
-            return Err(DurationError::Malformed);
-        }
-        let (unit, after) = after.split_at(unit_len);
-        let unit_ms = match unit {
-            "d" => DAY_MS,
-            "h" => HOUR_MS,
-            "m" => MINUTE_MS,
-            "s" => SECOND_MS,
-            _ => return Err(DurationError::Malformed),
-        };
-        let value: i64 = number.parse().map_err(|_| DurationError::Overflow)?;
-        total = value
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or(DurationError::Overflow)?;
-        rest = after;
-    }
-    Ok(if negative { -total } else { total })
-}
+use syntax::{
+    DURATION_FORMATS, DurationError, TIME_FORMATS, TimeError, parse_duration, parse_time_in,
+    wall_clock_in,
+};
 
 /// Parses the value of a duration flag, naming the flag on error.
 pub fn duration_flag(flag: &str, input: &str) -> Result<i64, Error> {
@@ -101,44 +41,6 @@ pub fn positive_duration_flag(flag: &str, input: &str) -> Result<i64, Error> {
         return Err(Error::invalid(flag, input, "must be positive"));
     }
     Ok(ms)
-}
-
-/// Parses a time at `now_ms`, reading wall-clock forms in `tz`.
-pub fn parse_time_in<Tz: TimeZone>(input: &str, now_ms: i64, tz: &Tz) -> Result<i64, TimeError> {
-    let s = input.trim();
-    if s.eq_ignore_ascii_case("now") {
-        return Ok(now_ms);
-    }
-    if s.starts_with('+') || s.starts_with('-') {
-        let offset = parse_duration(s).map_err(|e| match e {
-            DurationError::Malformed => TimeError::Malformed,
-            DurationError::Overflow => TimeError::Overflow,
-        })?;
-        return now_ms.checked_add(offset).ok_or(TimeError::Overflow);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    const WALL_CLOCK: [&str; 4] = [
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-    ];
-    let naive = WALL_CLOCK
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or(TimeError::Malformed)?;
-    // An ambiguous time (clocks going back) takes the earlier instant.
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .map(|t| t.timestamp_millis())
-        .ok_or(TimeError::NotInLocalZone)
 }
 
 /// Parses optional `--from` and `--to` flags and checks that `--to` is after `--from`.
@@ -168,28 +70,9 @@ pub fn time_flag(flag: &str, input: &str) -> Result<i64, Error> {
     })
 }
 
-/// Formats an instant for a table in `tz`: `2026-12-01 09:00`.
-pub fn wall_clock_in<Tz: TimeZone>(ms: i64, tz: &Tz) -> String
-where
-    Tz::Offset: std::fmt::Display,
-{
-    match tz.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
-        None => ms.to_string(),
-    }
-}
-
 /// Formats an instant for a table, in local time.
 pub fn local(ms: i64) -> String {
     wall_clock_in(ms, &Local)
-}
-
-/// Formats an instant as RFC 3339 in UTC: `2026-12-01T00:00:00Z`.
-pub fn rfc3339(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        None => ms.to_string(),
-    }
 }
 
 /// A wire timestamp as milliseconds; unset (or the zero epoch, which no server
@@ -209,74 +92,9 @@ pub fn ts_rfc3339(ts: Option<&Timestamp>) -> Option<String> {
     ts_ms(ts).map(rfc3339)
 }
 
-/// Formats a span in the syntax [`parse_duration`] reads: `1h30m`, `2d`, `45s`, `0s`.
-/// Milliseconds below a second are dropped.
-pub fn format_duration(ms: i64) -> String {
-    if ms < 0 {
-        return format!("-{}", format_duration(ms.saturating_neg()));
-    }
-    let mut rest = ms / SECOND_MS;
-    if rest == 0 {
-        return "0s".to_owned();
-    }
-    let mut out = String::new();
-    for (unit, secs) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if rest >= secs {
-            out.push_str(&format!("{}{unit}", rest / secs));
-            rest %= secs;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::FixedOffset;
-
-    const NOW: i64 = 1_780_000_000_000; // 2026-05-28T20:26:40Z
-
-    fn kst() -> FixedOffset {
-        FixedOffset::east_opt(9 * 3600).unwrap()
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("8h"), Ok(8 * HOUR_MS));
-        assert_eq!(parse_duration("90m"), Ok(90 * MINUTE_MS));
-        assert_eq!(parse_duration("1h30m"), Ok(90 * MINUTE_MS));
-        assert_eq!(parse_duration("45s"), Ok(45 * SECOND_MS));
-        assert_eq!(parse_duration("2d"), Ok(2 * DAY_MS));
-        assert_eq!(
-            parse_duration("1d2h3m4s"),
-            Ok(DAY_MS + 2 * HOUR_MS + 3 * MINUTE_MS + 4000)
-        );
-        assert_eq!(parse_duration("0s"), Ok(0));
-        assert_eq!(parse_duration("+2h"), Ok(2 * HOUR_MS));
-        assert_eq!(parse_duration("-1h"), Ok(-HOUR_MS));
-        assert_eq!(parse_duration(" 3m "), Ok(3 * MINUTE_MS));
-    }
-
-    #[test]
-    fn bad_durations_are_refused() {
-        for bad in [
-            "", "-", "+", "90", "h", "8x", "1.5h", "1h30", "8 h", "1hh", "ms", "1H", "--1h",
-        ] {
-            assert_eq!(
-                parse_duration(bad),
-                Err(DurationError::Malformed),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            parse_duration("99999999999999999999s"),
-            Err(DurationError::Overflow)
-        );
-        assert_eq!(
-            parse_duration("9999999999999999d"),
-            Err(DurationError::Overflow)
-        );
-    }
 
     #[test]
     fn duration_flags_name_the_flag_and_the_problem() {
@@ -293,74 +111,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, r#"invalid --duration "-1h": must be positive"#);
-        assert_eq!(positive_duration_flag("--ttl", "1d").unwrap(), DAY_MS);
+        assert_eq!(positive_duration_flag("--ttl", "1d").unwrap(), 86_400_000);
     }
 
     #[test]
-    fn relative_times() {
-        assert_eq!(parse_time_in("now", NOW, &Utc), Ok(NOW));
-        assert_eq!(parse_time_in("NOW", NOW, &Utc), Ok(NOW));
-        assert_eq!(parse_time_in("+2h", NOW, &Utc), Ok(NOW + 2 * HOUR_MS));
-        assert_eq!(parse_time_in("+30m", NOW, &Utc), Ok(NOW + 30 * MINUTE_MS));
-        assert_eq!(parse_time_in("+1d", NOW, &Utc), Ok(NOW + DAY_MS));
-        assert_eq!(parse_time_in("-7d", NOW, &Utc), Ok(NOW - 7 * DAY_MS));
-    }
-
-    #[test]
-    fn wall_clock_times_are_local() {
-        // 2026-12-01 09:00 in Seoul is 00:00 UTC.
-        let utc_midnight = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(
-            parse_time_in("2026-12-01 09:00", NOW, &kst()),
-            Ok(utc_midnight)
-        );
-        assert_eq!(
-            parse_time_in("2026-12-01T09:00", NOW, &kst()),
-            Ok(utc_midnight)
-        );
-        assert_eq!(
-            parse_time_in("2026-12-01 09:00:30", NOW, &kst()),
-            Ok(utc_midnight + 30_000)
-        );
-        assert_eq!(parse_time_in("2026-12-01", NOW, &Utc), Ok(utc_midnight));
-        assert_eq!(
-            parse_time_in("2026-12-01", NOW, &kst()),
-            Ok(utc_midnight - 9 * HOUR_MS)
-        );
-    }
-
-    #[test]
-    fn rfc3339_times_carry_their_own_zone() {
-        let t = parse_time_in("2026-12-01T09:00:00+09:00", NOW, &Utc).unwrap();
-        assert_eq!(rfc3339(t), "2026-12-01T00:00:00Z");
-        assert_eq!(
-            parse_time_in("2026-12-01T00:00:00.250Z", NOW, &kst()),
-            Ok(t + 250)
-        );
-    }
-
-    #[test]
-    fn bad_times_are_refused() {
-        for bad in [
-            "tomorrowish",
-            "",
-            "+",
-            "+2x",
-            "2026-13-01",
-            "2026-12-32 09:00",
-            "2026-12-01 25:00",
-            "01/12/2026",
-            "09:00",
-            "now+1h",
-        ] {
-            assert_eq!(
-                parse_time_in(bad, NOW, &Utc),
-                Err(TimeError::Malformed),
-                "{bad:?}"
-            );
-        }
+    fn time_flags_name_the_flag_and_the_problem() {
         let e = time_flag("--start", "tomorrowish").unwrap_err().to_string();
         assert_eq!(
             e,
@@ -369,13 +124,8 @@ mod tests {
     }
 
     #[test]
-    fn times_print_local_in_tables_and_utc_in_json() {
-        let t = parse_time_in("2026-12-01T00:00:00Z", NOW, &Utc).unwrap();
-        assert_eq!(wall_clock_in(t, &kst()), "2026-12-01 09:00");
-        assert_eq!(wall_clock_in(t, &Utc), "2026-12-01 00:00");
-        assert_eq!(rfc3339(t), "2026-12-01T00:00:00Z");
-        assert_eq!(rfc3339(t + 5), "2026-12-01T00:00:00.005Z");
-        let ts = berth_proto::time::ms_to_ts(t);
+    fn wire_timestamps_print_in_utc_for_json() {
+        let ts = berth_proto::time::ms_to_ts(1_796_083_200_000);
         assert_eq!(
             ts_rfc3339(Some(&ts)).as_deref(),
             Some("2026-12-01T00:00:00Z")
@@ -383,20 +133,5 @@ mod tests {
         assert_eq!(ts_rfc3339(None), None);
         assert_eq!(ts_rfc3339(Some(&Timestamp::default())), None);
         assert_eq!(ts_local(None), "-");
-    }
-
-    #[test]
-    fn durations_print_in_the_syntax_they_are_read() {
-        for (ms, text) in [
-            (0, "0s"),
-            (45 * SECOND_MS, "45s"),
-            (90 * MINUTE_MS, "1h30m"),
-            (2 * DAY_MS, "2d"),
-            (DAY_MS + 4 * SECOND_MS, "1d4s"),
-            (-HOUR_MS, "-1h"),
-        ] {
-            assert_eq!(format_duration(ms), text);
-            assert_eq!(parse_duration(text), Ok(ms / 1000 * 1000));
-        }
     }
 }

@@ -34,6 +34,8 @@ pub mod runtime;
 pub use agent::AGENT_VERSION;
 pub use config::AgentConfig;
 pub use error::AgentError;
+/// The runtime spec of a desired job, as the agent builds it (for the fuzz targets).
+pub use jobs::spec_of;
 
 use tokio_util::sync::CancellationToken;
 

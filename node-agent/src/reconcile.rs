@@ -3,7 +3,9 @@
 //!
 //! Rules:
 //! - A desired job the agent does not know is started, unless it already finished
-//!   here and was forgotten: a finished job is never restarted.
+//!   here and was forgotten: a finished job is never restarted. One whose spec a
+//!   process or the engine would misread (`runtime::validate_job`: unsafe id, flag for
+//!   an image, malformed variable name, NUL) is rejected instead, whoever sent it.
 //! - A starting or running job that is no longer desired is stopped, and so is one
 //!   past its deadline, whatever the scheduler says.
 //! - A finished job is kept (and reported) until the scheduler acknowledges it, then
@@ -145,7 +147,7 @@ pub fn reconcile(inputs: &Inputs<'_>) -> Plan {
         if !wanted.insert(id) || local.contains_key(id) || inputs.forgotten.contains(id) {
             continue;
         }
-        if let Err(message) = crate::runtime::validate_job_id(id) {
+        if let Err(message) = crate::runtime::validate_job(id, &job.image, &job.command, &job.env) {
             actions.push(Action::Reject {
                 job_id: id.to_owned(),
                 message,
@@ -452,6 +454,53 @@ mod tests {
             assert_eq!(plan.generation, case.want_generation, "{}", case.name);
             assert_eq!(plan.stale, case.want_stale, "{}", case.name);
         }
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/heartbeat.rs`): whatever a heartbeat reply
+    /// holds, a job a process or the engine would misread is rejected, never started.
+    #[test]
+    fn hostile_desired_jobs_are_rejected_not_started() {
+        let job = |id: &str, f: &dyn Fn(&mut DesiredJob)| {
+            let mut j = DesiredJob {
+                job_id: id.to_owned(),
+                image: "busybox".to_owned(),
+                ..Default::default()
+            };
+            f(&mut j);
+            j
+        };
+        let d = Desired {
+            generation: 1,
+            jobs: vec![
+                job("flag", &|j| j.image = "--privileged".into()),
+                job("shadow", &|j| {
+                    j.env
+                        .insert("NVIDIA_VISIBLE_DEVICES=all".into(), "x".into());
+                }),
+                job("nul", &|j| j.command = vec!["a\0b".into()]),
+                job("fine", &|j| {
+                    j.env.insert("NVIDIA_VISIBLE_DEVICES".into(), "all".into());
+                }),
+            ],
+        };
+        let plan = reconcile(&Inputs {
+            applied_generation: 0,
+            desired: Some(&d),
+            acknowledged: &[],
+            local: &[],
+            forgotten: &HashSet::new(),
+            now_ms: NOW,
+        });
+        let got: Vec<String> = plan.actions.iter().map(describe).collect();
+        // A reserved variable is no reason to refuse: the runtime overrides it.
+        assert_eq!(
+            got,
+            ["reject flag", "reject shadow", "reject nul", "start fine"]
+        );
+        let Action::Reject { message, .. } = &plan.actions[0] else {
+            unreachable!()
+        };
+        assert!(message.starts_with("invalid image:"), "{message}");
     }
 
     #[test]

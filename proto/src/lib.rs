@@ -6,6 +6,7 @@
 //! [`evidence`] holds the checked form of a job's evidence (utilisation, memory, energy).
 
 pub mod evidence;
+pub mod image;
 pub mod model;
 pub mod time;
 pub mod tls;

@@ -17,6 +17,18 @@ pub const MAX_COUNT: u32 = 4096;
 pub const DEFAULT_MAX_RUNTIME_MS: i64 = crate::time::HOUR_MS;
 /// How far in the past a requested start may lie (client clock skew, `--start now`).
 pub const START_SLACK_MS: i64 = 5 * 60 * 1000;
+/// How far ahead a booking may start (a budget's horizon may be stricter).
+pub const MAX_LEAD_MS: i64 = 3 * 366 * 24 * crate::time::HOUR_MS;
+/// Default cap on a job's spec size: its environment and command together, 64 KiB.
+pub const DEFAULT_MAX_SPEC_BYTES: usize = 64 * 1024;
+/// Most environment variables one job may set.
+pub const MAX_ENV_VARS: usize = 256;
+/// Most command arguments one job may give.
+pub const MAX_COMMAND_ARGS: usize = 4096;
+/// Longest job name, in bytes.
+pub const MAX_JOB_NAME_LEN: usize = 128;
+/// Most datasets one job may mount.
+pub const MAX_DATASETS: usize = 32;
 /// Environment variables Berth sets itself; a job may not set them.
 pub const RESERVED_ENV: &[&str] = &[
     "BERTH_DEVICES",
@@ -248,6 +260,15 @@ impl ReservationSpec {
         if end <= start {
             return Err(FieldError::new("end", "is in the past"));
         }
+        if start - now > MAX_LEAD_MS {
+            return Err(FieldError::new(
+                "start",
+                format!(
+                    "is too far ahead: a booking may start at most {} days from now",
+                    MAX_LEAD_MS / (24 * crate::time::HOUR_MS)
+                ),
+            ));
+        }
         if end - start > MAX_SPAN_MS {
             return Err(FieldError::new(
                 "end",
@@ -302,14 +323,57 @@ pub struct JobSpec {
     pub nodes: u32,
 }
 
+/// Limits on a submission that the centre may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmitLimits {
+    /// Cap on [`spec_size`]: a job's environment and command together, in bytes.
+    pub max_spec_bytes: usize,
+}
+
+impl Default for SubmitLimits {
+    fn default() -> Self {
+        Self {
+            max_spec_bytes: DEFAULT_MAX_SPEC_BYTES,
+        }
+    }
+}
+
+/// The size of a job's environment and command as the job's process receives them:
+/// `KEY=VALUE` and each argument, each with its terminating NUL.
+pub fn spec_size<'a>(
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+    command: &[String],
+) -> (usize, usize) {
+    let env_bytes = env.into_iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let command_bytes = command.iter().map(|a| a.len() + 1).sum();
+    (env_bytes, command_bytes)
+}
+
+/// Whether `k` is a variable name a job may use: a letter or `_`, then letters,
+/// digits and `_` (so never `=`, NUL or a space).
+pub fn is_env_name(k: &str) -> bool {
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Highest and lowest job priority.
 pub const MAX_PRIORITY: i32 = 1000;
 /// Most nodes one job may span.
 pub const MAX_NODES: u32 = 64;
 
 impl JobSpec {
-    /// Validates a submission.
+    /// Validates a submission with the default [`SubmitLimits`].
     pub fn from_request(req: &v1::SubmitJobRequest) -> Result<Self, FieldError> {
+        Self::from_request_with(req, &SubmitLimits::default())
+    }
+
+    /// Validates a submission against `limits`.
+    pub fn from_request_with(
+        req: &v1::SubmitJobRequest,
+        limits: &SubmitLimits,
+    ) -> Result<Self, FieldError> {
         let target = match (req.reservation_id.is_empty(), req.class.is_empty()) {
             (false, true) => JobTarget::Reservation(id("reservation_id", &req.reservation_id)?),
             (true, false) => JobTarget::Class(name("class", &req.class)?),
@@ -326,23 +390,21 @@ impl JobSpec {
                 ));
             }
         };
-        if req.name.len() > 128 {
-            return Err(FieldError::new("name", "must be at most 128 characters"));
+        if req.name.len() > MAX_JOB_NAME_LEN {
+            return Err(FieldError::new(
+                "name",
+                format!("must be at most {MAX_JOB_NAME_LEN} characters"),
+            ));
         }
         no_control_characters("name", &req.name)?;
         let count = count("count", req.count)?;
         let image = req.image.trim();
-        if image.is_empty() {
-            return Err(FieldError::new("image", "must not be empty"));
-        }
-        if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        crate::image::check(image).map_err(|reason| FieldError::new("image", reason))?;
+        if req.command.len() > MAX_COMMAND_ARGS {
             return Err(FieldError::new(
-                "image",
-                format!("{image:?} is not an image reference"),
+                "command",
+                format!("has more than {MAX_COMMAND_ARGS} arguments"),
             ));
-        }
-        if req.command.len() > 4096 {
-            return Err(FieldError::new("command", "has too many arguments"));
         }
         if req.command.iter().any(|a| a.contains('\0')) {
             return Err(FieldError::new(
@@ -350,20 +412,21 @@ impl JobSpec {
                 "must not contain NUL characters",
             ));
         }
-        if req.env.len() > 256 {
-            return Err(FieldError::new("env", "has more than 256 variables"));
+        if req.env.len() > MAX_ENV_VARS {
+            return Err(FieldError::new(
+                "env",
+                format!("has more than {MAX_ENV_VARS} variables"),
+            ));
         }
         let mut env = BTreeMap::new();
         for (k, v) in &req.env {
-            let valid = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if !is_env_name(k) {
+                // Not `env.{k}`: the field must stay printable whatever the key holds.
                 return Err(FieldError::new(
-                    format!("env.{k}"),
-                    "is not a valid variable name",
+                    "env",
+                    format!(
+                        "{k:?} is not a valid variable name (a letter or '_', then letters, digits or '_')"
+                    ),
                 ));
             }
             if RESERVED_ENV.contains(&k.as_str()) {
@@ -380,6 +443,21 @@ impl JobSpec {
             }
             env.insert(k.clone(), v.clone());
         }
+        let (env_bytes, command_bytes) = spec_size(&env, &req.command);
+        if env_bytes + command_bytes > limits.max_spec_bytes {
+            let field = if env_bytes >= command_bytes {
+                "env"
+            } else {
+                "command"
+            };
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "the job's environment ({env_bytes} bytes) and command ({command_bytes} bytes) together exceed the limit of {} bytes",
+                    limits.max_spec_bytes
+                ),
+            ));
+        }
         if req.privileged {
             return Err(FieldError::new(
                 "privileged",
@@ -389,14 +467,14 @@ impl JobSpec {
         if let Some(cap) = req.cap_add.first() {
             return Err(FieldError::new(
                 "cap_add",
-                format!("extra capabilities ({cap}) are not granted to jobs"),
+                format!("extra capabilities ({cap:?}) are not granted to jobs"),
             ));
         }
         if let Some(m) = req.host_mounts.first() {
             return Err(FieldError::new(
                 "host_mounts",
                 format!(
-                    "host paths ({m}) cannot be mounted; use an admin-approved dataset (--dataset NAME) or the job's scratch directory"
+                    "host paths ({m:?}) cannot be mounted; use an admin-approved dataset (--dataset NAME) or the job's scratch directory"
                 ),
             ));
         }
@@ -416,8 +494,11 @@ impl JobSpec {
                 ));
             }
         };
-        if req.datasets.len() > 32 {
-            return Err(FieldError::new("datasets", "at most 32 datasets"));
+        if req.datasets.len() > MAX_DATASETS {
+            return Err(FieldError::new(
+                "datasets",
+                format!("at most {MAX_DATASETS} datasets"),
+            ));
         }
         let mut datasets = Vec::new();
         for d in &req.datasets {
@@ -645,5 +726,112 @@ mod tests {
         r.preemptible = false;
         r.nodes = 2;
         assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "nodes");
+    }
+
+    fn job() -> v1::SubmitJobRequest {
+        v1::SubmitJobRequest {
+            class: "h100".into(),
+            count: 1,
+            image: "busybox".into(),
+            command: vec!["true".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn images_that_look_like_flags_are_refused() {
+        for bad in [
+            "--privileged",
+            "-v",
+            "--volume=/:/host",
+            "busybox --privileged",
+        ] {
+            let mut r = job();
+            r.image = bad.into();
+            let e = JobSpec::from_request(&r).unwrap_err();
+            assert_eq!(e.field, "image", "{bad}");
+        }
+        let mut r = job();
+        r.image = "registry.example:5000/team/trainer:v2".into();
+        assert!(JobSpec::from_request(&r).is_ok());
+    }
+
+    #[test]
+    fn a_job_spec_is_capped_at_64_kib_of_env_and_command() {
+        // 2 + 1 bytes of "A=" and NUL, "true" and its NUL: exactly at the limit.
+        let mut r = job();
+        r.env
+            .insert("A".into(), "x".repeat(DEFAULT_MAX_SPEC_BYTES - 3 - 5));
+        assert!(JobSpec::from_request(&r).is_ok());
+        r.env.insert("B".into(), String::new());
+        let e = JobSpec::from_request(&r).unwrap_err();
+        assert_eq!(e.field, "env");
+        assert!(e.reason.contains("the limit of 65536 bytes"), "{e}");
+        let mut r = job();
+        r.command = vec!["y".repeat(70_000)];
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "command");
+        let tight = SubmitLimits { max_spec_bytes: 4 };
+        assert_eq!(
+            JobSpec::from_request_with(&job(), &tight)
+                .unwrap_err()
+                .field,
+            "command"
+        );
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/validate.rs`): a refusal echoed the raw key,
+    /// capability or path, so a submission could put terminal escapes in the error.
+    #[test]
+    fn refusals_are_safe_to_print() {
+        let mut r = job();
+        r.env.insert("A=B\u{1b}[2J".into(), "x".into());
+        let e = JobSpec::from_request(&r).unwrap_err();
+        assert_eq!(e.field, "env");
+        assert!(
+            e.reason.starts_with(r#""A=B\u{1b}[2J" is not a valid"#),
+            "{e}"
+        );
+        let mut r = job();
+        r.cap_add.push("\u{1b}[31mSYS_ADMIN".into());
+        let e = JobSpec::from_request(&r).unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        let mut r = job();
+        r.host_mounts.push("/etc:/x\u{7}".into());
+        let e = JobSpec::from_request(&r).unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+    }
+
+    #[test]
+    fn absurd_counts_and_spans_are_refused_naming_the_field() {
+        let now = 1_780_000_000_000;
+        let h = crate::time::HOUR_MS;
+        let far = now + MAX_LEAD_MS + h;
+        let e = ReservationSpec::from_request(&booking(1, far, far + h), now).unwrap_err();
+        assert_eq!(e.field, "start");
+        assert!(e.reason.contains("1098 days"), "{e}");
+        assert!(ReservationSpec::from_request(&booking(1, now + h, now + 2 * h), now).is_ok());
+        assert_eq!(
+            ReservationSpec::from_request(&booking(1, now, now + MAX_SPAN_MS + 1), now)
+                .unwrap_err()
+                .field,
+            "end"
+        );
+        assert_eq!(
+            ReservationSpec::from_request(&booking(MAX_COUNT + 1, now, now + h), now)
+                .unwrap_err()
+                .field,
+            "count"
+        );
+        let mut r = job();
+        r.max_runtime = Some(crate::time::ms_to_dur(MAX_SPAN_MS + 1));
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "max_runtime");
+        r.max_runtime = Some(prost_types::Duration {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        });
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "max_runtime");
+        let mut r = job();
+        r.count = u32::MAX;
+        assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "count");
     }
 }

@@ -77,16 +77,17 @@ fn parse_err(tool: &str, what: impl std::fmt::Display) -> DeviceError {
     DeviceError(format!("{tool}: unexpected output: {what}"))
 }
 
-/// Leading number of a string such as `29C`, `30.18°C`, `53.00 W`, `4.4`.
+/// Leading number of a string such as `29C`, `30.18°C`, `53.00 W`, `4.4`; `None` when
+/// there is none or it does not fit a finite `f64` (400 digits parse as infinity).
 fn number(text: &str) -> Option<f64> {
     let t = text.trim();
     let end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
         .unwrap_or(t.len());
-    t[..end].parse().ok()
+    t[..end].parse().ok().filter(|v: &f64| v.is_finite())
 }
 
-/// Power such as `18109794uW`, `53.00 W`, `43.9W`, `1.2kW`, in watts.
+/// Power such as `18109794uW`, `53.00 W`, `43.9W`, `1.2kW`, in watts (finite).
 fn watts(text: &str) -> Option<f64> {
     let value = number(text)?;
     let unit = text
@@ -98,6 +99,47 @@ fn watts(text: &str) -> Option<f64> {
         "kW" => value * 1e3,
         _ => value,
     })
+    .filter(|w| w.is_finite())
+}
+
+/// A percentage as [`super::Telemetry`] promises it: within 0..=100 (a tool's nonsense,
+/// such as -5 or 1e308, is clamped; NaN is 0).
+fn percent(value: f64) -> f64 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, 100.0)
+    }
+}
+
+/// The index in a device name such as `rbln3` or `npu0`: `prefix` then ASCII digits only
+/// (`rbln+0`, `npu٣` and `rbln` are not names of a device).
+fn index_of(name: &str, prefix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)
+        .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Checks a device's identity as a tool reports it. It becomes the device's key in the
+/// scheduler and goes into comma-separated lists (`BERTH_DEVICES`, `CUDA_VISIBLE_DEVICES`),
+/// so it must be 1 to 128 letters, digits, `-`, `_`, `.` or `:` (real UUIDs are).
+fn device_uuid(tool: &str, device: &str, uuid: &str) -> Result<String, DeviceError> {
+    let uuid = uuid.trim();
+    let ok = !uuid.is_empty()
+        && uuid.len() <= 128
+        && uuid
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(uuid.to_owned())
+    } else {
+        Err(parse_err(
+            tool,
+            format!(
+                "device {device:?} has no usable uuid ({uuid:?}: expected 1 to 128 letters, digits, '-', '_', '.' or ':')"
+            ),
+        ))
+    }
 }
 
 /// A clock such as `1000 MHz` or `1.2 GHz`, in whole MHz.
@@ -183,26 +225,17 @@ pub fn parse_rbln(json: &str) -> Result<Vec<NpuReading>, DeviceError> {
             };
             let used = bytes("used", &d.memory.used)?;
             let total = bytes("total", &d.memory.total)?;
-            if d.uuid.trim().is_empty() {
-                return Err(parse_err(
-                    tool,
-                    format!("device {:?} has no uuid", d.device),
-                ));
-            }
-            let index = d
-                .device
-                .strip_prefix("rbln")
-                .and_then(|n| n.parse::<u32>().ok())
-                .ok_or_else(|| {
-                    parse_err(tool, format!("device name {:?} is not rblnN", d.device))
-                })?;
+            let uuid = device_uuid(tool, &d.device, &d.uuid)?;
+            let index = index_of(&d.device, "rbln").ok_or_else(|| {
+                parse_err(tool, format!("device name {:?} is not rblnN", d.device))
+            })?;
             let health = match d.status.as_str() {
                 "" | "normal" => Health::Healthy,
                 other => Health::Failed(format!("rbln-smi reports status {other:?}")),
             };
             Ok(NpuReading {
                 info: DeviceInfo {
-                    uuid: d.uuid,
+                    uuid,
                     index,
                     class: String::new(),
                     vendor: Vendor::Rebellions.name().to_owned(),
@@ -214,7 +247,7 @@ pub fn parse_rbln(json: &str) -> Result<Vec<NpuReading>, DeviceError> {
                 health,
                 telemetry: Telemetry {
                     sampled_at_ms: 0,
-                    utilization_pct: number(&d.util).unwrap_or(0.0),
+                    utilization_pct: percent(number(&d.util).unwrap_or(0.0)),
                     memory_used_bytes: used,
                     memory_utilization_pct: pct(used, total),
                     temperature_c: number(&d.temperature).unwrap_or(0.0),
@@ -236,7 +269,7 @@ fn pct(used: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {
-        used as f64 / total as f64 * 100.0
+        percent(used as f64 / total as f64 * 100.0)
     }
 }
 
@@ -285,10 +318,12 @@ struct FuriosaPe {
 }
 
 /// The device files of Furiosa NPU `dev_name` (`npu0`) among the names in
-/// [`RNGD_DEV_DIR`]: every `npu0…` entry not followed by another digit.
+/// [`RNGD_DEV_DIR`]: every `npu0…` entry not followed by another digit. Only plain file
+/// names count: an entry holding `/` (or `.`/`..`) could name a path outside the directory.
 pub fn furiosa_nodes(dev_name: &str, listing: &[String]) -> Vec<PathBuf> {
     let mut nodes: Vec<PathBuf> = listing
         .iter()
+        .filter(|n| !n.contains(['/', '\0']) && n.as_str() != "." && n.as_str() != "..")
         .filter(|n| {
             n.strip_prefix(dev_name)
                 .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
@@ -314,19 +349,10 @@ pub fn parse_furiosa(
     infos
         .into_iter()
         .map(|d| {
-            if d.device_uuid.trim().is_empty() {
-                return Err(parse_err(
-                    tool,
-                    format!("device {:?} has no uuid", d.dev_name),
-                ));
-            }
-            let index = d
-                .dev_name
-                .strip_prefix("npu")
-                .and_then(|n| n.parse::<u32>().ok())
-                .ok_or_else(|| {
-                    parse_err(tool, format!("device name {:?} is not npuN", d.dev_name))
-                })?;
+            let uuid = device_uuid(tool, &d.dev_name, &d.device_uuid)?;
+            let index = index_of(&d.dev_name, "npu").ok_or_else(|| {
+                parse_err(tool, format!("device name {:?} is not npuN", d.dev_name))
+            })?;
             let status = statuses.iter().find(|s| s.device == d.dev_name);
             let dram = status
                 .and_then(|s| s.memory.as_ref())
@@ -335,11 +361,13 @@ pub fn parse_furiosa(
             let utilization = status
                 .filter(|s| !s.pe_utilizations.is_empty())
                 .map_or(0.0, |s| {
-                    s.pe_utilizations
-                        .iter()
-                        .map(|p| p.pe_utilization)
-                        .sum::<f64>()
-                        / s.pe_utilizations.len() as f64
+                    percent(
+                        s.pe_utilizations
+                            .iter()
+                            .map(|p| p.pe_utilization)
+                            .sum::<f64>()
+                            / s.pe_utilizations.len() as f64,
+                    )
                 });
             let health = match status.map(|s| s.liveness.as_str()) {
                 None => Health::Degraded("furiosa-smi status does not list the device".to_owned()),
@@ -352,7 +380,7 @@ pub fn parse_furiosa(
             }
             Ok(NpuReading {
                 info: DeviceInfo {
-                    uuid: d.device_uuid,
+                    uuid,
                     index,
                     class: String::new(),
                     vendor: Vendor::Furiosa.name().to_owned(),
@@ -622,6 +650,54 @@ mod tests {
         );
         let e = parse_furiosa(FURIOSA_INFO, "nope", &[]).unwrap_err().0;
         assert!(e.contains("status:"), "{e}");
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/npu_smi.rs`): identities that break device
+    /// lists, index spellings, infinities and percentages out of range, paths leaving
+    /// `/dev/rngd`.
+    #[test]
+    fn hostile_tool_output_is_refused_or_bounded() {
+        // JSON text: `\u001b` is an escape in the decoded uuid.
+        for uuid in ["a,b", "a b", r"x\u001b[2J", "", "a=b", &"a".repeat(129)] {
+            let json = RBLN.replacen("3a5d3eec-4b2e-4fa0-afa0-192c9b99a7c2", uuid, 1);
+            let e = parse_rbln(&json).unwrap_err().0;
+            assert!(e.contains("has no usable uuid"), "{uuid:?}: {e}");
+        }
+        let info = FURIOSA_INFO.replacen("A76AAD68-6855-40B1-9E86-D080852D1C80", "A,B", 1);
+        let e = parse_furiosa(&info, FURIOSA_STATUS, &[]).unwrap_err().0;
+        assert!(e.contains("has no usable uuid"), "{e}");
+        for device in ["rbln+0", "rbln", "rbln-1", "rbln0/../sda"] {
+            let json = RBLN.replacen("\"rbln0\"", &format!("{device:?}"), 1);
+            let e = parse_rbln(&json).unwrap_err().0;
+            assert!(e.contains("is not rblnN"), "{device}: {e}");
+        }
+
+        let huge = "9".repeat(400);
+        let json = RBLN
+            .replacen("\"29C\"", &format!("\"{huge}C\""), 1)
+            .replacen("\"18109794uW\"", &format!("\"{huge}kW\""), 1)
+            .replacen("\"0.0\"", "\"-5\"", 1)
+            .replacen("\"75497472\"", "\"99999999999999999\"", 1);
+        let d = &parse_rbln(&json).unwrap()[0];
+        assert_eq!(d.telemetry.temperature_c, 0.0, "not infinity");
+        assert_eq!(d.telemetry.power_w, 0.0, "not infinity");
+        assert_eq!(d.telemetry.utilization_pct, 0.0, "clamped");
+        assert_eq!(d.telemetry.memory_utilization_pct, 100.0, "used > total");
+        assert_eq!(number(&huge), None);
+
+        let status = FURIOSA_STATUS
+            .replacen("80.0", "1e308", 1)
+            .replacen("20.0", "1e308", 1);
+        let d = &parse_furiosa(FURIOSA_INFO, &status, &[]).unwrap()[0];
+        assert_eq!(d.telemetry.utilization_pct, 100.0);
+
+        let listing: Vec<String> = ["npu0/../../sda", "npu0mgmt", "..", "npu0\0x"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            furiosa_nodes("npu0", &listing),
+            [PathBuf::from("/dev/rngd/npu0mgmt")]
+        );
     }
 
     #[test]

@@ -282,6 +282,42 @@ pub fn validate_job_id(job_id: &str) -> Result<(), String> {
     }
 }
 
+/// Checks what a job asks of a runtime, whoever sent it. The scheduler checks every
+/// submission, but the agent does not run what a process or the engine would misread:
+/// the id must be safe ([`validate_job_id`]); every variable name must be one a process
+/// can receive (a name holding `=` would smuggle in, or shadow, another variable such
+/// as `NVIDIA_VISIBLE_DEVICES`); values and arguments must hold no NUL (which would cut
+/// them short); and the image must be empty (the process runtime needs none) or a
+/// valid reference, which can never be read as a flag.
+pub fn validate_job<'a>(
+    job_id: &str,
+    image: &str,
+    command: &[String],
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), String> {
+    validate_job_id(job_id)?;
+    if !image.is_empty() {
+        berth_proto::image::check(image).map_err(|e| format!("invalid image: {e}"))?;
+    }
+    if command.iter().any(|a| a.contains('\0')) {
+        return Err("invalid command: an argument holds a NUL character".to_owned());
+    }
+    for (k, v) in env {
+        if !berth_proto::model::is_env_name(k) {
+            return Err(format!("invalid env: {k:?} is not a valid variable name"));
+        }
+        if v.contains('\0') {
+            return Err(format!("invalid env.{k}: the value holds a NUL character"));
+        }
+    }
+    Ok(())
+}
+
+/// [`validate_job`] of a runtime spec.
+pub fn validate_spec(spec: &JobSpec) -> Result<(), String> {
+    validate_job(&spec.job_id, &spec.image, &spec.command, &spec.env)
+}
+
 /// The environment of a job: the user's, without the variables Berth reserves, plus
 /// `BERTH_JOB_ID`, `BERTH_DEVICES` and `CUDA_VISIBLE_DEVICES` (comma-separated
 /// device UUIDs). Berth's values always win.
@@ -331,6 +367,46 @@ pub(crate) mod tests {
         for bad in ["", "..", "a/b", "../etc", "a b", long.as_str()] {
             assert!(validate_job_id(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/heartbeat.rs`): a desired job with a flag for
+    /// an image, a variable name holding `=` (which would shadow `NVIDIA_VISIBLE_DEVICES`
+    /// in the container) or a NUL was handed to the runtime.
+    #[test]
+    fn jobs_a_process_or_engine_would_misread_are_refused() {
+        let ok = spec("j1", &["sh", "-c", "true"], PathBuf::from("/x"));
+        assert_eq!(validate_spec(&ok), Ok(()));
+        let with = |f: &dyn Fn(&mut JobSpec)| {
+            let mut s = ok.clone();
+            f(&mut s);
+            validate_spec(&s).unwrap_err()
+        };
+        let e = with(&|s| s.image = "--privileged".into());
+        assert!(e.starts_with("invalid image:") && e.contains("flag"), "{e}");
+        let e = with(&|s| s.image = "-v".into());
+        assert!(e.starts_with("invalid image:"), "{e}");
+        let e = with(&|s| {
+            s.env
+                .insert("NVIDIA_VISIBLE_DEVICES=all".into(), String::new());
+        });
+        assert_eq!(
+            e,
+            r#"invalid env: "NVIDIA_VISIBLE_DEVICES=all" is not a valid variable name"#
+        );
+        let e = with(&|s| {
+            s.env.insert("FOO".into(), "a\0b".into());
+        });
+        assert_eq!(e, "invalid env.FOO: the value holds a NUL character");
+        let e = with(&|s| s.command.push("a\0b".into()));
+        assert!(e.starts_with("invalid command"), "{e}");
+        assert!(with(&|s| s.job_id = "../x".into()).contains("invalid job id"));
+        let mut no_image = ok.clone();
+        no_image.image.clear();
+        assert_eq!(
+            validate_spec(&no_image),
+            Ok(()),
+            "the process runtime needs none"
+        );
     }
 
     #[test]

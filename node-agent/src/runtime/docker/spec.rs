@@ -205,6 +205,7 @@ pub fn container_config(
     resources: &NodeResources,
     datasets: &BTreeMap<String, DatasetSource>,
 ) -> Result<ContainerCreateBody, String> {
+    crate::runtime::validate_spec(spec)?;
     let network = network_mode(&spec.network)?;
     let mounts = mounts(spec, node, datasets)?;
     let (device_requests, devices) = device_access(spec)?;

@@ -177,7 +177,7 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, spec: JobSpec, logs: LogSink) -> Result<(), StartError> {
-        validate_job_id(&spec.job_id).map_err(StartError)?;
+        super::validate_spec(&spec).map_err(StartError)?;
         if !spec.datasets.is_empty() {
             let names: Vec<&str> = spec.datasets.iter().map(|d| d.name.as_str()).collect();
             return Err(StartError(format!(
