@@ -25,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "berth"
 KUBERNETES = "1.33.0"
 RELEASE, NAMESPACE = "centre", "berth"
-CORE_KINDS = {"Deployment", "DaemonSet", "Service", "Secret", "ConfigMap"}
+CORE_KINDS = {"StatefulSet", "DaemonSet", "Service", "Secret", "ConfigMap", "PodDisruptionBudget"}
 
 
 def load_values(name):
@@ -177,7 +177,7 @@ def test_helm_is_the_bundled_go_sdk():
     assert pathlib.Path(helm.library_path).name.startswith("libhelm_c")
 
 
-@pytest.mark.parametrize("values_file", [None, "tls-servicemonitor-values.yaml"])
+@pytest.mark.parametrize("values_file", [None, "tls-servicemonitor-values.yaml", "ha-values.yaml"])
 def test_the_chart_lints_clean_in_strict_mode(values_file):
     values = load_values(values_file) if values_file else None
     report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES}")
@@ -189,7 +189,7 @@ def test_default_values_render_valid_manifests():
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
-        ["ConfigMap", "DaemonSet", "Deployment", "Secret", "Service", "Service", "Service"]
+        ["ConfigMap", "DaemonSet", "PodDisruptionBudget", "Secret", "StatefulSet"] + ["Service"] * 4
     ), kinds
     validate_core(docs)
     assert by_kind(docs, "ServiceMonitor") == [] and by_kind(docs, "PrometheusRule") == []
@@ -244,9 +244,9 @@ def test_the_prometheus_rule_carries_the_rules_file_and_promtool_accepts_it(tmp_
 
 def test_the_scheduler_is_hardened_and_wired_to_its_secrets():
     docs = render(load_values("tls-servicemonitor-values.yaml"))
-    deployment = one(docs, "Deployment", f"{RELEASE}-berth-scheduler")
+    deployment = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -270,7 +270,9 @@ def test_the_scheduler_is_hardened_and_wired_to_its_secrets():
     assert volumes["agent-ca"]["secret"]["secretName"] == "centre-agent-ca"
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert mounts["/etc/berth/tls"]["readOnly"] is True
-    for probe, path in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]:
+    # Ready on any scheduler whose database answers (a standby relays to the leader), so
+    # a rolling update goes on; a leader-only /readyz would stall it for ever.
+    for probe, path in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz?role=any")]:
         assert c[probe]["httpGet"] == {"path": path, "port": "http-metrics"}
     # An existing signing key: the chart makes none.
     assert by_kind(docs, "Secret") == []
@@ -280,9 +282,15 @@ def test_without_tls_the_scheduler_says_so_and_agents_dial_http():
     values = {"scheduler": {"tls": {"enabled": False}}}
     docs = render(values)
     validate_core(docs)
-    c = container(one(docs, "Deployment", f"{RELEASE}-berth-scheduler"), "scheduler")
+    c = container(one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler"), "scheduler")
     assert "--insecure-plaintext" in c["args"]
     assert not any(e["name"].startswith("BERTH_TLS") for e in c["env"])
+    # Schedulers reach each other in plaintext too; a CA for http:// peers would be refused.
+    env = {e["name"]: e for e in c["env"]}
+    assert env["BERTH_ADVERTISE_URL"]["value"] == (
+        f"http://$(POD_NAME).{RELEASE}-berth-scheduler-peers.{NAMESPACE}.svc:7070"
+    )
+    assert not any(a.startswith("--peer-ca") for a in c["args"])
     agent = container(one(docs, "DaemonSet", f"{RELEASE}-berth-agent"), "agent")
     assert f"--server=http://{RELEASE}-berth-scheduler.{NAMESPACE}.svc:7070" in agent["args"]
     assert "WARNING" in notes(values) and "plaintext" in notes(values)
@@ -359,8 +367,10 @@ def test_a_generated_signing_key_is_random_long_and_kept():
 @pytest.mark.parametrize(
     "values, field",
     [
-        ({"scheduler": {"replicas": 2}}, "replicas"),
+        ({"scheduler": {"replicas": 8}}, "replicas"),
         ({"scheduler": {"replicas": 0}}, "replicas"),
+        ({"scheduler": {"updateStrategy": {"type": "Recreate"}}}, "updateStrategy"),
+        ({"scheduler": {"haLease": "0s"}}, "haLease"),
         ({"scheduler": {"tls": {"enable": True}}}, "enable"),
         ({"agent": {"devices": "gpu"}}, "devices"),
         ({"agent": {"stateDir": "relative/dir"}}, "stateDir"),
@@ -382,9 +392,131 @@ def test_notes_tell_how_to_start():
     for needle in [
         f"kubectl -n {NAMESPACE} create secret generic {RELEASE}-berth-database",
         f"{RELEASE}-berth-tls",
+        f"*.{RELEASE}-berth-scheduler-peers.{NAMESPACE}.svc",
+        f"rollout status statefulset/{RELEASE}-berth-scheduler",
+        "this scheduler leads",
         "admin.token",
         "berth login --server https://localhost:7070",
         "kubectl label node NODE berth.io/accelerator=true",
         "docs/operations.md",
     ]:
         assert needle in text, text
+
+
+def scheduler_pod_dns(statefulset, peers, pod_name):
+    """The DNS name Kubernetes gives a pod of `statefulset`, as the cluster DNS derives
+    it: a pod has a name of its own only with a hostname and a subdomain naming a headless
+    Service of its namespace that selects it (the StatefulSet controller sets both:
+    hostname = the pod's name, subdomain = serviceName). None when it gets no name."""
+    spec = statefulset["spec"]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    headless = peers["spec"].get("clusterIP") == "None"
+    selects = peers["spec"]["selector"].items() <= pod_labels.items()
+    same_namespace = peers["metadata"]["namespace"] == statefulset["metadata"]["namespace"]
+    if statefulset["kind"] != "StatefulSet" or spec.get("serviceName") != peers["metadata"]["name"]:
+        return None
+    if not (headless and selects and same_namespace):
+        return None
+    return f"{pod_name}.{peers['metadata']['name']}.{peers['metadata']['namespace']}.svc"
+
+
+def test_three_schedulers_render_valid_manifests_with_a_dns_name_each():
+    values = load_values("ha-values.yaml")
+    docs = render(values)
+    validate_core(docs)
+    sts = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
+    spec = sts["spec"]
+    assert spec["replicas"] == 3
+    # Interchangeable pods: they start together, and an update replaces one at a time,
+    # each waiting for the new pod to be ready.
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+    peers = one(docs, "Service", f"{RELEASE}-berth-scheduler-peers")
+    assert peers["spec"]["clusterIP"] == "None"
+    assert peers["spec"]["publishNotReadyAddresses"] is True
+    assert peers["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert [p["targetPort"] for p in peers["spec"]["ports"]] == ["grpc"]
+    c = container(sts, "scheduler")
+    assert {"name": "grpc", "containerPort": 7070, "protocol": "TCP"} in c["ports"]
+    assert "--ha-lease=6s" in c["args"]
+    # Each pod advertises its own DNS name, built from its name by the downward API.
+    env = [e["name"] for e in c["env"]]
+    assert env.index("POD_NAME") < env.index("BERTH_ADVERTISE_URL"), "$(POD_NAME) must come first"
+    byname = {e["name"]: e for e in c["env"]}
+    assert byname["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    advertised = byname["BERTH_ADVERTISE_URL"]["value"]
+    for ordinal in range(3):
+        pod = f"{RELEASE}-berth-scheduler-{ordinal}"
+        dns = scheduler_pod_dns(sts, peers, pod)
+        assert dns == f"{pod}.{RELEASE}-berth-scheduler-peers.{NAMESPACE}.svc"
+        assert advertised.replace("$(POD_NAME)", pod) == f"https://{dns}:7070"
+    # TLS on: the other schedulers' certificates are verified with the TLS Secret's CA.
+    assert "--peer-ca=/etc/berth/tls/ca.crt" in c["args"]
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "centre-tls"
+    # Drains take one scheduler at a time; an unready one never blocks them.
+    pdb = one(docs, "PodDisruptionBudget", f"{RELEASE}-berth-scheduler")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert pdb["spec"]["selector"] == spec["selector"]
+    # They prefer different nodes.
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    text = notes(values)
+    assert "3 scheduler pods" in text and "takes over within 6s" in text, text
+
+
+def test_the_dns_check_fails_without_a_headless_service_of_the_statefulsets_name():
+    """scheduler_pod_dns can fail: a Deployment, a Service with a cluster IP, or another
+    serviceName give the pods no name of their own."""
+    docs = render()
+    sts = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
+    peers = one(docs, "Service", f"{RELEASE}-berth-scheduler-peers")
+    assert scheduler_pod_dns(sts, peers, "x-0") == f"x-0.{RELEASE}-berth-scheduler-peers.{NAMESPACE}.svc"
+    assert scheduler_pod_dns(dict(sts, kind="Deployment"), peers, "x-0") is None
+    clustered = copy.deepcopy(peers)
+    clustered["spec"].pop("clusterIP")
+    assert scheduler_pod_dns(sts, clustered, "x-0") is None
+    api = one(docs, "Service", f"{RELEASE}-berth-scheduler")
+    assert scheduler_pod_dns(sts, api, "x-0") is None
+
+
+def test_one_scheduler_gets_no_disruption_budget_and_no_spreading():
+    values = {"scheduler": {"replicas": 1}}
+    docs = render(values)
+    validate_core(docs)
+    assert by_kind(docs, "PodDisruptionBudget") == []
+    sts = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
+    assert sts["spec"]["replicas"] == 1
+    assert "affinity" not in sts["spec"]["template"]["spec"]
+    # Still a DNS name of its own, and a standby can join later by scaling up.
+    assert one(docs, "Service", f"{RELEASE}-berth-scheduler-peers")
+    assert "nothing answers while it restarts" in notes(values)
+
+
+def test_given_affinity_and_peer_ca_settings_are_kept():
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "role", "operator": "In", "values": ["control"]}]}
+                ]
+            }
+        }
+    }
+    docs = render({"scheduler": {"affinity": affinity, "tls": {"enabled": True, "peerCa": False}}})
+    validate_core(docs)
+    sts = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
+    assert sts["spec"]["template"]["spec"]["affinity"] == affinity
+    # A publicly trusted certificate: the system's CAs verify the other schedulers.
+    assert not any(a.startswith("--peer-ca") for a in container(sts, "scheduler")["args"])
+
+
+def test_a_name_too_long_for_a_statefulset_is_refused_by_name():
+    with pytest.raises(helm.HelmRenderError) as err:
+        render({"fullnameOverride": "a" * 43})
+    message = str(err.value)
+    assert "at most 52" in message and "fullnameOverride" in message, message
+    render({"fullnameOverride": "a" * 42})  # 42 + "-scheduler" = 52: fine

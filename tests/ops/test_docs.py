@@ -65,3 +65,10 @@ def test_the_guide_covers_what_operators_need():
         assert heading in anchors(DOC), heading
     for block in ["sqlite-backup", "sqlite-restore", "postgres-backup", "postgres-restore"]:
         assert f"<!-- test: {block} -->\n```sh\n" in DOC, block
+
+
+def test_every_link_within_the_guide_resolves():
+    links = re.findall(r"\]\(#([^)]+)\)", DOC)
+    assert links, "no links within the guide"
+    missing = sorted(set(links) - anchors(DOC))
+    assert missing == [], missing

@@ -44,6 +44,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "berth.scheduler.name" -}}{{ include "berth.fullname" . }}-scheduler{{- end }}
 {{- define "berth.agent.name" -}}{{ include "berth.fullname" . }}-agent{{- end }}
+{{/* The headless Service that gives each scheduler pod its DNS name. */}}
+{{- define "berth.scheduler.peers" -}}{{ include "berth.scheduler.name" . }}-peers{{- end }}
 
 {{- define "berth.databaseSecret" -}}
 {{- default (printf "%s-database" (include "berth.fullname" .)) .Values.scheduler.database.existingSecret }}
