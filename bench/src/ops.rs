@@ -304,18 +304,6 @@ pub async fn heartbeat(
             .map(|s| s.name.clone())
             .ok_or("the server has no site yet")?,
     };
-    let join = conns[0]
-        .admin()
-        .create_join_token(v1::CreateJoinTokenRequest { ttl: None })
-        .await
-        .map_err(|e| {
-            format!(
-                "creating a join token (needs an admin token): {}",
-                e.message()
-            )
-        })?
-        .into_inner()
-        .token;
     let run_id = now_ms() % 1_000_000;
     eprintln!("joining {} agents...", c.count);
     let mut joined = Vec::with_capacity(c.count);
@@ -323,9 +311,25 @@ pub async fn heartbeat(
         let mut tasks = Vec::new();
         for &i in chunk {
             let conn = conns[i % conns.len()].clone();
-            let (join, site, class) = (join.clone(), site.clone(), c.class.clone());
+            let (site, class) = (site.clone(), c.class.clone());
             tasks.push(tokio::spawn(async move {
                 let node = format!("bench-{run_id}-{i}");
+                // A join token joins once, so each agent gets its own.
+                let join = conn
+                    .admin()
+                    .create_join_token(v1::CreateJoinTokenRequest {
+                        node: node.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "creating a join token (needs an admin token): {}",
+                            e.message()
+                        )
+                    })?
+                    .into_inner()
+                    .token;
                 let devices = reports(&node, &class);
                 let mut agent = v1::agent_client::AgentClient::new(conn.channel.clone());
                 let r = agent

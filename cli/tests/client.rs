@@ -257,7 +257,10 @@ fn agents_present_client_certificates_signed_by_the_agent_ca_when_asked() {
     );
     let (code, log) = c.wait_agent_exit("bad-token");
     assert_ne!(code, Some(0), "{log}");
-    assert!(log.contains("invalid or expired join token"), "{log}");
+    assert!(
+        log.contains("invalid, expired or already used join token"),
+        "{log}"
+    );
 
     // A good certificate and a join token: the node joins and is ready.
     c.start_agent_with("node-1", SITE, CLASS, 2, &good);
@@ -361,6 +364,53 @@ fn the_scheduler_names_an_unusable_certificate_or_key_at_start() {
     let err = start(&pki.server.cert, &pki.agent.key);
     assert!(
         err.contains("the private key does not belong to the certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_scheduler_checks_the_peer_ca_at_start() {
+    let (dir, pki) = pki();
+    let start = |ca: &std::path::Path, advertise: &str| {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(binary("berth-scheduler"));
+        cmd.args([
+            "--dev",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--advertise-url",
+            advertise,
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--peer-ca")
+        .arg(ca);
+        let run = run_bounded(cmd, &["berth-scheduler", "--peer-ca"]);
+        assert_ne!(
+            run.code,
+            0,
+            "started with --peer-ca {ca:?}:\n{}",
+            run.describe()
+        );
+        run.stderr
+    };
+    let missing = dir.path().join("missing.pem");
+    let err = start(&missing, "https://sched-0.example:7070");
+    assert!(
+        err.contains("--peer-ca") && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+    let err = start(&pki.server.key, "https://sched-0.example:7070");
+    assert!(
+        err.contains("--peer-ca") && err.contains("holds no certificate"),
+        "{err}"
+    );
+    let err = start(&pki.ca, "http://sched-0.example:7070");
+    assert!(
+        err.contains("--peer-ca verifies https:// schedulers")
+            && err.contains("http://sched-0.example:7070"),
         "{err}"
     );
 }

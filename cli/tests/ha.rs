@@ -241,7 +241,7 @@ async fn populate(url: &str, admin: &str) -> String {
         .into_inner()
         .token;
     let join = adm
-        .create_join_token(authed(v1::CreateJoinTokenRequest { ttl: None }, admin))
+        .create_join_token(authed(v1::CreateJoinTokenRequest::default(), admin))
         .await
         .expect("join token")
         .into_inner()

@@ -272,8 +272,12 @@ impl Agent {
                             }
                             backoff.reset();
                             let unchanged = response.generation == known;
+                            let more = response.more;
                             self.on_heartbeat(response);
-                            next_heartbeat = if unchanged && sent_at.elapsed() < QUICK_ANSWER {
+                            next_heartbeat = if more {
+                                // The rest of the new jobs' specs: ask again at once.
+                                Instant::now()
+                            } else if unchanged && sent_at.elapsed() < QUICK_ANSWER {
                                 Instant::now() + QUICK_ANSWER_PAUSE
                             } else {
                                 Instant::now()
@@ -391,6 +395,7 @@ impl Agent {
         }
         self.devices
             .set_assignments(&crate::metrics::assignments(&response.jobs));
+        let more = response.more;
         let desired = Desired {
             generation: response.generation,
             jobs: response.jobs,
@@ -418,7 +423,12 @@ impl Agent {
             );
         }
         self.apply(plan.actions, desired.generation);
-        self.generation = plan.generation;
+        // With specs still to come, the desired state is not applied yet: the next
+        // heartbeat asks with the old generation, so the scheduler sends the rest (and
+        // does not count the jobs not started yet as lost).
+        if !more {
+            self.generation = plan.generation;
+        }
     }
 
     fn on_deadline_tick(&mut self) {

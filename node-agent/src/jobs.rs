@@ -427,6 +427,7 @@ mod tests {
                 read_write: true,
             }],
             network: "none".into(),
+            spec_omitted: false,
         };
         let s = spec_of(&d, 4, Path::new("/state"));
         assert_eq!(

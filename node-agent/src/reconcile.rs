@@ -147,6 +147,10 @@ pub fn reconcile(inputs: &Inputs<'_>) -> Plan {
         if !wanted.insert(id) || local.contains_key(id) || inputs.forgotten.contains(id) {
             continue;
         }
+        if job.spec_omitted {
+            // Its spec comes in a later reply; it is still wanted.
+            continue;
+        }
         if let Err(message) = crate::runtime::validate_job(id, &job.image, &job.command, &job.env) {
             actions.push(Action::Reject {
                 job_id: id.to_owned(),
@@ -454,6 +458,27 @@ mod tests {
             assert_eq!(plan.generation, case.want_generation, "{}", case.name);
             assert_eq!(plan.stale, case.want_stale, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn jobs_whose_spec_comes_later_are_kept_but_not_started() {
+        let mut d = desired(7, &["a", "b", "c"]);
+        for j in &mut d.jobs {
+            j.spec_omitted = j.job_id != "c";
+        }
+        // "a" runs here already (its spec is left out as known); "b" is new and its spec
+        // comes later; "c" is new with its spec.
+        let local = local(&["a:running"]);
+        let plan = reconcile(&Inputs {
+            applied_generation: 6,
+            desired: Some(&d),
+            acknowledged: &[],
+            local: &local,
+            forgotten: &HashSet::new(),
+            now_ms: NOW,
+        });
+        let got: Vec<String> = plan.actions.iter().map(describe).collect();
+        assert_eq!(got, ["start c"], "a keeps running, b waits for its spec");
     }
 
     /// Found by fuzzing (`fuzz/fuzz_targets/heartbeat.rs`): whatever a heartbeat reply

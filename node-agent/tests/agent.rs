@@ -188,6 +188,7 @@ impl Agent for FakeScheduler {
             lease: Some(ms_to_dur(30_000)),
             acknowledged: state.acknowledged.clone(),
             node_state: NodeState::Ready as i32,
+            more: false,
         }))
     }
 

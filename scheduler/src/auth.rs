@@ -206,6 +206,19 @@ impl AuthIndex {
         self.tokens.remove(id);
     }
 
+    /// Forgets every credential of a node (it joined again).
+    pub fn revoke_node(&mut self, node: &str) {
+        self.tokens.retain(|_, t| t.node.as_deref() != Some(node));
+    }
+
+    /// The user a token belongs to (`None` for node credentials and unknown tokens).
+    pub fn token_user(&self, id: &str) -> Option<&UserRow> {
+        self.tokens
+            .get(id)
+            .and_then(|t| t.user_id.as_ref())
+            .and_then(|u| self.users.get(u))
+    }
+
     /// The user id owning a token (`Some(None)` for node credentials).
     pub fn token_owner(&self, id: &str) -> Option<Option<String>> {
         self.tokens.get(id).map(|t| t.user_id.clone())
@@ -270,6 +283,17 @@ pub struct Authenticator {
     pub keys: Arc<Keys>,
     /// The token index.
     pub index: Arc<RwLock<AuthIndex>>,
+    /// Calls per organisation (users) and per node (agents).
+    pub limits: Arc<Limits>,
+}
+
+/// The per-tenant rate limits.
+#[derive(Debug)]
+pub struct Limits {
+    /// Users' calls, one bucket per organisation.
+    pub orgs: crate::ratelimit::RateLimiter,
+    /// Agents' calls, one bucket per node.
+    pub nodes: crate::ratelimit::RateLimiter,
 }
 
 impl tonic::service::Interceptor for Authenticator {
@@ -294,6 +318,33 @@ impl tonic::service::Interceptor for Authenticator {
             index.verify(&self.keys, token, berth_proto::time::now_ms())
         }
         .map_err(tonic::Status::from)?;
+        // Centre admins are not limited: they must be able to act during a tenant's flood.
+        let limit = match &caller.node {
+            Some(node) => Some((
+                &self.limits.nodes,
+                format!("node:{node}"),
+                format!("node {node}"),
+            )),
+            None if caller.role == Role::Admin => None,
+            None => Some((
+                &self.limits.orgs,
+                format!("org:{}", caller.org),
+                format!("org {}", caller.org),
+            )),
+        };
+        if let Some((limiter, key, who)) = limit
+            && let Err(wait_ms) = limiter.take(&key, std::time::Instant::now())
+        {
+            let rate = limiter.rate();
+            return Err(tonic::Status::from(Error::Overloaded {
+                message: format!(
+                    "too many requests from {who} (at most {} per second, {} at once); \
+                     retry in {wait_ms} ms",
+                    rate.per_second, rate.burst
+                ),
+                retry_after_ms: wait_ms,
+            }));
+        }
         req.extensions_mut().insert(caller);
         Ok(req)
     }

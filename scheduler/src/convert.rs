@@ -168,6 +168,20 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
     }
 }
 
+/// An issued credential (never its secret).
+pub fn credential(t: &crate::store::TokenRow, user: Option<&UserRow>) -> v1::Credential {
+    v1::Credential {
+        id: t.id.clone(),
+        kind: if t.node.is_some() { "node" } else { "user" }.into(),
+        user: user.map(|u| u.name.clone()).unwrap_or_default(),
+        org: user.map(|u| u.org.clone()).unwrap_or_default(),
+        node: t.node.clone().unwrap_or_default(),
+        created_at: Some(ms_to_ts(t.created_ms)),
+        expires_at: Some(ms_to_ts(t.expires_ms)),
+        revoked: t.revoked,
+    }
+}
+
 /// Who leads among the schedulers, as `berth admin status` shows it.
 pub fn scheduler_status(
     status: &crate::engine::Status,

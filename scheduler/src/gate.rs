@@ -6,6 +6,10 @@
 //! address in the message and in the `berth-leader` metadata, so clients that know
 //! several schedulers go to the leader themselves. Health, reflection and `GetStatus` are
 //! answered by every scheduler.
+//!
+//! Agent calls are not relayed when agents must present client certificates: a relayed
+//! call would reach the leader without the agent's certificate. They are answered
+//! `UNAVAILABLE` with `berth-leader`, and the agent connects to the leader itself.
 
 use crate::engine::Engine;
 use berth_proto::tls::ClientTls;
@@ -24,6 +28,9 @@ const ALWAYS: &[&str] = &["/berth.v1.Admin/GetStatus"];
 /// Marks a call a standby relayed.
 pub const FORWARDED: &str = "berth-forwarded";
 
+/// The Agent service's path prefix.
+const AGENT: &str = "/berth.v1.Agent/";
+
 /// Connections to leaders, by address (the leader changes rarely).
 #[derive(Default)]
 struct Relays {
@@ -36,15 +43,18 @@ pub struct LeaderGateLayer {
     engine: Arc<Engine>,
     tls: ClientTls,
     relays: Arc<Relays>,
+    relay_agents: bool,
 }
 
 impl LeaderGateLayer {
-    /// A gate for `engine`'s scheduler; `tls` verifies an `https://` leader.
-    pub fn new(engine: Arc<Engine>, tls: ClientTls) -> Self {
+    /// A gate for `engine`'s scheduler; `tls` verifies an `https://` leader. With
+    /// `agent_client_certificates`, agent calls are sent to the leader, not relayed.
+    pub fn new(engine: Arc<Engine>, tls: ClientTls, agent_client_certificates: bool) -> Self {
         LeaderGateLayer {
             engine,
             tls,
             relays: Arc::default(),
+            relay_agents: !agent_client_certificates,
         }
     }
 }
@@ -68,26 +78,30 @@ pub struct LeaderGate<S> {
 }
 
 impl LeaderGateLayer {
-    /// A (lazily connected) channel to the leader at `address`.
-    fn relay(&self, address: &str) -> Option<Channel> {
+    /// A (lazily connected) channel to the leader at `address`, or why there is none
+    /// (logged: a relay that cannot be set up fails every call until it is fixed).
+    fn relay(&self, address: &str) -> Result<Channel, String> {
         let mut channels = self
             .relays
             .channels
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(c) = channels.get(address) {
-            return Some(c.clone());
+            return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(address.to_owned()).ok()?;
-        let endpoint = self
-            .tls
-            .apply(endpoint)
-            .ok()?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
+        let endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| format!("the leader's address {address:?} is not a URL: {e}"))
+            .and_then(|e| self.tls.apply(e).map_err(|e| e.to_string()));
+        let endpoint = match endpoint {
+            Ok(e) => e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true),
+            Err(why) => {
+                tracing::warn!(leader = %address, %why, "cannot relay calls to the leader");
+                return Err(format!("cannot relay to it: {why}"));
+            }
+        };
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_owned(), channel.clone());
-        Some(channel)
+        Ok(channel)
     }
 
     /// The answer of a standby that cannot relay.
@@ -133,13 +147,17 @@ where
         }
         let gate = self.gate.clone();
         let leader = gate.engine.leadership().leader_address();
+        let relayable = gate.relay_agents || !path.starts_with(AGENT);
         let relay = match (&leader, req.headers().contains_key(FORWARDED)) {
-            (Some(addr), false) => gate.relay(addr),
-            _ => None,
+            (Some(addr), false) if relayable => gate.relay(addr).map_err(Some),
+            _ => Err(None),
         };
-        let Some(mut channel) = relay else {
-            let answer = gate.refusal(None);
-            return Box::pin(async move { Ok(answer) });
+        let mut channel = match relay {
+            Ok(c) => c,
+            Err(why) => {
+                let answer = gate.refusal(why);
+                return Box::pin(async move { Ok(answer) });
+            }
         };
         let (mut parts, body) = req.into_parts();
         parts

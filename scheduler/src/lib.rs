@@ -19,6 +19,7 @@ pub mod logs;
 pub mod metrics;
 pub mod overload;
 pub mod paging;
+pub mod ratelimit;
 pub mod rpc_metrics;
 pub mod server;
 pub mod service;

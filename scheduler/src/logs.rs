@@ -65,17 +65,34 @@ pub async fn last_seq_in(store: &dyn Store, job: &str, from: i64) -> Result<i64,
     }
 }
 
+/// Forgets the follower's wake-up channel when it leaves (if nobody else follows).
+struct Unsubscribe {
+    engine: Arc<Engine>,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        self.engine.logs.sweep();
+    }
+}
+
 /// Streams the job's chunks after `after` into a channel; with `follow`, keeps going
-/// until the job ends.
+/// until the job ends. `place` is the follower's place (see `LogHub::admit`).
 pub fn follow(
     engine: Arc<Engine>,
     caller: Caller,
     job: String,
     after: Resume,
     follow: bool,
+    place: crate::engine::Follower,
 ) -> mpsc::Receiver<Result<v1::LogChunk, Status>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
+        // Held until this follower leaves, however it leaves.
+        let _place = place;
+        let _unsubscribe = Unsubscribe {
+            engine: engine.clone(),
+        };
         // One cursor per part of the job (one for single-node jobs), each in its own range.
         let mut cursors: Vec<i64> = Vec::new();
         let mut changes = engine.logs.subscribe(&job);

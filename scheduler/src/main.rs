@@ -60,6 +60,16 @@ struct Args {
     /// with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 2048)]
     max_in_flight: usize,
+    /// Calls per second each organisation's users may make together (0: unlimited);
+    /// beyond it, calls are refused with RESOURCE_EXHAUSTED and a retry hint.
+    #[arg(long, env = "BERTH_ORG_RATE", default_value_t = 500.0)]
+    org_rate: f64,
+    /// Calls one organisation may make at once after a quiet spell.
+    #[arg(long, env = "BERTH_ORG_BURST", default_value_t = 1000.0)]
+    org_burst: f64,
+    /// Calls per second each node's agent may make (0: unlimited).
+    #[arg(long, env = "BERTH_NODE_RATE", default_value_t = 100.0)]
+    node_rate: f64,
     /// Agents' heartbeat long-polls in flight at once.
     #[arg(long, default_value_t = 20_000)]
     max_heartbeats: usize,
@@ -181,6 +191,14 @@ async fn main() -> anyhow::Result<()> {
             in_flight: berth_scheduler::overload::Limits {
                 calls: args.max_in_flight,
                 heartbeats: args.max_heartbeats,
+            },
+            per_org: berth_scheduler::ratelimit::Rate {
+                per_second: args.org_rate,
+                burst: args.org_burst,
+            },
+            per_node: berth_scheduler::ratelimit::Rate {
+                per_second: args.node_rate,
+                burst: args.node_rate * 4.0,
             },
         },
     };

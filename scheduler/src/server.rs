@@ -71,6 +71,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Requests in flight at once before new ones are refused.
     pub in_flight: InFlight,
+    /// Calls per second (and burst) of each organisation's users together.
+    pub per_org: crate::ratelimit::Rate,
+    /// Calls per second (and burst) of each node's agent.
+    pub per_node: crate::ratelimit::Rate,
 }
 
 impl Default for Limits {
@@ -79,6 +83,14 @@ impl Default for Limits {
             deadline: Duration::from_secs(30),
             max_message_bytes: 4 * 1024 * 1024,
             in_flight: InFlight::default(),
+            per_org: crate::ratelimit::Rate {
+                per_second: 500.0,
+                burst: 1000.0,
+            },
+            per_node: crate::ratelimit::Rate {
+                per_second: 100.0,
+                burst: 400.0,
+            },
         }
     }
 }
@@ -157,6 +169,29 @@ pub enum StartError {
     /// The gRPC server refused the TLS settings.
     #[error("TLS: {0}")]
     TlsSetup(String),
+}
+
+/// How this scheduler verifies the others it relays calls to, checked at start: a
+/// missing or unusable `--peer-ca`, or one given for `http://` schedulers, would otherwise
+/// turn every relayed call into `UNAVAILABLE` later.
+fn peer_tls(config: &ServerConfig) -> Result<berth_proto::tls::ClientTls, StartError> {
+    let tls = berth_proto::tls::ClientTls {
+        ca_cert: config.peer_ca.clone(),
+        identity: None,
+    };
+    if config.peer_ca.is_some() {
+        if let Some(url) = config.advertise_url.as_deref()
+            && !url.starts_with("https://")
+        {
+            return Err(StartError::TlsSetup(format!(
+                "--peer-ca verifies https:// schedulers, but --advertise-url is {url}"
+            )));
+        }
+        let probe = tonic::transport::Endpoint::from_static("https://berth-peer.invalid");
+        tls.apply(probe)
+            .map_err(|e| StartError::TlsSetup(format!("--peer-ca: {e}")))?;
+    }
+    Ok(tls)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -337,6 +372,7 @@ pub async fn start_on(
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer, StartError> {
     let tls = tls_settings(&config)?;
+    let peer_tls = peer_tls(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let key = signing_key(&config)?;
     let grpc = TcpListener::bind(config.grpc_addr)
@@ -420,6 +456,10 @@ pub async fn start_on(
     let auth = Authenticator {
         keys: engine.keys.clone(),
         index: engine.auth.clone(),
+        limits: Arc::new(crate::auth::Limits {
+            orgs: crate::ratelimit::RateLimiter::new(config.limits.per_org),
+            nodes: crate::ratelimit::RateLimiter::new(config.limits.per_node),
+        }),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -468,10 +508,8 @@ pub async fn start_on(
         .layer(OverloadLayer::new(config.limits.in_flight))
         .layer(LeaderGateLayer::new(
             engine.clone(),
-            berth_proto::tls::ClientTls {
-                ca_cert: config.peer_ca.clone(),
-                identity: None,
-            },
+            peer_tls,
+            agent_gate.require_client_cert,
         ))
         .add_service(health_service)
         .add_service(reflection_v1)

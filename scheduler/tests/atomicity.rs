@@ -112,6 +112,15 @@ impl Store for FailingStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn list_tokens(
+        &self,
+        node: Option<&str>,
+        users: Option<&[String]>,
+        all: bool,
+        now: i64,
+    ) -> Result<Vec<TokenRow>, StoreError> {
+        self.inner.list_tokens(node, users, all, now).await
+    }
     async fn load_auth(&self, now: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError> {
         self.inner.load_auth(now).await
     }
@@ -228,10 +237,7 @@ impl Rig {
 
     async fn join(&self, node: &str, n: usize) -> (String, Vec<String>) {
         let join = v1::admin_client::AdminClient::new(self.channel.clone())
-            .create_join_token(authed(
-                v1::CreateJoinTokenRequest { ttl: None },
-                &self.admin,
-            ))
+            .create_join_token(authed(v1::CreateJoinTokenRequest::default(), &self.admin))
             .await
             .unwrap()
             .into_inner()

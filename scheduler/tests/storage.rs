@@ -358,6 +358,7 @@ storage_tests!(
     old_database_migrates_forward,
     pages_walk_every_row_once_with_filters,
     retention_prunes_only_what_is_old_in_small_batches,
+    join_tokens_join_no_more_than_they_may,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -424,6 +425,7 @@ fn node(name: &str) -> NodeRow {
         last_heartbeat_ms: Some(5_000),
         generation: 3,
         created_ms: 1_003,
+        rejoin_until_ms: Some(9_000),
     }
 }
 
@@ -638,6 +640,10 @@ async fn every_mutation_round_trips(db: TestDb) {
         created_by: "admin".to_owned(),
         created_ms: 1_000,
         expires_ms: 100_000,
+        node: Some("n1".to_owned()),
+        used_ms: None,
+        max_uses: 1,
+        uses: 0,
     };
     let mut res = reservation("r-1", "acme", ReservationState::Confirmed, 2_000);
     res.site = None;
@@ -878,6 +884,10 @@ async fn tokens_revoked_or_expired_are_not_loaded(db: TestDb) {
             created_by: "admin".to_owned(),
             created_ms: 0,
             expires_ms: 5_000,
+            node: None,
+            used_ms: None,
+            max_uses: 3,
+            uses: 1,
         }),
     ]);
     apply(&store, batch).await;
@@ -906,6 +916,40 @@ async fn tokens_revoked_or_expired_are_not_loaded(db: TestDb) {
     let earlier = store.load(4_999, 0, 0).await.expect("load");
     assert_eq!(ids(&earlier.tokens, |t| &t.id), vec!["t-expired", "t-live"]);
     assert_eq!(earlier.join_tokens.len(), 1);
+}
+
+async fn join_tokens_join_no_more_than_they_may(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.push(Mutation::InsertJoinToken(JoinTokenRow {
+        id: "jt-2".to_owned(),
+        hash: "h2".to_owned(),
+        created_by: "admin".to_owned(),
+        created_ms: 0,
+        expires_ms: 100_000,
+        node: None,
+        used_ms: None,
+        max_uses: 2,
+        uses: 0,
+    }));
+    apply(&store, batch).await;
+    let used = |t: i64| Mutation::UseJoinToken {
+        id: "jt-2".to_owned(),
+        used_ms: t,
+    };
+    apply(&store, vec![used(1_000)]).await;
+    let snap = store.load(2_000, 0, 0).await.expect("load");
+    assert_eq!(snap.join_tokens.len(), 1);
+    assert_eq!(snap.join_tokens[0].uses, 1);
+    assert_eq!(snap.join_tokens[0].used_ms, Some(1_000));
+    apply(&store, vec![used(2_000)]).await;
+    let snap = store.load(3_000, 0, 0).await.expect("load");
+    assert!(snap.join_tokens.is_empty(), "a used-up token is not loaded");
+    // A third use (a second scheduler, or a bug) fails the whole batch.
+    match store.apply(vec![used(3_000)]).await {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("jt-2"), "{message}"),
+        other => panic!("a used-up join token joined again: {other:?}"),
+    }
 }
 
 async fn batch_is_all_or_nothing(db: TestDb) {

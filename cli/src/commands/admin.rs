@@ -27,11 +27,25 @@ pub enum AdminCmd {
     /// API tokens.
     #[command(subcommand)]
     Tokens(TokensCmd),
-    /// A short-lived token for a node agent to join with (printed once).
+    /// A short-lived token for a node agent to join with (printed once). It joins once:
+    /// each new node needs its own.
     JoinToken {
         /// How long it stays valid (default 1h).
         #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
         ttl: Option<String>,
+        /// Only a node of this name may join with it.
+        #[arg(long, conflicts_with = "uses")]
+        node: Option<String>,
+        /// How many new nodes it may join (default 1), e.g. for a Kubernetes DaemonSet.
+        /// No join token re-joins an existing node.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        uses: Option<u32>,
+    },
+    /// Which organisation may mount which admin-approved dataset; lists without a
+    /// subcommand.
+    Datasets {
+        #[command(subcommand)]
+        cmd: Option<super::security::DatasetsCmd>,
     },
     /// Drain or undrain nodes.
     #[command(subcommand)]
@@ -141,12 +155,28 @@ pub enum TokensCmd {
         /// User name.
         #[arg(long)]
         user: String,
+        /// The user's organisation (default: yours; admins need it only when several
+        /// organisations have a user of that name).
+        #[arg(long)]
+        org: Option<String>,
         /// How long it stays valid (default 90d).
         #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
         ttl: Option<String>,
     },
-    /// Revoke a token by its id.
+    /// Revoke a token or a node credential by its id.
     Revoke { id: String },
+    /// List issued credentials (users' tokens and nodes' credentials; never the secrets).
+    List {
+        /// Only this node's credentials (admins).
+        #[arg(long)]
+        node: Option<String>,
+        /// Only this organisation's users' tokens (admins; org-admins get their own).
+        #[arg(long)]
+        org: Option<String>,
+        /// Include revoked and expired ones.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -157,6 +187,26 @@ pub enum NodesCmd {
     Undrain { node: String },
     /// Declare an unreachable node down: its jobs end as lost and their devices are released.
     Down { node: String },
+    /// Let an existing node join again with a join token (it lost its credential); the
+    /// join revokes the node's old credentials. `--all` after a signing-key rotation.
+    #[command(group(clap::ArgGroup::new("which").required(true)))]
+    Rejoin {
+        #[arg(group = "which")]
+        node: Option<String>,
+        /// Every node (after rotating the signing key, every node must join again).
+        #[arg(long, group = "which")]
+        all: bool,
+        /// How long the leave lasts (default 1h).
+        #[arg(long, allow_hyphen_values = true, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// A node's credentials.
+    Credentials {
+        node: String,
+        /// Include revoked and expired ones.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -240,6 +290,8 @@ struct TokenView {
 struct JoinTokenView {
     token: String,
     expires_at: Option<String>,
+    node: Option<String>,
+    uses: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -377,12 +429,20 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { cmd, .. } => return budgets::run(ctx, cmd.as_ref()).await,
         AdminCmd::Policy { cmd } => return policy::run(ctx, cmd.as_ref()).await,
         AdminCmd::Retention { cmd } => return retention::run(ctx, cmd.as_ref()).await,
+        AdminCmd::Datasets { cmd } => return super::security::datasets(ctx, cmd.as_ref()).await,
+        AdminCmd::Tokens(TokensCmd::List { node, org, all }) => {
+            return super::security::credentials(ctx, node.as_deref(), org.as_deref(), *all).await;
+        }
+        AdminCmd::Nodes(NodesCmd::Credentials { node, all }) => {
+            return super::security::credentials(ctx, Some(node), None, *all).await;
+        }
         AdminCmd::Status => return super::status::run(ctx).await,
         _ => {}
     }
     // Check flag values before connecting.
     let join_ttl = match cmd {
-        AdminCmd::JoinToken { ttl: t } => ttl(t.as_deref())?,
+        AdminCmd::JoinToken { ttl: t, .. } => ttl(t.as_deref())?,
+        AdminCmd::Nodes(NodesCmd::Rejoin { ttl: t, .. }) => ttl(t.as_deref())?,
         AdminCmd::Tokens(TokensCmd::Create { ttl: t, .. }) => ttl(t.as_deref())?,
         AdminCmd::Orgs {
             cmd: Some(OrgsCmd::Weight { weight, .. }),
@@ -483,11 +543,12 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .users;
             print_users(&users, format)
         }
-        AdminCmd::Tokens(TokensCmd::Create { user, .. }) => {
+        AdminCmd::Tokens(TokensCmd::Create { user, org, .. }) => {
             let resp = admin
                 .create_token(v1::CreateTokenRequest {
                     user: user.clone(),
                     ttl: join_ttl,
+                    org: org.clone().unwrap_or_default(),
                 })
                 .await?
                 .into_inner();
@@ -516,19 +577,31 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
             }
             Ok(())
         }
-        AdminCmd::JoinToken { .. } => {
+        AdminCmd::JoinToken { node, uses, .. } => {
             let resp = admin
-                .create_join_token(v1::CreateJoinTokenRequest { ttl: join_ttl })
+                .create_join_token(v1::CreateJoinTokenRequest {
+                    ttl: join_ttl,
+                    node: node.clone().unwrap_or_default(),
+                    uses: uses.unwrap_or(1),
+                })
                 .await?
                 .into_inner();
             let view = JoinTokenView {
                 token: resp.token.clone(),
                 expires_at: timefmt::ts_rfc3339(resp.expires_at.as_ref()),
+                node: (!resp.node.is_empty()).then(|| resp.node.clone()),
+                uses: resp.uses,
+            };
+            let joins = match (&view.node, resp.uses) {
+                (Some(n), _) => format!("joins node {n} once"),
+                (None, 1) => "joins one new node".to_owned(),
+                (None, n) => format!("joins up to {n} new nodes"),
             };
             let note = format!(
-                "join token expires {}; start an agent with: berth-agent --server {} --join-token TOKEN --node NAME --site SITE",
+                "join token {joins}, expires {}; start an agent with: berth-agent --server {} --join-token TOKEN --node {} --site SITE",
                 expiry(resp.expires_at.as_ref()),
-                ctx.server
+                ctx.server,
+                view.node.as_deref().unwrap_or("NAME"),
             );
             print_secret(format, &resp.token, &view, note)
         }
@@ -553,6 +626,41 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .await?
                 .into_inner();
             print_nodes(&[n], format)
+        }
+        AdminCmd::Nodes(NodesCmd::Rejoin { node, .. }) => {
+            let names = match node {
+                Some(n) => vec![n.clone()],
+                None => api
+                    .capacity()
+                    .list_nodes(v1::ListNodesRequest::default())
+                    .await?
+                    .into_inner()
+                    .nodes
+                    .into_iter()
+                    .map(|n| n.name)
+                    .collect(),
+            };
+            let mut given = Vec::with_capacity(names.len());
+            for name in &names {
+                given.push(
+                    admin
+                        .rejoin_node(v1::RejoinNodeRequest {
+                            node: name.clone(),
+                            ttl: join_ttl,
+                        })
+                        .await?
+                        .into_inner(),
+                );
+            }
+            output::note(format!(
+                "{} may join again with a join token until the leave ends; old credentials \
+                 are revoked when a node does",
+                match names.as_slice() {
+                    [one] => format!("node {one}"),
+                    all => format!("{} nodes", all.len()),
+                }
+            ));
+            print_nodes(&given, format)
         }
         AdminCmd::Nodes(NodesCmd::Undrain { node }) => {
             let n = admin
@@ -637,6 +745,9 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { .. }
         | AdminCmd::Policy { .. }
         | AdminCmd::Retention { .. }
+        | AdminCmd::Datasets { .. }
+        | AdminCmd::Tokens(TokensCmd::List { .. })
+        | AdminCmd::Nodes(NodesCmd::Credentials { .. })
         | AdminCmd::Status => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin

@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod policy;
 pub mod reserve;
 pub mod retention;
+pub mod security;
 pub mod status;
 pub mod usage;
 

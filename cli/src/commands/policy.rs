@@ -36,7 +36,7 @@ pub enum PolicyCmd {
     /// Show the scheduling policy.
     Show,
     /// Change the fields given; the others keep their values.
-    Set(SetPolicyArgs),
+    Set(Box<SetPolicyArgs>),
 }
 
 /// `berth admin policy set` flags; at least one.
@@ -96,6 +96,26 @@ pub struct SetPolicyArgs {
     /// Percent of the hours lost to a device fault that is refunded.
     #[arg(long, group = "change", value_parser = percent, value_name = "PCT")]
     pub refund_fault: Option<f64>,
+    /// Largest environment plus command one job may carry: 64KiB, 256KiB, 1MiB (1KiB to 1MiB).
+    #[arg(long, group = "change", value_parser = byte_size, value_name = "SIZE")]
+    pub max_job_spec: Option<u64>,
+}
+
+/// A size flag: a number of bytes with an optional `B`, `KiB` or `MiB` suffix.
+fn byte_size(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected a size such as 65536, 64KiB or 1MiB".to_owned())?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1024,
+        "m" | "mib" | "mb" => 1024 * 1024,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB or MiB")),
+    };
+    n.checked_mul(scale).ok_or_else(|| "too large".to_owned())
 }
 
 /// A percentage flag: 0 to 100, a trailing `%` allowed.
@@ -128,6 +148,7 @@ pub struct PolicyView {
     pub refund_cancel_started_pct: f64,
     pub refund_reclaim_pct: f64,
     pub refund_fault_pct: f64,
+    pub max_job_spec_bytes: u64,
 }
 
 fn human(d: Option<&prost_types::Duration>) -> Option<String> {
@@ -148,6 +169,7 @@ impl From<&v1::SchedulingPolicy> for PolicyView {
             refund_cancel_started_pct: p.refund_cancel_started_pct,
             refund_reclaim_pct: p.refund_reclaim_pct,
             refund_fault_pct: p.refund_fault_pct,
+            max_job_spec_bytes: p.max_job_spec_bytes,
         }
     }
 }
@@ -175,6 +197,7 @@ fn table(p: &v1::SchedulingPolicy) -> Table {
         ),
         ("refund_reclaim_pct", pct(p.refund_reclaim_pct)),
         ("refund_fault_pct", pct(p.refund_fault_pct)),
+        ("max_job_spec_bytes", p.max_job_spec_bytes.to_string()),
     ];
     for (k, v) in rows {
         t.row([k.to_owned(), v]);
@@ -249,6 +272,10 @@ pub fn set_request(args: &SetPolicyArgs) -> Result<v1::SetPolicyRequest, Error> 
     if let Some(v) = args.refund_fault {
         p.refund_fault_pct = v;
         mark("refund_fault_pct");
+    }
+    if let Some(v) = args.max_job_spec {
+        p.max_job_spec_bytes = v;
+        mark("max_job_spec_bytes");
     }
     if fields.is_empty() {
         return Err(Error::Usage(
@@ -326,6 +353,7 @@ mod tests {
             refund_cancel_started: Some(50.0),
             refund_reclaim: Some(50.0),
             refund_fault: Some(100.0),
+            max_job_spec: Some(131_072),
         };
         assert_eq!(
             set_request(&all).unwrap().fields,
@@ -340,7 +368,8 @@ mod tests {
                 "refund_cancel_pct",
                 "refund_cancel_started_pct",
                 "refund_reclaim_pct",
-                "refund_fault_pct"
+                "refund_fault_pct",
+                "max_job_spec_bytes"
             ]
         );
     }
@@ -373,6 +402,11 @@ mod tests {
         assert!(percent("101").is_err());
         assert!(percent("-1").is_err());
         assert!(percent("half").is_err());
+        assert_eq!(byte_size("65536"), Ok(65_536));
+        assert_eq!(byte_size("64KiB"), Ok(65_536));
+        assert_eq!(byte_size("1MiB"), Ok(1_048_576));
+        assert!(byte_size("1GiB").is_err());
+        assert!(byte_size("-5").is_err());
     }
 
     fn sample() -> v1::SchedulingPolicy {
@@ -388,6 +422,7 @@ mod tests {
             refund_reclaim_pct: 50.0,
             refund_fault_pct: 100.0,
             refund_cancel_started_pct: 50.0,
+            max_job_spec_bytes: 65_536,
         }
     }
 
@@ -407,7 +442,8 @@ mod tests {
                 "refund_cancel_pct": 100.0,
                 "refund_cancel_started_pct": 50.0,
                 "refund_reclaim_pct": 50.0,
-                "refund_fault_pct": 100.0
+                "refund_fault_pct": 100.0,
+                "max_job_spec_bytes": 65536
             })
         );
     }
@@ -416,7 +452,7 @@ mod tests {
     fn policy_table_has_two_columns() {
         let text = table(&sample()).render();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 12, "{text}");
+        assert_eq!(lines.len(), 13, "{text}");
         assert!(lines[0].starts_with("FIELD") && lines[0].ends_with("VALUE"));
         assert!(
             lines.contains(&"idle_threshold_pct             5%"),

@@ -87,7 +87,7 @@ async fn prepare(api: &Api) -> Result<String, Error> {
             .await,
     )?;
     let join = admin
-        .create_join_token(v1::CreateJoinTokenRequest { ttl: None })
+        .create_join_token(v1::CreateJoinTokenRequest::default())
         .await?
         .into_inner();
     Ok(join.token)

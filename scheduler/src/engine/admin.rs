@@ -10,9 +10,45 @@ use crate::store::{
     UserRow,
 };
 use berth_proto::model::{self, Role};
+use berth_proto::v1;
+
+/// The user `name` a caller means: in `org` when given (it must be one the caller may
+/// see), else in the caller's own org, else (admins) the only user of that name.
+fn find_user(
+    state: &crate::state::State,
+    caller: &Caller,
+    name: &str,
+    org: Option<&str>,
+) -> Result<UserRow> {
+    let not_found = || Error::NotFound(format!("user {name:?}"));
+    if let Some(o) = org {
+        return state
+            .user(o, name)
+            .filter(|u| caller.can_see_org(&u.org))
+            .cloned()
+            .ok_or_else(not_found);
+    }
+    if let Some(u) = state.user(&caller.org, name) {
+        return Ok(u.clone());
+    }
+    if !caller.is_admin() {
+        return Err(not_found());
+    }
+    let mut found = state.users_named(name);
+    match (found.next(), found.next()) {
+        (Some(u), None) => Ok(u.clone()),
+        (None, _) => Err(not_found()),
+        (Some(_), Some(_)) => Err(Error::field(
+            "org",
+            format!("several organisations have a user {name:?}: name the organisation"),
+        )),
+    }
+}
 
 /// The org that holds the bootstrap admin.
 pub const CENTRE_ORG: &str = "centre";
+/// Most new nodes one join token may join.
+pub const MAX_JOIN_TOKEN_USES: u32 = 1000;
 /// The bootstrap admin's user name.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
@@ -165,8 +201,12 @@ impl Engine {
             if !state.orgs.contains_key(&org) {
                 return Err(Error::NotFound(format!("org {org:?}")));
             }
-            if state.users.contains_key(&name) {
-                return Err(Error::AlreadyExists(format!("user {name:?}")));
+            // Names are unique within an organisation only: another org's names are
+            // neither taken from it nor revealed.
+            if state.user(&org, &name).is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "user {name:?} in org {org:?}"
+                )));
             }
             tx.push(Mutation::InsertUser(user.clone()));
             tx.push(Mutation::InsertToken(token));
@@ -195,10 +235,12 @@ impl Engine {
         &self,
         caller: &Caller,
         user: &str,
+        org: &str,
         ttl_ms: Option<i64>,
     ) -> Result<Issued> {
         caller.require_user()?;
         let user_name = model::name("user", user)?;
+        let org = model::optional_name("org", org)?;
         let ttl = ttl_ms.unwrap_or(self.policy.token_ttl_ms);
         if ttl <= 0 || ttl > 2 * 365 * berth_proto::time::HOUR_MS * 24 {
             return Err(Error::field(
@@ -208,13 +250,7 @@ impl Engine {
         }
         let t = now();
         self.commit(|tx| {
-            let user = tx
-                .state()
-                .users
-                .get(&user_name)
-                .filter(|u| caller.can_see_org(&u.org))
-                .cloned()
-                .ok_or_else(|| Error::NotFound(format!("user {user_name:?}")))?;
+            let user = find_user(tx.state(), caller, &user_name, org.as_deref())?;
             if !caller.can_modify(&user.org, &user.id) {
                 return Err(Error::PermissionDenied(format!(
                     "you may not issue tokens for {user_name:?}"
@@ -244,7 +280,19 @@ impl Engine {
         let Some(owner) = owner else {
             return Err(Error::NotFound(format!("token {token_id}")));
         };
-        if !(caller.is_admin() || owner.as_deref() == Some(caller.id.as_str())) {
+        // Admins revoke any credential; org-admins their organisation's users' tokens;
+        // users their own. Anyone else is told there is no such token.
+        let org_admin_of_owner = caller.role == Role::OrgAdmin
+            && self
+                .auth
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .token_user(&token_id)
+                .is_some_and(|u| u.org == caller.org);
+        if !(caller.is_admin()
+            || owner.as_deref() == Some(caller.id.as_str())
+            || org_admin_of_owner)
+        {
             return Err(Error::NotFound(format!("token {token_id}")));
         }
         self.commit(|tx| {
@@ -268,8 +316,24 @@ impl Engine {
         &self,
         caller: &Caller,
         ttl_ms: Option<i64>,
-    ) -> Result<(String, i64)> {
+        node: &str,
+        uses: u32,
+    ) -> Result<(String, i64, u32)> {
         caller.require_admin()?;
+        let node = model::optional_name("node", node)?;
+        let uses = uses.max(1);
+        if uses > MAX_JOIN_TOKEN_USES {
+            return Err(Error::field(
+                "uses",
+                format!("must be at most {MAX_JOIN_TOKEN_USES}, not {uses}"),
+            ));
+        }
+        if node.is_some() && uses > 1 {
+            return Err(Error::field(
+                "uses",
+                "a join token bound to a node joins it once",
+            ));
+        }
         let ttl = ttl_ms.unwrap_or(self.policy.join_token_ttl_ms);
         if ttl <= 0 || ttl > 7 * 24 * berth_proto::time::HOUR_MS {
             return Err(Error::field("ttl", "must be positive and at most 7 days"));
@@ -282,6 +346,10 @@ impl Engine {
             created_by: caller.name.clone(),
             created_ms: t,
             expires_ms: t + ttl,
+            node,
+            used_ms: None,
+            max_uses: uses as i32,
+            uses: 0,
         };
         let expires = row.expires_ms;
         self.commit(|tx| {
@@ -297,7 +365,7 @@ impl Engine {
             Ok(())
         })
         .await?;
-        Ok((secret, expires))
+        Ok((secret, expires, uses))
     }
 
     /// Returns a quarantined device to service (admin).
@@ -340,6 +408,178 @@ impl Engine {
             .await?;
         self.kick();
         Ok(entry)
+    }
+
+    /// Lets an existing node join again with a join token until `ttl` from now (admin);
+    /// the join then revokes its old credentials.
+    pub async fn rejoin_node(
+        &self,
+        caller: &Caller,
+        node: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<NodeRow> {
+        caller.require_admin()?;
+        let node = model::name("node", node)?;
+        let ttl = ttl_ms.unwrap_or(self.policy.join_token_ttl_ms);
+        if ttl <= 0 || ttl > 7 * 24 * berth_proto::time::HOUR_MS {
+            return Err(Error::field("ttl", "must be positive and at most 7 days"));
+        }
+        let t = now();
+        self.commit(|tx| {
+            let mut row = tx
+                .state()
+                .nodes
+                .get(&node)
+                .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
+                .row
+                .clone();
+            row.rejoin_until_ms = Some(t + ttl);
+            tx.push(Mutation::UpsertNode(row.clone()));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "node.rejoin",
+                &node,
+                t,
+                "ok",
+            )));
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Issued credentials the caller may see: admins every one (optionally of one node or
+    /// org), org-admins their organisation's users', users their own.
+    pub async fn list_credentials(
+        &self,
+        caller: &Caller,
+        r: &v1::ListCredentialsRequest,
+    ) -> Result<Vec<(crate::store::TokenRow, Option<UserRow>)>> {
+        caller.require_user()?;
+        let node = model::optional_name("node", &r.node)?;
+        let org = super::views::scoped_org(caller, &r.org)?;
+        if node.is_some() && !caller.is_admin() {
+            return Err(Error::PermissionDenied(
+                "only admins see nodes' credentials".into(),
+            ));
+        }
+        let (users, only_users): (Vec<UserRow>, Option<Vec<String>>) = {
+            let state = self.view();
+            let users: Vec<UserRow> = state.users.values().cloned().collect();
+            let only = match (caller.role, &org, &node) {
+                (_, _, Some(_)) => None,
+                (Role::User, _, _) => Some(vec![caller.id.clone()]),
+                (_, Some(o), _) => Some(
+                    users
+                        .iter()
+                        .filter(|u| u.org == *o)
+                        .map(|u| u.id.clone())
+                        .collect(),
+                ),
+                (_, None, _) => None,
+            };
+            (users, only)
+        };
+        let rows = self
+            .store
+            .list_tokens(node.as_deref(), only_users.as_deref(), r.all, now())
+            .await?;
+        let by_id: std::collections::HashMap<&str, &UserRow> =
+            users.iter().map(|u| (u.id.as_str(), u)).collect();
+        Ok(rows
+            .into_iter()
+            .map(|t| {
+                let user = t
+                    .user_id
+                    .as_deref()
+                    .and_then(|id| by_id.get(id))
+                    .map(|u| (*u).clone());
+                (t, user)
+            })
+            .collect())
+    }
+
+    /// Grants an org an admin-approved dataset (admin).
+    pub async fn grant_dataset(
+        &self,
+        caller: &Caller,
+        r: &v1::GrantDatasetRequest,
+    ) -> Result<crate::store::DatasetGrantRow> {
+        caller.require_admin()?;
+        let org = model::name("org", &r.org)?;
+        let name = model::name("name", &r.name)?;
+        let t = now();
+        self.commit(|tx| {
+            if !tx.state().orgs.contains_key(&org) {
+                return Err(Error::field("org", format!("unknown org {org:?}")));
+            }
+            let row = crate::store::DatasetGrantRow {
+                org: org.clone(),
+                name: name.clone(),
+                read_write: r.read_write,
+                created_ms: t,
+            };
+            let what = format!("{org} {name}{}", if r.read_write { " rw" } else { "" });
+            tx.push(Mutation::UpsertDatasetGrant(row.clone()));
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "dataset.grant",
+                &what,
+                t,
+                "ok",
+            )));
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Takes a dataset grant back (admin); jobs that need it stop being started.
+    pub async fn revoke_dataset(&self, caller: &Caller, org: &str, name: &str) -> Result<()> {
+        caller.require_admin()?;
+        let org = model::name("org", org)?;
+        let name = model::name("name", name)?;
+        let t = now();
+        self.commit(|tx| {
+            if !tx
+                .state()
+                .dataset_grants
+                .contains_key(&(org.clone(), name.clone()))
+            {
+                return Err(Error::NotFound(format!(
+                    "grant of dataset {name:?} to org {org:?}"
+                )));
+            }
+            tx.push(Mutation::DeleteDatasetGrant {
+                org: org.clone(),
+                name: name.clone(),
+            });
+            tx.push(Mutation::Audit(audit(
+                caller,
+                "dataset.revoke",
+                &format!("{org} {name}"),
+                t,
+                "ok",
+            )));
+            Ok(())
+        })
+        .await?;
+        self.kick();
+        Ok(())
+    }
+
+    /// Dataset grants the caller may see.
+    pub fn list_dataset_grants(
+        &self,
+        caller: &Caller,
+        org: &str,
+    ) -> Result<Vec<(String, String, bool)>> {
+        let org = super::views::scoped_org(caller, org)?;
+        Ok(self
+            .view()
+            .dataset_grants
+            .iter()
+            .filter(|((o, _), _)| org.as_ref().is_none_or(|x| x == o))
+            .map(|((o, n), rw)| (o.clone(), n.clone(), *rw))
+            .collect())
     }
 
     /// Drains (`drain = true`) or undrains a node (admin).
@@ -433,7 +673,7 @@ impl Engine {
                     created_ms: t,
                     weight: 1.0,
                 });
-                let (user, new_user) = match state.users.get(BOOTSTRAP_ADMIN) {
+                let (user, new_user) = match state.user(CENTRE_ORG, BOOTSTRAP_ADMIN) {
                     Some(u) if u.role == Role::Admin => (u.clone(), false),
                     Some(_) => {
                         return Err(Error::FailedPrecondition(format!(

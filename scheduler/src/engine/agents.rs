@@ -25,12 +25,20 @@ pub struct HeartbeatReply {
 }
 
 impl Engine {
-    /// Registers (or re-registers) a node with a join token; returns its credential.
-    pub async fn join(&self, req: &v1::JoinRequest) -> Result<v1::JoinResponse> {
+    /// Registers a node with a join token (used once; possibly bound to the node's name),
+    /// or re-registers an existing one, which needs its current credential (`presented`)
+    /// or an admin's leave (`berth admin nodes rejoin`); re-joining revokes the node's old
+    /// credentials. Returns the new credential.
+    pub async fn join(
+        &self,
+        req: &v1::JoinRequest,
+        presented: Option<&Caller>,
+    ) -> Result<v1::JoinResponse> {
         let t = now();
         let node = model::name("node", &req.node)?;
         let site = model::name("site", &req.site)?;
-        if req.join_token.is_empty() {
+        let own_credential = presented.is_some_and(|c| c.node.as_deref() == Some(node.as_str()));
+        if req.join_token.is_empty() && !own_credential {
             return Err(Error::Unauthenticated(
                 "a join token is required to join".into(),
             ));
@@ -46,16 +54,29 @@ impl Engine {
         let token_row = issued.row.clone();
         self.commit(|tx| {
             let state = tx.state();
-            if !state
-                .join_tokens
-                .iter()
-                .any(|j| j.hash == hash && j.expires_ms > t)
-            {
-                return Err(Error::Unauthenticated(
-                    "invalid or expired join token: create one with `berth admin join-token`"
-                        .into(),
-                ));
-            }
+            let token = if req.join_token.is_empty() {
+                None
+            } else {
+                let Some(j) = state
+                    .join_tokens
+                    .iter()
+                    .find(|j| j.hash == hash && j.expires_ms > t)
+                else {
+                    return Err(Error::Unauthenticated(
+                        "invalid, expired or already used join token: create one with \
+                         `berth admin join-token`"
+                            .into(),
+                    ));
+                };
+                if let Some(bound) = &j.node
+                    && *bound != node
+                {
+                    return Err(Error::Unauthenticated(format!(
+                        "this join token is for node {bound:?}, not {node:?}"
+                    )));
+                }
+                Some(j.id.clone())
+            };
             if !state.sites.contains_key(&site) {
                 return Err(Error::FailedPrecondition(format!(
                     "site {site:?} does not exist: create it with `berth admin sites create {site}`"
@@ -72,13 +93,21 @@ impl Engine {
                 }
             }
             let previous = state.nodes.get(&node).map(|n| n.row.clone());
-            if let Some(p) = &previous
-                && p.site != site
-            {
-                return Err(Error::FailedPrecondition(format!(
-                    "node {node:?} is registered at site {:?}, not {site:?}",
-                    p.site
-                )));
+            if let Some(p) = &previous {
+                if p.site != site {
+                    return Err(Error::FailedPrecondition(format!(
+                        "node {node:?} is registered at site {:?}, not {site:?}",
+                        p.site
+                    )));
+                }
+                // A join token alone never takes over an existing node.
+                let leave = p.rejoin_until_ms.is_some_and(|u| u > t);
+                if !own_credential && !leave {
+                    return Err(Error::PermissionDenied(format!(
+                        "node {node:?} already exists: to join again it needs its current \
+                         credential, or an admin's `berth admin nodes rejoin {node}`"
+                    )));
+                }
             }
             let row = NodeRow {
                 name: node.clone(),
@@ -93,8 +122,16 @@ impl Engine {
                 last_heartbeat_ms: Some(t),
                 generation: previous.as_ref().map_or(0, |p| p.generation),
                 created_ms: previous.as_ref().map_or(t, |p| p.created_ms),
+                rejoin_until_ms: None,
             };
             let count = devices.len();
+            if let Some(id) = token {
+                tx.push(Mutation::UseJoinToken { id, used_ms: t });
+            }
+            if previous.is_some() {
+                // Whoever held the old credential holds nothing now.
+                tx.push(Mutation::RevokeNodeCredentials { node: node.clone() });
+            }
             tx.push(Mutation::UpsertNode(row));
             tx.extend(devices.into_iter().map(Mutation::UpsertDevice));
             tx.push(Mutation::InsertToken(token_row));
@@ -148,6 +185,10 @@ impl Engine {
         }
         let mut rx = self.generations.subscribe(&node);
         let current = *rx.borrow_and_update();
+        self.observed.applied(
+            &node,
+            u64::try_from(current).unwrap_or(0) <= req.known_generation,
+        );
         if u64::try_from(current).unwrap_or(0) == req.known_generation {
             let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
             let wait = asked.clamp(0, self.policy.max_poll_ms.min(self.policy.lease_ms / 2));
@@ -243,7 +284,10 @@ fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result
         .get(node)
         .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
     let mut row = entry.row.clone();
-    let came_back = row.state == NodeState::Unreachable;
+    // A node is back once its agent calls and has applied the work it was sent (an agent
+    // that cannot take its desired state stays unreachable).
+    let caught_up = u64::try_from(row.generation).unwrap_or(0) <= req.known_generation;
+    let came_back = row.state == NodeState::Unreachable && caught_up;
     if came_back {
         row.state = NodeState::Ready;
         tracing::info!(%node, "node reachable again");
@@ -502,7 +546,27 @@ fn observe_rank(
     true
 }
 
-/// The desired work of a node, from the committed state.
+/// Bytes of new jobs' specs one heartbeat reply carries at most (at least one spec is
+/// always sent, however large): the rest follow in the next replies (`more`).
+pub const REPLY_SPEC_BUDGET: usize = 1024 * 1024;
+
+/// The size of a job's spec as it goes to its node.
+pub(crate) fn spec_bytes(row: &JobRow) -> usize {
+    row.image.len()
+        + row.network.len()
+        + row.command.iter().map(|c| c.len() + 8).sum::<usize>()
+        + row
+            .env
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + row.datasets.iter().map(|(n, _)| n.len() + 8).sum::<usize>()
+}
+
+/// The desired work of a node, from the committed state. Jobs the agent reports carry no
+/// spec (it has them); new jobs' specs are sent up to [`REPLY_SPEC_BUDGET`] per reply,
+/// and `more` tells the agent to ask again for the rest, so a reply stays small whatever
+/// tenants put in their jobs.
 fn desired(
     state: &State,
     node: &str,
@@ -510,26 +574,52 @@ fn desired(
     policy: &super::Policy,
 ) -> v1::HeartbeatResponse {
     let entry = state.nodes.get(node);
-    let jobs = state
+    let known: std::collections::HashSet<&str> =
+        req.jobs.iter().map(|o| o.job_id.as_str()).collect();
+    let mut placed: Vec<&crate::state::LiveJob> = state
         .placed_jobs_on(node)
         .filter(|j| j.row.stop.is_none())
-        .map(|j| v1::DesiredJob {
-            job_id: j.row.id.clone(),
-            image: j.row.image.clone(),
-            command: j.row.command.clone(),
-            env: job_env(state, &j.row, node),
-            devices: j
-                .row
-                .devices
-                .iter()
-                .filter(|d| state.devices.get(*d).is_some_and(|e| e.row.node == node))
-                .cloned()
-                .collect(),
-            deadline: j.row.deadline_ms.map(ms_to_ts),
-            grace: Some(ms_to_dur(policy.grace_ms)),
-            org: j.row.org.clone(),
-            datasets: crate::convert::datasets(&j.row.datasets),
-            network: j.row.network.clone(),
+        .collect();
+    // Oldest first, so the specs that wait longest go first.
+    placed.sort_by(|a, b| (a.row.created_ms, &a.row.id).cmp(&(b.row.created_ms, &b.row.id)));
+    let mut budget = REPLY_SPEC_BUDGET;
+    let mut sent_one = false;
+    let mut more = false;
+    let jobs = placed
+        .into_iter()
+        .map(|j| {
+            let row = &j.row;
+            let mut d = v1::DesiredJob {
+                job_id: row.id.clone(),
+                devices: row
+                    .devices
+                    .iter()
+                    .filter(|d| state.devices.get(*d).is_some_and(|e| e.row.node == node))
+                    .cloned()
+                    .collect(),
+                deadline: row.deadline_ms.map(ms_to_ts),
+                grace: Some(ms_to_dur(policy.grace_ms)),
+                org: row.org.clone(),
+                spec_omitted: true,
+                ..Default::default()
+            };
+            if known.contains(row.id.as_str()) {
+                return d;
+            }
+            let size = spec_bytes(row);
+            if size > budget && sent_one {
+                more = true;
+                return d;
+            }
+            budget = budget.saturating_sub(size);
+            sent_one = true;
+            d.spec_omitted = false;
+            d.image = row.image.clone();
+            d.command = row.command.clone();
+            d.env = job_env(state, row, node);
+            d.datasets = crate::convert::datasets(&granted_datasets(state, row));
+            d.network = row.network.clone();
+            d
         })
         .collect();
     let acknowledged = req
@@ -544,7 +634,19 @@ fn desired(
         lease: Some(ms_to_dur(policy.lease_ms)),
         acknowledged,
         node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
+        more,
     }
+}
+
+/// A job's datasets its org is (still) granted: a revoked grant never reaches a node.
+fn granted_datasets(state: &State, row: &JobRow) -> Vec<(String, bool)> {
+    row.datasets
+        .iter()
+        .filter_map(|(name, rw)| {
+            let granted = state.dataset_grants.get(&(row.org.clone(), name.clone()))?;
+            Some((name.clone(), *rw && *granted))
+        })
+        .collect()
 }
 
 /// The environment of a job's part on `node`: the job's own, plus, for multi-node jobs,

@@ -12,6 +12,7 @@ pub(super) enum Effect {
     User(UserRow),
     Token(TokenRow),
     Revoke(String),
+    RevokeNode(String),
     Generation(String, i64),
     JobSubmitted { requeued: bool },
     JobStarted { wait_ms: i64, class: String },
@@ -25,6 +26,7 @@ pub(super) fn of(before: &State, m: &Mutation, out: &mut Vec<Effect>) {
         Mutation::InsertUser(u) => out.push(Effect::User(u.clone())),
         Mutation::InsertToken(t) => out.push(Effect::Token(t.clone())),
         Mutation::RevokeToken { id } => out.push(Effect::Revoke(id.clone())),
+        Mutation::RevokeNodeCredentials { node } => out.push(Effect::RevokeNode(node.clone())),
         Mutation::UpsertNode(n) => out.push(Effect::Generation(n.name.clone(), n.generation)),
         Mutation::UpsertJob(row) => {
             let old = before.jobs.get(&row.id).map(|j| Arc::clone(&j.row));
@@ -68,6 +70,7 @@ impl Engine {
                 Effect::User(u) => self.with_auth(|a| a.put_user(u)),
                 Effect::Token(t) => self.with_auth(|a| a.put_token(t)),
                 Effect::Revoke(id) => self.with_auth(|a| a.revoke(&id)),
+                Effect::RevokeNode(node) => self.with_auth(|a| a.revoke_node(&node)),
                 Effect::Generation(node, g) => self.generations.publish(&node, g),
                 Effect::JobSubmitted { requeued } => {
                     self.metrics.job_submitted();

@@ -23,7 +23,10 @@ impl Engine {
     /// Queues a job, in a reservation or for a class.
     pub async fn submit_job(&self, caller: &Caller, req: &v1::SubmitJobRequest) -> Result<JobView> {
         caller.require_user()?;
-        let spec = JobSpec::from_request(req)?;
+        let limits = berth_proto::model::SubmitLimits {
+            max_spec_bytes: self.view().sched.max_job_spec_bytes as usize,
+        };
+        let spec = JobSpec::from_request_with(req, &limits)?;
         let decided = self
             .commit(|tx| {
                 let row = match admit_job(tx.state(), caller, &spec)? {
@@ -152,6 +155,27 @@ enum Admit {
 /// Checks a submission against the live state and builds its row.
 fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
     let t = now();
+    for (name, rw) in &spec.datasets {
+        match state
+            .dataset_grants
+            .get(&(caller.org.clone(), name.clone()))
+        {
+            None => {
+                return Err(Error::PermissionDenied(format!(
+                    "datasets: dataset {name:?} is not granted to org {:?}: an admin grants \
+                     it with `berth admin datasets grant --org {} {name}`",
+                    caller.org, caller.org
+                )));
+            }
+            Some(false) if *rw => {
+                return Err(Error::PermissionDenied(format!(
+                    "datasets: org {:?} may mount dataset {name:?} read-only, not read-write",
+                    caller.org
+                )));
+            }
+            Some(_) => {}
+        }
+    }
     let (class, reservation_id) = match &spec.target {
         JobTarget::Reservation(id) => {
             let Some(r) = state.reservations.get(id) else {

@@ -72,10 +72,36 @@ impl Default for Policy {
     }
 }
 
-/// Wakes log followers of a job when new chunks are stored or the job ends.
+/// Most log followers at once, in all.
+pub const MAX_FOLLOWERS: usize = 4096;
+/// Most log followers at once per user (or node).
+pub const MAX_FOLLOWERS_PER_USER: usize = 32;
+
+/// Wakes log followers of a job when new chunks are stored or the job ends, and bounds
+/// how many follow at once.
 #[derive(Debug, Default)]
 pub struct LogHub {
     jobs: StdMutex<HashMap<String, watch::Sender<u64>>>,
+    followers: Arc<StdMutex<HashMap<String, usize>>>,
+}
+
+/// A follower's place; given back when the follower leaves.
+#[derive(Debug)]
+pub struct Follower {
+    user: String,
+    followers: Arc<StdMutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let mut f = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = f.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                f.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl LogHub {
@@ -101,6 +127,42 @@ impl LogHub {
         if let Some(tx) = jobs.remove(job) {
             tx.send_modify(|v| *v += 1);
         }
+    }
+
+    /// A place for one more follower of `user`, or RESOURCE_EXHAUSTED when the user or
+    /// the scheduler is at its limit.
+    pub fn admit(&self, user: &str) -> Result<Follower> {
+        let mut f = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = f.values().sum();
+        let mine = f.get(user).copied().unwrap_or(0);
+        if mine >= MAX_FOLLOWERS_PER_USER {
+            return Err(crate::error::Error::Overloaded {
+                message: format!(
+                    "you already follow {mine} log streams, the most one user may; stop one first"
+                ),
+                retry_after_ms: 1000,
+            });
+        }
+        if total >= MAX_FOLLOWERS {
+            return Err(crate::error::Error::Overloaded {
+                message: "the scheduler is at its limit of log followers; retry shortly".into(),
+                retry_after_ms: 1000,
+            });
+        }
+        *f.entry(user.to_owned()).or_default() += 1;
+        Ok(Follower {
+            user: user.to_owned(),
+            followers: self.followers.clone(),
+        })
+    }
+
+    /// Followers now, in all.
+    pub fn followers(&self) -> usize {
+        self.followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 
     /// Forgets jobs nobody follows any more.

@@ -13,6 +13,8 @@ use tokio::sync::watch;
 #[derive(Debug, Default)]
 pub struct Observed {
     seen: Mutex<HashMap<String, (Instant, i64)>>,
+    /// Since when each node's agent has reported an older generation than it was sent.
+    behind: Mutex<HashMap<String, Instant>>,
     telemetry: Mutex<HashMap<String, v1::Telemetry>>,
 }
 
@@ -51,6 +53,22 @@ impl Observed {
             let wall = seen.get(n).map_or(0, |v| v.1);
             seen.insert(n.to_owned(), (now, wall));
         }
+    }
+
+    /// Records whether a node's agent has applied the desired work it was sent.
+    pub fn applied(&self, node: &str, caught_up: bool) {
+        let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        if caught_up {
+            behind.remove(node);
+        } else {
+            behind.entry(node.to_owned()).or_insert_with(Instant::now);
+        }
+    }
+
+    /// Since when a node's agent has lagged its desired work, if it does.
+    pub fn behind_since(&self, node: &str) -> Option<Instant> {
+        let behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        behind.get(node).copied()
     }
 
     /// Stores the latest samples of some devices.

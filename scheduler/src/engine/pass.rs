@@ -148,6 +148,7 @@ impl Engine {
             report.reservations_changed = advance_reservations(tx, t);
             report.nodes_lost = expire_leases(tx, &self.observed, lease);
             report.stopped += stop_overdue(tx, t);
+            report.stopped += end_ungranted(tx, t);
             finish_drains(tx);
             let reclaimed = super::reclaim::watch_idle(tx, &self.observed, t, fresh_ms);
             report.reclaimed = reclaimed.len();
@@ -239,12 +240,22 @@ fn expire_leases(tx: &mut Tx<'_>, observed: &super::observed::Observed, lease: D
             observed
                 .last_seen(&n.row.name)
                 .is_none_or(|s| s.elapsed() > lease)
+                || observed
+                    .behind_since(&n.row.name)
+                    .is_some_and(|s| s.elapsed() > lease * 2)
         })
         .map(|n| n.row.clone())
         .collect();
     let n = lost.len();
     for mut row in lost {
-        tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
+        if observed
+            .behind_since(&row.name)
+            .is_some_and(|s| s.elapsed() > lease * 2)
+        {
+            tracing::warn!(node = %row.name, "node's agent cannot take its desired work; now unreachable");
+        } else {
+            tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
+        }
         row.state = NodeState::Unreachable;
         tx.push(Mutation::UpsertNode(row));
     }
@@ -265,6 +276,44 @@ fn stop_overdue(tx: &mut Tx<'_>, t: i64) -> usize {
         .into_iter()
         .filter(|id| stage_stop(tx, id, StopCause::Deadline, why))
         .count()
+}
+
+/// Jobs that mount a dataset their org is no longer granted (or no longer read-write)
+/// end: pending ones now, placed ones are stopped. Returns how many were stopped.
+fn end_ungranted(tx: &mut Tx<'_>, t: i64) -> usize {
+    let state = tx.state();
+    let lacks = |row: &JobRow| {
+        row.datasets.iter().find_map(|(name, rw)| {
+            match state.dataset_grants.get(&(row.org.clone(), name.clone())) {
+                Some(granted_rw) if *granted_rw || !*rw => None,
+                _ => Some(name.clone()),
+            }
+        })
+    };
+    let mut hit: Vec<(String, String, JobState)> = state
+        .jobs
+        .values()
+        .filter(|j| !j.row.datasets.is_empty() && !j.row.state.is_final())
+        .filter_map(|j| lacks(&j.row).map(|d| (j.row.id.clone(), d, j.row.state)))
+        .collect();
+    hit.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut stopped = 0;
+    for (id, dataset, job_state) in hit {
+        let why = format!("dataset {dataset:?} is no longer granted to its org");
+        if job_state == JobState::Pending {
+            let Some(j) = tx.state().jobs.get(&id) else {
+                continue;
+            };
+            let mut row = JobRow::clone(&j.row);
+            row.state = JobState::Failed;
+            row.reason = why;
+            row.finished_ms = Some(t);
+            tx.push(Mutation::UpsertJob(Arc::new(row)));
+        } else if stage_stop(tx, &id, StopCause::GrantRevoked, &why) {
+            stopped += 1;
+        }
+    }
+    stopped
 }
 
 /// Draining nodes with no work left become drained.

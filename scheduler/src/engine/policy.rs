@@ -38,6 +38,8 @@ pub struct SchedPolicy {
     pub refund_fault_pct: f64,
     /// How long old rows are kept.
     pub retention: Retention,
+    /// Largest environment plus command one job may carry, in bytes.
+    pub max_job_spec_bytes: u64,
 }
 
 /// How long each kind of row is kept (`None`: forever). Usage and ledger rows of a budget
@@ -146,9 +148,14 @@ impl Default for SchedPolicy {
             refund_reclaim_pct: 100.0,
             refund_fault_pct: 100.0,
             retention: Retention::default(),
+            max_job_spec_bytes: berth_proto::model::DEFAULT_MAX_SPEC_BYTES as u64,
         }
     }
 }
+
+/// The largest job spec an admin may allow: a heartbeat reply always carries at least one
+/// whole spec, within the message limit.
+pub const MAX_JOB_SPEC_BYTES: u64 = 1024 * 1024;
 
 /// The proto field names [`SchedPolicy::apply`] understands.
 pub const FIELDS: &[&str] = &[
@@ -163,6 +170,7 @@ pub const FIELDS: &[&str] = &[
     "refund_cancel_started_pct",
     "refund_reclaim_pct",
     "refund_fault_pct",
+    "max_job_spec_bytes",
 ];
 
 impl SchedPolicy {
@@ -212,6 +220,7 @@ impl SchedPolicy {
             refund_cancel_started_pct: self.refund_cancel_started_pct,
             refund_reclaim_pct: self.refund_reclaim_pct,
             refund_fault_pct: self.refund_fault_pct,
+            max_job_spec_bytes: self.max_job_spec_bytes,
         }
     }
 
@@ -265,6 +274,18 @@ impl SchedPolicy {
                 }
                 "refund_reclaim_pct" => out.refund_reclaim_pct = pct(f, p.refund_reclaim_pct)?,
                 "refund_fault_pct" => out.refund_fault_pct = pct(f, p.refund_fault_pct)?,
+                "max_job_spec_bytes" => {
+                    if !(1024..=MAX_JOB_SPEC_BYTES).contains(&p.max_job_spec_bytes) {
+                        return Err(Error::field(
+                            f,
+                            format!(
+                                "must be between 1024 and {MAX_JOB_SPEC_BYTES} bytes, not {}",
+                                p.max_job_spec_bytes
+                            ),
+                        ));
+                    }
+                    out.max_job_spec_bytes = p.max_job_spec_bytes;
+                }
                 other => {
                     return Err(Error::field(
                         "fields",

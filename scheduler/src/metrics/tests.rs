@@ -33,6 +33,7 @@ fn node(name: &str, site: &str, state: NodeState) -> NodeEntry {
             last_heartbeat_ms: None,
             generation: 0,
             created_ms: 0,
+            rejoin_until_ms: None,
         },
     }
 }

@@ -77,7 +77,7 @@ impl v1::admin_server::Admin for AdminService {
         let r = req.get_ref();
         let issued = self
             .0
-            .create_token(&c, &r.user, r.ttl.as_ref().map(dur_to_ms))
+            .create_token(&c, &r.user, &r.org, r.ttl.as_ref().map(dur_to_ms))
             .await?;
         Ok(Response::new(v1::CreateTokenResponse {
             token: issued.token,
@@ -100,14 +100,84 @@ impl v1::admin_server::Admin for AdminService {
         req: Request<v1::CreateJoinTokenRequest>,
     ) -> Reply<v1::CreateJoinTokenResponse> {
         let c = caller(&req)?;
-        let (token, expires) = self
+        let r = req.get_ref();
+        let (token, expires, uses) = self
             .0
-            .create_join_token(&c, req.get_ref().ttl.as_ref().map(dur_to_ms))
+            .create_join_token(&c, r.ttl.as_ref().map(dur_to_ms), &r.node, r.uses)
             .await?;
         Ok(Response::new(v1::CreateJoinTokenResponse {
             token,
             expires_at: Some(ms_to_ts(expires)),
+            node: r.node.clone(),
+            uses,
         }))
+    }
+
+    async fn rejoin_node(&self, req: Request<v1::RejoinNodeRequest>) -> Reply<v1::Node> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let row = self
+            .0
+            .rejoin_node(&c, &r.node, r.ttl.as_ref().map(dur_to_ms))
+            .await?;
+        Ok(Response::new(self.0.node_view(&row.name)?))
+    }
+
+    async fn list_credentials(
+        &self,
+        req: Request<v1::ListCredentialsRequest>,
+    ) -> Reply<v1::ListCredentialsResponse> {
+        let c = caller(&req)?;
+        let rows = self.0.list_credentials(&c, req.get_ref()).await?;
+        Ok(Response::new(v1::ListCredentialsResponse {
+            credentials: rows
+                .iter()
+                .map(|(t, u)| convert::credential(t, u.as_ref()))
+                .collect(),
+        }))
+    }
+
+    async fn grant_dataset(
+        &self,
+        req: Request<v1::GrantDatasetRequest>,
+    ) -> Reply<v1::DatasetGrant> {
+        let c = caller(&req)?;
+        let g = self.0.grant_dataset(&c, req.get_ref()).await?;
+        Ok(Response::new(v1::DatasetGrant {
+            org: g.org,
+            name: g.name,
+            read_write: g.read_write,
+            created_at: Some(ms_to_ts(g.created_ms)),
+        }))
+    }
+
+    async fn revoke_dataset(
+        &self,
+        req: Request<v1::RevokeDatasetRequest>,
+    ) -> Reply<v1::RevokeDatasetResponse> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        self.0.revoke_dataset(&c, &r.org, &r.name).await?;
+        Ok(Response::new(v1::RevokeDatasetResponse {}))
+    }
+
+    async fn list_dataset_grants(
+        &self,
+        req: Request<v1::ListDatasetGrantsRequest>,
+    ) -> Reply<v1::ListDatasetGrantsResponse> {
+        let c = caller(&req)?;
+        let grants = self
+            .0
+            .list_dataset_grants(&c, &req.get_ref().org)?
+            .into_iter()
+            .map(|(org, name, read_write)| v1::DatasetGrant {
+                org,
+                name,
+                read_write,
+                created_at: None,
+            })
+            .collect();
+        Ok(Response::new(v1::ListDatasetGrantsResponse { grants }))
     }
 
     async fn clear_device(&self, req: Request<v1::ClearDeviceRequest>) -> Reply<v1::Device> {

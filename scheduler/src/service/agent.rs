@@ -13,7 +13,11 @@ pub struct AgentService(pub Shared);
 #[tonic::async_trait]
 impl v1::agent_server::Agent for AgentService {
     async fn join(&self, req: Request<v1::JoinRequest>) -> Reply<v1::JoinResponse> {
-        Ok(Response::new(self.0.join(req.get_ref()).await?))
+        // A node joins with a join token; re-joining may present its current credential.
+        let presented = req.extensions().get::<crate::auth::Caller>().cloned();
+        Ok(Response::new(
+            self.0.join(req.get_ref(), presented.as_ref()).await?,
+        ))
     }
 
     async fn heartbeat(&self, req: Request<v1::HeartbeatRequest>) -> Reply<v1::HeartbeatResponse> {

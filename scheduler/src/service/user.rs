@@ -150,8 +150,9 @@ impl v1::jobs_server::Jobs for JobsService {
         let id = model::id("job_id", &r.job_id)?;
         // Visibility check first: another org's job is "not found".
         self.0.get_job(&c, &id).await?;
+        let place = self.0.logs.admit(&c.id)?;
         let after = crate::logs::Resume::new(r.after_seq, &r.after_part_seqs);
-        let rx = crate::logs::follow(self.0.clone(), c, id, after, r.follow);
+        let rx = crate::logs::follow(self.0.clone(), c, id, after, r.follow, place);
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

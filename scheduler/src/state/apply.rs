@@ -31,11 +31,28 @@ impl State {
                 self.orgs.insert(r.name.clone(), r.clone());
             }
             Mutation::InsertUser(r) => {
-                self.user_names.insert(r.id.clone(), r.name.clone());
-                self.users.insert(r.name.clone(), r.clone());
+                let key = (r.org.clone(), r.name.clone());
+                self.user_names.insert(r.id.clone(), key.clone());
+                self.users.insert(key, r.clone());
             }
             // Credentials live in the auth index, updated once committed.
-            Mutation::InsertToken(_) | Mutation::RevokeToken { .. } => {}
+            Mutation::InsertToken(_)
+            | Mutation::RevokeToken { .. }
+            | Mutation::RevokeNodeCredentials { .. } => {}
+            Mutation::UseJoinToken { id, used_ms } => {
+                if let Some(j) = self.join_tokens.iter_mut().find(|j| j.id == *id) {
+                    j.uses += 1;
+                    j.used_ms = Some(*used_ms);
+                }
+                self.join_tokens.retain(|j| j.uses < j.max_uses);
+            }
+            Mutation::UpsertDatasetGrant(g) => {
+                self.dataset_grants
+                    .insert((g.org.clone(), g.name.clone()), g.read_write);
+            }
+            Mutation::DeleteDatasetGrant { org, name } => {
+                self.dataset_grants.remove(&(org.clone(), name.clone()));
+            }
             Mutation::InsertJoinToken(r) => {
                 self.join_tokens.retain(|j| j.expires_ms > r.created_ms);
                 self.join_tokens.push(r.clone());

@@ -25,6 +25,11 @@ impl State {
             .chain(snap.orgs.into_iter().map(Mutation::InsertOrg))
             .chain(snap.users.into_iter().map(Mutation::InsertUser))
             .chain(snap.join_tokens.into_iter().map(Mutation::InsertJoinToken))
+            .chain(
+                snap.dataset_grants
+                    .into_iter()
+                    .map(Mutation::UpsertDatasetGrant),
+            )
             .chain(snap.nodes.into_iter().map(Mutation::UpsertNode))
             .chain(snap.devices.into_iter().map(Mutation::UpsertDevice))
             .chain(std::iter::once(Mutation::InsertClaims(snap.claims)))

@@ -83,12 +83,14 @@ pub struct State {
     pub classes: BTreeMap<String, ClassRow>,
     /// Orgs by name.
     pub orgs: BTreeMap<String, OrgRow>,
-    /// Users by name.
-    pub users: HashMap<String, UserRow>,
-    /// User names by id.
-    user_names: HashMap<String, String>,
-    /// Join tokens that had not expired when the newest was made.
+    /// Users by (org, name): names are unique within an organisation.
+    pub users: HashMap<(String, String), UserRow>,
+    /// Users' (org, name) by id.
+    user_names: HashMap<String, (String, String)>,
+    /// Join tokens not yet used, that had not expired when the newest was made.
     pub join_tokens: Vec<JoinTokenRow>,
+    /// Dataset grants: (org, dataset) → read-write allowed.
+    pub dataset_grants: BTreeMap<(String, String), bool>,
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeEntry>,
     /// Devices by UUID.
@@ -185,7 +187,17 @@ impl State {
 
     /// The user with this id.
     pub fn user_by_id(&self, id: &str) -> Option<&UserRow> {
-        self.user_names.get(id).and_then(|n| self.users.get(n))
+        self.user_names.get(id).and_then(|k| self.users.get(k))
+    }
+
+    /// The user `name` of `org`.
+    pub fn user(&self, org: &str, name: &str) -> Option<&UserRow> {
+        self.users.get(&(org.to_owned(), name.to_owned()))
+    }
+
+    /// Every user called `name`, in any organisation.
+    pub fn users_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a UserRow> + 'a {
+        self.users.values().filter(move |u| u.name == name)
     }
 
     /// Ids of reservations with jobs waiting to run in them.

@@ -182,6 +182,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` rows of `what` older than `before_ms`; returns how many.
     async fn prune(&self, what: Prunable, before_ms: i64, limit: u32)
     -> Result<Pruned, StoreError>;
+    /// Issued credentials, newest first: of one node, or of these users, or all; with
+    /// `all`, revoked and expired ones too.
+    async fn list_tokens(
+        &self,
+        node: Option<&str>,
+        users: Option<&[String]>,
+        all: bool,
+        now_ms: i64,
+    ) -> Result<Vec<TokenRow>, StoreError>;
     /// Users, and tokens neither revoked nor expired at `now_ms`: what the auth index
     /// holds (standbys refresh it, so they can answer who leads to a new admin).
     async fn load_auth(&self, now_ms: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError>;

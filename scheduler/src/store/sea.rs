@@ -26,8 +26,8 @@ use sea_orm::{
 
 use self::apply::Failed;
 use self::entities::{
-    api_token, budget, device, device_claim, device_class, job, job_log, join_token, ledger_entry,
-    node, org, reservation, scheduler_policy, site, usage_record, user,
+    api_token, budget, dataset_grant, device, device_claim, device_class, job, job_log, join_token,
+    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use self::metrics::{Op, StoreMetrics};
 use super::types::*;
@@ -355,6 +355,10 @@ async fn snapshot<C: ConnectionTrait>(
         .map_err(error::db)?;
     let join_tokens = join_token::Entity::find()
         .filter(join_token::Column::ExpiresMs.gt(now_ms))
+        .filter(sea_orm::sea_query::ExprTrait::lt(
+            sea_orm::sea_query::Expr::col(join_token::Column::Uses),
+            sea_orm::sea_query::Expr::col(join_token::Column::MaxUses),
+        ))
         .order_by_asc(join_token::Column::Id)
         .all(db)
         .await
@@ -435,6 +439,15 @@ async fn snapshot<C: ConnectionTrait>(
         ledger: collect(ledger, convert::ledger_row)?,
         recent_usage: collect(recent_usage, convert::usage_row)?,
         policy: policy.map(convert::policy_row),
+        dataset_grants: dataset_grant::Entity::find()
+            .order_by_asc(dataset_grant::Column::Org)
+            .order_by_asc(dataset_grant::Column::Name)
+            .all(db)
+            .await
+            .map_err(error::db)?
+            .into_iter()
+            .map(convert::dataset_grant_row)
+            .collect(),
     })
 }
 
@@ -569,6 +582,39 @@ impl Store for SeaStore {
     ) -> Result<Pruned, StoreError> {
         self.metrics
             .time(Op::Prune, self.prune_batch(what, before_ms, limit))
+            .await
+    }
+
+    async fn list_tokens(
+        &self,
+        node: Option<&str>,
+        users: Option<&[String]>,
+        all: bool,
+        now_ms: i64,
+    ) -> Result<Vec<TokenRow>, StoreError> {
+        self.metrics
+            .time(Op::ListUsers, async {
+                let mut q = api_token::Entity::find();
+                if let Some(n) = node {
+                    q = q.filter(api_token::Column::Node.eq(n));
+                }
+                if let Some(ids) = users {
+                    q = q.filter(api_token::Column::UserId.is_in(ids.iter().map(String::as_str)));
+                }
+                if !all {
+                    q = q
+                        .filter(api_token::Column::Revoked.eq(false))
+                        .filter(api_token::Column::ExpiresMs.gt(now_ms));
+                }
+                let rows = q
+                    .order_by_desc(api_token::Column::CreatedMs)
+                    .order_by_desc(api_token::Column::Id)
+                    .limit(10_000)
+                    .all(&self.db)
+                    .await
+                    .map_err(error::db)?;
+                Ok(rows.into_iter().map(convert::token_row).collect())
+            })
             .await
     }
 

@@ -155,6 +155,8 @@ pub enum StopCause {
     DeviceFault,
     /// One part of a multi-node job failed, so the others stop.
     PartFailed,
+    /// A dataset it mounts is no longer granted to its org.
+    GrantRevoked,
 }
 
 impl StopCause {
@@ -169,6 +171,7 @@ impl StopCause {
             StopCause::Preempted => "preempted",
             StopCause::DeviceFault => "device-fault",
             StopCause::PartFailed => "part-failed",
+            StopCause::GrantRevoked => "grant-revoked",
         }
     }
 
@@ -183,6 +186,7 @@ impl StopCause {
             StopCause::Preempted,
             StopCause::DeviceFault,
             StopCause::PartFailed,
+            StopCause::GrantRevoked,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -196,7 +200,9 @@ impl StopCause {
             }
             StopCause::ReservationEnded | StopCause::Deadline => JobState::TimedOut,
             StopCause::Preempted => JobState::Preempted,
-            StopCause::DeviceFault | StopCause::PartFailed => JobState::Failed,
+            StopCause::DeviceFault | StopCause::PartFailed | StopCause::GrantRevoked => {
+                JobState::Failed
+            }
         }
     }
 }
@@ -403,6 +409,25 @@ pub struct JoinTokenRow {
     pub created_by: String,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// Only this node may join with it; `None`: any node name.
+    pub node: Option<String>,
+    /// When it was last used.
+    pub used_ms: Option<i64>,
+    /// How many new nodes it may join (1 unless the admin asked for more).
+    pub max_uses: i32,
+    /// How many it has joined.
+    pub uses: i32,
+}
+
+/// An organisation's grant of an admin-approved dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetGrantRow {
+    pub org: String,
+    /// The dataset's name, as nodes map it to a path (`--dataset NAME=PATH`).
+    pub name: String,
+    /// The org's jobs may mount it read-write (where the node allows it).
+    pub read_write: bool,
+    pub created_ms: i64,
 }
 
 /// A node (accelerator server).
@@ -418,6 +443,9 @@ pub struct NodeRow {
     /// Generation of the node's desired work; bumped on every change.
     pub generation: i64,
     pub created_ms: i64,
+    /// Until then the node may join again under its name with a join token (an admin's
+    /// `berth admin nodes rejoin`); otherwise re-joining needs its current credential.
+    pub rejoin_until_ms: Option<i64>,
 }
 
 /// A device, keyed by UUID.
@@ -568,6 +596,22 @@ pub enum Mutation {
         id: String,
     },
     InsertJoinToken(JoinTokenRow),
+    /// A join token was used (it joins once).
+    UseJoinToken {
+        id: String,
+        used_ms: i64,
+    },
+    /// Revokes every credential of a node (it joined again).
+    RevokeNodeCredentials {
+        node: String,
+    },
+    /// Grants (or changes) an org's use of a dataset.
+    UpsertDatasetGrant(DatasetGrantRow),
+    /// Takes a dataset grant back.
+    DeleteDatasetGrant {
+        org: String,
+        name: String,
+    },
     UpsertNode(NodeRow),
     UpsertDevice(DeviceRow),
     UpsertReservation(Arc<ReservationRow>),
@@ -628,4 +672,6 @@ pub struct Snapshot {
     pub recent_usage: Vec<UsageRow>,
     /// The stored scheduling policy, if one was ever set.
     pub policy: Option<PolicyRow>,
+    /// Every dataset grant.
+    pub dataset_grants: Vec<DatasetGrantRow>,
 }

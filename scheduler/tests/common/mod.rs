@@ -27,6 +27,11 @@ pub fn authed<T>(msg: T, token: &str) -> Request<T> {
 
 /// A scheduler on free ports with site `s1` and class `gpu`; agents' leases last `lease_ms`.
 pub async fn centre(lease_ms: i64) -> Centre {
+    centre_with(lease_ms, |_| {}).await
+}
+
+/// As [`centre`], with `tune` changing the configuration first.
+pub async fn centre_with(lease_ms: i64, tune: impl FnOnce(&mut ServerConfig)) -> Centre {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::dev(dir.path().to_path_buf());
     config.grpc_addr = "127.0.0.1:0".parse().unwrap();
@@ -37,6 +42,7 @@ pub async fn centre(lease_ms: i64) -> Centre {
         max_poll_ms: 2_000,
         ..Policy::default()
     };
+    tune(&mut config);
     let server = server::start(config).await.unwrap();
     let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
         .unwrap()
@@ -115,17 +121,26 @@ impl Centre {
         cred: &str,
         devices: &[String],
     ) -> (v1::Job, u64) {
+        let spec = v1::SubmitJobRequest {
+            class: "gpu".into(),
+            count: 1,
+            image: "busybox".into(),
+            command: vec!["sleep".into(), "600".into()],
+            ..Default::default()
+        };
+        self.queue_and_place_with(token, cred, devices, spec).await
+    }
+
+    /// As [`Centre::queue_and_place`], for the job `spec`.
+    pub async fn queue_and_place_with(
+        &self,
+        token: &str,
+        cred: &str,
+        devices: &[String],
+        spec: v1::SubmitJobRequest,
+    ) -> (v1::Job, u64) {
         let job = v1::jobs_client::JobsClient::new(self.channel.clone())
-            .submit_job(authed(
-                v1::SubmitJobRequest {
-                    class: "gpu".into(),
-                    count: 1,
-                    image: "busybox".into(),
-                    command: vec!["sleep".into(), "600".into()],
-                    ..Default::default()
-                },
-                token,
-            ))
+            .submit_job(authed(spec, token))
             .await
             .unwrap()
             .into_inner();
@@ -148,10 +163,7 @@ impl Centre {
     pub async fn join(&self, node: &str, n: usize) -> (String, Vec<String>) {
         let join = self
             .admin_client()
-            .create_join_token(authed(
-                v1::CreateJoinTokenRequest { ttl: None },
-                &self.admin,
-            ))
+            .create_join_token(authed(v1::CreateJoinTokenRequest::default(), &self.admin))
             .await
             .unwrap()
             .into_inner()

@@ -1,6 +1,6 @@
 //! Writes a batch of mutations inside one transaction.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IdenStatic,
     IntoActiveModel, Iterable, QueryFilter,
@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::convert;
 use super::entities::{
-    api_token, audit_event, budget, device, device_claim, device_class, job, join_token,
-    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
+    api_token, audit_event, budget, dataset_grant, device, device_claim, device_class, job,
+    join_token, ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
 };
 use super::error::{self, Kind};
 use crate::store::StoreError;
@@ -182,6 +182,52 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
             api_token::Entity::update_many()
                 .col_expr(api_token::Column::Revoked, Expr::value(true))
                 .filter(api_token::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::RevokeNodeCredentials { node } => {
+            api_token::Entity::update_many()
+                .col_expr(api_token::Column::Revoked, Expr::value(true))
+                .filter(api_token::Column::Node.eq(node.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::UseJoinToken { id, used_ms } => {
+            let result = join_token::Entity::update_many()
+                .col_expr(join_token::Column::UsedMs, Expr::value(*used_ms))
+                .col_expr(
+                    join_token::Column::Uses,
+                    Expr::col(join_token::Column::Uses).add(1),
+                )
+                .filter(join_token::Column::Id.eq(id.as_str()))
+                .filter(
+                    Expr::col(join_token::Column::Uses).lt(Expr::col(join_token::Column::MaxUses)),
+                )
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            // Two schedulers (or a bug) must never let a token join more than it may.
+            if result.rows_affected == 0 {
+                return Err(Failed::Final(StoreError::Conflict(format!(
+                    "join token {id} was already used up"
+                ))));
+            }
+        }
+        Mutation::UpsertDatasetGrant(row) => {
+            upsert_by(
+                txn,
+                convert::dataset_grant_model(row).into_active_model(),
+                &[dataset_grant::Column::Org, dataset_grant::Column::Name],
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::DeleteDatasetGrant { org, name } => {
+            dataset_grant::Entity::delete_many()
+                .filter(dataset_grant::Column::Org.eq(org.as_str()))
+                .filter(dataset_grant::Column::Name.eq(name.as_str()))
                 .exec(txn)
                 .await
                 .map_err(Failed::from_db)?;

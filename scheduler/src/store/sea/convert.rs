@@ -9,8 +9,9 @@ use berth_proto::model::Role;
 use sea_orm::ActiveValue::{NotSet, Set};
 
 use super::entities::{
-    api_token, audit_event, budget, device, device_claim, device_class, job, job_log, join_token,
-    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
+    api_token, audit_event, budget, dataset_grant, device, device_claim, device_class, job,
+    job_log, join_token, ledger_entry, node, org, reservation, scheduler_policy, site,
+    usage_record, user,
 };
 use crate::store::StoreError;
 use crate::store::types::*;
@@ -146,6 +147,10 @@ pub(super) fn join_token_model(row: &JoinTokenRow) -> join_token::Model {
         created_by: row.created_by.clone(),
         created_ms: row.created_ms,
         expires_ms: row.expires_ms,
+        node: row.node.clone(),
+        used_ms: row.used_ms,
+        max_uses: row.max_uses,
+        uses: row.uses,
     }
 }
 
@@ -156,6 +161,28 @@ pub(super) fn join_token_row(m: join_token::Model) -> JoinTokenRow {
         created_by: m.created_by,
         created_ms: m.created_ms,
         expires_ms: m.expires_ms,
+        node: m.node,
+        used_ms: m.used_ms,
+        max_uses: m.max_uses,
+        uses: m.uses,
+    }
+}
+
+pub(super) fn dataset_grant_model(row: &DatasetGrantRow) -> dataset_grant::Model {
+    dataset_grant::Model {
+        org: row.org.clone(),
+        name: row.name.clone(),
+        read_write: row.read_write,
+        created_ms: row.created_ms,
+    }
+}
+
+pub(super) fn dataset_grant_row(m: dataset_grant::Model) -> DatasetGrantRow {
+    DatasetGrantRow {
+        org: m.org,
+        name: m.name,
+        read_write: m.read_write,
+        created_ms: m.created_ms,
     }
 }
 
@@ -170,6 +197,7 @@ pub(super) fn node_model(row: &NodeRow) -> node::Model {
         last_heartbeat_ms: row.last_heartbeat_ms,
         generation: row.generation,
         created_ms: row.created_ms,
+        rejoin_until_ms: row.rejoin_until_ms,
     }
 }
 
@@ -184,6 +212,7 @@ pub(super) fn node_row(m: node::Model) -> Result<NodeRow, StoreError> {
         last_heartbeat_ms: m.last_heartbeat_ms,
         generation: m.generation,
         created_ms: m.created_ms,
+        rejoin_until_ms: m.rejoin_until_ms,
     })
 }
 

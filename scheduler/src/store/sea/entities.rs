@@ -5,6 +5,7 @@
 pub mod api_token;
 pub mod audit_event;
 pub mod budget;
+pub mod dataset_grant;
 pub mod device;
 pub mod device_claim;
 pub mod device_class;

@@ -11,6 +11,14 @@ pub struct Model {
     pub created_by: String,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// Only this node may join with it.
+    pub node: Option<String>,
+    /// When it was last used.
+    pub used_ms: Option<i64>,
+    /// How many new nodes it may join.
+    pub max_uses: i32,
+    /// How many it has joined.
+    pub uses: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

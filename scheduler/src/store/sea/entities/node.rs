@@ -15,6 +15,8 @@ pub struct Model {
     pub last_heartbeat_ms: Option<i64>,
     pub generation: i64,
     pub created_ms: i64,
+    /// Until then the node may re-join with a join token (an admin allowed it).
+    pub rejoin_until_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
