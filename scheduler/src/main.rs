@@ -62,13 +62,13 @@ struct Args {
     max_in_flight: usize,
     /// Calls per second each organisation's users may make together (0: unlimited);
     /// beyond it, calls are refused with RESOURCE_EXHAUSTED and a retry hint.
-    #[arg(long, env = "BERTH_ORG_RATE", default_value_t = 500.0)]
+    #[arg(long, env = "BERTH_ORG_RATE", default_value_t = 500.0, value_parser = rate)]
     org_rate: f64,
-    /// Calls one organisation may make at once after a quiet spell.
-    #[arg(long, env = "BERTH_ORG_BURST", default_value_t = 1000.0)]
+    /// Calls one organisation may make at once after a quiet spell (at least 1).
+    #[arg(long, env = "BERTH_ORG_BURST", default_value_t = 1000.0, value_parser = burst)]
     org_burst: f64,
-    /// Calls per second each node's agent may make (0: unlimited).
-    #[arg(long, env = "BERTH_NODE_RATE", default_value_t = 100.0)]
+    /// Calls per second each node's agent may make (0: unlimited; burst 4 times that).
+    #[arg(long, env = "BERTH_NODE_RATE", default_value_t = 100.0, value_parser = rate)]
     node_rate: f64,
     /// Agents' heartbeat long-polls in flight at once.
     #[arg(long, default_value_t = 20_000)]
@@ -198,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             },
             per_node: berth_scheduler::ratelimit::Rate {
                 per_second: args.node_rate,
-                burst: args.node_rate * 4.0,
+                burst: (args.node_rate * 4.0).max(1.0),
             },
         },
     };
@@ -220,5 +220,21 @@ async fn terminate() {
             s.recv().await;
         }
         Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+/// A rate flag: calls per second, 0 (unlimited) or more.
+fn rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err("expected calls per second: 0 (unlimited) or a positive number".into()),
+    }
+}
+
+/// A burst flag: at least one call.
+fn burst(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(b) if b.is_finite() && b >= 1.0 => Ok(b),
+        _ => Err("expected a number of calls, at least 1".into()),
     }
 }
