@@ -24,7 +24,7 @@ scripts/check-light-client.sh
 echo "== all tests (end-to-end on SQLite)" >&2
 run --workspace
 echo "== end-to-end tests on PostgreSQL" >&2
-BERTH_E2E_DB=postgres run -p berth-cli --test e2e --test scheduling --test crash
+BERTH_E2E_DB=postgres run -p berth-cli --test e2e --test scheduling --test crash --test portal
 
 need() { command -v "$1" >/dev/null || { echo "test: $1 is missing: run scripts/ops-tools.sh (as root)" >&2; exit 1; }; }
 echo "== alert rules (promtool test rules)" >&2

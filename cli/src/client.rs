@@ -12,18 +12,20 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// Adds the bearer token to each request.
+/// Adds the bearer token to each request, and the language the server should word its
+/// errors in (`accept-language`; the user's own setting on the server wins).
 #[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
+pub struct Bearer(MetadataValue<Ascii>, MetadataValue<Ascii>);
 
 impl Bearer {
     /// The metadata value for `token`; refuses characters a header cannot carry.
     pub fn new(token: &str) -> Result<Self, Error> {
         let token = token.trim();
+        let lang = MetadataValue::from_static(crate::error::lang().code());
         format!("Bearer {token}")
             .parse()
-            .map(Bearer)
-            .map_err(|_| Error::Usage("the token contains characters a token cannot have".into()))
+            .map(|t| Bearer(t, lang))
+            .map_err(|_| Error::Usage(crate::error::tr(berth_i18n::cli::Msg::BadTokenCharacters).into()))
     }
 }
 
@@ -31,6 +33,8 @@ impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut()
             .insert(berth_proto::AUTHORIZATION, self.0.clone());
+        req.metadata_mut()
+            .insert(berth_proto::ACCEPT_LANGUAGE, self.1.clone());
         Ok(req)
     }
 }

@@ -1,4 +1,5 @@
-//! The CLI config file: `{"server": "...", "token": "...", "ca_cert": "..."}`.
+//! The CLI config file:
+//! `{"server": "...", "token": "...", "ca_cert": "...", "language": "ko"}`.
 //!
 //! Found at `$BERTH_CONFIG`, else `$XDG_CONFIG_HOME/berth/config.json`, else
 //! `~/.config/berth/config.json`. Written with mode 0600 since it holds a token.
@@ -23,6 +24,9 @@ pub struct Config {
     /// system's trusted CAs; an absolute path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// The user's language setting (`en`, `ko`), saved by `berth login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// The config file path from the environment (`BERTH_CONFIG`, XDG, `HOME`).
@@ -41,10 +45,7 @@ fn path_from(var: impl Fn(&str) -> Option<PathBuf>) -> Result<PathBuf, Error> {
     let base = match var("XDG_CONFIG_HOME") {
         Some(dir) => dir,
         None => var("HOME").map(|h| h.join(".config")).ok_or_else(|| {
-            Error::Other(
-                "cannot find the config directory: set HOME, XDG_CONFIG_HOME or BERTH_CONFIG"
-                    .into(),
-            )
+            Error::Other(crate::error::tr(berth_i18n::cli::Msg::ConfigDirUnknown).into())
         })?,
     };
     Ok(base.join("berth").join("config.json"))
@@ -165,6 +166,7 @@ mod tests {
             server: Some("https://berth.example:7070".into()),
             token: Some("secret".into()),
             ca_cert: Some("/etc/berth/ca.pem".into()),
+            language: None,
         };
         save(&path, &config).unwrap();
         save(&path, &config).unwrap();

@@ -1,11 +1,15 @@
-//! The CLI's errors. Every message a user can see from the CLI itself is written here,
-//! so that they can later be translated in one place; the server's own messages are
-//! passed through as they are.
+//! The CLI's errors, and the one place the CLI's words come from: every message the CLI
+//! writes itself is a key of the catalogue (`berth_i18n::cli`), in English or Korean.
+//! The language is the user's setting (saved by `berth login`), then `LANG`
+//! (`LC_ALL`, `LC_MESSAGES`), then English. The server's own messages are passed through
+//! as they are (the server words them in the language the CLI asks for).
 //!
 //! Each error has a [`Kind`], which is the process's exit code: scripts branch on the
 //! kind, never on the words. A server's refusal is classified by its gRPC status code
 //! and, for refusals by policy, the scheduler's `berth-refusal: policy` metadata.
 
+use berth_i18n::cli::Msg;
+use berth_i18n::{Lang, Message};
 use std::path::PathBuf;
 use tonic::Code;
 
@@ -44,46 +48,111 @@ macro_rules! exit_codes_help {
     };
 }
 pub(crate) use exit_codes_help;
+use std::sync::OnceLock;
+
+static LANG: OnceLock<Lang> = OnceLock::new();
+
+/// Sets the language of this run (once, at start).
+pub fn set_lang(lang: Lang) {
+    let _ = LANG.set(lang);
+}
+
+/// The language of this run.
+pub fn lang() -> Lang {
+    LANG.get().copied().unwrap_or_default()
+}
+
+/// A message in this run's language.
+pub fn tr(msg: Msg) -> &'static str {
+    msg.text(lang())
+}
+
+/// A message in this run's language with its `{placeholders}` filled.
+pub fn trf(msg: Msg, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+    berth_i18n::tf(lang(), msg, args)
+}
 
 /// Everything that can stop a command.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum Error {
     /// A flag or argument value the CLI refused before calling the server.
-    #[error("invalid {flag} {value:?}: {reason}")]
     InvalidValue {
         flag: String,
         value: String,
         reason: String,
     },
     /// The server refused the call; its message names the field and the reason.
-    #[error("{}", rpc_message(.0))]
-    Rpc(#[from] tonic::Status),
+    Rpc(tonic::Status),
     /// The server could not be reached, or its TLS certificate was refused.
-    #[error("cannot connect to {server}: {reason}")]
     Connect { server: String, reason: String },
     /// A TLS setting is unusable: a CA or certificate file, or a CA for an http:// URL.
-    #[error(transparent)]
-    Tls(#[from] berth_proto::tls::TlsError),
+    Tls(berth_proto::tls::TlsError),
     /// The command line does not say what to do; the message says what is missing.
-    #[error("{0}")]
     Usage(String),
     /// No token is configured.
-    #[error(
-        "no token: run `berth login --server URL --token TOKEN`, set BERTH_TOKEN or pass --token"
-    )]
     NoToken,
     /// The config file is unreadable or malformed.
-    #[error("config file {}: {reason}", path.display())]
     Config { path: PathBuf, reason: String },
     /// A local I/O failure.
-    #[error("{context}: {source}")]
     Io {
         context: String,
         source: std::io::Error,
     },
     /// Anything else, already worded for the user.
-    #[error("{0}")]
     Other(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidValue {
+                flag,
+                value,
+                reason,
+            } => f.write_str(&trf(
+                Msg::InvalidValue,
+                &[
+                    ("flag", flag),
+                    ("value", &format!("{value:?}")),
+                    ("reason", reason),
+                ],
+            )),
+            Error::Rpc(status) => f.write_str(&rpc_message(status)),
+            Error::Connect { server, reason } => f.write_str(&trf(
+                Msg::CannotConnect,
+                &[("server", server), ("reason", reason)],
+            )),
+            Error::NoToken => f.write_str(tr(Msg::NoToken)),
+            Error::Config { path, reason } => f.write_str(&trf(
+                Msg::ConfigFile,
+                &[("path", &path.display()), ("reason", reason)],
+            )),
+            Error::Tls(e) => write!(f, "{e}"),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Usage(m) | Error::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Self {
+        Error::Rpc(s)
+    }
+}
+
+impl From<berth_proto::tls::TlsError> for Error {
+    fn from(e: berth_proto::tls::TlsError) -> Self {
+        Error::Tls(e)
+    }
 }
 
 impl Error {
@@ -151,10 +220,7 @@ fn rpc_message(status: &tonic::Status) -> String {
         return tls;
     }
     if connection_failed(status) {
-        return format!(
-            "the connection closed before the server answered ({}); check the server URL (https:// for a server that serves TLS)",
-            chain(status)
-        );
+        return trf(Msg::ConnectionClosed, &[("reason", &chain(status))]);
     }
     if status.message().is_empty() {
         status.code().description().to_owned()
@@ -240,5 +306,11 @@ mod tests {
     fn invalid_values_quote_the_value() {
         let e = Error::invalid("--env", "FOO", "expected KEY=VALUE");
         assert_eq!(e.to_string(), r#"invalid --env "FOO": expected KEY=VALUE"#);
+    }
+
+    #[test]
+    fn messages_come_from_the_catalogue() {
+        assert_eq!(Error::NoToken.to_string(), Msg::NoToken.text(Lang::En));
+        assert!(Msg::NoToken.text(Lang::Ko).contains("BERTH_TOKEN"));
     }
 }

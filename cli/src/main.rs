@@ -49,7 +49,12 @@ enum Command {
     /// Run a whole local centre in one process: scheduler (SQLite) and an agent with 8 simulated GPUs.
     Up(up::UpArgs),
     /// Check a token with the server and save it with the server URL.
-    Login,
+    Login {
+        /// Print a single-use link (valid for 5 minutes) that signs you in to the web
+        /// portal, instead.
+        #[arg(long)]
+        web: bool,
+    },
     /// Show who the token belongs to.
     Whoami,
     /// List nodes and their devices.
@@ -128,7 +133,8 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
     let ctx = || Ctx::resolve(&cli.global);
     match &cli.command {
         Command::Up(args) => done(up::run(args).await),
-        Command::Login => done(account::login(&cli.global).await),
+        Command::Login { web: false } => done(account::login(&cli.global).await),
+        Command::Login { web: true } => done(account::login_web(&ctx()?).await),
         Command::Whoami => done(account::whoami(&ctx()?).await),
         Command::Nodes => done(capacity::nodes(&ctx()?).await),
         Command::Classes => done(capacity::classes(&ctx()?).await),
@@ -151,7 +157,19 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
     }
 }
 
+/// The language of this run: the user's setting saved by `berth login`, then the locale
+/// (`LC_ALL`, `LC_MESSAGES`, `LANG`), then English.
+fn pick_language() -> berth_i18n::Lang {
+    let saved = config::path()
+        .ok()
+        .and_then(|p| config::load(&p).ok())
+        .and_then(|c| c.language)
+        .and_then(|l| berth_i18n::Lang::parse(&l));
+    berth_i18n::Lang::negotiate([saved, berth_i18n::Lang::from_env()])
+}
+
 fn main() -> ExitCode {
+    error::set_lang(pick_language());
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,7 +188,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Server messages may echo other people's text: escape control characters.
-            eprintln!("error: {}", safe::text(&e.to_string()));
+            eprintln!(
+                "{}: {}",
+                error::tr(berth_i18n::cli::Msg::ErrorPrefix),
+                safe::text(&e.to_string())
+            );
             ExitCode::from(e.kind().code())
         }
     }

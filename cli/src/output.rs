@@ -24,9 +24,10 @@ pub enum Format {
 pub fn emit(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing to stdout", e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io(
+            crate::error::tr(berth_i18n::cli::Msg::WritingStdout),
+            e,
+        )),
         _ => Ok(()),
     }
 }
@@ -87,7 +88,7 @@ impl Table {
 
     /// Aligned columns separated by two spaces, without trailing blanks.
     pub fn render(&self) -> String {
-        let header: Vec<String> = self.headers.iter().map(|h| h.to_uppercase()).collect();
+        let header: Vec<String> = self.headers.iter().map(|h| header_label(h)).collect();
         let rows: Vec<Vec<String>> = std::iter::once(header)
             .chain(
                 self.rows
@@ -143,6 +144,19 @@ impl Table {
     }
 }
 
+/// A column's header as people read it: the key's words in the run's language, in upper
+/// case (the key itself stays the CSV column name).
+fn header_label(key: &str) -> String {
+    berth_i18n::cli::header(key)
+        .map_or(key, |m| berth_i18n::t(crate::error::lang(), m))
+        .to_uppercase()
+}
+
+/// A `show` label in the run's language.
+fn field_label(key: &str) -> &str {
+    berth_i18n::cli::label(key).map_or(key, |m| berth_i18n::t(crate::error::lang(), m))
+}
+
 /// Key/value lines for one object (`show` commands).
 #[derive(Debug, Clone, Default)]
 pub struct Details {
@@ -171,7 +185,7 @@ impl Details {
             .unwrap_or(0);
         let mut out = String::new();
         for (key, value) in &self.fields {
-            let label = format!("{key}:");
+            let label = format!("{}:", field_label(key));
             let pad = width - display_width(&label) + 2;
             let value = safe::text(value);
             let mut lines = value.lines();

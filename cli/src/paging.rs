@@ -67,8 +67,7 @@ impl ListArgs {
                         Error::invalid(
                             "--state",
                             s,
-                            "not a job state (pending, scheduled, starting, running, succeeded, \
-                             failed, cancelled, preempted, timed-out, lost)",
+                            crate::error::tr(berth_i18n::cli::Msg::NotJobState),
                         )
                     })
             })
@@ -91,8 +90,7 @@ impl ListArgs {
                         Error::invalid(
                             "--state",
                             s,
-                            "not a reservation state (confirmed, active, completed, cancelled, \
-                             reclaimed)",
+                            crate::error::tr(berth_i18n::cli::Msg::NotReservationState),
                         )
                     })
             })
@@ -127,8 +125,9 @@ where
 /// Tells a table reader that more rows exist than were shown.
 pub fn note_more(more: bool, shown: usize, what: &str) {
     if more {
-        crate::output::note(format!(
-            "showing the newest {shown} {what}; use --limit N for more, or -o json for all"
+        crate::output::note(crate::error::trf(
+            berth_i18n::cli::Msg::ShowingNewest,
+            &[("shown", &shown), ("what", &what)],
         ));
     }
 }

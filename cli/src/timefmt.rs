@@ -19,7 +19,7 @@ use crate::error::Error;
 use chrono::Local;
 use prost_types::Timestamp;
 use syntax::{
-    DURATION_FORMATS, DurationError, TIME_FORMATS, TimeError, parse_duration, parse_time_in,
+    DurationError, TimeError, parse_duration, parse_time_in,
     wall_clock_in,
 };
 
@@ -27,7 +27,7 @@ use syntax::{
 pub fn duration_flag(flag: &str, input: &str) -> Result<i64, Error> {
     parse_duration(input).map_err(|e| {
         let reason = match e {
-            DurationError::Malformed => DURATION_FORMATS,
+            DurationError::Malformed => crate::error::tr(berth_i18n::cli::Msg::DurationFormats),
             DurationError::Overflow => "is too large",
         };
         Error::invalid(flag, input, reason)
@@ -38,7 +38,11 @@ pub fn duration_flag(flag: &str, input: &str) -> Result<i64, Error> {
 pub fn positive_duration_flag(flag: &str, input: &str) -> Result<i64, Error> {
     let ms = duration_flag(flag, input)?;
     if ms <= 0 {
-        return Err(Error::invalid(flag, input, "must be positive"));
+        return Err(Error::invalid(
+            flag,
+            input,
+            crate::error::tr(berth_i18n::cli::Msg::MustBePositive),
+        ));
     }
     Ok(ms)
 }
@@ -53,7 +57,11 @@ pub fn range_flags(
     if let (Some(f), Some(t), Some(raw)) = (start, end, to)
         && t <= f
     {
-        return Err(Error::invalid("--to", raw, "must be after --from"));
+        return Err(Error::invalid(
+            "--to",
+            raw,
+            crate::error::tr(berth_i18n::cli::Msg::MustBeAfterFrom),
+        ));
     }
     Ok((start, end))
 }
@@ -62,7 +70,7 @@ pub fn range_flags(
 pub fn time_flag(flag: &str, input: &str) -> Result<i64, Error> {
     parse_time_in(input, berth_proto::time::now_ms(), &Local).map_err(|e| {
         let reason = match e {
-            TimeError::Malformed => TIME_FORMATS,
+            TimeError::Malformed => crate::error::tr(berth_i18n::cli::Msg::TimeFormats),
             TimeError::NotInLocalZone => "does not exist in the local time zone",
             TimeError::Overflow => "is out of range",
         };

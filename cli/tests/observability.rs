@@ -398,7 +398,8 @@ fn allowed_promtool_finding(line: &str) -> bool {
     if let Some(name) =
         line.strip_suffix(" label names should be written in 'snake_case' not 'camelCase'")
     {
-        // DCGM's own label `modelName` (and `Hostname`), kept so DCGM dashboards work.
+        // The DCGM exporter's own label names (`UUID`, `modelName`, `Hostname`), on its
+        // device and profiling (GPM) metrics alike, kept so DCGM dashboards work.
         return name.starts_with("DCGM_FI_DEV_")
             || name.starts_with("DCGM_FI_PROF_")
             || name.starts_with("berth_npu_")
@@ -812,18 +813,20 @@ fn dashboards_use_a_datasource_variable_and_are_well_formed() {
     }
 }
 
-/// `berth up` serves the agent's device metrics and prints where.
+/// `berth up` serves the agent's device metrics and the web portal, and prints where.
 #[test]
 fn berth_up_prints_the_agents_metrics_url() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
     let agent = format!("127.0.0.1:{}", free_port());
+    let web = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["up", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--agent-metrics-addr", &agent])
+        .args(["--web-addr", &web])
         .env("BERTH_CONFIG", dir.path().join("config.json"))
         .env_remove("BERTH_SERVER")
         .env_remove("BERTH_TOKEN")
@@ -845,6 +848,7 @@ fn berth_up_prints_the_agents_metrics_url() {
         }
     });
     let wanted = format!("agent    http://{agent}/metrics");
+    let portal = format!("portal   http://{web} ");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut seen = Vec::new();
     let found = loop {
@@ -861,6 +865,7 @@ fn berth_up_prints_the_agents_metrics_url() {
         }
     };
     let page = http_get(&agent, "/metrics");
+    let login = http_get(&web, "/login");
     let _ = child.kill();
     let _ = child.wait();
     assert!(
@@ -871,4 +876,12 @@ fn berth_up_prints_the_agents_metrics_url() {
     let (status, body) = page.expect("GET the agent's /metrics");
     assert_eq!(status, 200);
     assert!(body.contains("DCGM_FI_DEV_GPU_UTIL{"), "{body}");
+    assert!(
+        seen.iter().any(|l| l.contains(&portal)),
+        "berth up never printed {portal:?}:\n{}",
+        seen.join("\n")
+    );
+    let (status, body) = login.expect("GET the portal's /login");
+    assert_eq!(status, 200);
+    assert!(body.contains("name=\"token\""), "{body}");
 }

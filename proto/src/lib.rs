@@ -30,6 +30,8 @@ pub const REFUSAL: &str = "berth-refusal";
 
 /// The value of [`REFUSAL`] for a refusal by policy.
 pub const REFUSAL_POLICY: &str = "policy";
+/// The metadata key carrying the language a client wants messages in (`en`, `ko`).
+pub const ACCEPT_LANGUAGE: &str = "accept-language";
 
 /// Log chunks of part (rank) `r` of a multi-node job carry seqs from `r * LOG_PART_SEQ_SPAN + 1`
 /// on, so each part keeps its own increasing sequence; single-node jobs use part 0.

@@ -224,6 +224,13 @@ impl AuthIndex {
         self.tokens.get(id).map(|t| t.user_id.clone())
     }
 
+    /// The tokens of one user (revoked ones are forgotten already).
+    pub fn tokens_of<'a>(&'a self, user_id: &'a str) -> impl Iterator<Item = &'a TokenRow> {
+        self.tokens
+            .values()
+            .filter(move |t| t.user_id.as_deref() == Some(user_id))
+    }
+
     /// Adds or replaces a user.
     pub fn put_user(&mut self, row: UserRow) {
         self.users.insert(row.id.clone(), row);
@@ -301,13 +308,14 @@ impl tonic::service::Interceptor for Authenticator {
         let Some(value) = req.metadata().get(berth_proto::AUTHORIZATION) else {
             return Ok(req);
         };
+        let words = |m: &str| berth_i18n::api::words(crate::lang::current(), m);
         let value = value
             .to_str()
-            .map_err(|_| tonic::Status::unauthenticated("malformed authorization header"))?;
+            .map_err(|_| tonic::Status::unauthenticated(words("malformed authorization header")))?;
         let token = value
             .strip_prefix("Bearer ")
             .ok_or_else(|| {
-                tonic::Status::unauthenticated("authorization must be `Bearer <token>`")
+                tonic::Status::unauthenticated(words("authorization must be `Bearer <token>`"))
             })?
             .trim();
         let caller = {

@@ -1,6 +1,7 @@
 //! The scheduler's one error enum, mapped to `tonic::Status` in one place.
 
 use crate::store::StoreError;
+use berth_i18n::{Lang, tf};
 use berth_proto::model::FieldError;
 use tonic::{Code, Status};
 
@@ -84,6 +85,31 @@ impl Error {
     pub fn same(&self) -> Self {
         self.clone()
     }
+
+    /// The message in `lang`: the frame (`invalid {field}: {reason}`, `{what} not found`)
+    /// and every text the catalogue knows are translated; texts it does not know yet stay
+    /// English. Database and internal errors are worded by [`Status::from`] (a
+    /// reference into the log only).
+    pub fn localized(&self, lang: Lang) -> String {
+        use berth_i18n::api::{Msg, words};
+        match self {
+            Error::Invalid(fe) => tf(
+                lang,
+                Msg::InvalidField,
+                &[("field", &fe.field), ("reason", &words(lang, &fe.reason))],
+            ),
+            Error::NotFound(what) => tf(lang, Msg::NotFound, &[("what", what)]),
+            Error::AlreadyExists(what) => tf(lang, Msg::AlreadyExists, &[("what", what)]),
+            Error::Unauthenticated(m)
+            | Error::PermissionDenied(m)
+            | Error::FailedPrecondition(m)
+            | Error::Capacity(m)
+            | Error::Conflict(m)
+            | Error::Unavailable(m)
+            | Error::Overloaded { message: m, .. } => words(lang, m),
+            Error::Store(_) | Error::Internal(_) => self.to_string(),
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -108,7 +134,16 @@ fn reference() -> String {
 }
 
 impl From<Error> for Status {
+    /// The status a client gets, worded in the call's language ([`crate::lang`]).
     fn from(e: Error) -> Self {
+        e.into_status(crate::lang::current())
+    }
+}
+
+impl Error {
+    /// The status a client gets, worded in `lang`.
+    pub fn into_status(self, lang: Lang) -> Status {
+        let e = self;
         match &e {
             Error::Store(_) | Error::Internal(_) => {
                 // Database and internal errors may carry SQL, table names or paths: log
@@ -116,17 +151,14 @@ impl From<Error> for Status {
                 let r = reference();
                 tracing::error!(error = %e, reference = %r, "request failed");
                 let what = if matches!(e, Error::Store(_)) {
-                    "the database failed"
+                    berth_i18n::api::Msg::StoreFailed
                 } else {
-                    "an internal error occurred"
+                    berth_i18n::api::Msg::InternalFailed
                 };
-                return Status::new(
-                    e.code(),
-                    format!("{what}; the scheduler's log has the details under reference {r}"),
-                );
+                return Status::new(e.code(), tf(lang, what, &[("reference", &r)]));
             }
             Error::Overloaded { retry_after_ms, .. } => {
-                let mut s = Status::new(e.code(), e.to_string());
+                let mut s = Status::new(e.code(), e.localized(lang));
                 if let Ok(v) = retry_after_ms.to_string().parse() {
                     s.metadata_mut().insert("retry-after-ms", v);
                 }
@@ -134,7 +166,7 @@ impl From<Error> for Status {
             }
             _ => tracing::debug!(error = %e, "request refused"),
         }
-        let mut status = Status::new(e.code(), e.to_string());
+        let mut status = Status::new(e.code(), e.localized(lang));
         if e.is_policy_refusal() {
             status.metadata_mut().insert(
                 berth_proto::REFUSAL,

@@ -19,6 +19,13 @@ struct Args {
     /// HTTP listen address for /metrics, /healthz and /readyz.
     #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "127.0.0.1:7071")]
     http_addr: SocketAddr,
+    /// Web portal listen address.
+    #[arg(long, env = "BERTH_WEB_ADDR", default_value = "127.0.0.1:7072")]
+    web_addr: SocketAddr,
+    /// How users reach the web portal, for the sign-in links of `berth login --web`
+    /// (default: http://<web-addr>).
+    #[arg(long, env = "BERTH_WEB_URL")]
+    web_url: Option<String>,
     /// Directory for the embedded SQLite database and dev-mode files.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
     data_dir: PathBuf,
@@ -159,6 +166,8 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
+        web_addr: Some(args.web_addr),
+        web_url: args.web_url,
         database_url: args.database_url,
         data_dir: args.data_dir,
         signing_key,

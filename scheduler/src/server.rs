@@ -25,6 +25,10 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     /// HTTP listen address for `/metrics`, `/healthz`, `/readyz`.
     pub http_addr: SocketAddr,
+    /// Listen address of the web portal; `None`: no portal.
+    pub web_addr: Option<SocketAddr>,
+    /// How users reach the portal, for sign-in links (default `http://<web_addr>`).
+    pub web_url: Option<String>,
     /// Database URL; `None` means SQLite at `<data_dir>/berth.db`.
     pub database_url: Option<String>,
     /// Where the SQLite database and dev-mode files live.
@@ -35,7 +39,8 @@ pub struct ServerConfig {
     pub dev: bool,
     /// Makes sure an admin exists and keeps a valid admin token in this file.
     pub bootstrap_admin_token_file: Option<PathBuf>,
-    /// Written once listening: `{"grpc": "...", "http": "..."}`.
+    /// Written once listening: `{"grpc": "...", "http": "...", "web": "..."}` (`web`
+    /// empty without a portal).
     pub addr_file: Option<PathBuf>,
     /// TLS for the gRPC listener; `None`: plaintext, on loopback only unless
     /// `insecure_plaintext`.
@@ -102,6 +107,8 @@ impl ServerConfig {
         ServerConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7071)),
+            web_addr: None,
+            web_url: None,
             database_url: None,
             bootstrap_admin_token_file: Some(data_dir.join("admin.token")),
             data_dir,
@@ -207,6 +214,8 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     /// Where HTTP listens.
     pub http_addr: SocketAddr,
+    /// Where the web portal listens, if it does.
+    pub web_addr: Option<SocketAddr>,
     /// The bootstrap admin token, when one was asked for.
     pub admin_token: Option<String>,
     /// The engine (for in-process use and tests).
@@ -373,6 +382,15 @@ pub async fn start_on(
 ) -> Result<RunningServer, StartError> {
     let tls = tls_settings(&config)?;
     let peer_tls = peer_tls(&config)?;
+    let portal_tls = match (&config.tls, config.web_addr) {
+        (Some(files), Some(_)) => Some(crate::portal::tls::server_config(files)?),
+        (None, Some(addr)) => {
+            // Session cookies and sign-in links are credentials too.
+            crate::tls::check_plaintext(addr, config.insecure_plaintext)?;
+            None
+        }
+        _ => None,
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
     let key = signing_key(&config)?;
     let grpc = TcpListener::bind(config.grpc_addr)
@@ -387,8 +405,19 @@ pub async fn start_on(
             path: PathBuf::from(config.http_addr.to_string()),
             source: e,
         })?;
+    let web = match config.web_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| StartError::Io {
+            path: PathBuf::from(addr.to_string()),
+            source: e,
+        })?),
+        None => None,
+    };
     let grpc_addr = grpc.local_addr().map_err(io(Path::new("grpc listener")))?;
     let http_addr = http.local_addr().map_err(io(Path::new("http listener")))?;
+    let web_addr = match &web {
+        Some(l) => Some(l.local_addr().map_err(io(Path::new("web listener")))?),
+        None => None,
+    };
     let me = Candidate {
         id: format!(
             "{}-{}",
@@ -505,6 +534,7 @@ pub async fn start_on(
     }
     let router = builder
         .layer(RpcMetricsLayer(metrics.clone()))
+        .layer(crate::lang::LangLayer)
         .layer(OverloadLayer::new(config.limits.in_flight))
         .layer(LeaderGateLayer::new(
             engine.clone(),
@@ -574,6 +604,38 @@ pub async fn start_on(
         }
     }));
 
+    if let (Some(listener), Some(addr)) = (web, web_addr) {
+        // The portal serves TLS with the scheduler's certificate whenever gRPC does, and
+        // its session cookie is then `Secure`.
+        let portal = crate::portal::PortalConfig {
+            tls: portal_tls.is_some(),
+        };
+        let scheme = if portal.tls { "https" } else { "http" };
+        let url = config
+            .web_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", dial_addr(addr)));
+        engine.set_web_url(url.trim_end_matches('/').to_owned());
+        let app = crate::portal::router(engine.clone(), portal);
+        match portal_tls {
+            Some(tls) => {
+                let listener =
+                    crate::portal::tls::TlsListener::new(listener, tls, shutdown.clone())
+                        .map_err(io(Path::new("web listener")))?;
+                tasks.push(tokio::spawn(crate::portal::serve(
+                    listener,
+                    app,
+                    shutdown.clone(),
+                )));
+            }
+            None => tasks.push(tokio::spawn(crate::portal::serve(
+                listener,
+                app,
+                shutdown.clone(),
+            ))),
+        }
+    }
+
     let stop = shutdown.clone();
     let looped = engine.clone();
     let tick = config.tick;
@@ -618,7 +680,9 @@ pub async fn start_on(
     }
 
     if let Some(path) = &config.addr_file {
-        let json = format!("{{\"grpc\":\"{grpc_addr}\",\"http\":\"{http_addr}\"}}\n");
+        let web = web_addr.map_or_else(String::new, |a| a.to_string());
+        let json =
+            format!("{{\"grpc\":\"{grpc_addr}\",\"http\":\"{http_addr}\",\"web\":\"{web}\"}}\n");
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, json).map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
@@ -626,6 +690,7 @@ pub async fn start_on(
     tracing::info!(
         %grpc_addr,
         %http_addr,
+        web_addr = ?web_addr,
         tls = config.tls.is_some(),
         agent_client_certificates = config.tls.as_ref().is_some_and(|t| t.agent_ca.is_some()),
         "berth-scheduler listening"
@@ -633,6 +698,7 @@ pub async fn start_on(
     Ok(RunningServer {
         grpc_addr,
         http_addr,
+        web_addr,
         admin_token,
         engine,
         shutdown,
@@ -654,6 +720,20 @@ async fn bootstrap_admin(engine: &Engine, path: &Path) -> Result<Option<String>,
             Ok(Some(token))
         }
         None => Ok(existing),
+    }
+}
+
+/// The address a client on this machine dials for a listener on `addr` (loopback for
+/// an unspecified address).
+fn dial_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        SocketAddr::new(loopback, addr.port())
+    } else {
+        addr
     }
 }
 

@@ -124,6 +124,15 @@ impl Store for FailingStore {
     async fn load_auth(&self, now: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError> {
         self.inner.load_auth(now).await
     }
+    async fn get_web_session(&self, id: &str) -> Result<Option<WebSessionRow>, StoreError> {
+        self.inner.get_web_session(id).await
+    }
+    async fn get_web_login(&self, id: &str) -> Result<Option<WebLoginRow>, StoreError> {
+        self.inner.get_web_login(id).await
+    }
+    async fn get_user_settings(&self, user: &str) -> Result<Option<UserSettingsRow>, StoreError> {
+        self.inner.get_user_settings(user).await
+    }
     async fn list_claims(&self, after_ms: i64) -> Result<Vec<ClaimRow>, StoreError> {
         self.inner.list_claims(after_ms).await
     }

@@ -535,3 +535,63 @@ async fn the_scheduler_refuses_plaintext_grpc_off_loopback_unless_told_to() {
     assert!(server.grpc_addr.ip().is_unspecified());
     server.shutdown().await;
 }
+
+/// Errors are worded in the language the client asks for (`accept-language`); codes and
+/// field names do not change.
+#[tokio::test]
+async fn errors_come_in_the_clients_language() {
+    let c = common::centre(15_000).await;
+    let alice = c.user("acme", "alice").await;
+    let mut rs = v1::reservations_client::ReservationsClient::new(c.channel.clone());
+    let ask = |lang: &str| {
+        let mut r = common::authed(
+            v1::CreateReservationRequest {
+                class: "gpu".into(),
+                count: 1,
+                start: None,
+                end: None,
+                site: String::new(),
+            },
+            &alice,
+        );
+        r.metadata_mut()
+            .insert("accept-language", lang.parse().unwrap());
+        r
+    };
+    let en = rs.create_reservation(ask("en")).await.unwrap_err();
+    assert_eq!(en.code(), tonic::Code::InvalidArgument);
+    assert_eq!(en.message(), "invalid start: is required");
+    let ko = rs
+        .create_reservation(ask("ko-KR,ko;q=0.9"))
+        .await
+        .unwrap_err();
+    assert_eq!(ko.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        ko.message(),
+        "start 값이 올바르지 않습니다: 필수 항목입니다"
+    );
+
+    let mut anonymous = tonic::Request::new(v1::ListReservationsRequest::default());
+    anonymous
+        .metadata_mut()
+        .insert("accept-language", "ko".parse().unwrap());
+    let e = rs.list_reservations(anonymous).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    assert!(
+        e.message().contains("베어러 토큰이 없습니다"),
+        "{}",
+        e.message()
+    );
+
+    let mut bad = tonic::Request::new(v1::ListReservationsRequest::default());
+    bad.metadata_mut()
+        .insert("authorization", "Basic x".parse().unwrap());
+    bad.metadata_mut()
+        .insert("accept-language", "ko".parse().unwrap());
+    let e = rs.list_reservations(bad).await.unwrap_err();
+    assert!(
+        e.message().contains("Bearer <token>") && e.message().contains("형식"),
+        "{}",
+        e.message()
+    );
+}

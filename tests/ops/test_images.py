@@ -62,6 +62,7 @@ def test_the_images_are_built_on_the_given_base(images):
 def test_the_scheduler_image_starts_hardened_and_answers_health(images):
     http = free_port()
     grpc = free_port()
+    web = free_port()
     name = f"berth-ops-test-{uuid.uuid4().hex[:8]}"
     # Hardened as the Helm chart runs it: read-only root, no capabilities, no new
     # privileges; the data directory on a tmpfs owned by the image's user. Host network
@@ -73,6 +74,7 @@ def test_the_scheduler_image_starts_hardened_and_answers_health(images):
         "-e", "BERTH_SIGNING_KEY=" + uuid.uuid4().hex + uuid.uuid4().hex,
         images[0],
         f"--grpc-addr=127.0.0.1:{grpc}", f"--http-addr=127.0.0.1:{http}",
+        f"--web-addr=127.0.0.1:{web}",
     )
     try:
         deadline = time.monotonic() + 60

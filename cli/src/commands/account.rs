@@ -3,9 +3,10 @@
 use super::{Ctx, GlobalArgs, opt, role};
 use crate::client::Api;
 use crate::config::{self, Config};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Details, Format};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::v1;
 use serde::Serialize;
 
@@ -96,14 +97,21 @@ pub async fn login(global: &GlobalArgs) -> Result<(), Error> {
             server: Some(server.clone()),
             token: Some(token),
             ca_cert,
+            language: opt(&resp.language),
         },
     )?;
-    output::note(format!(
-        "logged in to {server} as {} (org {}, role {}); saved to {}",
-        me.name,
-        me.org,
-        me.role,
-        path.display()
+    if let Some(l) = berth_i18n::Lang::parse(&resp.language) {
+        crate::error::set_lang(l);
+    }
+    output::note(trf(
+        Msg::LoggedIn,
+        &[
+            ("server", &server),
+            ("user", &me.name),
+            ("org", &me.org),
+            ("role", &me.role),
+            ("path", &path.display()),
+        ],
     ));
     if global.output == Format::Json {
         output::json(&me)?;
@@ -120,14 +128,39 @@ fn read_token() -> Result<String, Error> {
     let mut line = String::new();
     stdin
         .read_line(&mut line)
-        .map_err(|e| Error::io("reading the token from stdin", e))?;
+        .map_err(|e| Error::io(tr(Msg::ReadingToken), e))?;
     let token = line.trim().to_owned();
     if token.is_empty() {
-        return Err(Error::Usage(
-            "no token given: pass --token TOKEN or type it on stdin".into(),
-        ));
+        return Err(Error::Usage(tr(Msg::NoTokenGiven).into()));
     }
     Ok(token)
+}
+
+/// `berth login --web`: a single-use link, valid for five minutes, that signs the user in
+/// to the web portal. The link goes to stdout (it is the command's data).
+pub async fn login_web(ctx: &Ctx) -> Result<(), Error> {
+    let resp = ctx
+        .api()
+        .await?
+        .identity()
+        .create_web_login(v1::CreateWebLoginRequest {})
+        .await?
+        .into_inner();
+    let expires =
+        timefmt::ts_ms(resp.expires_at.as_ref()).map_or_else(|| "-".to_owned(), timefmt::local);
+    if ctx.format == Format::Json {
+        #[derive(Serialize)]
+        struct Link<'a> {
+            url: &'a str,
+            expires_at: Option<String>,
+        }
+        return output::json(&Link {
+            url: &resp.url,
+            expires_at: timefmt::ts_rfc3339(resp.expires_at.as_ref()),
+        });
+    }
+    output::note(trf(Msg::WebLink, &[("expires", &expires)]));
+    output::emit(&format!("{}\n", resp.url))
 }
 
 /// `berth whoami`.

@@ -6,9 +6,10 @@ use super::capacity::{ClassView, print_classes, print_nodes};
 use super::policy::PolicyCmd;
 use super::retention::{self, RetentionCmd};
 use super::{Ctx, budgets, dash, policy, role};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::ms_to_dur;
 use berth_proto::v1;
 use serde::Serialize;
@@ -331,7 +332,7 @@ fn print_orgs(orgs: &[v1::Org], format: Format) -> Result<(), Error> {
             o.description.clone(),
         ]);
     }
-    t.print(format, "no organisations")
+    t.print(format, tr(Msg::EmptyOrgs))
 }
 
 fn print_users(users: &[v1::User], format: Format) -> Result<(), Error> {
@@ -358,7 +359,7 @@ fn print_users(users: &[v1::User], format: Format) -> Result<(), Error> {
             u.id.clone(),
         ]);
     }
-    t.print(format, "no users")
+    t.print(format, tr(Msg::EmptyUsers))
 }
 
 fn site_view(s: &v1::Site) -> SiteView {
@@ -376,7 +377,7 @@ fn print_sites(sites: &[v1::Site], format: Format) -> Result<(), Error> {
     for s in sites {
         t.row([s.name.clone(), s.description.clone()]);
     }
-    t.print(format, "no sites")
+    t.print(format, tr(Msg::EmptySites))
 }
 
 /// Prints a secret: alone on stdout in table mode (so `$(...)` captures it), with
@@ -411,9 +412,9 @@ fn factor(flag: &str, value: f64, allow_zero: bool) -> Result<f64, Error> {
         Ok(value)
     } else {
         let reason = if allow_zero {
-            "must be 0 or more"
+            tr(Msg::ZeroOrMore)
         } else {
-            "must be positive"
+            tr(Msg::MustBePositive)
         };
         Err(Error::invalid(flag, &value.to_string(), reason))
     }
@@ -523,13 +524,15 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 token_id: resp.token_id.clone(),
                 expires_at: timefmt::ts_rfc3339(resp.token_expires_at.as_ref()),
             };
-            let note = format!(
-                "created user {} in org {} (role {}); token {} expires {}; it is shown only this once",
-                view.user,
-                view.org,
-                view.role,
-                view.token_id,
-                expiry(resp.token_expires_at.as_ref())
+            let note = trf(
+                Msg::UserCreated,
+                &[
+                    ("user", &view.user),
+                    ("org", &view.org),
+                    ("role", &view.role),
+                    ("id", &view.token_id),
+                    ("expires", &expiry(resp.token_expires_at.as_ref())),
+                ],
             );
             print_secret(format, &resp.token, &view, note)
         }
@@ -558,10 +561,13 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 token_id: resp.token_id.clone(),
                 expires_at: timefmt::ts_rfc3339(resp.expires_at.as_ref()),
             };
-            let note = format!(
-                "token {} for {user} expires {}; it is shown only this once",
-                resp.token_id,
-                expiry(resp.expires_at.as_ref())
+            let note = trf(
+                Msg::TokenCreated,
+                &[
+                    ("id", &resp.token_id),
+                    ("user", &user),
+                    ("expires", &expiry(resp.expires_at.as_ref())),
+                ],
             );
             print_secret(format, &resp.token, &view, note)
         }
@@ -571,7 +577,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                     token_id: id.clone(),
                 })
                 .await?;
-            output::note(format!("revoked token {id}"));
+            output::note(trf(Msg::RevokedToken, &[("id", &id)]));
             if format == Format::Json {
                 output::json(&serde_json::json!({ "token_id": id, "revoked": true }))?;
             }
@@ -593,15 +599,18 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 uses: resp.uses,
             };
             let joins = match (&view.node, resp.uses) {
-                (Some(n), _) => format!("joins node {n} once"),
-                (None, 1) => "joins one new node".to_owned(),
-                (None, n) => format!("joins up to {n} new nodes"),
+                (Some(n), _) => trf(Msg::JoinTokenJoinsNamed, &[("node", n)]),
+                (None, 1) => tr(Msg::JoinTokenJoinsOne).to_owned(),
+                (None, n) => trf(Msg::JoinTokenJoinsMany, &[("uses", &n.to_string())]),
             };
-            let note = format!(
-                "join token {joins}, expires {}; start an agent with: berth-agent --server {} --join-token TOKEN --node {} --site SITE",
-                expiry(resp.expires_at.as_ref()),
-                ctx.server,
-                view.node.as_deref().unwrap_or("NAME"),
+            let note = trf(
+                Msg::JoinTokenCreated,
+                &[
+                    ("joins", &joins),
+                    ("expires", &expiry(resp.expires_at.as_ref())),
+                    ("server", &ctx.server),
+                    ("node", &view.node.as_deref().unwrap_or("NAME")),
+                ],
             );
             print_secret(format, &resp.token, &view, note)
         }
@@ -617,7 +626,10 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .clear_device(v1::ClearDeviceRequest { uuid: uuid.clone() })
                 .await?
                 .into_inner();
-            output::note(format!("device {} cleared: {}", d.uuid, d.health_reason));
+            output::note(trf(
+                Msg::DeviceCleared,
+                &[("uuid", &d.uuid), ("reason", &d.health_reason)],
+            ));
             Ok(())
         }
         AdminCmd::Nodes(NodesCmd::Down { node }) => {
@@ -781,7 +793,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                     e.outcome.clone(),
                 ]);
             }
-            t.print(format, "no audit events")
+            t.print(format, tr(Msg::EmptyAudit))
         }
     }
 }

@@ -2,9 +2,10 @@
 //! budgets per org and class, their limits and the current period's balance.
 
 use super::{Ctx, dash};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts};
 use berth_proto::v1;
 use serde::Serialize;
@@ -204,7 +205,7 @@ pub fn print(budgets: &[v1::Budget], format: Format) -> Result<(), Error> {
         let views: Vec<BudgetView> = budgets.iter().map(Into::into).collect();
         return output::json(&views);
     }
-    table(budgets, true).print(format, "no budgets")
+    table(budgets, true).print(format, tr(Msg::EmptyBudgets))
 }
 
 /// `--hours` of `budgets set`: a non-negative number, or `unlimited` (no hour limit).
@@ -215,12 +216,8 @@ pub fn parse_hours(value: &str) -> Result<Option<f64>, Error> {
     }
     match v.parse::<f64>() {
         Ok(h) if h.is_finite() && h >= 0.0 => Ok(Some(h)),
-        Ok(_) => Err(Error::invalid("--hours", value, "must be 0 or more")),
-        Err(_) => Err(Error::invalid(
-            "--hours",
-            value,
-            "expected a number of hours or `unlimited`",
-        )),
+        Ok(_) => Err(Error::invalid("--hours", value, tr(Msg::ZeroOrMore))),
+        Err(_) => Err(Error::invalid("--hours", value, tr(Msg::HoursOrUnlimited))),
     }
 }
 
@@ -255,7 +252,7 @@ fn top_up_hours(h: f64) -> Result<f64, Error> {
         Err(Error::invalid(
             "--hours",
             &h.to_string(),
-            "must be positive",
+            tr(Msg::MustBePositive),
         ))
     }
 }
@@ -281,7 +278,7 @@ pub async fn run(ctx: &Ctx, cmd: Option<&BudgetsCmd>) -> Result<(), Error> {
                     class: class.clone(),
                 })
                 .await?;
-            output::note(format!("deleted the {class} budget of {org}"));
+            output::note(trf(Msg::DeletedBudget, &[("class", &class), ("org", &org)]));
             if format == Format::Json {
                 output::json(&serde_json::json!({ "org": org, "class": class, "deleted": true }))?;
             }

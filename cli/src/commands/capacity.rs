@@ -1,9 +1,10 @@
 //! `berth nodes`, `berth classes`, `berth availability`.
 
 use super::{Ctx, dash, device_health, node_state, opt};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::{ms_to_dur, ms_to_ts};
 use berth_proto::v1;
 use serde::Serialize;
@@ -152,7 +153,7 @@ pub fn print_nodes(nodes: &[v1::Node], format: Format) -> Result<(), Error> {
             timefmt::ts_local(n.last_heartbeat.as_ref()),
         ]);
     }
-    t.print(format, "no nodes")
+    t.print(format, tr(Msg::EmptyNodes))
 }
 
 /// `berth nodes`.
@@ -215,7 +216,7 @@ pub fn print_classes(classes: &[v1::DeviceClass], format: Format) -> Result<(), 
             c.description.clone(),
         ]);
     }
-    t.print(format, "no device classes")
+    t.print(format, tr(Msg::EmptyClasses))
 }
 
 /// `berth classes`.
@@ -285,7 +286,7 @@ pub async fn availability(ctx: &Ctx, args: &AvailabilityArgs) -> Result<(), Erro
     }
     t.print(
         ctx.format,
-        &format!("no availability for class {}", resp.class),
+        &trf(Msg::EmptyAvailability, &[("class", &resp.class)]),
     )
 }
 

@@ -2,10 +2,11 @@
 
 use super::{Ctx, dash, job_finished, job_state, opt};
 use crate::client::{Api, Svc};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Details, Format, Table};
 use crate::safe::Escaper;
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::{dur_to_ms, ms_to_dur};
 use berth_proto::v1::{self, jobs_client::JobsClient};
 use serde::Serialize;
@@ -276,7 +277,7 @@ pub fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, Error> {
             Some((k, v)) if !k.is_empty() => {
                 env.insert(k.to_owned(), v.to_owned());
             }
-            _ => return Err(Error::invalid("--env", pair, "expected KEY=VALUE")),
+            _ => return Err(Error::invalid("--env", pair, tr(Msg::ExpectedKeyValue))),
         }
     }
     Ok(env)
@@ -318,11 +319,7 @@ pub fn parse_datasets(values: &[String]) -> Result<Vec<v1::DatasetMount>, Error>
                 Some((n, "rw")) => (n, true),
                 Some((n, "ro")) => (n, false),
                 Some(_) => {
-                    return Err(Error::invalid(
-                        "--dataset",
-                        v,
-                        "expected NAME, NAME:ro or NAME:rw",
-                    ));
+                    return Err(Error::invalid("--dataset", v, tr(Msg::DatasetFormat)));
                 }
                 None => (v.as_str(), false),
             };
@@ -346,15 +343,18 @@ pub async fn submit(ctx: &Ctx, args: &SubmitArgs) -> Result<u8, Error> {
         format!(": {}", job.reason)
     };
     if args.wait {
-        output::note(format!("job {} submitted ({state}{why})", job.id));
+        output::note(trf(
+            Msg::JobSubmittedWaiting,
+            &[("id", &job.id), ("state", &state), ("why", &why)],
+        ));
         return wait(&api, &job.id).await;
     }
     match ctx.format {
         Format::Json => output::json(&JobView::from(&job))?,
         _ => {
-            output::note(format!(
-                "job submitted ({state}{why}); follow it with: berth logs -f {}",
-                job.id
+            output::note(trf(
+                Msg::JobSubmitted,
+                &[("state", &state), ("why", &why), ("id", &job.id)],
             ));
             output::emit(&format!("{}\n", job.id))?;
         }
@@ -368,9 +368,7 @@ async fn wait(api: &Api, id: &str) -> Result<u8, Error> {
     let job = tokio::select! {
         job = follow(api, id, &mut sink) => job?,
         _ = tokio::signal::ctrl_c() => {
-            output::note(format!(
-                "stopped following job {id}; it keeps running (stop it with: berth cancel {id})"
-            ));
+            output::note(trf(Msg::StoppedFollowing, &[("id", &id)]));
             return Ok(130);
         }
     };
@@ -388,20 +386,28 @@ pub fn exit_code(job: &v1::Job) -> Result<u8, Error> {
                 } else {
                     format!(": {}", job.reason)
                 };
-                output::note(format!("job {} {state} with exit code {code}{why}", job.id));
+                output::note(trf(
+                    Msg::JobExited,
+                    &[
+                        ("id", &job.id),
+                        ("state", &state),
+                        ("code", &code),
+                        ("why", &why),
+                    ],
+                ));
             }
             Ok(u8::try_from(code).unwrap_or(1))
         }
         None if job.state == v1::JobState::Succeeded as i32 => Ok(0),
         None => {
             let why = if job.reason.is_empty() {
-                "no reason given".to_owned()
+                tr(Msg::NoReasonGiven).to_owned()
             } else {
                 job.reason.clone()
             };
-            Err(Error::Other(format!(
-                "job {} ended {state} without an exit code: {why}",
-                job.id
+            Err(Error::Other(trf(
+                Msg::JobEndedWithoutCode,
+                &[("id", &job.id), ("state", &state), ("why", &why)],
             )))
         }
     }
@@ -465,7 +471,9 @@ fn put(to_stderr: bool, bytes: &[u8]) -> Result<(), Error> {
         out.write_all(bytes).and_then(|()| out.flush())
     };
     match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing logs", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io(tr(Msg::WritingLogs), e))
+        }
         _ => Ok(()),
     }
 }
@@ -622,7 +630,7 @@ pub async fn jobs(
                 let views: Vec<JobView> = jobs.iter().map(Into::into).collect();
                 return output::json(&views);
             }
-            table(&jobs).print(ctx.format, "no jobs")?;
+            table(&jobs).print(ctx.format, tr(Msg::EmptyJobs))?;
             crate::paging::note_more(more, jobs.len(), "jobs");
             Ok(())
         }
@@ -639,7 +647,10 @@ pub async fn cancel(ctx: &Ctx, id: &str) -> Result<(), Error> {
         .await?
         .into_inner();
     if ctx.format == Format::Table {
-        output::note(format!("job {} is {}", job.id, job_state(job.state)));
+        output::note(trf(
+            Msg::JobIs,
+            &[("id", &job.id), ("state", &job_state(job.state))],
+        ));
     }
     print_one(&job, ctx.format)
 }

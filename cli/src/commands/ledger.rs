@@ -1,9 +1,10 @@
 //! `berth ledger`: the charges, refunds and top-ups of budgets; table, JSON or CSV.
 
 use super::{Ctx, dash, opt};
-use crate::error::Error;
+use crate::error::{Error, tr};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::ms_to_ts;
 use berth_proto::v1;
 use serde::Serialize;
@@ -167,7 +168,7 @@ pub async fn ledger(ctx: &Ctx, args: &LedgerArgs) -> Result<(), Error> {
             output::json(&views)
         }
         Format::Csv => output::emit(&csv(&entries)),
-        Format::Table => table(&entries).print(ctx.format, "no ledger entries in this period"),
+        Format::Table => table(&entries).print(ctx.format, tr(Msg::EmptyLedger)),
     }
 }
 

@@ -213,6 +213,7 @@ mod tests {
             server: Some("https://berth.example:7070/".into()),
             token: None,
             ca_cert: Some("/etc/berth/ca.pem".into()),
+            language: None,
         };
         let ours = "https://berth.example:7070";
         assert_eq!(

@@ -2,9 +2,10 @@
 //! idle reclaim, refunds).
 
 use super::Ctx;
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::{dur_to_ms, ms_to_dur};
 use berth_proto::v1;
 use serde::Serialize;
@@ -208,7 +209,7 @@ fn table(p: &v1::SchedulingPolicy) -> Table {
 fn print(p: &v1::SchedulingPolicy, format: Format) -> Result<(), Error> {
     match format {
         Format::Json => output::json(&PolicyView::from(p)),
-        _ => table(p).print(format, "no policy"),
+        _ => table(p).print(format, tr(Msg::EmptyPolicy)),
     }
 }
 
@@ -216,7 +217,7 @@ fn print(p: &v1::SchedulingPolicy, format: Format) -> Result<(), Error> {
 fn non_negative(flag: &str, value: &str) -> Result<prost_types::Duration, Error> {
     let ms = timefmt::duration_flag(flag, value)?;
     if ms < 0 {
-        return Err(Error::invalid(flag, value, "must not be negative"));
+        return Err(Error::invalid(flag, value, tr(Msg::NotNegative)));
     }
     Ok(ms_to_dur(ms))
 }
@@ -278,9 +279,7 @@ pub fn set_request(args: &SetPolicyArgs) -> Result<v1::SetPolicyRequest, Error> 
         mark("max_job_spec_bytes");
     }
     if fields.is_empty() {
-        return Err(Error::Usage(
-            "nothing to change: give at least one policy flag (see --help)".into(),
-        ));
+        return Err(Error::Usage(tr(Msg::NothingToChange).into()));
     }
     Ok(v1::SetPolicyRequest {
         policy: Some(p),
@@ -306,7 +305,7 @@ pub async fn run(ctx: &Ctx, cmd: Option<&PolicyCmd>) -> Result<(), Error> {
             let req = set_request(args)?;
             let changed = req.fields.join(", ");
             let p = ctx.api().await?.admin().set_policy(req).await?.into_inner();
-            output::note(format!("policy updated: {changed}"));
+            output::note(trf(Msg::PolicyUpdated, &[("changed", &changed)]));
             print(&p, ctx.format)
         }
     }

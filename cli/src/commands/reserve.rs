@@ -1,9 +1,10 @@
 //! `berth reserve` and `berth reservations [show|cancel]`.
 
 use super::{Ctx, dash, opt, reservation_state};
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Details, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::ms_to_ts;
 use berth_proto::v1;
 use serde::Serialize;
@@ -191,17 +192,17 @@ pub fn request(args: &ReserveArgs) -> Result<v1::CreateReservationRequest, Error
             let ms = timefmt::positive_duration_flag("--duration", d)?;
             start
                 .checked_add(ms)
-                .ok_or_else(|| Error::invalid("--duration", d, "is too large"))?
+                .ok_or_else(|| Error::invalid("--duration", d, tr(Msg::TooLarge)))?
         }
         (None, Some(e)) => {
             let end = timefmt::time_flag("--end", e)?;
             if end <= start {
-                return Err(Error::invalid("--end", e, "must be after --start"));
+                return Err(Error::invalid("--end", e, tr(Msg::MustBeAfterStart)));
             }
             end
         }
         (None, None) => {
-            return Err(Error::Usage("give --duration or --end".into()));
+            return Err(Error::Usage(tr(Msg::GiveDurationOrEnd).into()));
         }
     };
     Ok(v1::CreateReservationRequest {
@@ -224,13 +225,14 @@ pub async fn reserve(ctx: &Ctx, args: &ReserveArgs) -> Result<(), Error> {
         .await?
         .into_inner();
     if ctx.format == Format::Table {
-        output::note(format!(
-            "reserved {} {} ({}); submit into it with: berth submit --reservation {} --count {} -- CMD",
-            r.count,
-            r.class,
-            reservation_state(r.state),
-            r.id,
-            r.count
+        output::note(trf(
+            Msg::Reserved,
+            &[
+                ("count", &r.count),
+                ("class", &r.class),
+                ("state", &reservation_state(r.state)),
+                ("id", &r.id),
+            ],
         ));
     }
     print_one(&r, ctx.format)
@@ -272,7 +274,7 @@ pub async fn reservations(
                 let views: Vec<ReservationView> = rs.iter().map(Into::into).collect();
                 return output::json(&views);
             }
-            table(&rs).print(ctx.format, "no reservations")?;
+            table(&rs).print(ctx.format, tr(Msg::EmptyReservations))?;
             if ctx.format == Format::Table {
                 warnings(&rs).into_iter().for_each(output::note);
                 crate::paging::note_more(more, rs.len(), "reservations");

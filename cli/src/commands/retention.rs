@@ -2,9 +2,10 @@
 //! finished jobs and bookings are kept before the scheduler's background sweep deletes them.
 
 use super::Ctx;
-use crate::error::Error;
+use crate::error::{Error, tr, trf};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::{dur_to_ms, ms_to_dur};
 use berth_proto::v1;
 use serde::Serialize;
@@ -113,7 +114,7 @@ fn print(r: &v1::Retention, format: Format) -> Result<(), Error> {
     ] {
         t.row([k.to_owned(), forever(v)]);
     }
-    t.print(format, "no retention policy")
+    t.print(format, tr(Msg::EmptyRetention))
 }
 
 /// `berth admin retention [show|set]`.
@@ -139,7 +140,7 @@ pub async fn run(ctx: &Ctx, cmd: Option<&RetentionCmd>) -> Result<(), Error> {
                 .set_retention(req)
                 .await?
                 .into_inner();
-            output::note(format!("retention updated: {changed}"));
+            output::note(trf(Msg::RetentionUpdated, &[("changed", &changed)]));
             print(&r, ctx.format)
         }
     }

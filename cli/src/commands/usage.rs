@@ -3,9 +3,10 @@
 
 use super::Ctx;
 use super::budgets::{self, BudgetView};
-use crate::error::Error;
+use crate::error::{Error, tr};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
+use berth_i18n::cli::Msg;
 use berth_proto::time::ms_to_ts;
 use berth_proto::v1;
 use serde::Serialize;
@@ -197,7 +198,7 @@ pub async fn usage(ctx: &Ctx, args: &UsageArgs) -> Result<(), Error> {
         Format::Table => {
             let text = tables(&resp);
             if text.is_empty() {
-                output::note("no usage in this period");
+                output::note(tr(Msg::EmptyUsage));
                 Ok(())
             } else {
                 output::emit(&text)

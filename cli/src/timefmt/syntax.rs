@@ -14,10 +14,6 @@ const MINUTE_MS: i64 = 60 * SECOND_MS;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// What a time flag accepts, for error messages.
-pub const TIME_FORMATS: &str = r#"expected now, +DURATION, "YYYY-MM-DD HH:MM" or RFC 3339"#;
-/// What a duration flag accepts, for error messages.
-pub const DURATION_FORMATS: &str = "expected a duration like 8h, 90m, 1h30m, 45s or 2d";
 
 /// Why a duration did not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use crate::config::{self, Config};
 use crate::error::{Error, chain};
 use crate::output;
 use berth_proto::tls::ClientTls;
+use berth_i18n::cli::Msg;
 use berth_proto::v1;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,9 +28,7 @@ fn default_data_dir() -> Result<PathBuf, Error> {
     match (var("XDG_DATA_HOME"), var("HOME")) {
         (Some(dir), _) => Ok(dir.join("berth")),
         (None, Some(home)) => Ok(home.join(".local").join("share").join("berth")),
-        (None, None) => Err(Error::Other(
-            "cannot find a data directory: pass --data-dir or set HOME".into(),
-        )),
+        (None, None) => Err(Error::Other(crate::error::tr(Msg::NoDataDir).into())),
     }
 }
 
@@ -118,9 +117,9 @@ fn read_admin_token(data_dir: &Path) -> Result<String, Error> {
         .ok()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            Error::Other(format!(
-                "the scheduler gave no admin token and {} has none",
-                path.display()
+            Error::Other(crate::error::trf(
+                Msg::NoAdminToken,
+                &[("path", &path.display())],
             ))
         })
 }
@@ -136,36 +135,39 @@ async fn pick_runtime() -> &'static str {
 
 fn tour(
     server: &str,
+    web: &str,
     http: SocketAddr,
     agent_metrics: SocketAddr,
     data_dir: &Path,
     config_path: &Path,
     runtime: &str,
 ) -> String {
+    use crate::error::{tr, trf};
     let jobs = if runtime == "docker" {
-        "jobs run in hardened containers on the local Docker engine"
+        tr(Msg::TourDocker)
     } else {
-        "no Docker engine answered, so jobs run as plain host processes"
+        tr(Msg::TourProcess)
     };
     // Containers need an image the engine has (or can pull); the repo builds a tiny one.
     let (image, image_note) = if runtime == "docker" {
         (
             " --image berth-test/busybox",
-            "\n  (jobs need an image on this Docker engine: scripts/build-test-images.sh builds\
-             \n   berth-test/busybox from Debian's busybox-static, or pass any local --image)",
+            format!("\n  {}", tr(Msg::TourImageNote)),
         )
     } else {
-        ("", "")
+        ("", String::new())
     };
+    let up = trf(Msg::TourUp, &[("node", &NODE), ("class", &CLASS)]);
     format!(
-        "\nBerth is up: a scheduler and node {NODE} with 8 simulated GPUs (class {CLASS}).\n\
+        "\n{up}\n\
          \n  runtime  {runtime} ({jobs})\
+         \n  portal   {web} ({portal})\
          \n  gRPC     {server}\
          \n  HTTP     http://{http}/metrics, /healthz, /readyz\
-         \n  agent    http://{agent_metrics}/metrics (device metrics, DCGM exporter names)\
+         \n  agent    http://{agent_metrics}/metrics ({agent})\
          \n  data     {data}\
-         \n  config   {config} (server and admin token)\
-         \n\nTry, from another shell:\
+         \n  config   {config} ({config_note})\
+         \n\n{try_it}\
          \n  berth nodes\
          \n  berth availability --class {CLASS}\
          \n  berth reserve --class {CLASS} --count 2 --start now --duration 1h\
@@ -173,7 +175,12 @@ fn tour(
          \n  berth submit --class {CLASS}{image} --wait -- sh -c 'echo queued job'{image_note}\
          \n  berth jobs --all\
          \n  berth usage\
-         \n\nCtrl-C stops it; running `berth up` again keeps the data.\n",
+         \n\n{stop}\n",
+        portal = tr(Msg::TourPortal),
+        agent = tr(Msg::TourAgent),
+        config_note = tr(Msg::TourConfig),
+        try_it = tr(Msg::TourTry),
+        stop = tr(Msg::TourStop),
         data = data_dir.display(),
         config = config_path.display(),
     )
@@ -182,10 +189,12 @@ fn tour(
 /// Writes the CLI config for this centre. A config for another server (a real centre
 /// the user logged in to) is kept beside it as `<file>.before-up` first.
 fn point_cli_here(path: &Path, server: &str, token: String) -> Result<(), Error> {
+    let language = config::load(path).ok().and_then(|c| c.language);
     let new = Config {
         server: Some(server.to_owned()),
         token: Some(token),
         ca_cert: None,
+        language,
     };
     if let Ok(old) = config::load(path)
         && old.token.is_some()
@@ -195,10 +204,15 @@ fn point_cli_here(path: &Path, server: &str, token: String) -> Result<(), Error>
         backup.push(".before-up");
         let backup = PathBuf::from(backup);
         config::save(&backup, &old)?;
-        output::note(format!(
-            "note: your config for {} is kept in {}; copy it back to return to that server",
-            old.server.as_deref().unwrap_or(config::DEFAULT_SERVER),
-            backup.display()
+        output::note(crate::error::trf(
+            Msg::ConfigKept,
+            &[
+                (
+                    "server",
+                    &old.server.as_deref().unwrap_or(config::DEFAULT_SERVER),
+                ),
+                ("path", &backup.display()),
+            ],
         ));
     }
     config::save(path, &new)
@@ -229,11 +243,19 @@ pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
     let mut config = berth_scheduler::server::ServerConfig::dev(data_dir.clone());
     config.grpc_addr = args.grpc_addr;
     config.http_addr = args.http_addr;
-    let server = berth_scheduler::server::start(config)
-        .await
-        .map_err(|e| Error::Other(format!("cannot start the scheduler: {}", chain(&e))))?;
+    config.web_addr = Some(args.web_addr);
+    let server = berth_scheduler::server::start(config).await.map_err(|e| {
+        Error::Other(crate::error::trf(
+            Msg::CannotStartScheduler,
+            &[("reason", &chain(&e))],
+        ))
+    })?;
     let server_url = format!("http://{}", dial_addr(server.grpc_addr));
     let http_addr = dial_addr(server.http_addr);
+    let web_url = server
+        .web_addr
+        .map(|a| format!("http://{}", dial_addr(a)))
+        .unwrap_or_default();
     let admin_token = match server.admin_token.clone() {
         Some(t) => Ok(t),
         None => read_admin_token(&data_dir),
@@ -267,10 +289,11 @@ pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
         let interrupted_early = tokio::select! {
             ready = node_ready(&api) => {
                 if !ready {
-                    output::note(format!("warning: node {NODE} has not become ready yet; see the agent's log above"));
+                    output::note(crate::error::trf(Msg::NodeNotReady, &[("node", &NODE)]));
                 }
                 output::note(tour(
                     &server_url,
+                    &web_url,
                     http_addr,
                     dial_addr(args.agent_metrics_addr),
                     &data_dir,
@@ -288,7 +311,7 @@ pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
                 r = &mut agent_task => return agent_ended(r),
             }
         }
-        output::note("stopping...");
+        output::note(crate::error::tr(Msg::Stopping));
         stop.cancel();
         agent_ended(agent_task.await)
     }
@@ -296,7 +319,7 @@ pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
     stop.cancel();
     server.shutdown().await;
     if result.is_ok() {
-        output::note("stopped; the data is kept for next time");
+        output::note(crate::error::tr(Msg::StoppedKept));
     }
     result
 }
@@ -306,8 +329,14 @@ fn agent_ended<E: std::error::Error + 'static>(
 ) -> Result<(), Error> {
     match r {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Other(format!("the agent stopped: {}", chain(&e)))),
-        Err(e) => Err(Error::Other(format!("the agent stopped: {e}"))),
+        Ok(Err(e)) => Err(Error::Other(crate::error::trf(
+            Msg::AgentStopped,
+            &[("reason", &chain(&e))],
+        ))),
+        Err(e) => Err(Error::Other(crate::error::trf(
+            Msg::AgentStopped,
+            &[("reason", &e)],
+        ))),
     }
 }
 
@@ -350,6 +379,7 @@ mod tests {
             server: Some("https://centre.example:7070".into()),
             token: Some("real".into()),
             ca_cert: Some("/etc/berth/ca.pem".into()),
+            language: None,
         };
         config::save(&path, &real).unwrap();
         point_cli_here(&path, "http://127.0.0.1:7070", "local".into()).unwrap();
@@ -366,6 +396,7 @@ mod tests {
     fn the_tour_names_the_class_and_the_config() {
         let t = tour(
             "http://127.0.0.1:7070",
+            "http://127.0.0.1:7072",
             "127.0.0.1:7071".parse().unwrap(),
             "127.0.0.1:9400".parse().unwrap(),
             Path::new("/d"),
@@ -374,6 +405,7 @@ mod tests {
         );
         assert!(t.contains("berth reserve --class sim-gpu --count 2 --start now --duration 1h"));
         assert!(t.contains("/c/config.json"));
+        assert!(t.contains("portal   http://127.0.0.1:7072"));
         assert!(t.contains("agent    http://127.0.0.1:9400/metrics"));
         assert!(t.contains("runtime  docker (jobs run in hardened containers"));
     }

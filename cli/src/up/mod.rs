@@ -27,6 +27,9 @@ pub struct UpArgs {
     /// HTTP listen address (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:7071")]
     pub http_addr: SocketAddr,
+    /// Web portal listen address.
+    #[arg(long, default_value = "127.0.0.1:7072")]
+    pub web_addr: SocketAddr,
     /// Listen address of the agent's /metrics (DCGM exporter names); a fixed port.
     #[arg(long, default_value = AGENT_METRICS_ADDR, value_parser = fixed_port)]
     pub agent_metrics_addr: SocketAddr,

@@ -260,14 +260,14 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Starts `berth-scheduler` on `dir/scheduler` and waits for `/readyz`; returns it with
-/// its gRPC and HTTP addresses.
+/// its gRPC, HTTP and web portal addresses (the portal on a free port).
 fn spawn_scheduler(
     dir: &Path,
     db_url: &Option<String>,
     grpc: &str,
     http: &str,
     extra_args: &[String],
-) -> (Proc, String, String) {
+) -> (Proc, String, String, String) {
     let data = dir.join("scheduler");
     let addr_file = data.join("addrs.json");
     let _ = std::fs::remove_file(&addr_file);
@@ -277,6 +277,7 @@ fn spawn_scheduler(
         .arg("--data-dir")
         .arg(&data)
         .args(["--grpc-addr", grpc, "--http-addr", http])
+        .args(["--web-addr", "127.0.0.1:0"])
         .arg("--addr-file")
         .arg(&addr_file)
         .arg("--bootstrap-admin-token-file")
@@ -309,6 +310,7 @@ fn spawn_scheduler(
     };
     let grpc = addrs["grpc"].as_str().expect("addrs.json: grpc").to_owned();
     let http = addrs["http"].as_str().expect("addrs.json: http").to_owned();
+    let web = addrs["web"].as_str().expect("addrs.json: web").to_owned();
     while http_status(&http, "/readyz") != Some(200) {
         scheduler.check_alive();
         assert!(
@@ -318,7 +320,7 @@ fn spawn_scheduler(
         );
         std::thread::sleep(POLL);
     }
-    (scheduler, grpc, http)
+    (scheduler, grpc, http, web)
 }
 
 /// How a centre's scheduler is started, beyond the defaults.
@@ -371,6 +373,8 @@ pub struct Centre {
     pub grpc: String,
     /// `127.0.0.1:PORT` of the HTTP listener.
     pub http: String,
+    /// `127.0.0.1:PORT` of the web portal (a new port after a restart).
+    pub web: String,
     /// The bootstrap admin's token.
     pub admin_token: String,
     options: CentreOptions,
@@ -411,7 +415,7 @@ impl Centre {
         std::fs::create_dir_all(&data).expect("data dir");
         let db = postgres.map(|url| PgDatabase::create(&url));
         let db_url = db.as_ref().map(|(_, u)| u.clone());
-        let (scheduler, grpc, http) = spawn_scheduler(
+        let (scheduler, grpc, http, web) = spawn_scheduler(
             dir.path(),
             &db_url,
             &options.grpc_addr,
@@ -432,6 +436,7 @@ impl Centre {
             dir,
             grpc,
             http,
+            web,
             admin_token,
             options,
         }
@@ -442,7 +447,7 @@ impl Centre {
     pub fn restart_scheduler(&mut self) {
         let _ = self.scheduler.child.kill();
         let _ = self.scheduler.child.wait();
-        let (scheduler, _, _) = spawn_scheduler(
+        let (scheduler, _, _, web) = spawn_scheduler(
             self.dir.path(),
             &self.db_url,
             &self.grpc,
@@ -450,6 +455,7 @@ impl Centre {
             &self.options.scheduler_args,
         );
         self.scheduler = scheduler;
+        self.web = web;
     }
 
     /// Scheduling passes the scheduler has completed (`berth_scheduling_pass_seconds_count`).
@@ -529,7 +535,11 @@ impl Centre {
             .env("BERTH_CONFIG", config_dir.join("config.json"))
             .env("XDG_CONFIG_HOME", &config_dir)
             .env_remove("BERTH_IMAGE")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // Messages in English unless a test asks otherwise.
+            .env("LANG", "C")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES");
         match &self.options.ca_cert {
             Some(ca) => cmd.env("BERTH_CA_CERT", ca),
             None => cmd.env_remove("BERTH_CA_CERT"),
@@ -546,7 +556,10 @@ impl Centre {
             .env_remove("BERTH_SERVER")
             .env_remove("BERTH_TOKEN")
             .env_remove("BERTH_CA_CERT")
-            .env("BERTH_CONFIG", config);
+            .env("BERTH_CONFIG", config)
+            .env("LANG", "C")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES");
         run_bounded(cmd, args)
     }
 

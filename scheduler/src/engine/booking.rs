@@ -93,20 +93,33 @@ impl Engine {
     }
 }
 
-/// Decides a booking.
-fn book(
-    tx: &mut super::Tx<'_>,
+/// What a booking would take, checked exactly as a booking is: its start (now at the
+/// earliest), the budget charge (`None`: no budget applies) and the devices.
+pub(crate) struct Admitted {
+    /// The window's start, not before now.
+    pub start: i64,
+    /// Budget units per device-hour of the class.
+    pub rate: f64,
+    /// The charge it will carry.
+    pub plan: Option<crate::core::ChargePlan>,
+    /// The devices it would be pinned to.
+    pub devices: Vec<String>,
+}
+
+/// Checks a booking against the class, the site, the org's budget and limits and the
+/// free devices, changing nothing. Used to book and to quote a booking's cost.
+pub(crate) fn admit_booking(
+    state: &crate::state::State,
     caller: &Caller,
     spec: &ReservationSpec,
-) -> Result<Arc<ReservationRow>> {
-    let state = tx.state();
+    t: i64,
+) -> Result<Admitted> {
     check_class(&state.classes, &spec.class)?;
     if let Some(site) = &spec.site
         && !state.sites.contains_key(site)
     {
         return Err(Error::field("site", format!("unknown site {site:?}")));
     }
-    let t = now();
     let start = spec.start.max(t);
     let request = Request {
         class: spec.class.clone(),
@@ -130,6 +143,27 @@ fn book(
         })
         .map_err(|r| Error::Capacity(r.to_string()))?;
     let devices = state.cluster.find_devices(&request).map_err(refusal)?;
+    Ok(Admitted {
+        start,
+        rate,
+        plan,
+        devices,
+    })
+}
+
+/// Decides a booking.
+fn book(
+    tx: &mut super::Tx<'_>,
+    caller: &Caller,
+    spec: &ReservationSpec,
+) -> Result<Arc<ReservationRow>> {
+    let t = now();
+    let Admitted {
+        start,
+        plan,
+        devices,
+        ..
+    } = admit_booking(tx.state(), caller, spec, t)?;
     let mut row = ReservationRow {
         id: uuid::Uuid::new_v4().to_string(),
         org: caller.org.clone(),

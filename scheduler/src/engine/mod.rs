@@ -22,6 +22,7 @@ mod reclaim;
 mod retention;
 mod stage;
 mod views;
+mod web;
 
 pub use agents::HeartbeatReply;
 pub use leader::{Leadership, Seen, Status};
@@ -30,6 +31,9 @@ pub use pass::PassReport;
 pub use pipeline::{MAX_GROUP, Ticket, Tx};
 pub use policy::{Retention, SchedPolicy, percent_of};
 pub use views::{JobView, Listed};
+pub use web::{
+    CostSource, LOGIN_LINK_PATH, LOGIN_LINK_TTL_MS, Quote, SESSION_TTL_MS, Web, WebSession,
+};
 
 use crate::auth::{AuthIndex, Caller, Keys};
 use crate::error::Result;
@@ -193,6 +197,8 @@ pub struct Engine {
     /// The lease schedulers on a shared database campaign for (`None`: this one leads
     /// alone).
     lease: Option<Arc<dyn crate::store::Lease>>,
+    /// What the web portal needs kept.
+    pub(crate) web: Web,
 }
 
 impl Engine {
@@ -249,6 +255,7 @@ impl Engine {
             pass_lock: tokio::sync::Mutex::new(()),
             leadership,
             lease,
+            web: Web::default(),
         })
     }
 

@@ -484,6 +484,7 @@ impl Engine {
             user: Some(user),
             node: c.node.clone().unwrap_or_default(),
             token_expires_at: Some(berth_proto::time::ms_to_ts(c.expires_ms)),
+            language: String::new(),
         }
     }
 }

@@ -26,7 +26,27 @@ pub struct UsageService(pub Shared);
 impl v1::identity_server::Identity for IdentityService {
     async fn who_am_i(&self, req: Request<v1::WhoAmIRequest>) -> Reply<v1::WhoAmIResponse> {
         let c = caller(&req)?;
-        Ok(Response::new(self.0.who_am_i(&c)))
+        let mut me = self.0.who_am_i(&c);
+        if c.require_user().is_ok() {
+            me.language = self
+                .0
+                .user_lang(&c.id)
+                .await?
+                .map_or_else(String::new, |l| l.code().to_owned());
+        }
+        Ok(Response::new(me))
+    }
+
+    async fn create_web_login(
+        &self,
+        req: Request<v1::CreateWebLoginRequest>,
+    ) -> Reply<v1::CreateWebLoginResponse> {
+        let c = caller(&req)?;
+        let (url, expires) = self.0.create_login_link(&c).await?;
+        Ok(Response::new(v1::CreateWebLoginResponse {
+            url,
+            expires_at: Some(berth_proto::time::ms_to_ts(expires)),
+        }))
     }
 }
 

@@ -78,6 +78,13 @@ impl State {
             }
             Mutation::InsertUsage(u) => self.add_fair_usage(u),
             Mutation::Audit(_) => {}
+            // Web sessions, sign-in links and settings are read from the database.
+            Mutation::InsertWebSession(_)
+            | Mutation::DeleteWebSession { .. }
+            | Mutation::InsertWebLogin(_)
+            | Mutation::DeleteWebLogin { .. }
+            | Mutation::PruneWeb { .. }
+            | Mutation::SetUserSettings(_) => {}
             Mutation::UpsertBudget(b) => {
                 self.accounts.set_budget(&b.org, &b.class, core_budget(b));
                 self.budgets

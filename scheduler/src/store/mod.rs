@@ -194,6 +194,13 @@ pub trait Store: Send + Sync + 'static {
     /// Users, and tokens neither revoked nor expired at `now_ms`: what the auth index
     /// holds (standbys refresh it, so they can answer who leads to a new admin).
     async fn load_auth(&self, now_ms: i64) -> Result<(Vec<UserRow>, Vec<TokenRow>), StoreError>;
+    /// A web portal session by the hash of its secret.
+    async fn get_web_session(&self, id: &str) -> Result<Option<WebSessionRow>, StoreError>;
+    /// A single-use sign-in link by the hash of its secret.
+    async fn get_web_login(&self, id: &str) -> Result<Option<WebLoginRow>, StoreError>;
+    /// A user's settings, if they ever changed one.
+    async fn get_user_settings(&self, user_id: &str)
+    -> Result<Option<UserSettingsRow>, StoreError>;
     /// Answers when the database does (a cheap query).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Claims of every device, ending after `after_ms` (for consistency checks).

@@ -13,6 +13,7 @@ mod error;
 mod lease;
 mod lists;
 mod metrics;
+mod web;
 
 use std::time::Duration;
 
@@ -637,6 +638,33 @@ impl Store for SeaStore {
                     collect(users, convert::user_row)?,
                     tokens.into_iter().map(convert::token_row).collect(),
                 ))
+            })
+            .await
+    }
+
+    async fn get_web_session(&self, id: &str) -> Result<Option<WebSessionRow>, StoreError> {
+        self.metrics
+            .time(Op::GetWebSession, async {
+                web::session(&self.db, id).await.map_err(error::db)
+            })
+            .await
+    }
+
+    async fn get_web_login(&self, id: &str) -> Result<Option<WebLoginRow>, StoreError> {
+        self.metrics
+            .time(Op::GetWebLogin, async {
+                web::login(&self.db, id).await.map_err(error::db)
+            })
+            .await
+    }
+
+    async fn get_user_settings(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<UserSettingsRow>, StoreError> {
+        self.metrics
+            .time(Op::GetUserSettings, async {
+                web::settings(&self.db, user_id).await.map_err(error::db)
             })
             .await
     }

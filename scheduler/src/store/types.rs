@@ -582,6 +582,36 @@ pub struct LogRow {
     pub time_ms: i64,
 }
 
+/// A signed-in web portal session. `id` is the SHA-256 of the cookie's secret: the secret
+/// itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSessionRow {
+    pub id: String,
+    pub user_id: String,
+    /// The session's CSRF token, embedded in every form it is shown.
+    pub csrf: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A single-use sign-in link (`berth login --web`). `id` is the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebLoginRow {
+    pub id: String,
+    pub user_id: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A user's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSettingsRow {
+    pub user_id: String,
+    /// Language code (`en`, `ko`); empty: follow the browser or the locale.
+    pub lang: String,
+    pub updated_ms: i64,
+}
+
 /// One change to durable state. A batch of them is applied in one transaction:
 /// all or nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -644,6 +674,24 @@ pub enum Mutation {
     InsertLedger(Vec<LedgerRow>),
     /// Replaces the scheduling policy.
     SetPolicy(PolicyRow),
+    /// Starts a web session.
+    InsertWebSession(WebSessionRow),
+    /// Ends a web session (logged out).
+    DeleteWebSession {
+        id: String,
+    },
+    /// Issues a single-use sign-in link.
+    InsertWebLogin(WebLoginRow),
+    /// Uses up a sign-in link.
+    DeleteWebLogin {
+        id: String,
+    },
+    /// Forgets web sessions and sign-in links that expired before `before_ms`.
+    PruneWeb {
+        before_ms: i64,
+    },
+    /// Inserts or replaces a user's settings.
+    SetUserSettings(UserSettingsRow),
 }
 
 /// Everything the scheduler needs in memory at start.

@@ -147,6 +147,12 @@ pub(super) async fn apply_all(
 }
 
 async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(), Failed> {
+    if super::web::apply(txn, mutation)
+        .await
+        .map_err(Failed::from_db)?
+    {
+        return Ok(());
+    }
     match mutation {
         Mutation::InsertSite(row) => {
             site::Entity::insert(convert::site_model(row).into_active_model())
@@ -385,6 +391,13 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
             .await
             .map_err(Failed::from_db)?;
         }
+        // Applied by `web::apply` above.
+        Mutation::InsertWebSession(_)
+        | Mutation::DeleteWebSession { .. }
+        | Mutation::InsertWebLogin(_)
+        | Mutation::DeleteWebLogin { .. }
+        | Mutation::PruneWeb { .. }
+        | Mutation::SetUserSettings(_) => {}
     }
     Ok(())
 }

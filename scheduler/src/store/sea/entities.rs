@@ -20,3 +20,6 @@ pub mod scheduler_policy;
 pub mod site;
 pub mod usage_record;
 pub mod user;
+pub mod user_settings;
+pub mod web_login;
+pub mod web_session;

@@ -24,10 +24,13 @@ pub(super) enum Op {
     ReadLogs,
     Prune,
     Ping,
+    GetWebSession,
+    GetWebLogin,
+    GetUserSettings,
 }
 
 impl Op {
-    const ALL: [Op; 16] = [
+    const ALL: [Op; 19] = [
         Op::Migrate,
         Op::Apply,
         Op::Load,
@@ -44,6 +47,9 @@ impl Op {
         Op::ReadLogs,
         Op::Prune,
         Op::Ping,
+        Op::GetWebSession,
+        Op::GetWebLogin,
+        Op::GetUserSettings,
     ];
 
     fn as_str(self) -> &'static str {
@@ -64,6 +70,9 @@ impl Op {
             Op::ReadLogs => "read_logs",
             Op::Prune => "prune",
             Op::Ping => "ping",
+            Op::GetWebSession => "get_web_session",
+            Op::GetWebLogin => "get_web_login",
+            Op::GetUserSettings => "get_user_settings",
         }
     }
 }
