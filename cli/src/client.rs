@@ -25,7 +25,9 @@ impl Bearer {
         format!("Bearer {token}")
             .parse()
             .map(|t| Bearer(t, lang))
-            .map_err(|_| Error::Usage(crate::error::tr(berth_i18n::cli::Msg::BadTokenCharacters).into()))
+            .map_err(|_| {
+                Error::Usage(crate::error::tr(berth_i18n::cli::Msg::BadTokenCharacters).into())
+            })
     }
 }
 

@@ -18,10 +18,7 @@ pub use syntax::{format_duration, rfc3339};
 use crate::error::Error;
 use chrono::Local;
 use prost_types::Timestamp;
-use syntax::{
-    DurationError, TimeError, parse_duration, parse_time_in,
-    wall_clock_in,
-};
+use syntax::{DurationError, TimeError, parse_duration, parse_time_in, wall_clock_in};
 
 /// Parses the value of a duration flag, naming the flag on error.
 pub fn duration_flag(flag: &str, input: &str) -> Result<i64, Error> {

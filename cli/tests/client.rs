@@ -278,6 +278,98 @@ fn agents_present_client_certificates_signed_by_the_agent_ca_when_asked() {
     );
 }
 
+/// One HTTPS GET of `path` from `addr`, trusting only `ca`: the raw reply.
+fn https_get(addr: &str, ca: &std::path::Path, path: &str) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::io::Write;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("CA certificate")).expect("CA added");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = addr.rsplit_once(':').expect("host:port").0.to_owned();
+    let name = ServerName::try_from(host).expect("server name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    match tls.read_to_end(&mut reply) {
+        Ok(_) => {}
+        // A server that closes without close_notify after a complete reply.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !reply.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+#[test]
+fn the_portal_is_served_over_the_schedulers_tls() {
+    let (_dir, pki) = pki();
+    let c = Centre::start_with(CentreOptions::tls(
+        &pki.server.cert,
+        &pki.server.key,
+        &pki.ca,
+    ));
+    let reply = https_get(&c.web, &pki.ca, "/login").expect("the portal over HTTPS");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let cookie = reply
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("the sign-in page sets its form cookie:\n{reply}"));
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // The same port does not answer plaintext HTTP: it speaks TLS only.
+    assert_eq!(
+        common::http_status(&c.web, "/login"),
+        None,
+        "plaintext HTTP on the TLS portal"
+    );
+    // A client that does not trust the centre's CA is refused in the handshake.
+    let other = pki.agent_ca.clone();
+    let err = https_get(&c.web, &other, "/login").expect_err("an unknown CA");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
+fn the_scheduler_refuses_a_plaintext_portal_off_loopback_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(binary("berth-scheduler"));
+    cmd.args([
+        "--dev",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--web-addr",
+        "0.0.0.0:0",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .env_remove("BERTH_TLS_CERT")
+    .env_remove("BERTH_INSECURE_PLAINTEXT");
+    let run = run_bounded(cmd, &["berth-scheduler", "--web-addr", "0.0.0.0:0"]);
+    assert_ne!(run.code, 0, "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("refusing to serve the web portal (--web-addr) in plaintext on 0.0.0.0:0")
+            && run.stderr.contains("--tls-cert"),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn the_scheduler_refuses_plaintext_grpc_off_loopback_without_the_flag() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
 //! Nothing acknowledged is lost: the scheduler is killed with SIGKILL while 16 clients
 //! submit jobs and book devices as fast as they can, then started again on the same
 //! database; every job and booking it acknowledged is there, and no device is booked twice.
-//! Several rounds, each killing at a different moment. On SQLite, and on PostgreSQL with
-//! `BERTH_E2E_DB=postgres` (as `make test` runs it too).
+//! Twenty rounds (`BERTH_CRASH_ROUNDS`), each killing at a random moment drawn from a seed
+//! that the test prints (`BERTH_CRASH_SEED` replays a run). On SQLite, and on PostgreSQL
+//! with `BERTH_E2E_DB=postgres` (as `make test` runs it too).
 
 mod common;
 
@@ -185,7 +186,18 @@ fn a_scheduler_killed_under_load_keeps_everything_it_acknowledged() {
     let rounds: usize = std::env::var("BERTH_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("BERTH_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos() as u64
+        });
+    eprintln!("BERTH_CRASH_SEED={seed} (set it to replay these timings)");
+    let mut timings = Timings(seed | 1);
     let mut centre = Centre::start();
     centre.site_and_class("s1", CLASS);
     centre.start_agent("crash-0", "s1", CLASS, 4);
@@ -210,8 +222,8 @@ fn a_scheduler_killed_under_load_keeps_everything_it_acknowledged() {
                 ))
             })
             .collect();
-        // Kill at a different moment each round: early, mid-stream, later.
-        let wait = Duration::from_millis(150 + (round as u64 * 389) % 1_400);
+        // Kill at a random moment: just after the clients connect, mid-stream, or later.
+        let wait = Duration::from_millis(timings.between(150, 1_500));
         std::thread::sleep(wait);
         centre.restart_scheduler();
         rt.block_on(async {
@@ -230,5 +242,18 @@ fn a_scheduler_killed_under_load_keeps_everything_it_acknowledged() {
             a.jobs.len(),
             a.reservations.len()
         );
+    }
+}
+
+/// Kill timings from a seed (xorshift64*): random per run, replayable from the seed.
+struct Timings(u64);
+
+impl Timings {
+    /// A number of milliseconds in `lo..hi`.
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        lo + self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % (hi - lo)
     }
 }

@@ -11,8 +11,8 @@ mod m20260101_000001_initial;
 mod m20261121_000001_budgets;
 mod m20261204_000001_engine;
 mod m20261205_000001_leader;
-mod m20261206_000001_tenancy;
 mod m20261206_000001_portal;
+mod m20261206_000001_tenancy;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";

@@ -308,7 +308,11 @@ fn tls_settings(
     match &config.tls {
         Some(files) => Ok(Some(files.server_config()?)),
         None => {
-            crate::tls::check_plaintext(config.grpc_addr, config.insecure_plaintext)?;
+            crate::tls::check_plaintext(
+                crate::tls::Listener::Grpc,
+                config.grpc_addr,
+                config.insecure_plaintext,
+            )?;
             Ok(None)
         }
     }
@@ -386,7 +390,11 @@ pub async fn start_on(
         (Some(files), Some(_)) => Some(crate::portal::tls::server_config(files)?),
         (None, Some(addr)) => {
             // Session cookies and sign-in links are credentials too.
-            crate::tls::check_plaintext(addr, config.insecure_plaintext)?;
+            crate::tls::check_plaintext(
+                crate::tls::Listener::Portal,
+                addr,
+                config.insecure_plaintext,
+            )?;
             None
         }
         _ => None,

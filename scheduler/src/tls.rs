@@ -48,24 +48,46 @@ impl TlsFiles {
 /// Why gRPC may not be served in plaintext on `addr`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refusing to serve gRPC in plaintext on {0}, which is not a loopback address: user tokens and node credentials would cross the network readable. Pass --tls-cert FILE and --tls-key FILE, or --insecure-plaintext when TLS ends in front of the scheduler (a proxy or service mesh)"
+    "refusing to serve {0} in plaintext on {1}, which is not a loopback address: user tokens and node credentials would cross the network readable. Pass --tls-cert FILE and --tls-key FILE, or --insecure-plaintext when TLS ends in front of the scheduler (a proxy or service mesh)"
 )]
-pub struct PlaintextRefused(pub SocketAddr);
+pub struct PlaintextRefused(pub Listener, pub SocketAddr);
+
+/// What a listening address serves, for the plaintext rule's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The gRPC API (`--grpc-addr`).
+    Grpc,
+    /// The web portal (`--web-addr`): its session cookies and sign-in links are credentials.
+    Portal,
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listener::Grpc => "gRPC",
+            Listener::Portal => "the web portal (--web-addr)",
+        })
+    }
+}
 
 /// Checks the plaintext rule: without TLS, gRPC listens on loopback only, unless
 /// `insecure_plaintext` says otherwise (which is logged as a warning at every start).
-pub fn check_plaintext(addr: SocketAddr, insecure_plaintext: bool) -> Result<(), PlaintextRefused> {
+pub fn check_plaintext(
+    listener: Listener,
+    addr: SocketAddr,
+    insecure_plaintext: bool,
+) -> Result<(), PlaintextRefused> {
     if insecure_plaintext {
         tracing::warn!(
             %addr,
-            "--insecure-plaintext: gRPC is served without TLS; user tokens and node credentials cross the network readable unless TLS ends in front of the scheduler"
+            "--insecure-plaintext: {listener} is served without TLS; user tokens and node credentials cross the network readable unless TLS ends in front of the scheduler"
         );
         return Ok(());
     }
     if addr.ip().is_loopback() {
         Ok(())
     } else {
-        Err(PlaintextRefused(addr))
+        Err(PlaintextRefused(listener, addr))
     }
 }
 
@@ -106,12 +128,19 @@ mod tests {
         let loopback6: SocketAddr = "[::1]:7070".parse().unwrap();
         let any: SocketAddr = "0.0.0.0:7070".parse().unwrap();
         let lan: SocketAddr = "10.1.2.3:7070".parse().unwrap();
-        assert_eq!(check_plaintext(loopback, false), Ok(()));
-        assert_eq!(check_plaintext(loopback6, false), Ok(()));
-        assert_eq!(check_plaintext(any, false), Err(PlaintextRefused(any)));
-        assert_eq!(check_plaintext(lan, false), Err(PlaintextRefused(lan)));
-        assert_eq!(check_plaintext(lan, true), Ok(()));
-        let text = PlaintextRefused(any).to_string();
+        let grpc = Listener::Grpc;
+        assert_eq!(check_plaintext(grpc, loopback, false), Ok(()));
+        assert_eq!(check_plaintext(grpc, loopback6, false), Ok(()));
+        assert_eq!(
+            check_plaintext(grpc, any, false),
+            Err(PlaintextRefused(grpc, any))
+        );
+        assert_eq!(
+            check_plaintext(Listener::Portal, lan, false),
+            Err(PlaintextRefused(Listener::Portal, lan))
+        );
+        assert_eq!(check_plaintext(grpc, lan, true), Ok(()));
+        let text = PlaintextRefused(grpc, any).to_string();
         assert!(
             text.contains("0.0.0.0:7070")
                 && text.contains("--tls-cert")

@@ -14,7 +14,6 @@ const MINUTE_MS: i64 = 60 * SECOND_MS;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-
 /// Why a duration did not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DurationError {

@@ -22,17 +22,19 @@ const MAX_HANDSHAKES: usize = 256;
 
 /// The portal's rustls settings from the scheduler's certificate and key (HTTP/1.1).
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    // The same checks, with the same messages, as the gRPC listener's.
+    berth_proto::tls::read_identity("--tls-cert", &files.cert, "--tls-key", &files.key)?;
+    let invalid = |flag: &'static str, path: &std::path::Path, reason: String| TlsError::Invalid {
+        flag,
+        path: path.to_owned(),
+        reason,
+    };
     let read = |flag: &'static str, path: &std::path::Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             flag,
             path: path.to_owned(),
             source,
         })
-    };
-    let invalid = |flag: &'static str, path: &std::path::Path, reason: String| TlsError::Invalid {
-        flag,
-        path: path.to_owned(),
-        reason,
     };
     let pem = read("--tls-cert", &files.cert)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
@@ -44,7 +46,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| invalid("--tls-cert", &files.cert, e.to_string()))?;
+        .map_err(|e| invalid("--tls-key", &files.key, berth_proto::tls::describe(&e)))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -91,7 +93,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "portal: TLS handshake failed"),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "portal: TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(%peer, "portal: TLS handshake timed out"),
                     }
                 });
