@@ -86,6 +86,7 @@ struct Scheduler {
     child: Child,
     grpc: String,
     http: String,
+    web: String,
     log: PathBuf,
     token_file: PathBuf,
 }
@@ -94,7 +95,7 @@ impl Scheduler {
     fn start(dir: &Path, name: &str, db_url: &str, lease: &str) -> Self {
         let data = dir.join(name);
         std::fs::create_dir_all(&data).expect("data dir");
-        let (grpc, http) = (free_port(), free_port());
+        let (grpc, http, web) = (free_port(), free_port(), free_port());
         let log = dir.join(format!("{name}.log"));
         let token_file = data.join("admin.token");
         let file = std::fs::File::create(&log).expect("log");
@@ -103,6 +104,7 @@ impl Scheduler {
             .arg(&data)
             .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
             .args(["--http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--web-addr", &format!("127.0.0.1:{web}")])
             .args(["--ha-lease", lease, "--lease", "30s", "--tick", "200ms"])
             .arg("--bootstrap-admin-token-file")
             .arg(&token_file)
@@ -118,6 +120,7 @@ impl Scheduler {
             child,
             grpc: format!("127.0.0.1:{grpc}"),
             http: format!("127.0.0.1:{http}"),
+            web: format!("127.0.0.1:{web}"),
             log,
             token_file,
         }
@@ -506,6 +509,12 @@ fn two_schedulers_started_together_elect_exactly_one_leader() {
     // Kubernetes' readiness probe: a standby whose database answers is ready to relay.
     assert_eq!(http_status(&standby.http, "/readyz?role=any"), Some(200));
     assert_eq!(http_status(&standby.http, "/readyz"), Some(503));
+    // The portal answers on the leader; a standby asks the browser to come again on a
+    // new connection (which a Service may give to the leader).
+    assert_eq!(http_status(&leader.web, "/login"), Some(200));
+    assert_eq!(http_status(&standby.web, "/login"), Some(503));
+    let page = http_body(&standby.web, "/login");
+    assert!(page.contains("standing by"), "{page}");
 }
 
 #[test]

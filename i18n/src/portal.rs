@@ -32,6 +32,7 @@ crate::catalogue! {
         BackHome => "Back to the start page", "처음 화면으로";
         SomethingFailed => "The request failed on the server", "서버에서 요청을 처리하지 못했습니다";
         TryAgainLater => "Try again in a moment", "잠시 후 다시 시도하세요";
+        StandingBy => "This scheduler is standing by for the one that leads; the page reloads by itself and reaches the leader in a moment.", "이 스케줄러는 대기 중이며 주 스케줄러가 요청을 처리합니다. 페이지가 곧 자동으로 다시 열려 주 스케줄러로 연결됩니다.";
         FixTheFields => "Some fields need fixing; see the messages beside them. Nothing was changed.", "일부 항목을 고쳐야 합니다. 각 항목 옆의 안내를 확인하세요. 아무것도 변경하지 않았습니다.";
         InvalidField => "invalid {field}: {reason}", "{field} 값이 올바르지 않습니다: {reason}";
         Required => "is required", "필수 항목입니다";

@@ -278,6 +278,30 @@ def test_the_scheduler_is_hardened_and_wired_to_its_secrets():
     assert by_kind(docs, "Secret") == []
 
 
+def test_the_portal_is_served_on_the_scheduler_service_over_its_tls():
+    values = {"scheduler": {"portal": {"url": "https://berth.example.kr"}}}
+    docs = render(values)
+    validate_core(docs)
+    sts = one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler")
+    c = container(sts, "scheduler")
+    assert "--web-addr=0.0.0.0:7072" in c["args"]
+    assert "--web-url=https://berth.example.kr" in c["args"]
+    assert "--insecure-plaintext" not in c["args"]
+    assert {"name": "web", "containerPort": 7072, "protocol": "TCP"} in c["ports"]
+    svc = one(docs, "Service", f"{RELEASE}-berth-scheduler")
+    web = [p for p in svc["spec"]["ports"] if p["name"] == "web"]
+    assert web == [
+        {"name": "web", "port": 7072, "targetPort": "web", "protocol": "TCP", "appProtocol": "https"}
+    ]
+    assert "port 7072" in notes(values) and "https://localhost:7072/" in notes(values)
+    # Off: no flag, no port.
+    docs = render({"scheduler": {"portal": {"enabled": False}}})
+    c = container(one(docs, "StatefulSet", f"{RELEASE}-berth-scheduler"), "scheduler")
+    assert not any(a.startswith("--web-") for a in c["args"])
+    svc = one(docs, "Service", f"{RELEASE}-berth-scheduler")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["grpc"]
+
+
 def test_without_tls_the_scheduler_says_so_and_agents_dial_http():
     values = {"scheduler": {"tls": {"enabled": False}}}
     docs = render(values)
@@ -377,6 +401,8 @@ def test_a_generated_signing_key_is_random_long_and_kept():
         ({"agent": {"datasets": [{"name": "x"}]}}, "path"),
         ({"metrics": {"serviceMonitor": {"enabled": True, "interval": "soon"}}}, "interval"),
         ({"schedulr": {}}, "schedulr"),
+        ({"scheduler": {"portal": {"url": "berth.example.kr"}}}, "url"),
+        ({"scheduler": {"service": {"webPort": 0}}}, "webPort"),
     ],
 )
 def test_the_values_schema_rejects_bad_values_by_name(values, field):

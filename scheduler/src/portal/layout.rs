@@ -399,6 +399,24 @@ pub fn csrf_refused(lang: Lang) -> Response {
     )
 }
 
+/// The page of a standby scheduler (see `leader_only` in the portal's router).
+pub fn standing_by(lang: Lang) -> Response {
+    let viewer = Viewer { lang, user: None };
+    page_with_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &viewer,
+        t(lang, M::TryAgainLater),
+        Nav::None,
+        |h| {
+            h.el_text(
+                "p",
+                &[("class", "alert"), ("role", "status")],
+                t(lang, M::StandingBy),
+            );
+        },
+    )
+}
+
 /// Any path the portal does not have.
 pub async fn not_found(headers: axum::http::HeaderMap) -> Response {
     let lang = Lang::negotiate([super::session::browser_lang(&headers)]);

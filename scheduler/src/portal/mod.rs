@@ -107,8 +107,33 @@ pub fn router(engine: Arc<Engine>, config: PortalConfig) -> Router {
         .route("/admin/budgets/set", post(admin::set_budget))
         .route("/admin/audit", get(admin::audit))
         .fallback(layout::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            portal.clone(),
+            leader_only,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(portal)
+}
+
+/// Pages come from the scheduler that leads: a standby's state is not the leader's, and
+/// it cannot write. Behind a Service that spreads connections over every scheduler, a
+/// standby answers 503 with `Connection: close` and asks the browser to reload in a
+/// second, so the reload opens a new connection that soon reaches the leader.
+async fn leader_only(
+    axum::extract::State(portal): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if portal.engine.leads() {
+        return next.run(req).await;
+    }
+    let lang = berth_i18n::Lang::negotiate([session::browser_lang(req.headers())]);
+    let mut res = layout::standing_by(lang);
+    let h = res.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert("refresh", HeaderValue::from_static("1"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }
 
 fn asset(body: impl IntoResponse, content_type: &'static str) -> Response {
