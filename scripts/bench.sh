@@ -51,7 +51,7 @@ if [ "$db" = postgres ]; then
 fi
 
 start() { # extra scheduler flags
-  "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" \
+  "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" --web-addr 127.0.0.1:0 \
     --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" "$@" >>"$out/scheduler.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do
