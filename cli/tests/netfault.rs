@@ -108,8 +108,9 @@ fn try_sh(program: &str, args: &[&str]) {
 /// The test's network: a bridge in the root namespace with the scheduler's address, and
 /// one namespace per agent joined to it by a veth pair. Names carry the test process's id
 /// and a count of the networks it made, addresses come from a /28 of 100.64.0.0/10 chosen
-/// by both (and checked unused), so parallel tests never share a name or an address. Dropping it kills whatever still runs in the namespaces and
-/// removes them, the links and the bridge, also when the test panics.
+/// by both (and checked unused), so parallel tests never share a name or an address.
+/// Dropping it kills whatever still runs in the namespaces and removes them, the links and
+/// the bridge, also when the test panics.
 struct Net {
     /// Prefix of every link name (at most 15 characters with the suffixes).
     prefix: String,
@@ -406,7 +407,7 @@ impl World {
         let centre = Centre::start_with(CentreOptions {
             grpc_addr: format!("{}:0", net.gateway),
             scheduler_args: vec!["--insecure-plaintext".into()],
-            ca_cert: None,
+            ..CentreOptions::default()
         });
         centre.site_and_class(SITE, CLASS);
         centre.admin(&["admin", "orgs", "create", "org-a"]);
@@ -592,7 +593,8 @@ impl World {
     }
 
     /// An outage of the hosts `pick` chooses once three one-device jobs run (given id →
-    /// node): `cut` makes it, `restore` ends it after at least `length`. Checks everything the suite promises; returns the figures.
+    /// node): `cut` makes it, `restore` ends it after at least `length`. Checks everything
+    /// the suite promises (see the module's doc); returns the figures.
     fn outage(
         &mut self,
         what: &str,
