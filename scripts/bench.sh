@@ -52,6 +52,7 @@ fi
 
 start() { # extra scheduler flags
   "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" --web-addr 127.0.0.1:0 \
+    --bootstrap-admin-token-file "$data/admin.token" \
     --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" "$@" >>"$out/scheduler.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do

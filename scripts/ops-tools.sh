@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, with apt and only when missing, the tools the operations tests use
 # (Debian 12, as root): prometheus and promtool (Debian's prometheus), sqlite3,
-# systemd-analyze (systemd), python3-venv, gcc and the PostgreSQL client tools.
+# systemd-analyze (systemd), python3-venv, gcc, the PostgreSQL client tools, and for the
+# network-fault suite (cli/tests/netfault.rs) ip (iproute2), nft (nftables) and
+# libfaketime.
 # Services a package would start (Debian's prometheus) are not started.
 set -euo pipefail
 
@@ -12,6 +14,9 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v gcc >/dev/null || missing+=(gcc)
 { command -v pg_dump && command -v pg_restore && command -v psql; } >/dev/null || missing+=(postgresql-client)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(libfaketime)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 [ "$(id -u)" = 0 ] || { echo "ops-tools: run as root to install: ${missing[*]}" >&2; exit 1; }

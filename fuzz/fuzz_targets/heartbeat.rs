@@ -147,6 +147,12 @@ fn arb_response(u: &mut Unstructured<'_>, applied: u64, now: i64) -> Result<Hear
             .map(|_| pick(u, JOB_IDS))
             .collect::<Result<_>>()?,
         node_state: u.arbitrary()?,
+        more: u.arbitrary()?,
+        // The scheduler's clock: absent (an older scheduler), near the agent's, or odd.
+        now: match u.int_in_range(0..=2u8)? {
+            0 => None,
+            _ => Some(ms_to_ts(edgy_i64(u, &[now, now - 300_000, now + 300_000])?)),
+        },
     })
 }
 

@@ -10,7 +10,11 @@
 //! follows the leader. A standby answers UNAVAILABLE naming the leader (`berth-leader`
 //! metadata); an unreachable scheduler is skipped for the next one. Either way the call is
 //! retried on the scheduler it moved to.
+//!
+//! Times cross here in the scheduler's clock: the client learns how far the host's clock
+//! is from it on each heartbeat reply and translates both ways ([`crate::clock`]).
 
+use crate::clock::{self, ClockOffset};
 use crate::error::AgentError;
 use crate::logs::{LogTransport, PushError};
 use async_trait::async_trait;
@@ -87,6 +91,8 @@ struct Inner {
     credential: RwLock<Option<String>>,
     join: JoinInfo,
     rejoin: tokio::sync::Mutex<()>,
+    /// The scheduler's clock minus the host's.
+    clock: ClockOffset,
 }
 
 /// Normalises a server address (`host:port` gets `http://`), checks it, and sets up TLS
@@ -172,6 +178,7 @@ impl SchedulerClient {
                 credential: RwLock::new(None),
                 join,
                 rejoin: tokio::sync::Mutex::new(()),
+                clock: ClockOffset::default(),
             }),
         })
     }
@@ -411,20 +418,40 @@ impl SchedulerClient {
         }
     }
 
-    /// Sends a heartbeat; the scheduler may hold it up to the request's `wait`.
+    /// Sends a heartbeat; the scheduler may hold it up to the request's `wait`. The
+    /// reply's deadlines come back in the host's clock.
     pub async fn heartbeat(
         &self,
-        request: HeartbeatRequest,
+        mut request: HeartbeatRequest,
         wait: Duration,
     ) -> Result<HeartbeatResponse, CallError> {
-        self.call(request, wait + HEARTBEAT_SLACK, |mut c, r| async move {
-            c.heartbeat(r).await
-        })
-        .await
+        clock::request_to_scheduler(&mut request, self.inner.clock.get());
+        let mut reply = self
+            .call(request, wait + HEARTBEAT_SLACK, |mut c, r| async move {
+                c.heartbeat(r).await
+            })
+            .await?;
+        if let Some(now) = &reply.now {
+            let (scheduler, host) = (
+                berth_proto::time::ts_to_ms(now),
+                berth_proto::time::now_ms(),
+            );
+            let before = self.inner.clock.observe(scheduler, host);
+            let offset = self.inner.clock.get();
+            if (offset - before).abs() >= clock::NOTABLE_MS {
+                tracing::warn!(
+                    offset_ms = offset,
+                    "the scheduler's clock differs from this host's; protocol times are translated"
+                );
+            }
+        }
+        clock::reply_to_host(&mut reply, self.inner.clock.get());
+        Ok(reply)
     }
 
     /// Reports a job's state change.
-    pub async fn report_job(&self, job: ObservedJob) -> Result<(), CallError> {
+    pub async fn report_job(&self, mut job: ObservedJob) -> Result<(), CallError> {
+        clock::job_to_scheduler(&mut job, self.inner.clock.get());
         self.call(job, CALL_TIMEOUT, |mut c, r| async move {
             c.report_job(r).await
         })
@@ -433,7 +460,12 @@ impl SchedulerClient {
     }
 
     /// Ships log chunks of one job; returns the highest seq stored.
-    pub async fn push_logs(&self, job_id: &str, chunks: Vec<LogChunk>) -> Result<u64, CallError> {
+    pub async fn push_logs(
+        &self,
+        job_id: &str,
+        mut chunks: Vec<LogChunk>,
+    ) -> Result<u64, CallError> {
+        clock::chunks_to_scheduler(&mut chunks, self.inner.clock.get());
         let request = PushLogsRequest {
             job_id: job_id.to_owned(),
             chunks,

@@ -13,12 +13,14 @@
 //!   (mean utilisation, peak memory, energy).
 //! - [`logs`]: job output cut into chunks and shipped to the scheduler.
 //! - `client`, `reporter`: the agent protocol's calls (credential, re-join, retries).
+//! - [`clock`]: the scheduler's clock as the host sees it; protocol times are its.
 //! - `jobs`, `agent`: the job table and the loop.
 //!
 //! `berth up` and the `berth-agent` binary both call [`run`].
 
 mod agent;
 mod client;
+pub mod clock;
 pub mod config;
 pub mod devices;
 pub mod error;

@@ -4,7 +4,7 @@
 
 use berth_agent::AgentConfig;
 use berth_proto::evidence::{EnergySource, Evidence, UtilizationSource};
-use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, now_ms};
+use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, now_ms, ts_to_ms};
 use berth_proto::v1::agent_server::{Agent, AgentServer};
 use berth_proto::v1::{
     DesiredJob, HeartbeatRequest, HeartbeatResponse, JobPhase, JoinRequest, JoinResponse,
@@ -39,6 +39,8 @@ struct State {
     /// For each final EXITED report: the job's stdout and stderr stored at that moment.
     logs_at_exit: BTreeMap<String, (String, String)>,
     unauthenticated: u32,
+    /// How far the scheduler's clock is from the host's (the agent's).
+    clock_offset_ms: i64,
 }
 
 impl State {
@@ -189,6 +191,7 @@ impl Agent for FakeScheduler {
             acknowledged: state.acknowledged.clone(),
             node_state: NodeState::Ready as i32,
             more: false,
+            now: Some(ms_to_ts(now_ms() + state.clock_offset_ms)),
         }))
     }
 
@@ -598,6 +601,77 @@ async fn a_restarted_agent_reports_jobs_it_could_not_keep() {
         .filter(|r| r.phase == JobPhase::Starting as i32)
         .count();
     assert_eq!(starts, 1, "never restarted");
+
+    shutdown.cancel();
+    tokio::time::timeout(GUARD, agent)
+        .await
+        .expect("agent stops in time")
+        .expect("agent task")
+        .expect("agent returns Ok");
+    h.stop_server.cancel();
+}
+
+#[tokio::test]
+async fn times_are_the_schedulers_whatever_the_hosts_clock_says() {
+    // The host's clock is ten minutes ahead of the scheduler's.
+    const OFFSET: i64 = -600_000;
+    let scheduler_now = || now_ms() + OFFSET;
+    let near = |what: &str, at: Option<&prost_types::Timestamp>| {
+        let at = ts_to_ms(at.unwrap_or_else(|| panic!("no {what}")));
+        assert!(
+            (at - scheduler_now()).abs() < 10_000,
+            "{what} is {} s off the scheduler's clock",
+            (at - scheduler_now()) / 1000
+        );
+    };
+    let h = Harness::new().await;
+    let s = &h.scheduler;
+    s.state.lock().unwrap().clock_offset_ms = OFFSET;
+    let (shutdown, agent) = h.start_agent(h.config());
+    let join = s.until("join", |st| st.joins.first().cloned()).await;
+    let gpu0 = join.devices[0].uuid.clone();
+
+    // A minute to run, by the scheduler's clock: nine minutes ago by the host's.
+    let mut job = h.job("job-s", &["sh", "-c", "echo up; sleep 60"], &gpu0);
+    job.deadline = Some(ms_to_ts(scheduler_now() + 60_000));
+    s.set_desired(|d| {
+        d.insert("job-s".into(), job);
+    });
+    let first = s
+        .until("job-s to run or fail", |st| {
+            st.reports_of("job-s")
+                .into_iter()
+                .find(|r| r.phase == JobPhase::Running as i32 || is_final(r.phase))
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        JobPhase::try_from(first.phase),
+        Ok(JobPhase::Running),
+        "{first:?}"
+    );
+    near("started_at", first.started_at.as_ref());
+    let beat = s
+        .until(
+            "a heartbeat with device samples after the first reply",
+            |st| {
+                st.heartbeats
+                    .iter()
+                    .skip(1)
+                    .find_map(|h| h.devices.iter().find_map(|d| d.telemetry))
+            },
+        )
+        .await;
+    near("a device sample's sampled_at", beat.sampled_at.as_ref());
+
+    s.set_desired(|d| {
+        d.remove("job-s");
+    });
+    let last = s
+        .until("job-s to end", |st| st.final_report("job-s").cloned())
+        .await;
+    near("finished_at", last.finished_at.as_ref());
+    near("started_at in the final report", last.started_at.as_ref());
 
     shutdown.cancel();
     tokio::time::timeout(GUARD, agent)

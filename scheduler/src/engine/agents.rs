@@ -635,6 +635,7 @@ fn desired(
         acknowledged,
         node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
         more,
+        now: Some(ms_to_ts(now())),
     }
 }
 
