@@ -84,7 +84,7 @@ wall() { # name, runs, command...
   for _ in $(seq "$runs"); do
     local t0 t1
     t0=$(date +%s%N)
-    "$@" >/dev/null
+    "$@" >/dev/null 2>&1 || { echo "$name failed: $*" >&2; "$@" >/dev/null; }
     t1=$(date +%s%N)
     times+=($(((t1 - t0) / 1000)))
   done
@@ -126,7 +126,7 @@ echo "{\"rss_kib\": $(rss_kib)}" >"$out/rss-100k.json"
 bench list-100k --token "$queue" --count 2000 list --page-size 500
 wall berth-jobs-100k 21 env BERTH_TOKEN="$queue" "$bin/berth" --server "$server" jobs
 wall berth-reserve-count-8 21 env BERTH_TOKEN="$book" "$bin/berth" --server "$server" \
-  reserve --class sim-gpu --count 8 --start +1h --duration 1h
+  reserve --class sim-gpu --count 8 --start +30d --duration 1h
 
 # GetJob while passes over the whole pending queue run back to back (--tick 1ms).
 kill "$background" 2>/dev/null || true

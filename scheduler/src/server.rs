@@ -649,14 +649,25 @@ pub async fn start_on(
     let tick = config.tick;
     tasks.push(tokio::spawn(async move {
         loop {
+            let started = tokio::time::Instant::now();
             if looped.leads()
                 && let Err(e) = looped.pass().await
             {
                 tracing::error!(error = %e, "scheduling pass failed");
             }
+            // Every submit asks for a pass, so under a stream of requests passes would run
+            // back to back and take a whole core from the API. After each pass, rest at
+            // least as long as it took (at most a tick): a pass has at most half a core,
+            // a small queue still gets its pass within a millisecond or two, and a kick
+            // that came meanwhile is kept for after the rest.
+            let rest = started.elapsed().min(tick);
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(tick) => {}
+                _ = tokio::time::sleep(rest) => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(tick.saturating_sub(rest)) => {}
                 _ = looped.wake.notified() => {}
             }
         }

@@ -192,6 +192,8 @@ pub struct Engine {
     generations: Generations,
     /// One pass at a time.
     pass_lock: tokio::sync::Mutex<()>,
+    /// The last queue plan that decided nothing (see `pass.rs`).
+    idle_plan: std::sync::Mutex<Option<pass::IdlePlan>>,
     /// Who leads; this scheduler decides and writes only while it does.
     leadership: Leadership,
     /// The lease schedulers on a shared database campaign for (`None`: this one leads
@@ -253,6 +255,7 @@ impl Engine {
             hints: Hints::default(),
             generations,
             pass_lock: tokio::sync::Mutex::new(()),
+            idle_plan: std::sync::Mutex::new(None),
             leadership,
             lease,
             web: Web::default(),

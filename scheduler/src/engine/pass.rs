@@ -45,12 +45,30 @@ pub struct PassReport {
     pub stale: usize,
 }
 
-/// Everything the queue pass plans from, copied out of the live state.
+/// How long a queue that decided nothing is trusted to decide nothing again while the
+/// state stays as it was: the plan also depends on the clock (fair-share decay, how long
+/// until a booking starts, estimated starts), so it is redone at least this often.
+const REPLAN_IDLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A queue plan that decided nothing, on the state of `version`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdlePlan {
+    version: u64,
+    at: Instant,
+}
+
+/// Everything the queue pass plans from, copied out of the live state. Under the live
+/// lock only pointers to the pending jobs are copied; the planner's own rows
+/// ([`PlanSnapshot::prepare`]) are built off the lock, beside the API.
 struct PlanSnapshot {
     version: u64,
     now: i64,
     cluster: Cluster,
     accounts: Accounts,
+    /// The pending jobs outside bookings, as the live state held them.
+    pending: Vec<Arc<JobRow>>,
+    /// Budget units per device-hour, by class.
+    rates: HashMap<String, f64>,
     jobs: Vec<QueuedJob>,
     rows: HashMap<String, Arc<JobRow>>,
     weights: BTreeMap<String, f64>,
@@ -62,33 +80,20 @@ struct PlanSnapshot {
 
 impl PlanSnapshot {
     fn take(state: &State, t: i64, grace_ms: i64) -> Option<Self> {
-        let pending: Vec<&Arc<JobRow>> = state
+        let pending: Vec<Arc<JobRow>> = state
             .jobs
             .values()
             .map(|j| &j.row)
             .filter(|r| r.state == JobState::Pending && r.reservation_id.is_none())
+            .map(Arc::clone)
             .collect();
         if pending.is_empty() {
             return None;
         }
-        let jobs = pending
+        let rates = state
+            .classes
             .iter()
-            .map(|r| QueuedJob {
-                id: r.id.clone(),
-                org: r.org.clone(),
-                class: r.class.clone(),
-                count: r.count.max(0) as u32,
-                nodes: r.nodes.max(1) as u32,
-                runtime_ms: r.max_runtime_ms,
-                priority: r.priority,
-                submitted_ms: r.created_ms,
-                preemptible: r.preemptible,
-                rate: state.class_rate(&r.class),
-            })
-            .collect();
-        let rows = pending
-            .iter()
-            .map(|r| (r.id.clone(), Arc::clone(r)))
+            .map(|(name, c)| (name.clone(), c.rate))
             .collect();
         let weights = state
             .orgs
@@ -108,8 +113,10 @@ impl PlanSnapshot {
             now: t,
             cluster: state.cluster.clone(),
             accounts: state.accounts.clone(),
-            jobs,
-            rows,
+            pending,
+            rates,
+            jobs: Vec::new(),
+            rows: HashMap::new(),
             weights,
             usage,
             guests: guests(state),
@@ -118,7 +125,31 @@ impl PlanSnapshot {
         })
     }
 
+    /// The planner's rows of the pending jobs (off the live lock: this copies their ids,
+    /// orgs and classes, which is most of a snapshot's cost at 100k pending jobs).
+    fn prepare(&mut self) {
+        let rate = |class: &str| self.rates.get(class).copied().unwrap_or(1.0);
+        self.jobs = self
+            .pending
+            .iter()
+            .map(|r| QueuedJob {
+                id: r.id.clone(),
+                org: r.org.clone(),
+                class: r.class.clone(),
+                count: r.count.max(0) as u32,
+                nodes: r.nodes.max(1) as u32,
+                runtime_ms: r.max_runtime_ms,
+                priority: r.priority,
+                submitted_ms: r.created_ms,
+                preemptible: r.preemptible,
+                rate: rate(&r.class),
+            })
+            .collect();
+        self.rows = self.pending.drain(..).map(|r| (r.id.clone(), r)).collect();
+    }
+
     fn plan(&mut self) -> Vec<Decision> {
+        self.prepare();
         let input = PlanInput {
             now: self.now,
             jobs: &self.jobs,
@@ -160,7 +191,26 @@ impl Engine {
             self.metrics.reclaimed(*unused);
         }
 
-        let snapshot = self.peek_live(|s| PlanSnapshot::take(s, t, grace_ms));
+        // A queue that decided nothing on this very state decides nothing again (until the
+        // clock has moved on enough to matter): with 100k jobs waiting for busy devices,
+        // each tick would otherwise copy and plan them all for nothing.
+        let idle = *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner());
+        let (unchanged, snapshot) = self.peek_live(|s| {
+            let unchanged =
+                idle.is_some_and(|i| i.version == s.version && i.at.elapsed() < REPLAN_IDLE_AFTER);
+            (
+                unchanged,
+                (!unchanged)
+                    .then(|| PlanSnapshot::take(s, t, grace_ms))
+                    .flatten(),
+            )
+        });
+        if unchanged {
+            // The waiting jobs' reasons and estimated starts stay those of that plan.
+            let mut kept = self.hints.get().as_ref().clone();
+            kept.extend(hints.drain());
+            hints = kept;
+        }
         let mut second = None;
         if let Some(mut snap) = snapshot {
             let (snap, decisions) = tokio::task::spawn_blocking(move || {
@@ -169,6 +219,11 @@ impl Engine {
             })
             .await
             .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
+            *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) =
+                decisions.is_empty().then(|| IdlePlan {
+                    version: snap.version,
+                    at: Instant::now(),
+                });
             let (outcome, ticket) =
                 self.decide(|tx| Ok(apply_plan(tx, &snap, decisions, &mut hints)))?;
             report.placed += outcome.placed;
