@@ -83,12 +83,12 @@ const MATRIX: &[(&str, [Expect; 5])] = &[
     ("Reservations/CreateReservation", [OK, OK, OK, PD, UA]),
     ("Reservations/ListReservations", [OK, OK, OK, PD, UA]),
     ("Reservations/GetReservation", [NF, NF, OK, PD, UA]),
-    ("Reservations/CancelReservation", [NF, NF, OK, PD, UA]),
-    ("Jobs/SubmitJob", [OK, OK, OK, PD, UA]),
+    ("Jobs/SubmitJob", [NF, NF, PD, PD, UA]),
     ("Jobs/ListJobs", [OK, OK, OK, PD, UA]),
     ("Jobs/GetJob", [NF, NF, OK, PD, UA]),
     ("Jobs/StreamLogs", [NF, NF, OK, PD, UA]),
     ("Jobs/CancelJob", [NF, NF, OK, PD, UA]),
+    ("Reservations/CancelReservation", [NF, NF, OK, PD, UA]),
     ("Usage/GetUsage", [NF, NF, OK, PD, UA]),
     ("Usage/ListBudgets", [NF, NF, OK, PD, UA]),
     ("Usage/ListLedger", [NF, NF, OK, PD, UA]),
@@ -599,11 +599,12 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
                 ))
                 .await?,
         ),
+        // Into org A's reservation.
         "Jobs/SubmitJob" => text(
             jobs()
                 .submit_job(req(
                     v1::SubmitJobRequest {
-                        class: "gpu".into(),
+                        reservation_id: t.reservation.clone(),
                         count: 1,
                         image: "busybox".into(),
                         command: vec!["true".into()],
