@@ -1456,24 +1456,28 @@ async fn portal_pages_of_org_a_show_org_b_nothing() {
                     role.label()
                 ));
             }
-            if path.contains(&w.a.job) || path.contains(&w.done_job) {
+            if [&w.a.job, &w.done_job, &w.a.reservation]
+                .iter()
+                .any(|id| path.contains(id.as_str()))
+            {
                 if status != 404 {
                     failures.push(format!("GET {path} as {}: {status}, not 404", role.label()));
                 }
-                // Its id too stays unknown: a missing job's page reads the same.
+                // Its id too stays unknown: a missing object's page reads the same.
                 let (absent_status, _, _) = http(
                     web,
                     "GET",
                     &path
                         .replace(&w.a.job, &Targets::absent().job)
-                        .replace(&w.done_job, &Targets::absent().job),
+                        .replace(&w.done_job, &Targets::absent().job)
+                        .replace(&w.a.reservation, &Targets::absent().reservation),
                     &[("Cookie", &cookie)],
                     "",
                 )
                 .await;
                 if absent_status != status {
                     failures.push(format!(
-                        "GET {path} as {}: {status}, a missing job's {absent_status}",
+                        "GET {path} as {}: {status}, a missing object's {absent_status}",
                         role.label()
                     ));
                 }
