@@ -7,7 +7,11 @@
 //! berth-bench list      --server URL --connections 16 --count 2000 --page-size 500
 //! berth-bench get       --server URL --connections 16 --count 20000
 //! berth-bench heartbeat --server URL --connections 16 --count 10000 --duration 30s
+//! berth-bench list      --server URL --connections 2 --count 100000 --rate 50 --time-limit 10s
 //! ```
+//! `--rate` paces the requests (an open loop at that many per second in all) instead of
+//! sending them back to back; `--time-limit` stops a run early, so a background flood can
+//! be given a long `--count` and still end with its summary.
 //! Each prints the rate, p50, p90, p99 and max latency (`--output json` for scripts).
 
 mod ops;
@@ -52,6 +56,12 @@ pub struct Common {
     /// Device class to book, queue for or report.
     #[arg(long, global = true, default_value = "sim-gpu")]
     pub class: String,
+    /// Requests per second in all, each sent at its own time (0: back to back).
+    #[arg(long, global = true, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Stop sending new requests after this long (with --count as an upper bound).
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
     /// The scheduler's process id: report the CPU it used during the run.
     #[arg(long, global = true)]
     pub pid: Option<u32>,
@@ -82,6 +92,9 @@ enum Op {
         /// Image of each job (never pulled by the bench itself).
         #[arg(long, default_value = "busybox")]
         image: String,
+        /// Bytes of environment each job carries (one variable), to make listings heavy.
+        #[arg(long, default_value_t = 0)]
+        env_bytes: usize,
     },
     /// Book devices, one short window after another.
     Reserve {
@@ -144,7 +157,8 @@ async fn main() -> std::process::ExitCode {
             devices,
             max_runtime,
             image,
-        } => ops::submit(c, *devices, *max_runtime, image).await,
+            env_bytes,
+        } => ops::submit(c, *devices, *max_runtime, image, *env_bytes).await,
         Op::Reserve {
             devices,
             length,

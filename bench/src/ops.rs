@@ -97,7 +97,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Runs `c.count` requests made by `call(conn, i)` over the connections, with
-/// `c.per_connection` in flight on each.
+/// `c.per_connection` in flight on each: back to back, or request `i` at `i / c.rate`
+/// seconds after the start; none started after `c.time_limit`.
 async fn run<F, Fut>(c: &Common, op: &str, conns: Vec<Conn>, call: F) -> Summary
 where
     F: Fn(Conn, usize) -> Fut + Send + Sync + 'static,
@@ -108,6 +109,7 @@ where
     let count = c.count;
     let cpu0 = c.pid.and_then(cpu_seconds);
     let started = Instant::now();
+    let (rate, time_limit) = (c.rate, c.time_limit);
     let mut workers = Vec::new();
     for conn in &conns {
         for _ in 0..c.per_connection.max(1) {
@@ -116,8 +118,12 @@ where
                 let mut samples = Samples::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
+                    if i >= count || time_limit.is_some_and(|l| started.elapsed() >= l) {
                         return samples;
+                    }
+                    if rate > 0.0 {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let t = Instant::now();
                     match call(conn.clone(), i).await {
@@ -169,14 +175,20 @@ pub async fn submit(
     devices: u32,
     max_runtime: Duration,
     image: &str,
+    env_bytes: usize,
 ) -> Result<Summary, String> {
     let conns = connect(c).await?;
+    let mut env = std::collections::HashMap::new();
+    if env_bytes > 0 {
+        env.insert("PAD".to_owned(), "x".repeat(env_bytes));
+    }
     let req = v1::SubmitJobRequest {
         class: c.class.clone(),
         count: devices,
         image: image.to_owned(),
         command: vec!["sleep".into(), "3600".into()],
         max_runtime: Some(dur(max_runtime)),
+        env,
         ..Default::default()
     };
     Ok(run(c, "submit", conns, move |conn, i| {
