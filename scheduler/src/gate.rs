@@ -109,7 +109,7 @@ impl LeaderGateLayer {
         let leadership = self.engine.leadership();
         let message = match why {
             Some(w) => format!("{}; {w}", leadership.standby_message()),
-            None => leadership.standby_message(),
+            None => leadership.standby_message().to_string(),
         };
         let mut status = tonic::Status::unavailable(message);
         if let Some(addr) = leadership.leader_address()
