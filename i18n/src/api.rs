@@ -288,7 +288,10 @@ crate::catalogue! {
         FiniteNotNegative => "must be a finite number of at least 0, not {value}", "0 이상의 유한한 수여야 합니다({value}이(가) 아님)";
         MustBeGiven => "must be given", "지정해야 합니다";
         UnknownSource => "unknown source {source}", "알 수 없는 출처 {source}입니다";
-        // Leadership and policies.
+        // Load, leadership and policies.
+        AtLimitRequests => "the scheduler is at its limit of concurrent requests; retry shortly", "스케줄러가 동시에 처리할 수 있는 요청 수의 한도에 이르렀습니다. 잠시 후 다시 시도하세요";
+        AtLimitHeartbeats => "the scheduler is at its limit of concurrent heartbeats; retry shortly", "스케줄러가 동시에 처리할 수 있는 하트비트 수의 한도에 이르렀습니다. 잠시 후 다시 시도하세요";
+        AgentNeedsClientCert => "this scheduler accepts agents only with a client certificate signed by its agent CA: start berth-agent with --tls-client-cert FILE and --tls-client-key FILE", "이 스케줄러는 에이전트 CA가 서명한 클라이언트 인증서가 있는 에이전트만 받습니다. berth-agent를 --tls-client-cert FILE과 --tls-client-key FILE로 시작하세요";
         StandbyLeaderAt => "this scheduler is a standby; the leader is at {address}", "이 스케줄러는 대기 중입니다. 리더는 {address}에 있습니다";
         StandbyNoLeader => "this scheduler is a standby and no scheduler leads right now; retry shortly", "이 스케줄러는 대기 중이고 지금은 리더인 스케줄러가 없습니다. 잠시 후 다시 시도하세요";
         NoLongerLeads => "this scheduler no longer leads; {why}", "이 스케줄러는 더 이상 리더가 아닙니다. {why}";
