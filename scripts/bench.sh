@@ -34,7 +34,7 @@ http=127.0.0.1:$((${BENCH_PORT:-17370} + 1))
 server=http://$grpc
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; fi
   rm -rf "$data"
 }
 trap cleanup EXIT
@@ -128,14 +128,20 @@ wall berth-jobs-100k 21 env BERTH_TOKEN="$queue" "$bin/berth" --server "$server"
 wall berth-reserve-count-8 21 env BERTH_TOKEN="$book" "$bin/berth" --server "$server" \
   reserve --class sim-gpu --count 8 --start +30d --duration 1h
 
-# GetJob while passes over the whole pending queue run back to back (--tick 1ms).
+# GetJob while passes over the whole pending queue run back to back (--tick 1ms). A queue
+# that did not change is not planned again, so a slow trickle of submits (one connection)
+# changes it all the while: each pass plans every pending job.
 kill "$background" 2>/dev/null || true
 stop
 start --tick 1ms
 passes() { curl -s "http://$http/metrics" | awk '/^berth_scheduling_pass_seconds_count/ {print $2}'; }
+"$bin/berth-bench" --server "$server" --token "$queue" --connections 1 --count 1000000 \
+  submit >/dev/null 2>&1 &
+trickle=$!
 p0=$(passes)
 bench get-during-passes --token "$queue" --count 20000 get
 p1=$(passes)
+kill "$trickle" 2>/dev/null || true
 echo "{\"passes\": $((p1 - p0))}" >"$out/passes-during-get.json"
 stop
 

@@ -469,6 +469,25 @@ fn the_cli_speaks_the_users_language() {
     ]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.starts_with("오류: "), "{err}");
+    // The scheduler's messages with values are Korean too, the values as they are.
+    let unknown = korean(&[
+        "reserve",
+        "--class",
+        "no-such-class",
+        "--count",
+        "1",
+        "--start",
+        "now",
+        "--duration",
+        "1h",
+    ]);
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains(&format!(
+            "class 값이 올바르지 않습니다: 알 수 없는 장치 클래스 \"no-such-class\"입니다 (등록된 클래스: {CLASS})"
+        )),
+        "{err}"
+    );
     let json_ko = korean(&["nodes", "-o", "json"]);
     let json_en = c.berth(&alice, &["nodes", "-o", "json"]).ok();
     let ko: serde_json::Value = serde_json::from_slice(&json_ko.stdout).expect("JSON");
@@ -529,9 +548,10 @@ fn the_cli_speaks_the_users_language() {
     assert_eq!(bad_lang.status, 400);
     // Said beside the field, in the language just chosen.
     assert!(
-        bad_lang
-            .body
-            .contains("id=\"e-lang\">lang 값이 올바르지 않습니다: &quot;fr&quot;"),
+        bad_lang.body.contains(
+            "id=\"e-lang\">lang 값이 올바르지 않습니다: &quot;fr&quot;은(는) Berth가 지원하는 \
+                 언어가 아닙니다(en, ko)"
+        ),
         "{}",
         bad_lang.body
     );

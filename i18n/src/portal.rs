@@ -28,7 +28,6 @@ crate::catalogue! {
         CsrfRefused => "This form's security token is missing or out of date, so nothing was changed. Reload the page and try again.", "이 양식의 보안 토큰이 없거나 만료되어 아무것도 변경하지 않았습니다. 페이지를 새로 고친 뒤 다시 시도하세요.";
         ErrorTitle => "Something went wrong", "문제가 발생했습니다";
         NotFoundTitle => "Not found", "찾을 수 없음";
-        ThisPage => "this page", "이 페이지";
         BackHome => "Back to the start page", "처음 화면으로";
         SomethingFailed => "The request failed on the server", "서버에서 요청을 처리하지 못했습니다";
         TryAgainLater => "Try again in a moment", "잠시 후 다시 시도하세요";

@@ -8,6 +8,8 @@
 
 use crate::model::FieldError;
 use crate::v1;
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 
 /// What a job's mean utilisation measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,7 @@ fn bounded(field: &str, value: f64, max: f64) -> Result<f64, FieldError> {
     if !value.is_finite() || value < 0.0 || value > max {
         return Err(FieldError::new(
             format!("evidence.{field}"),
-            format!("must be a number from 0 to {max}, not {value}"),
+            text!(NumberFromZero, max, value),
         ));
     }
     Ok(value)
@@ -108,7 +110,7 @@ fn non_negative(field: &str, value: f64) -> Result<f64, FieldError> {
     if !value.is_finite() || value < 0.0 {
         return Err(FieldError::new(
             format!("evidence.{field}"),
-            format!("must be a finite number of at least 0, not {value}"),
+            text!(FiniteNotNegative, value),
         ));
     }
     Ok(value)
@@ -144,13 +146,13 @@ impl Evidence {
             Ok(v1::UtilizationSource::Unspecified) => {
                 return Err(FieldError::new(
                     "evidence.utilization_source",
-                    "must be given",
+                    Msg::MustBeGiven,
                 ));
             }
             Err(_) => {
                 return Err(FieldError::new(
                     "evidence.utilization_source",
-                    format!("unknown source {}", e.utilization_source),
+                    text!(UnknownSource, source = e.utilization_source),
                 ));
             }
         };
@@ -161,13 +163,13 @@ impl Evidence {
             Err(_) => {
                 return Err(FieldError::new(
                     "evidence.energy_source",
-                    format!("unknown source {}", e.energy_source),
+                    text!(UnknownSource, source = e.energy_source),
                 ));
             }
         };
         let fraction = |field: &str, v: Option<f64>| v.map(|v| bounded(field, v, 1.0)).transpose();
         if e.devices == 0 {
-            return Err(FieldError::new("evidence.devices", "must be at least 1"));
+            return Err(FieldError::new("evidence.devices", Msg::AtLeastOne));
         }
         Ok(Self {
             mean_utilization_percent: bounded(

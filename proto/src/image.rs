@@ -15,6 +15,9 @@
 //! command-line flag (`--privileged`, `-v`), and none holds whitespace, control
 //! characters, `..` or an empty component.
 
+use berth_i18n::api::Text;
+use berth_i18n::text;
+
 /// The longest name (without tag and digest), as in the distribution grammar.
 pub const MAX_NAME_LEN: usize = 255;
 /// The longest reference accepted as a whole (name, tag and digest).
@@ -22,33 +25,36 @@ pub const MAX_REFERENCE_LEN: usize = 512;
 /// The longest tag.
 pub const MAX_TAG_LEN: usize = 128;
 
-/// The forms a reference may take, for error messages.
-pub const FORMS: &str = "expected [HOST[:PORT]/]NAME[:TAG][@DIGEST], e.g. busybox:1.36 or registry.example:5000/team/trainer:v2";
-
 /// Checks `reference`; the error says what is wrong with it, in words a user can act on.
-pub fn check(reference: &str) -> Result<(), String> {
+pub fn check(reference: &str) -> Result<(), Text> {
+    // The forms a reference may take, said in every message about its form.
+    let forms = || text!(ImageForms);
     if reference.is_empty() {
-        return Err("must not be empty".to_owned());
+        return Err(text!(MustNotBeEmpty));
     }
     if reference.len() > MAX_REFERENCE_LEN {
-        return Err(format!("must be at most {MAX_REFERENCE_LEN} characters"));
+        return Err(text!(AtMostCharacters, max = MAX_REFERENCE_LEN));
     }
     if reference.starts_with('-') {
-        return Err(format!(
-            "{reference:?} looks like a command-line flag, not an image reference ({FORMS})"
-        ));
+        return Err(text!(ImageLooksLikeFlag, reference = ?reference, forms = @forms()));
     }
     if let Some(c) = reference
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
     {
-        return Err(format!(
-            "{reference:?} contains {c:?}, which no image reference holds ({FORMS})"
+        return Err(text!(
+            ImageBadCharacter,
+            reference = ?reference,
+            c = ?c,
+            forms = @forms()
         ));
     }
-    let bad = |why: &str| {
-        Err(format!(
-            "{reference:?} is not an image reference: {why} ({FORMS})"
+    let bad = |why: Text| {
+        Err(text!(
+            NotAnImage,
+            reference = ?reference,
+            why = @why,
+            forms = @forms()
         ))
     };
     let (rest, digest) = match reference.split_once('@') {
@@ -58,7 +64,7 @@ pub fn check(reference: &str) -> Result<(), String> {
     if let Some(digest) = digest
         && !is_digest(digest)
     {
-        return bad("the digest must be ALGORITHM:HEX with at least 32 hex digits");
+        return bad(text!(ImageDigest));
     }
     // A tag follows the last ':' that comes after the last '/' (a registry port does not).
     let last_slash = rest.rfind('/');
@@ -71,15 +77,13 @@ pub fn check(reference: &str) -> Result<(), String> {
     if let Some(tag) = tag
         && !is_tag(tag)
     {
-        return bad(
-            "the tag must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-        );
+        return bad(text!(ImageTag));
     }
     if name.is_empty() {
-        return bad("the name is empty");
+        return bad(text!(ImageNameEmpty));
     }
     if name.len() > MAX_NAME_LEN {
-        return bad("the name is longer than 255 characters");
+        return bad(text!(ImageNameTooLong));
     }
     let mut parts = name.split('/');
     let first = parts.next().unwrap_or_default();
@@ -91,9 +95,7 @@ pub fn check(reference: &str) -> Result<(), String> {
     };
     for component in path {
         if !is_path_component(component) {
-            return bad(&format!(
-                "{component:?} is not a valid name component (lower-case letters and digits, joined by '.', '_', '__' or '-')"
-            ));
+            return bad(text!(ImageComponent, component = ?component));
         }
     }
     Ok(())
@@ -258,13 +260,18 @@ mod tests {
         ] {
             assert!(check(bad).is_err(), "{bad:?} should be refused");
         }
-        let e = check("--privileged").unwrap_err();
+        let e = check("--privileged").unwrap_err().to_string();
         assert!(e.contains("looks like a command-line flag"), "{e}");
-        let e = check("Busybox").unwrap_err();
+        let e = check("Busybox").unwrap_err().to_string();
         assert!(
             e.contains("\"Busybox\" is not a valid name component"),
             "{e}"
         );
-        assert!(check(&"a".repeat(513)).unwrap_err().contains("at most 512"));
+        assert!(
+            check(&"a".repeat(513))
+                .unwrap_err()
+                .to_string()
+                .contains("at most 512")
+        );
     }
 }

@@ -6,6 +6,8 @@
 
 use crate::time::{UnixMs, dur_to_ms, ts_to_ms};
 use crate::v1;
+use berth_i18n::api::{Msg, Text};
+use berth_i18n::text;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -42,13 +44,14 @@ pub const RESERVED_ENV: &[&str] = &[
 pub struct FieldError {
     /// The field, as named in the API (`count`, `start`, `env.FOO`).
     pub field: String,
-    /// Why it was refused, in words a user can act on.
-    pub reason: String,
+    /// Why it was refused, in words a user can act on: a catalogue message, worded in the
+    /// reader's language when it is shown.
+    pub reason: Text,
 }
 
 impl FieldError {
     /// A new error for `field`.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, reason: impl Into<Text>) -> Self {
         Self {
             field: field.into(),
             reason: reason.into(),
@@ -74,10 +77,10 @@ impl From<FieldError> for tonic::Status {
 /// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
 pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
+        return Err(FieldError::new(field, Msg::MustNotBeEmpty));
     }
     if value.len() > 63 {
-        return Err(FieldError::new(field, "must be at most 63 characters"));
+        return Err(FieldError::new(field, text!(AtMostCharacters, max = 63)));
     }
     let first_ok = value
         .chars()
@@ -89,9 +92,7 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     if !first_ok || !rest_ok {
         return Err(FieldError::new(
             field,
-            format!(
-                "{value:?} must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit"
-            ),
+            text!(NameCharacters, value = ?value),
         ));
     }
     Ok(value.to_owned())
@@ -104,10 +105,7 @@ pub fn no_control_characters(field: &str, value: &str) -> Result<(), FieldError>
     match value.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
         Some((at, c)) => Err(FieldError::new(
             field,
-            format!(
-                "must not contain control characters (found {} at byte {at})",
-                c.escape_unicode()
-            ),
+            text!(ControlCharacter, found = c.escape_unicode(), at),
         )),
         None => Ok(()),
     }
@@ -131,11 +129,11 @@ pub fn optional_name(field: &str, value: &str) -> Result<Option<String>, FieldEr
 /// Checks an object id (a UUID) and returns it in canonical lower-case form.
 pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
     if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
+        return Err(FieldError::new(field, Msg::MustNotBeEmpty));
     }
     uuid::Uuid::parse_str(value)
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| FieldError::new(field, format!("{value:?} is not a valid id")))
+        .map_err(|_| FieldError::new(field, text!(NotAnId, value = ?value)))
 }
 
 /// Converts a role from the wire; unspecified becomes `default`.
@@ -145,8 +143,8 @@ pub fn role(field: &str, value: i32, default: Role) -> Result<Role, FieldError> 
         Ok(v1::Role::User) => Ok(Role::User),
         Ok(v1::Role::OrgAdmin) => Ok(Role::OrgAdmin),
         Ok(v1::Role::Admin) => Ok(Role::Admin),
-        Ok(v1::Role::Agent) => Err(FieldError::new(field, "agent is not a user role")),
-        Err(_) => Err(FieldError::new(field, format!("unknown role {value}"))),
+        Ok(v1::Role::Agent) => Err(FieldError::new(field, Msg::NotAUserRole)),
+        Err(_) => Err(FieldError::new(field, text!(UnknownRole, value))),
     }
 }
 
@@ -204,13 +202,10 @@ impl fmt::Display for Role {
 
 fn count(field: &str, value: u32) -> Result<u32, FieldError> {
     if value == 0 {
-        return Err(FieldError::new(field, "must be at least 1"));
+        return Err(FieldError::new(field, Msg::AtLeastOne));
     }
     if value > MAX_COUNT {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {MAX_COUNT}"),
-        ));
+        return Err(FieldError::new(field, text!(AtMost, max = MAX_COUNT)));
     }
     Ok(value)
 }
@@ -244,36 +239,33 @@ impl ReservationSpec {
             .start
             .as_ref()
             .map(ts_to_ms)
-            .ok_or_else(|| FieldError::new("start", "is required"))?;
+            .ok_or_else(|| FieldError::new("start", Msg::IsRequired))?;
         let end = req
             .end
             .as_ref()
             .map(ts_to_ms)
-            .ok_or_else(|| FieldError::new("end", "is required"))?;
+            .ok_or_else(|| FieldError::new("end", Msg::IsRequired))?;
         if end <= start {
-            return Err(FieldError::new("end", "must be after start"));
+            return Err(FieldError::new("end", Msg::AfterStart));
         }
         if start < now - START_SLACK_MS {
-            return Err(FieldError::new("start", "is in the past"));
+            return Err(FieldError::new("start", Msg::IsInThePast));
         }
         let start = start.max(now);
         if end <= start {
-            return Err(FieldError::new("end", "is in the past"));
+            return Err(FieldError::new("end", Msg::IsInThePast));
         }
         if start - now > MAX_LEAD_MS {
             return Err(FieldError::new(
                 "start",
-                format!(
-                    "is too far ahead: a booking may start at most {} days from now",
-                    MAX_LEAD_MS / (24 * crate::time::HOUR_MS)
+                text!(
+                    TooFarAhead,
+                    days = MAX_LEAD_MS / (24 * crate::time::HOUR_MS)
                 ),
             ));
         }
         if end - start > MAX_SPAN_MS {
-            return Err(FieldError::new(
-                "end",
-                "the window must be at most 366 days",
-            ));
+            return Err(FieldError::new("end", Msg::AtMost366Days));
         }
         Ok(Self {
             class,
@@ -378,22 +370,16 @@ impl JobSpec {
             (false, true) => JobTarget::Reservation(id("reservation_id", &req.reservation_id)?),
             (true, false) => JobTarget::Class(name("class", &req.class)?),
             (false, false) => {
-                return Err(FieldError::new(
-                    "reservation_id",
-                    "give either a reservation or a class, not both",
-                ));
+                return Err(FieldError::new("reservation_id", Msg::ReservationOrClass));
             }
             (true, true) => {
-                return Err(FieldError::new(
-                    "class",
-                    "give a reservation or a class to run on",
-                ));
+                return Err(FieldError::new("class", Msg::ReservationOrClassNeeded));
             }
         };
         if req.name.len() > MAX_JOB_NAME_LEN {
             return Err(FieldError::new(
                 "name",
-                format!("must be at most {MAX_JOB_NAME_LEN} characters"),
+                text!(AtMostCharacters, max = MAX_JOB_NAME_LEN),
             ));
         }
         no_control_characters("name", &req.name)?;
@@ -403,43 +389,29 @@ impl JobSpec {
         if req.command.len() > MAX_COMMAND_ARGS {
             return Err(FieldError::new(
                 "command",
-                format!("has more than {MAX_COMMAND_ARGS} arguments"),
+                text!(TooManyArguments, max = MAX_COMMAND_ARGS),
             ));
         }
         if req.command.iter().any(|a| a.contains('\0')) {
-            return Err(FieldError::new(
-                "command",
-                "must not contain NUL characters",
-            ));
+            return Err(FieldError::new("command", Msg::NoNul));
         }
         if req.env.len() > MAX_ENV_VARS {
             return Err(FieldError::new(
                 "env",
-                format!("has more than {MAX_ENV_VARS} variables"),
+                text!(TooManyVariables, max = MAX_ENV_VARS),
             ));
         }
         let mut env = BTreeMap::new();
         for (k, v) in &req.env {
             if !is_env_name(k) {
                 // Not `env.{k}`: the field must stay printable whatever the key holds.
-                return Err(FieldError::new(
-                    "env",
-                    format!(
-                        "{k:?} is not a valid variable name (a letter or '_', then letters, digits or '_')"
-                    ),
-                ));
+                return Err(FieldError::new("env", text!(NotAVariableName, name = ?k)));
             }
             if RESERVED_ENV.contains(&k.as_str()) {
-                return Err(FieldError::new(
-                    format!("env.{k}"),
-                    "is set by Berth and cannot be overridden",
-                ));
+                return Err(FieldError::new(format!("env.{k}"), Msg::SetByBerth));
             }
             if v.contains('\0') {
-                return Err(FieldError::new(
-                    format!("env.{k}"),
-                    "must not contain NUL characters",
-                ));
+                return Err(FieldError::new(format!("env.{k}"), Msg::NoNul));
             }
             env.insert(k.clone(), v.clone());
         }
@@ -452,52 +424,46 @@ impl JobSpec {
             };
             return Err(FieldError::new(
                 field,
-                format!(
-                    "the job's environment ({env_bytes} bytes) and command ({command_bytes} bytes) together exceed the limit of {} bytes",
-                    limits.max_spec_bytes
+                text!(
+                    SpecTooLarge,
+                    env_bytes,
+                    command_bytes,
+                    max = limits.max_spec_bytes
                 ),
             ));
         }
         if req.privileged {
-            return Err(FieldError::new(
-                "privileged",
-                "jobs never run privileged; devices are given to the job without it",
-            ));
+            return Err(FieldError::new("privileged", Msg::NeverPrivileged));
         }
         if let Some(cap) = req.cap_add.first() {
             return Err(FieldError::new(
                 "cap_add",
-                format!("extra capabilities ({cap:?}) are not granted to jobs"),
+                text!(NoCapabilities, cap = ?cap),
             ));
         }
         if let Some(m) = req.host_mounts.first() {
             return Err(FieldError::new(
                 "host_mounts",
-                format!(
-                    "host paths ({m:?}) cannot be mounted; use an admin-approved dataset (--dataset NAME) or the job's scratch directory"
-                ),
+                text!(NoHostPaths, path = ?m),
             ));
         }
         let network = match req.network.as_str() {
             "" | "bridge" => "bridge".to_owned(),
             "none" => "none".to_owned(),
             "host" => {
-                return Err(FieldError::new(
-                    "network",
-                    "host networking is not allowed for jobs",
-                ));
+                return Err(FieldError::new("network", Msg::NoHostNetwork));
             }
             other => {
                 return Err(FieldError::new(
                     "network",
-                    format!("{other:?} is not a network mode (use bridge or none)"),
+                    text!(NotANetworkMode, mode = ?other),
                 ));
             }
         };
         if req.datasets.len() > MAX_DATASETS {
             return Err(FieldError::new(
                 "datasets",
-                format!("at most {MAX_DATASETS} datasets"),
+                text!(TooManyDatasets, max = MAX_DATASETS),
             ));
         }
         let mut datasets = Vec::new();
@@ -506,7 +472,7 @@ impl JobSpec {
             if datasets.iter().any(|(x, _): &(String, bool)| *x == n) {
                 return Err(FieldError::new(
                     "datasets.name",
-                    format!("{n:?} is given twice"),
+                    text!(GivenTwice, name = ?n),
                 ));
             }
             datasets.push((n, d.read_write));
@@ -516,10 +482,10 @@ impl JobSpec {
             Some(d) => {
                 let ms = dur_to_ms(d);
                 if ms <= 0 {
-                    return Err(FieldError::new("max_runtime", "must be positive"));
+                    return Err(FieldError::new("max_runtime", Msg::MustBePositive));
                 }
                 if ms > MAX_SPAN_MS {
-                    return Err(FieldError::new("max_runtime", "must be at most 366 days"));
+                    return Err(FieldError::new("max_runtime", Msg::AtMost366DaysSpan));
                 }
                 ms
             }
@@ -527,16 +493,13 @@ impl JobSpec {
         if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&req.priority) {
             return Err(FieldError::new(
                 "priority",
-                format!("must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
+                text!(PriorityRange, max = MAX_PRIORITY),
             ));
         }
         let nodes = match req.nodes {
             0 => 1,
             n if n > MAX_NODES => {
-                return Err(FieldError::new(
-                    "nodes",
-                    format!("must be at most {MAX_NODES}"),
-                ));
+                return Err(FieldError::new("nodes", text!(AtMost, max = MAX_NODES)));
             }
             n => n,
         };
@@ -544,14 +507,11 @@ impl JobSpec {
             if req.preemptible {
                 return Err(FieldError::new(
                     "preemptible",
-                    "a job in a reservation runs on the reservation's own devices and cannot be preemptible",
+                    Msg::ReservationNotPreemptible,
                 ));
             }
             if nodes > 1 {
-                return Err(FieldError::new(
-                    "nodes",
-                    "a job in a reservation runs on one node; queue multi-node jobs for a class",
-                ));
+                return Err(FieldError::new("nodes", Msg::ReservationOneNode));
             }
         }
         Ok(Self {
@@ -659,7 +619,7 @@ mod tests {
             r.name = bad.into();
             let e = JobSpec::from_request(&r).unwrap_err();
             assert_eq!(e.field, "name", "{bad:?}");
-            assert!(e.reason.contains("control characters"), "{e}");
+            assert!(e.reason.to_string().contains("control characters"), "{e}");
         }
         let mut r = base.clone();
         r.name = "학습-run 1".into();
@@ -766,7 +726,10 @@ mod tests {
         r.env.insert("B".into(), String::new());
         let e = JobSpec::from_request(&r).unwrap_err();
         assert_eq!(e.field, "env");
-        assert!(e.reason.contains("the limit of 65536 bytes"), "{e}");
+        assert!(
+            e.reason.to_string().contains("the limit of 65536 bytes"),
+            "{e}"
+        );
         let mut r = job();
         r.command = vec!["y".repeat(70_000)];
         assert_eq!(JobSpec::from_request(&r).unwrap_err().field, "command");
@@ -788,7 +751,9 @@ mod tests {
         let e = JobSpec::from_request(&r).unwrap_err();
         assert_eq!(e.field, "env");
         assert!(
-            e.reason.starts_with(r#""A=B\u{1b}[2J" is not a valid"#),
+            e.reason
+                .to_string()
+                .starts_with(r#""A=B\u{1b}[2J" is not a valid"#),
             "{e}"
         );
         let mut r = job();
@@ -808,7 +773,7 @@ mod tests {
         let far = now + MAX_LEAD_MS + h;
         let e = ReservationSpec::from_request(&booking(1, far, far + h), now).unwrap_err();
         assert_eq!(e.field, "start");
-        assert!(e.reason.contains("1098 days"), "{e}");
+        assert!(e.reason.to_string().contains("1098 days"), "{e}");
         assert!(ReservationSpec::from_request(&booking(1, now + h, now + 2 * h), now).is_ok());
         assert_eq!(
             ReservationSpec::from_request(&booking(1, now, now + MAX_SPAN_MS + 1), now)

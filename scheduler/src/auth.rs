@@ -9,6 +9,8 @@
 
 use crate::error::{Error, Result};
 use crate::store::{TokenRow, UserRow};
+use berth_i18n::api::{Msg, Text};
+use berth_i18n::text;
 use berth_proto::model::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -60,16 +62,14 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(Error::PermissionDenied("this needs the admin role".into()))
+            Err(Error::PermissionDenied(text!(NeedsAdmin)))
         }
     }
 
     /// Fails unless the caller is a user of some kind (not an agent).
     pub fn require_user(&self) -> Result<()> {
         if self.role == Role::Agent {
-            Err(Error::PermissionDenied(
-                "agents may only use the agent protocol".into(),
-            ))
+            Err(Error::PermissionDenied(text!(AgentsOnly)))
         } else {
             Ok(())
         }
@@ -80,9 +80,7 @@ impl Caller {
         if self.role == Role::Agent && self.node.as_deref() == Some(node) {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!(
-                "this credential may not speak for node {node:?}"
-            )))
+            Err(Error::PermissionDenied(text!(NotThisNode, node = ?node)))
         }
     }
 }
@@ -238,22 +236,22 @@ impl AuthIndex {
 
     /// Verifies a bearer token and resolves the caller.
     pub fn verify(&self, keys: &Keys, token: &str, now_ms: i64) -> Result<Caller> {
-        let bad = |why: &str| Error::Unauthenticated(format!("invalid token: {why}"));
+        let bad = |why: Msg| Error::Unauthenticated(Text::new(why));
         let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad("it has expired"),
-                _ => bad("it was not issued by this scheduler"),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad(Msg::TokenExpired),
+                _ => bad(Msg::TokenForeign),
             })?;
         let claims = data.claims;
         let row = self
             .tokens
             .get(&claims.jti)
-            .ok_or_else(|| bad("it was revoked"))?;
+            .ok_or_else(|| bad(Msg::TokenRevoked))?;
         if row.revoked || row.hash != hash_secret(token) {
-            return Err(bad("it was revoked"));
+            return Err(bad(Msg::TokenRevoked));
         }
         if row.expires_ms <= now_ms {
-            return Err(bad("it has expired"));
+            return Err(bad(Msg::TokenExpired));
         }
         if let Some(node) = &row.node {
             return Ok(Caller {
@@ -269,7 +267,7 @@ impl AuthIndex {
             .user_id
             .as_ref()
             .and_then(|id| self.users.get(id))
-            .ok_or_else(|| bad("its user no longer exists"))?;
+            .ok_or_else(|| bad(Msg::TokenUserGone))?;
         Ok(Caller {
             id: user.id.clone(),
             name: user.name.clone(),
@@ -308,15 +306,13 @@ impl tonic::service::Interceptor for Authenticator {
         let Some(value) = req.metadata().get(berth_proto::AUTHORIZATION) else {
             return Ok(req);
         };
-        let words = |m: &str| berth_i18n::api::words(crate::lang::current(), m);
+        let words = |m: Msg| berth_i18n::t(crate::lang::current(), m);
         let value = value
             .to_str()
-            .map_err(|_| tonic::Status::unauthenticated(words("malformed authorization header")))?;
+            .map_err(|_| tonic::Status::unauthenticated(words(Msg::MalformedAuthorization)))?;
         let token = value
             .strip_prefix("Bearer ")
-            .ok_or_else(|| {
-                tonic::Status::unauthenticated(words("authorization must be `Bearer <token>`"))
-            })?
+            .ok_or_else(|| tonic::Status::unauthenticated(words(Msg::BearerFormat)))?
             .trim();
         let caller = {
             let index = self
@@ -331,13 +327,13 @@ impl tonic::service::Interceptor for Authenticator {
             Some(node) => Some((
                 &self.limits.nodes,
                 format!("node:{node}"),
-                format!("node {node}"),
+                text!(WhatNode, name = node),
             )),
             None if caller.role == Role::Admin => None,
             None => Some((
                 &self.limits.orgs,
                 format!("org:{}", caller.org),
-                format!("org {}", caller.org),
+                text!(WhatOrg, name = caller.org),
             )),
         };
         if let Some((limiter, key, who)) = limit
@@ -345,10 +341,12 @@ impl tonic::service::Interceptor for Authenticator {
         {
             let rate = limiter.rate();
             return Err(tonic::Status::from(Error::Overloaded {
-                message: format!(
-                    "too many requests from {who} (at most {} per second, {} at once); \
-                     retry in {wait_ms} ms",
-                    rate.per_second, rate.burst
+                message: text!(
+                    TooManyRequests,
+                    who = @who,
+                    per_second = rate.per_second,
+                    burst = rate.burst,
+                    wait_ms
                 ),
                 retry_after_ms: wait_ms,
             }));
@@ -360,9 +358,10 @@ impl tonic::service::Interceptor for Authenticator {
 
 /// The verified caller of a request, or UNAUTHENTICATED.
 pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller> {
-    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-        Error::Unauthenticated("missing bearer token: run `berth login` or set BERTH_TOKEN".into())
-    })
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthenticated(text!(MissingToken)))
 }
 
 #[cfg(test)]

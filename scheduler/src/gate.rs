@@ -107,9 +107,10 @@ impl LeaderGateLayer {
     /// The answer of a standby that cannot relay.
     fn refusal<RB: From<tonic::body::Body>>(&self, why: Option<String>) -> http::Response<RB> {
         let leadership = self.engine.leadership();
+        let lang = crate::lang::current();
         let message = match why {
-            Some(w) => format!("{}; {w}", leadership.standby_message()),
-            None => leadership.standby_message(),
+            Some(w) => format!("{}; {w}", leadership.standby_message().render(lang)),
+            None => leadership.standby_message().render(lang),
         };
         let mut status = tonic::Status::unavailable(message);
         if let Some(addr) = leadership.leader_address()

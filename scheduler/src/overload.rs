@@ -6,6 +6,7 @@
 //! pool when it arrives and gives it back when its response is ready. Log streams, which
 //! last as long as a job, are capped where they are followed (`logs`).
 
+use berth_i18n::api::Msg;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -47,10 +48,10 @@ impl OverloadLayer {
         }
     }
 
-    fn pool(&self, path: &str) -> (&Arc<Semaphore>, &'static str) {
+    fn pool(&self, path: &str) -> (&Arc<Semaphore>, Msg) {
         match path {
-            "/berth.v1.Agent/Heartbeat" => (&self.heartbeats, "heartbeats"),
-            _ => (&self.calls, "requests"),
+            "/berth.v1.Agent/Heartbeat" => (&self.heartbeats, Msg::AtLimitHeartbeats),
+            _ => (&self.calls, Msg::AtLimitRequests),
         }
     }
 }
@@ -92,9 +93,8 @@ where
         let (pool, what) = self.pools.pool(req.uri().path());
         let permit: Option<OwnedSemaphorePermit> = pool.clone().try_acquire_owned().ok();
         let Some(permit) = permit else {
-            let mut status = tonic::Status::resource_exhausted(format!(
-                "the scheduler is at its limit of concurrent {what}; retry shortly"
-            ));
+            let mut status =
+                tonic::Status::resource_exhausted(berth_i18n::t(crate::lang::current(), what));
             if let Ok(v) = "100".parse() {
                 status.metadata_mut().insert("retry-after-ms", v);
             }

@@ -6,6 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::store::{Cursor, Page};
+use berth_i18n::api::Text;
+use berth_i18n::text;
 
 /// Page size when none is asked for.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -67,9 +69,9 @@ fn decode(kind: &str, fingerprint: u64, token: &str) -> Result<Option<Cursor>> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bad = |why: &str| Error::field("page_token", why.to_owned());
-    let raw = hex::decode(token).map_err(|_| bad("is not a token this server made"))?;
-    let text = String::from_utf8(raw).map_err(|_| bad("is not a token this server made"))?;
+    let bad = |why: Text| Error::field("page_token", why);
+    let raw = hex::decode(token).map_err(|_| bad(text!(NotOurPageToken)))?;
+    let text = String::from_utf8(raw).map_err(|_| bad(text!(NotOurPageToken)))?;
     let mut parts = text.splitn(5, '|');
     let (Some("v1"), Some(k), Some(f), Some(key), Some(id)) = (
         parts.next(),
@@ -78,19 +80,15 @@ fn decode(kind: &str, fingerprint: u64, token: &str) -> Result<Option<Cursor>> {
         parts.next(),
         parts.next(),
     ) else {
-        return Err(bad("is not a token this server made"));
+        return Err(bad(text!(NotOurPageToken)));
     };
     if k != kind {
-        return Err(bad(&format!("belongs to another listing ({k})")));
+        return Err(bad(text!(OtherListing, kind = k)));
     }
     if f != format!("{fingerprint:016x}") {
-        return Err(bad(
-            "was made for other filters; ask again from the first page",
-        ));
+        return Err(bad(text!(OtherFilters)));
     }
-    let key = key
-        .parse()
-        .map_err(|_| bad("is not a token this server made"))?;
+    let key = key.parse().map_err(|_| bad(text!(NotOurPageToken)))?;
     Ok(Some(Cursor {
         key,
         id: id.to_owned(),

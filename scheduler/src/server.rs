@@ -229,8 +229,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting requests, finishes in-flight ones and stops the loop.
     pub async fn shutdown(self) {
-        self.engine
-            .refuse_writes(Some("the scheduler is stopping".into()));
+        self.engine.refuse_writes(Some(berth_i18n::text!(Stopping)));
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;

@@ -104,9 +104,10 @@ pub struct AgentGate {
 impl tonic::service::Interceptor for AgentGate {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if self.require_client_cert && !has_client_certificate(&req) {
-            return Err(tonic::Status::permission_denied(
-                "this scheduler accepts agents only with a client certificate signed by its agent CA: start berth-agent with --tls-client-cert FILE and --tls-client-key FILE",
-            ));
+            return Err(tonic::Status::permission_denied(berth_i18n::t(
+                crate::lang::current(),
+                berth_i18n::api::Msg::AgentNeedsClientCert,
+            )));
         }
         self.auth.call(req)
     }

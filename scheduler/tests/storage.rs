@@ -1279,12 +1279,12 @@ async fn unique_names_already_exist(db: TestDb) {
     ];
     for (mutation, expected) in cases {
         match store.apply(vec![mutation]).await {
-            Err(StoreError::AlreadyExists { what }) => assert_eq!(what, expected),
+            Err(StoreError::AlreadyExists { what }) => assert_eq!(what.to_string(), expected),
             other => panic!("expected {expected} to exist, got {other:?}"),
         }
     }
     let err = StoreError::AlreadyExists {
-        what: "org \"acme\"".to_owned(),
+        what: berth_i18n::text!(WhatOrg, name = ?"acme"),
     };
     assert_eq!(err.to_string(), "org \"acme\" already exists");
 
@@ -1887,7 +1887,9 @@ async fn ledger_filters_by_org_time_and_period(db: TestDb) {
         )])])
         .await;
     match result {
-        Err(StoreError::AlreadyExists { what }) => assert!(what.contains("\"l-1\""), "{what}"),
+        Err(StoreError::AlreadyExists { what }) => {
+            assert!(what.to_string().contains("\"l-1\""), "{what}")
+        }
         other => panic!("expected a duplicate ledger id to fail, got {other:?}"),
     }
     // An entry of an unknown org is refused.

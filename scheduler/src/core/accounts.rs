@@ -10,6 +10,8 @@
 //! minus charges, plus refunds. A request is refused when it would take the balance below
 //! zero, so the scheduler itself never overdraws a budget.
 
+use berth_i18n::api::Text;
+use berth_i18n::text;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -149,60 +151,65 @@ fn span(ms: i64) -> String {
     }
 }
 
-fn key_label(key: &str) -> &str {
-    if key == ANY { "all classes" } else { key }
-}
-
-impl fmt::Display for LimitRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl LimitRefusal {
+    /// The refusal as a catalogue message with its values; a budget for every class
+    /// ([`ANY`]) has messages of its own.
+    pub fn text(&self) -> Text {
         match self {
             LimitRefusal::Exhausted {
                 key,
                 left_ms,
                 asked_ms,
-            } => write!(
-                f,
-                "budget for {} exhausted: {} left, {} requested",
-                key_label(key),
-                hours(*left_ms),
-                hours(*asked_ms)
-            ),
-            LimitRefusal::Expired { key, at } => write!(
-                f,
-                "budget for {} expired at {}",
-                key_label(key),
-                utc_label(*at)
-            ),
+            } => {
+                let (left, asked) = (hours(*left_ms), hours(*asked_ms));
+                if key == ANY {
+                    text!(BudgetExhaustedAll, left, asked)
+                } else {
+                    text!(BudgetExhausted, key, left, asked)
+                }
+            }
+            LimitRefusal::Expired { key, at } => {
+                let at = utc_label(*at);
+                if key == ANY {
+                    text!(BudgetExpiredAll, at)
+                } else {
+                    text!(BudgetExpired, key, at)
+                }
+            }
             LimitRefusal::Cap {
                 class,
                 max,
                 held,
                 asked,
-            } => write!(
-                f,
-                "cap on concurrent {class} devices reached: {max} allowed, {held} held, {asked} requested"
-            ),
+            } => text!(CapReached, class, max, held, asked),
             LimitRefusal::TooLong {
                 class,
                 max_ms,
                 asked_ms,
-            } => write!(
-                f,
-                "booking too long for {class}: {} requested, at most {} allowed",
-                span(*asked_ms),
-                span(*max_ms)
+            } => text!(
+                BookingTooLong,
+                class,
+                asked = span(*asked_ms),
+                max = span(*max_ms)
             ),
             LimitRefusal::BeyondHorizon {
                 class,
                 horizon_ms,
                 ahead_ms,
-            } => write!(
-                f,
-                "booking too far ahead for {class}: it starts in {}, the horizon is {}",
-                span(*ahead_ms),
-                span(*horizon_ms)
+            } => text!(
+                BeyondHorizon,
+                class,
+                ahead = span(*ahead_ms),
+                horizon = span(*horizon_ms)
             ),
         }
+    }
+}
+
+impl fmt::Display for LimitRefusal {
+    /// The English text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.text().fmt(f)
     }
 }
 

@@ -32,15 +32,12 @@ pub struct Request {
 pub(super) fn validate(req: &Request) -> Result<(), Refusal> {
     if req.start >= req.end {
         return Err(Refusal::InvalidWindow {
-            reason: format!(
-                "the window start {} is not before its end {}",
-                req.start, req.end
-            ),
+            reason: berth_i18n::text!(WindowInverted, start = req.start, end = req.end),
         });
     }
     if req.count == 0 {
         return Err(Refusal::InvalidWindow {
-            reason: "at least one device must be requested".into(),
+            reason: berth_i18n::text!(AtLeastOneDevice),
         });
     }
     Ok(())

@@ -40,21 +40,19 @@ impl Cluster {
     ) -> Result<Vec<Slot>, Refusal> {
         if step <= 0 {
             return Err(Refusal::InvalidWindow {
-                reason: format!("the step must be positive, not {step}"),
+                reason: berth_i18n::text!(StepNotPositive, step),
             });
         }
         if from >= to {
             return Err(Refusal::InvalidWindow {
-                reason: format!("the range start {from} is not before its end {to}"),
+                reason: berth_i18n::text!(RangeInverted, from, to),
             });
         }
         let (from_w, to_w, step_w) = (i128::from(from), i128::from(to), i128::from(step));
         let n = (to_w - from_w + step_w - 1) / step_w;
         if n > MAX_BUCKETS {
             return Err(Refusal::InvalidWindow {
-                reason: format!(
-                    "{n} buckets asked for, at most {MAX_BUCKETS} allowed: use a larger step"
-                ),
+                reason: berth_i18n::text!(TooManyBucketsAsked, n, max = MAX_BUCKETS),
             });
         }
         let n = n as usize;

@@ -1,5 +1,8 @@
 //! Why the core refuses a claim or a request, in words a user can act on.
 
+use berth_i18n::api::Text;
+use berth_i18n::text;
+
 /// A claim could not be recorded; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
@@ -16,20 +19,15 @@ pub enum ClaimError {
 }
 
 /// A request for devices that cannot be satisfied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// No device of this class is registered.
-    #[error("unknown device class {class}: no device of this class is registered")]
     UnknownClass {
         /// The class that was asked for.
         class: String,
     },
     /// Fewer devices are free for the whole window than were requested. When the request names a site,
     /// every count is for that site only.
-    #[error(
-        "not enough {class} devices free for the whole window: {requested} requested, {free} free \
-         ({total} in the class, {schedulable} schedulable)"
-    )]
     NotEnough {
         /// The class that was asked for.
         class: String,
@@ -43,10 +41,6 @@ pub enum Refusal {
         total: u32,
     },
     /// Not enough nodes have the devices a single- or multi-node job needs on each.
-    #[error(
-        "not enough {class} devices free on one node: {per_node} needed on each of {nodes} node(s), \
-         {fitting} node(s) have that many free (at most {most_free} on any node)"
-    )]
     NoNodeFits {
         /// The class asked for.
         class: String,
@@ -60,12 +54,44 @@ pub enum Refusal {
         most_free: u32,
     },
     /// The request itself is malformed (empty or inverted window, zero devices, bad step, ...).
-    #[error("invalid request: {reason}")]
     InvalidWindow {
         /// What is wrong with the request.
-        reason: String,
+        reason: Text,
     },
 }
+
+impl Refusal {
+    /// The refusal as a catalogue message with its values.
+    pub fn text(&self) -> Text {
+        match self {
+            Refusal::UnknownClass { class } => text!(ClassHasNoDevices, class),
+            Refusal::NotEnough {
+                class,
+                requested,
+                free,
+                schedulable,
+                total,
+            } => text!(NotEnoughFree, class, requested, free, total, schedulable),
+            Refusal::NoNodeFits {
+                class,
+                per_node,
+                nodes,
+                fitting,
+                most_free,
+            } => text!(NoNodeFits, class, per_node, nodes, fitting, most_free),
+            Refusal::InvalidWindow { reason } => text!(InvalidRequest, reason = @reason.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    /// The English text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text().fmt(f)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,8 @@ use crate::store::{
     AuditRow, ClassRow, Health, JoinTokenRow, Mutation, NodeRow, NodeState, OrgRow, SiteRow,
     UserRow,
 };
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 use berth_proto::model::{self, Role};
 use berth_proto::v1;
 
@@ -20,7 +22,7 @@ fn find_user(
     name: &str,
     org: Option<&str>,
 ) -> Result<UserRow> {
-    let not_found = || Error::NotFound(format!("user {name:?}"));
+    let not_found = || Error::NotFound(text!(WhatUser, name = ?name));
     if let Some(o) = org {
         return state
             .user(o, name)
@@ -40,7 +42,7 @@ fn find_user(
         (None, _) => Err(not_found()),
         (Some(_), Some(_)) => Err(Error::field(
             "org",
-            format!("several organisations have a user {name:?}: name the organisation"),
+            text!(SeveralOrgsHaveUser, name = ?name),
         )),
     }
 }
@@ -69,7 +71,7 @@ impl Engine {
         };
         self.commit(|tx| {
             if tx.state().sites.contains_key(&name) {
-                return Err(Error::AlreadyExists(format!("site {name:?}")));
+                return Err(Error::AlreadyExists(text!(WhatSite, name = ?name)));
             }
             tx.push(Mutation::InsertSite(row.clone()));
             tx.push(Mutation::Audit(audit(
@@ -104,7 +106,7 @@ impl Engine {
         };
         self.commit(|tx| {
             if tx.state().classes.contains_key(&name) {
-                return Err(Error::AlreadyExists(format!("device class {name:?}")));
+                return Err(Error::AlreadyExists(text!(WhatClass, name = ?name)));
             }
             tx.push(Mutation::InsertClass(row.clone()));
             tx.push(Mutation::Audit(audit(
@@ -137,7 +139,7 @@ impl Engine {
         };
         self.commit(|tx| {
             if tx.state().orgs.contains_key(&name) {
-                return Err(Error::AlreadyExists(format!("org {name:?}")));
+                return Err(Error::AlreadyExists(text!(WhatOrg, name = ?name)));
             }
             tx.push(Mutation::InsertOrg(row.clone()));
             tx.push(Mutation::Audit(audit(
@@ -181,9 +183,11 @@ impl Engine {
         let allowed = caller.is_admin()
             || (caller.role == Role::OrgAdmin && caller.org == org && role != Role::Admin);
         if !allowed {
-            return Err(Error::PermissionDenied(format!(
-                "a {} may not create {role} users in org {org:?}",
-                caller.role
+            return Err(Error::PermissionDenied(text!(
+                MayNotCreateUsers,
+                caller = caller.role,
+                role,
+                org = ?org
             )));
         }
         let t = now();
@@ -199,13 +203,15 @@ impl Engine {
         self.commit(|tx| {
             let state = tx.state();
             if !state.orgs.contains_key(&org) {
-                return Err(Error::NotFound(format!("org {org:?}")));
+                return Err(Error::NotFound(text!(WhatOrg, name = ?org)));
             }
             // Names are unique within an organisation only: another org's names are
             // neither taken from it nor revealed.
             if state.user(&org, &name).is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "user {name:?} in org {org:?}"
+                return Err(Error::AlreadyExists(text!(
+                    WhatUserInOrg,
+                    name = ?name,
+                    org = ?org
                 )));
             }
             tx.push(Mutation::InsertUser(user.clone()));
@@ -243,17 +249,15 @@ impl Engine {
         let org = model::optional_name("org", org)?;
         let ttl = ttl_ms.unwrap_or(self.policy.token_ttl_ms);
         if ttl <= 0 || ttl > 2 * 365 * berth_proto::time::HOUR_MS * 24 {
-            return Err(Error::field(
-                "ttl",
-                "must be positive and at most two years",
-            ));
+            return Err(Error::field("ttl", Msg::PositiveAtMostTwoYears));
         }
         let t = now();
         self.commit(|tx| {
             let user = find_user(tx.state(), caller, &user_name, org.as_deref())?;
             if !caller.can_modify(&user.org, &user.id) {
-                return Err(Error::PermissionDenied(format!(
-                    "you may not issue tokens for {user_name:?}"
+                return Err(Error::PermissionDenied(text!(
+                    MayNotIssueTokens,
+                    user = ?user_name
                 )));
             }
             let issued = auth::issue(&self.keys, Some(&user), None, t, ttl)?;
@@ -278,7 +282,7 @@ impl Engine {
             index.token_owner(&token_id)
         };
         let Some(owner) = owner else {
-            return Err(Error::NotFound(format!("token {token_id}")));
+            return Err(Error::NotFound(text!(WhatToken, id = token_id)));
         };
         // Admins revoke any credential; org-admins their organisation's users' tokens;
         // users their own. Anyone else is told there is no such token.
@@ -293,7 +297,7 @@ impl Engine {
             || owner.as_deref() == Some(caller.id.as_str())
             || org_admin_of_owner)
         {
-            return Err(Error::NotFound(format!("token {token_id}")));
+            return Err(Error::NotFound(text!(WhatToken, id = token_id)));
         }
         self.commit(|tx| {
             tx.push(Mutation::RevokeToken {
@@ -325,18 +329,15 @@ impl Engine {
         if uses > MAX_JOIN_TOKEN_USES {
             return Err(Error::field(
                 "uses",
-                format!("must be at most {MAX_JOIN_TOKEN_USES}, not {uses}"),
+                text!(UsesAtMost, max = MAX_JOIN_TOKEN_USES, uses),
             ));
         }
         if node.is_some() && uses > 1 {
-            return Err(Error::field(
-                "uses",
-                "a join token bound to a node joins it once",
-            ));
+            return Err(Error::field("uses", Msg::BoundJoinTokenOnce));
         }
         let ttl = ttl_ms.unwrap_or(self.policy.join_token_ttl_ms);
         if ttl <= 0 || ttl > 7 * 24 * berth_proto::time::HOUR_MS {
-            return Err(Error::field("ttl", "must be positive and at most 7 days"));
+            return Err(Error::field("ttl", Msg::PositiveAtMostSevenDays));
         }
         let secret = auth::random_secret("berth-join-");
         let t = now();
@@ -372,7 +373,7 @@ impl Engine {
     pub async fn clear_device(&self, caller: &Caller, uuid: &str) -> Result<DeviceEntry> {
         caller.require_admin()?;
         if uuid.is_empty() {
-            return Err(Error::field("uuid", "must not be empty"));
+            return Err(Error::field("uuid", Msg::MustNotBeEmpty));
         }
         let t = now();
         let entry = self
@@ -382,11 +383,9 @@ impl Engine {
                     .devices
                     .get(uuid)
                     .cloned()
-                    .ok_or_else(|| Error::NotFound(format!("device {uuid}")))?;
+                    .ok_or_else(|| Error::NotFound(text!(WhatDevice, uuid)))?;
                 if entry.row.health != Health::Failed {
-                    return Err(Error::FailedPrecondition(format!(
-                        "device {uuid} is not quarantined"
-                    )));
+                    return Err(Error::FailedPrecondition(text!(NotQuarantined, uuid)));
                 }
                 let mut row = entry.row.clone();
                 row.health = Health::Healthy;
@@ -422,7 +421,7 @@ impl Engine {
         let node = model::name("node", node)?;
         let ttl = ttl_ms.unwrap_or(self.policy.join_token_ttl_ms);
         if ttl <= 0 || ttl > 7 * 24 * berth_proto::time::HOUR_MS {
-            return Err(Error::field("ttl", "must be positive and at most 7 days"));
+            return Err(Error::field("ttl", Msg::PositiveAtMostSevenDays));
         }
         let t = now();
         self.commit(|tx| {
@@ -430,7 +429,7 @@ impl Engine {
                 .state()
                 .nodes
                 .get(&node)
-                .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
+                .ok_or_else(|| Error::NotFound(text!(WhatNode, name = ?node)))?
                 .row
                 .clone();
             row.rejoin_until_ms = Some(t + ttl);
@@ -458,9 +457,7 @@ impl Engine {
         let node = model::optional_name("node", &r.node)?;
         let org = super::views::scoped_org(caller, &r.org)?;
         if node.is_some() && !caller.is_admin() {
-            return Err(Error::PermissionDenied(
-                "only admins see nodes' credentials".into(),
-            ));
+            return Err(Error::PermissionDenied(text!(OnlyAdminsSeeCredentials)));
         }
         let (users, only_users): (Vec<UserRow>, Option<Vec<String>>) = {
             let state = self.view();
@@ -510,7 +507,7 @@ impl Engine {
         let t = now();
         self.commit(|tx| {
             if !tx.state().orgs.contains_key(&org) {
-                return Err(Error::field("org", format!("unknown org {org:?}")));
+                return Err(Error::field("org", text!(UnknownOrg, org = ?org)));
             }
             let row = crate::store::DatasetGrantRow {
                 org: org.clone(),
@@ -544,9 +541,7 @@ impl Engine {
                 .dataset_grants
                 .contains_key(&(org.clone(), name.clone()))
             {
-                return Err(Error::NotFound(format!(
-                    "grant of dataset {name:?} to org {org:?}"
-                )));
+                return Err(Error::NotFound(text!(WhatGrant, name = ?name, org = ?org)));
             }
             tx.push(Mutation::DeleteDatasetGrant {
                 org: org.clone(),
@@ -592,7 +587,7 @@ impl Engine {
                     .state()
                     .nodes
                     .get(&node)
-                    .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+                    .ok_or_else(|| Error::NotFound(text!(WhatNode, name = ?node)))?;
                 let mut row = entry.row.clone();
                 row.state = match (drain, row.state) {
                     (true, NodeState::Ready) => NodeState::Draining,
@@ -601,8 +596,10 @@ impl Engine {
                         NodeState::Ready
                     }
                     (_, s) => {
-                        return Err(Error::FailedPrecondition(format!(
-                            "node {node:?} is {s}; it cannot be changed now"
+                        return Err(Error::FailedPrecondition(text!(
+                            NodeCannotChange,
+                            node = ?node,
+                            state = s
                         )));
                     }
                 };
@@ -628,7 +625,7 @@ impl Engine {
                     .state()
                     .nodes
                     .get(&node)
-                    .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?
+                    .ok_or_else(|| Error::NotFound(text!(WhatNode, name = ?node)))?
                     .row
                     .clone();
                 row.state = NodeState::Down;
@@ -676,8 +673,9 @@ impl Engine {
                 let (user, new_user) = match state.user(CENTRE_ORG, BOOTSTRAP_ADMIN) {
                     Some(u) if u.role == Role::Admin => (u.clone(), false),
                     Some(_) => {
-                        return Err(Error::FailedPrecondition(format!(
-                            "user {BOOTSTRAP_ADMIN:?} exists but is not an admin"
+                        return Err(Error::FailedPrecondition(text!(
+                            BootstrapNotAdmin,
+                            user = ?BOOTSTRAP_ADMIN
                         )));
                     }
                     None => (

@@ -11,6 +11,8 @@ use crate::store::{
     AuditRow, DeviceRow, Health, JobRow, JobState, LogRow, Mutation, NodeRow, NodeState, OwnerKind,
     ReservationRow, StopCause,
 };
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 use berth_proto::model;
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, ts_to_ms};
 use berth_proto::v1;
@@ -39,9 +41,7 @@ impl Engine {
         let site = model::name("site", &req.site)?;
         let own_credential = presented.is_some_and(|c| c.node.as_deref() == Some(node.as_str()));
         if req.join_token.is_empty() && !own_credential {
-            return Err(Error::Unauthenticated(
-                "a join token is required to join".into(),
-            ));
+            return Err(Error::Unauthenticated(text!(JoinTokenRequired)));
         }
         let hash = auth::hash_secret(&req.join_token);
         let issued = auth::issue(
@@ -62,24 +62,24 @@ impl Engine {
                     .iter()
                     .find(|j| j.hash == hash && j.expires_ms > t)
                 else {
-                    return Err(Error::Unauthenticated(
-                        "invalid, expired or already used join token: create one with \
-                         `berth admin join-token`"
-                            .into(),
-                    ));
+                    return Err(Error::Unauthenticated(text!(JoinTokenInvalid)));
                 };
                 if let Some(bound) = &j.node
                     && *bound != node
                 {
-                    return Err(Error::Unauthenticated(format!(
-                        "this join token is for node {bound:?}, not {node:?}"
+                    return Err(Error::Unauthenticated(text!(
+                        JoinTokenForOtherNode,
+                        bound = ?bound,
+                        node = ?node
                     )));
                 }
                 Some(j.id.clone())
             };
             if !state.sites.contains_key(&site) {
-                return Err(Error::FailedPrecondition(format!(
-                    "site {site:?} does not exist: create it with `berth admin sites create {site}`"
+                return Err(Error::FailedPrecondition(text!(
+                    SiteMissing,
+                    quoted = ?site,
+                    site
                 )));
             }
             let mut devices = device_rows(state, &node, &req.devices, t)?;
@@ -95,17 +95,20 @@ impl Engine {
             let previous = state.nodes.get(&node).map(|n| n.row.clone());
             if let Some(p) = &previous {
                 if p.site != site {
-                    return Err(Error::FailedPrecondition(format!(
-                        "node {node:?} is registered at site {:?}, not {site:?}",
-                        p.site
+                    return Err(Error::FailedPrecondition(text!(
+                        NodeAtOtherSite,
+                        node = ?node,
+                        registered = ?p.site,
+                        site = ?site
                     )));
                 }
                 // A join token alone never takes over an existing node.
                 let leave = p.rejoin_until_ms.is_some_and(|u| u > t);
                 if !own_credential && !leave {
-                    return Err(Error::PermissionDenied(format!(
-                        "node {node:?} already exists: to join again it needs its current \
-                         credential, or an admin's `berth admin nodes rejoin {node}`"
+                    return Err(Error::PermissionDenied(text!(
+                        NodeExists,
+                        quoted = ?node,
+                        node
                     )));
                 }
             }
@@ -208,7 +211,7 @@ impl Engine {
         let node = caller
             .node
             .clone()
-            .ok_or_else(|| Error::PermissionDenied("only agents report jobs".into()))?;
+            .ok_or_else(|| Error::PermissionDenied(text!(OnlyAgentsReport)))?;
         caller.require_node(&node)?;
         let t = now();
         let changed = self.commit(|tx| observe_job(tx, &node, obs, t)).await?;
@@ -224,7 +227,7 @@ impl Engine {
         let node = caller
             .node
             .clone()
-            .ok_or_else(|| Error::PermissionDenied("only agents push logs".into()))?;
+            .ok_or_else(|| Error::PermissionDenied(text!(OnlyAgentsPushLogs)))?;
         // Which part of the job this node runs: logs of rank r are stored at
         // seq = r * RANK_SEQ_SPAN + the agent's own seq.
         let live = {
@@ -236,16 +239,16 @@ impl Engine {
         };
         let rank = match live {
             Some(Some(r)) => r,
-            Some(None) => return Err(Error::NotFound(format!("job {job_id} on node {node}"))),
+            Some(None) => return Err(Error::NotFound(text!(WhatJobOnNode, id = job_id, node))),
             None => {
                 let Some(row) = self.store.get_job(&job_id).await? else {
-                    return Err(Error::NotFound(format!("job {job_id} on node {node}")));
+                    return Err(Error::NotFound(text!(WhatJobOnNode, id = job_id, node)));
                 };
                 let position = self.view().job_nodes(&row).iter().position(|n| *n == node);
                 match position {
                     Some(r) => r,
                     None if row.node.as_deref() == Some(node.as_str()) => 0,
-                    None => return Err(Error::NotFound(format!("job {job_id} on node {node}"))),
+                    None => return Err(Error::NotFound(text!(WhatJobOnNode, id = job_id, node))),
                 }
             }
         };
@@ -282,7 +285,7 @@ fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result
     let entry = state
         .nodes
         .get(node)
-        .ok_or_else(|| Error::NotFound(format!("node {node:?}")))?;
+        .ok_or_else(|| Error::NotFound(text!(WhatNode, name = ?node)))?;
     let mut row = entry.row.clone();
     // A node is back once its agent calls and has applied the work it was sent (an agent
     // that cannot take its desired state stays unreachable).
@@ -690,21 +693,24 @@ fn device_rows(
         if d.uuid.is_empty() || d.uuid.len() > 128 {
             return Err(Error::field(
                 &format!("devices[{i}].uuid"),
-                "must be 1 to 128 characters",
+                Msg::OneTo128Characters,
             ));
         }
         let class = model::name(&format!("devices[{i}].class"), &d.class)?;
         if !state.classes.contains_key(&class) {
-            return Err(Error::FailedPrecondition(format!(
-                "device class {class:?} does not exist: create it with `berth admin classes create {class}`"
+            return Err(Error::FailedPrecondition(text!(
+                ClassMissing,
+                quoted = ?class,
+                class
             )));
         }
         if let Some(other) = state.devices.get(&d.uuid)
             && other.row.node != node
         {
-            return Err(Error::FailedPrecondition(format!(
-                "device {} is registered on node {}",
-                d.uuid, other.row.node
+            return Err(Error::FailedPrecondition(text!(
+                DeviceOnOtherNode,
+                uuid = d.uuid,
+                node = other.row.node
             )));
         }
         let health = match v1::DeviceHealth::try_from(d.health) {

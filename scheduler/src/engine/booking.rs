@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::{
     Charge, ClaimRow, Mutation, OwnerKind, ReservationRow, ReservationState, StopCause, UsageRow,
 };
+use berth_i18n::text;
 use berth_proto::model::{self, ReservationSpec};
 use berth_proto::v1;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ impl Engine {
             None => self.store.get_reservation(&id).await?.map(Arc::new),
         };
         row.filter(|r| caller.can_see_org(&r.org))
-            .ok_or_else(|| Error::NotFound(format!("reservation {id}")))
+            .ok_or_else(|| Error::NotFound(text!(WhatReservation, id)))
     }
 
     /// Cancels a reservation: before its start it is released whole; during its window the
@@ -83,11 +84,12 @@ impl Engine {
             }
             // Final or unknown: tell which only to those who may see it.
             None => match self.store.get_reservation(&id).await? {
-                Some(r) if caller.can_see_org(&r.org) => Err(Error::FailedPrecondition(format!(
-                    "reservation {id} is already {}",
-                    r.state
+                Some(r) if caller.can_see_org(&r.org) => Err(Error::FailedPrecondition(text!(
+                    ReservationAlready,
+                    id,
+                    state = r.state
                 ))),
-                _ => Err(Error::NotFound(format!("reservation {id}"))),
+                _ => Err(Error::NotFound(text!(WhatReservation, id))),
             },
         }
     }
@@ -118,7 +120,7 @@ pub(crate) fn admit_booking(
     if let Some(site) = &spec.site
         && !state.sites.contains_key(site)
     {
-        return Err(Error::field("site", format!("unknown site {site:?}")));
+        return Err(Error::field("site", text!(UnknownSite, site = ?site)));
     }
     let start = spec.start.max(t);
     let request = Request {
@@ -141,7 +143,7 @@ pub(crate) fn admit_booking(
             now: t,
             capped: true,
         })
-        .map_err(|r| Error::Capacity(r.to_string()))?;
+        .map_err(|r| Error::Capacity(r.text()))?;
     let devices = state.cluster.find_devices(&request).map_err(refusal)?;
     Ok(Admitted {
         start,
@@ -235,12 +237,13 @@ fn cancel(
 ) -> Result<Arc<ReservationRow>> {
     let id = current.id.clone();
     if !caller.can_see_org(&current.org) {
-        return Err(Error::NotFound(format!("reservation {id}")));
+        return Err(Error::NotFound(text!(WhatReservation, id)));
     }
     if !caller.can_modify(&current.org, &current.user_id) {
-        return Err(Error::PermissionDenied(format!(
-            "reservation {id} belongs to {}; only they or an org-admin may cancel it",
-            current.user_name
+        return Err(Error::PermissionDenied(text!(
+            ReservationNotYours,
+            id,
+            owner = current.user_name
         )));
     }
     let t = now();
@@ -327,26 +330,19 @@ pub(crate) fn check_class(
     let known: Vec<&str> = classes.keys().map(String::as_str).collect();
     Err(Error::field(
         "class",
-        format!(
-            "unknown device class {class:?} (known: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ),
+        if known.is_empty() {
+            text!(UnknownClassNone, class = ?class)
+        } else {
+            text!(UnknownClassKnown, class = ?class, known = known.join(", "))
+        },
     ))
 }
 
 /// Maps a core refusal to an error.
 pub(crate) fn refusal(r: Refusal) -> Error {
     match r {
-        Refusal::UnknownClass { class } => {
-            Error::Capacity(format!("no {class} devices are registered yet"))
-        }
+        Refusal::UnknownClass { class } => Error::Capacity(text!(NoDevicesYet, class)),
         Refusal::InvalidWindow { reason } => Error::field("end", reason),
-        r @ (Refusal::NotEnough { .. } | Refusal::NoNodeFits { .. }) => {
-            Error::Capacity(r.to_string())
-        }
+        r @ (Refusal::NotEnough { .. } | Refusal::NoNodeFits { .. }) => Error::Capacity(r.text()),
     }
 }

@@ -8,6 +8,8 @@ use crate::core::{ANY, Period};
 use crate::error::{Error, Result};
 use crate::state::State;
 use crate::store::{BudgetRow, LedgerKind, LedgerRow, Mutation, PolicyRow};
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 use berth_proto::time::{HOUR_MS, dur_to_ms, ms_to_dur, ms_to_ts, opt_ts, ts_to_ms};
 use berth_proto::v1;
 
@@ -82,26 +84,23 @@ fn class_key(state: &State, class: &str) -> Result<String> {
     let known: Vec<&str> = state.classes.keys().map(String::as_str).collect();
     Err(Error::field(
         "class",
-        format!(
-            "unknown device class {class:?} (known: {}; or \"*\" for every class)",
-            if known.is_empty() {
-                "none yet".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ),
+        if known.is_empty() {
+            text!(UnknownBudgetClassNone, class = ?class)
+        } else {
+            text!(UnknownBudgetClassKnown, class = ?class, known = known.join(", "))
+        },
     ))
 }
 
 /// An org that must exist.
 fn known_org(state: &State, org: &str) -> Result<String> {
     if org.is_empty() {
-        return Err(Error::field("org", "must not be empty"));
+        return Err(Error::field("org", Msg::MustNotBeEmpty));
     }
     if state.orgs.contains_key(org) {
         Ok(org.to_owned())
     } else {
-        Err(Error::field("org", format!("unknown org {org:?}")))
+        Err(Error::field("org", text!(UnknownOrg, org = ?org)))
     }
 }
 
@@ -110,17 +109,14 @@ fn factor(field: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v > 0.0 && v <= MAX_FACTOR {
         Ok(v)
     } else {
-        Err(Error::field(
-            field,
-            format!("must be greater than 0 and at most {MAX_FACTOR}, not {v}"),
-        ))
+        Err(Error::field(field, text!(FactorRange, max = MAX_FACTOR, v)))
     }
 }
 
 /// A positive optional duration.
 fn positive_duration(field: &str, d: Option<&prost_types::Duration>) -> Result<Option<i64>> {
     match d.map(dur_to_ms) {
-        Some(ms) if ms <= 0 => Err(Error::field(field, "must be positive when set")),
+        Some(ms) if ms <= 0 => Err(Error::field(field, Msg::PositiveWhenSet)),
         other => Ok(other),
     }
 }
@@ -131,26 +127,19 @@ fn budget_row(state: &State, r: &v1::SetBudgetRequest, t: i64) -> Result<BudgetR
     let class = class_key(state, &r.class)?;
     let allowance_ms = match r.hours {
         Some(h) if !h.is_finite() || h < 0.0 => {
-            return Err(Error::field(
-                "hours",
-                format!("must be a finite number of hours >= 0, not {h}"),
-            ));
+            return Err(Error::field("hours", text!(HoursNotNegative, h)));
         }
-        Some(h) if h > 1e9 => return Err(Error::field("hours", "is too large")),
+        Some(h) if h > 1e9 => return Err(Error::field("hours", Msg::TooLarge)),
         Some(h) => Some(hours_ms(h)),
         None => None,
     };
     let period = match r.period.as_str() {
         "" => Period::Month,
-        p => Period::parse(p).ok_or_else(|| {
-            Error::field(
-                "period",
-                format!("{p:?} is not a period (day, week or month)"),
-            )
-        })?,
+        p => Period::parse(p)
+            .ok_or_else(|| Error::field("period", text!(NotAPeriod, period = ?p)))?,
     };
     let max_devices = match r.max_devices {
-        Some(n) if n > i32::MAX as u32 => return Err(Error::field("max_devices", "is too large")),
+        Some(n) if n > i32::MAX as u32 => return Err(Error::field("max_devices", Msg::TooLarge)),
         Some(n) => Some(n as i32),
         None => None,
     };
@@ -209,9 +198,9 @@ impl Engine {
         self.commit(|tx| {
             let key = (org.to_owned(), class.to_owned());
             if !tx.state().budgets.contains_key(&key) {
-                return Err(Error::NotFound(format!(
-                    "budget of org {org:?} for {class:?}"
-                )));
+                return Err(Error::NotFound(
+                    text!(WhatBudget, org = ?org, class = ?class),
+                ));
             }
             tx.push(Mutation::DeleteBudget {
                 org: key.0,
@@ -239,33 +228,31 @@ impl Engine {
     ) -> Result<v1::Budget> {
         caller.require_admin()?;
         if !r.hours.is_finite() || r.hours <= 0.0 || r.hours > 1e9 {
-            return Err(Error::field(
-                "hours",
-                format!("must be a positive number of hours, not {}", r.hours),
-            ));
+            return Err(Error::field("hours", text!(HoursPositive, h = r.hours)));
         }
         let amount_ms = hours_ms(r.hours);
         if amount_ms <= 0 {
-            return Err(Error::field("hours", "is less than a millisecond"));
+            return Err(Error::field("hours", Msg::LessThanAMillisecond));
         }
         let t = now();
         let view = self
             .commit(|tx| {
                 let key = (r.org.clone(), r.class.clone());
                 let Some(budget) = tx.state().budgets.get(&key).cloned() else {
-                    return Err(Error::FailedPrecondition(format!(
-                        "org {:?} has no budget for {:?}; set one first",
-                        r.org, r.class
+                    return Err(Error::FailedPrecondition(text!(
+                        NoBudget,
+                        org = ?r.org,
+                        class = ?r.class
                     )));
                 };
                 if budget.allowance_ms.is_none() {
-                    return Err(Error::FailedPrecondition(format!(
-                        "the budget of org {:?} for {:?} has no hour limit; there is nothing to top up",
-                        r.org, r.class
+                    return Err(Error::FailedPrecondition(text!(
+                        NoHourLimit,
+                        org = ?r.org,
+                        class = ?r.class
                     )));
                 }
-                let (period_start, _) =
-                    Period::parse(&budget.period).unwrap_or_default().bounds(t);
+                let (period_start, _) = Period::parse(&budget.period).unwrap_or_default().bounds(t);
                 let note = if r.note.trim().is_empty() {
                     format!("top-up by {}", caller.name)
                 } else {
@@ -316,7 +303,7 @@ impl Engine {
                     .orgs
                     .get(org)
                     .cloned()
-                    .ok_or_else(|| Error::NotFound(format!("org {org:?}")))?;
+                    .ok_or_else(|| Error::NotFound(text!(WhatOrg, name = ?org)))?;
                 row.weight = weight;
                 tx.push(Mutation::UpdateOrg(row.clone()));
                 tx.push(Mutation::Audit(audit(
@@ -349,7 +336,7 @@ impl Engine {
                 .classes
                 .get(class)
                 .cloned()
-                .ok_or_else(|| Error::NotFound(format!("device class {class:?}")))?;
+                .ok_or_else(|| Error::NotFound(text!(WhatClass, name = ?class)))?;
             row.rate = rate;
             tx.push(Mutation::UpdateClass(row.clone()));
             tx.push(Mutation::Audit(audit(

@@ -7,6 +7,7 @@ use crate::core::LimitRefusal;
 use crate::error::{Error, Result};
 use crate::state::State;
 use crate::store::{Charge, JobRow, JobState, Mutation, StopCause};
+use berth_i18n::text;
 use berth_proto::model::{self, JobSpec, JobTarget};
 use berth_proto::v1;
 use std::sync::Arc;
@@ -58,11 +59,10 @@ impl Engine {
     /// who may not see it, its state to those who may.
     async fn reservation_gone(&self, caller: &Caller, id: &str) -> Error {
         match self.store.get_reservation(id).await {
-            Ok(Some(r)) if caller.can_see_org(&r.org) => Error::FailedPrecondition(format!(
-                "reservation {id} is {}; jobs can no longer be submitted to it",
-                r.state
-            )),
-            Ok(_) => Error::NotFound(format!("reservation {id}")),
+            Ok(Some(r)) if caller.can_see_org(&r.org) => {
+                Error::FailedPrecondition(text!(ReservationClosed, id, state = r.state))
+            }
+            Ok(_) => Error::NotFound(text!(WhatReservation, id)),
             Err(e) => e.into(),
         }
     }
@@ -83,7 +83,7 @@ impl Engine {
         };
         let row = row
             .filter(|j| caller.can_see_org(&j.org))
-            .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+            .ok_or_else(|| Error::NotFound(text!(WhatJob, id)))?;
         let hint = (row.state == JobState::Pending)
             .then(|| self.hints.of(id))
             .flatten();
@@ -103,12 +103,13 @@ impl Engine {
                 };
                 let row = live.row.clone();
                 if !caller.can_see_org(&row.org) {
-                    return Err(Error::NotFound(format!("job {id}")));
+                    return Err(Error::NotFound(text!(WhatJob, id)));
                 }
                 if !caller.can_modify(&row.org, &row.user_id) {
-                    return Err(Error::PermissionDenied(format!(
-                        "job {id} belongs to {}; only they or an org-admin may cancel it",
-                        row.user_name
+                    return Err(Error::PermissionDenied(text!(
+                        JobNotYours,
+                        id,
+                        owner = row.user_name
                     )));
                 }
                 let reason = format!("cancelled by {}", caller.name);
@@ -135,9 +136,10 @@ impl Engine {
             }
             Cancelled::NotLive => {
                 let job = self.visible_job(caller, &id).await?;
-                Err(Error::FailedPrecondition(format!(
-                    "job {id} already ended ({})",
-                    job.row.state
+                Err(Error::FailedPrecondition(text!(
+                    JobAlreadyEnded,
+                    id,
+                    state = job.row.state
                 )))
             }
         }
@@ -161,16 +163,19 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
             .get(&(caller.org.clone(), name.clone()))
         {
             None => {
-                return Err(Error::PermissionDenied(format!(
-                    "datasets: dataset {name:?} is not granted to org {:?}: an admin grants \
-                     it with `berth admin datasets grant --org {} {name}`",
-                    caller.org, caller.org
+                return Err(Error::PermissionDenied(text!(
+                    DatasetNotGranted,
+                    quoted = ?name,
+                    quoted_org = ?caller.org,
+                    org = caller.org,
+                    name
                 )));
             }
             Some(false) if *rw => {
-                return Err(Error::PermissionDenied(format!(
-                    "datasets: org {:?} may mount dataset {name:?} read-only, not read-write",
-                    caller.org
+                return Err(Error::PermissionDenied(text!(
+                    DatasetReadOnly,
+                    org = ?caller.org,
+                    name = ?name
                 )));
             }
             Some(_) => {}
@@ -182,27 +187,28 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
                 return Ok(Admit::ReservationNotLive(id.clone()));
             };
             if !caller.can_see_org(&r.org) {
-                return Err(Error::NotFound(format!("reservation {id}")));
+                return Err(Error::NotFound(text!(WhatReservation, id)));
             }
             if r.org != caller.org {
-                return Err(Error::PermissionDenied(format!(
-                    "reservation {id} belongs to org {}; jobs run in it are charged to it",
-                    r.org
+                return Err(Error::PermissionDenied(text!(
+                    ReservationOtherOrg,
+                    id,
+                    org = r.org
                 )));
             }
             if spec.count as i32 > r.count {
                 return Err(Error::field(
                     "count",
-                    format!(
-                        "reservation {id} holds {} devices, {} requested",
-                        r.count, spec.count
+                    text!(
+                        ReservationHolds,
+                        id,
+                        holds = r.count,
+                        requested = spec.count
                     ),
                 ));
             }
             if r.end_ms <= t {
-                return Err(Error::FailedPrecondition(format!(
-                    "reservation {id} has ended"
-                )));
+                return Err(Error::FailedPrecondition(text!(ReservationEnded, id)));
             }
             (r.class.clone(), Some(r.id.clone()))
         }
@@ -212,26 +218,24 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
             if spec.count > largest {
                 return Err(Error::field(
                     "count",
-                    format!(
-                        "{} {class} devices requested but the largest node has {largest}; \
-                         count is per node (use --nodes to span nodes)",
-                        spec.count
-                    ),
+                    text!(LargestNode, count = spec.count, class, largest),
                 ));
             }
             let fitting = nodes_with_at_least(state, class, spec.count);
             if spec.nodes > fitting {
                 return Err(Error::field(
                     "nodes",
-                    format!(
-                        "{} nodes with {} {class} devices each requested, but only {fitting} \
-                         node(s) have that many",
-                        spec.nodes, spec.count
+                    text!(
+                        TooFewNodes,
+                        nodes = spec.nodes,
+                        count = spec.count,
+                        class,
+                        fitting
                     ),
                 ));
             }
             if let Some(r) = never_within_limits(state, &caller.org, class, spec) {
-                return Err(Error::Capacity(format!("{r}; this job could never start")));
+                return Err(Error::Capacity(text!(NeverStart, why = @r.text())));
             }
             (class.clone(), None)
         }

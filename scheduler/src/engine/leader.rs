@@ -11,6 +11,8 @@
 
 use super::Engine;
 use crate::store::{Candidate, Lease, LeaseView, MemberRow};
+use berth_i18n::api::Text;
+use berth_i18n::text;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -86,12 +88,10 @@ impl Leadership {
     }
 
     /// Why this scheduler takes no requests, for answers and `/readyz`.
-    pub fn standby_message(&self) -> String {
+    pub fn standby_message(&self) -> Text {
         match self.leader_address() {
-            Some(a) => format!("this scheduler is a standby; the leader is at {a}"),
-            None => "this scheduler is a standby and no scheduler leads right now; retry \
-                     shortly"
-                .to_owned(),
+            Some(a) => text!(StandbyLeaderAt, address = a),
+            None => text!(StandbyNoLeader),
         }
     }
 
@@ -246,7 +246,7 @@ impl Engine {
     /// Stops leading: refuses writes at once (requests in flight fail on the fence).
     pub(crate) fn step_down(&self, why: &str) {
         self.leadership.leading.store(false, Ordering::Release);
-        self.refuse_writes(Some(format!("{}; {why}", "this scheduler no longer leads")));
+        self.refuse_writes(Some(text!(NoLongerLeads, why)));
         self.metrics.set_leader(false);
         tracing::warn!(reason = %why, "stepped down");
     }

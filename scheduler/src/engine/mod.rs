@@ -141,15 +141,13 @@ impl LogHub {
         let mine = f.get(user).copied().unwrap_or(0);
         if mine >= MAX_FOLLOWERS_PER_USER {
             return Err(crate::error::Error::Overloaded {
-                message: format!(
-                    "you already follow {mine} log streams, the most one user may; stop one first"
-                ),
+                message: berth_i18n::text!(FollowLimitUser, mine),
                 retry_after_ms: 1000,
             });
         }
         if total >= MAX_FOLLOWERS {
             return Err(crate::error::Error::Overloaded {
-                message: "the scheduler is at its limit of log followers; retry shortly".into(),
+                message: berth_i18n::text!(FollowLimitServer),
                 retry_after_ms: 1000,
             });
         }
@@ -293,7 +291,7 @@ impl Engine {
     }
 
     /// Refuses writes with `why` until called with `None`.
-    pub(crate) fn refuse_writes(&self, why: Option<String>) {
+    pub(crate) fn refuse_writes(&self, why: Option<berth_i18n::api::Text>) {
         self.pipeline.set_refuse(why);
     }
 

@@ -14,6 +14,8 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::state::State;
 use crate::store::Mutation;
+use berth_i18n::api::Text;
+use berth_i18n::text;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use tokio::sync::{mpsc, oneshot};
@@ -34,7 +36,7 @@ pub(crate) struct Live {
     /// Batches handed to the writer and not yet committed, oldest first.
     inflight: VecDeque<Arc<Vec<Mutation>>>,
     /// Set while writes are refused (e.g. this scheduler is not the leader).
-    pub refuse: Option<String>,
+    pub refuse: Option<Text>,
 }
 
 /// The two states and the writer's queue.
@@ -56,7 +58,7 @@ impl Ticket {
             None => Ok(()),
             Some(rx) => rx
                 .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the scheduler is stopping".into()))),
+                .unwrap_or_else(|_| Err(Error::Unavailable(text!(Stopping)))),
         }
     }
 }
@@ -147,7 +149,7 @@ impl Pipeline {
                     // The writer has stopped: nothing of this will be recorded.
                     live.inflight.pop_back();
                     self.resync(&mut live);
-                    return Err(Error::Unavailable("the scheduler is stopping".into()));
+                    return Err(Error::Unavailable(text!(Stopping)));
                 }
                 Ok((v, Ticket(Some(rx))))
             }
@@ -184,7 +186,7 @@ impl Pipeline {
     }
 
     /// Sets or clears the refusal of writes (and answers `why` to writers meanwhile).
-    pub fn set_refuse(&self, why: Option<String>) {
+    pub fn set_refuse(&self, why: Option<Text>) {
         self.live().refuse = why;
     }
 }
@@ -258,11 +260,9 @@ async fn writer(engine: Weak<Engine>, mut rx: mpsc::UnboundedReceiver<Entry>) {
                 }
                 // Everything decided after the failed group may depend on it.
                 while let Ok(e) = rx.try_recv() {
-                    let _ = e.done.send(Err(Error::Unavailable(
-                        "an earlier change failed to commit, and this one may depend on it; \
-                         nothing of it was recorded: try again"
-                            .into(),
-                    )));
+                    let _ = e
+                        .done
+                        .send(Err(Error::Unavailable(text!(EarlierCommitFailed))));
                 }
                 live.inflight.clear();
                 live.state = p.committed().clone();

@@ -3,6 +3,8 @@
 
 use crate::core::{Backfill, IdlePolicy, PlanPolicy};
 use crate::error::{Error, Result};
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 use berth_proto::time::{HOUR_MS, dur_to_ms};
 use berth_proto::v1;
 use serde::{Deserialize, Serialize};
@@ -81,10 +83,7 @@ impl Retention {
         if fields.is_empty() {
             return Err(Error::field(
                 "fields",
-                format!(
-                    "name at least one field to change ({})",
-                    RETENTION_FIELDS.join(", ")
-                ),
+                text!(NameAField, fields = RETENTION_FIELDS.join(", ")),
             ));
         }
         let mut out = *self;
@@ -98,9 +97,10 @@ impl Retention {
                 other => {
                     return Err(Error::field(
                         "fields",
-                        format!(
-                            "unknown retention field {other:?} (known: {})",
-                            RETENTION_FIELDS.join(", ")
+                        text!(
+                            UnknownRetentionField,
+                            field = ?other,
+                            known = RETENTION_FIELDS.join(", ")
                         ),
                     ));
                 }
@@ -230,7 +230,7 @@ impl SchedPolicy {
         if fields.is_empty() {
             return Err(Error::field(
                 "fields",
-                format!("name at least one field to change ({})", FIELDS.join(", ")),
+                text!(NameAField, fields = FIELDS.join(", ")),
             ));
         }
         let mut out = self.clone();
@@ -242,18 +242,12 @@ impl SchedPolicy {
                 }
                 "backfill" => {
                     out.backfill = Backfill::parse(&p.backfill).ok_or_else(|| {
-                        Error::field(
-                            f,
-                            format!(
-                                "{:?} is not a backfill mode (none, easy, conservative)",
-                                p.backfill
-                            ),
-                        )
+                        Error::field(f, text!(NotABackfillMode, mode = ?p.backfill))
                     })?;
                 }
                 "reserve_depth" => {
                     if !(1..=1000).contains(&p.reserve_depth) {
-                        return Err(Error::field(f, "must be between 1 and 1000"));
+                        return Err(Error::field(f, Msg::OneTo1000));
                     }
                     out.reserve_depth = p.reserve_depth;
                 }
@@ -278,9 +272,10 @@ impl SchedPolicy {
                     if !(1024..=MAX_JOB_SPEC_BYTES).contains(&p.max_job_spec_bytes) {
                         return Err(Error::field(
                             f,
-                            format!(
-                                "must be between 1024 and {MAX_JOB_SPEC_BYTES} bytes, not {}",
-                                p.max_job_spec_bytes
+                            text!(
+                                SpecBytesRange,
+                                max = MAX_JOB_SPEC_BYTES,
+                                value = p.max_job_spec_bytes
                             ),
                         ));
                     }
@@ -289,9 +284,10 @@ impl SchedPolicy {
                 other => {
                     return Err(Error::field(
                         "fields",
-                        format!(
-                            "unknown policy field {other:?} (known: {})",
-                            FIELDS.join(", ")
+                        text!(
+                            UnknownPolicyField,
+                            field = ?other,
+                            known = FIELDS.join(", ")
                         ),
                     ));
                 }
@@ -304,13 +300,13 @@ impl SchedPolicy {
 /// A duration field of at least `min` ms.
 fn duration(field: &str, d: Option<&prost_types::Duration>, min: i64) -> Result<i64> {
     let Some(d) = d else {
-        return Err(Error::field(field, "a duration is required"));
+        return Err(Error::field(field, Msg::DurationRequired));
     };
     let ms = dur_to_ms(d);
     if ms < min {
         return Err(Error::field(
             field,
-            format!("must be at least {} s, not {} s", min / 1000, ms / 1000),
+            text!(AtLeastSeconds, min = min / 1000, value = ms / 1000),
         ));
     }
     Ok(ms)
@@ -319,10 +315,7 @@ fn duration(field: &str, d: Option<&prost_types::Duration>, min: i64) -> Result<
 /// A percentage field, 0..=100.
 fn pct(field: &str, v: f64) -> Result<f64> {
     if !(0.0..=100.0).contains(&v) || v.is_nan() {
-        return Err(Error::field(
-            field,
-            format!("must be a percentage 0..100, not {v}"),
-        ));
+        return Err(Error::field(field, text!(NotAPercentage, v)));
     }
     Ok(v)
 }

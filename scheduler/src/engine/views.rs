@@ -9,6 +9,8 @@ use crate::store::{
     AuditFilter, AuditRow, Cursor, JobFilter, JobRow, JobState, LedgerRow, OwnerKind, RangeFilter,
     ReservationFilter, ReservationRow, ReservationState, UsageRow,
 };
+use berth_i18n::api::Msg;
+use berth_i18n::text;
 use berth_proto::model;
 use berth_proto::time::{HOUR_MS, ts_to_ms};
 use berth_proto::v1;
@@ -50,7 +52,7 @@ pub(crate) fn scoped_org(caller: &Caller, asked: &str) -> Result<Option<String>>
     let asked = model::optional_name("org", asked)?;
     match (caller.is_admin(), asked) {
         (true, org) => Ok(org),
-        (false, Some(o)) if o != caller.org => Err(Error::NotFound(format!("org {o:?}"))),
+        (false, Some(o)) if o != caller.org => Err(Error::NotFound(text!(WhatOrg, name = ?o))),
         (false, _) => Ok(Some(caller.org.clone())),
     }
 }
@@ -78,7 +80,7 @@ fn job_states(states: &[i32]) -> Result<Vec<JobState>> {
                 .into_iter()
                 .find(|j| j.to_proto() == p)
             })
-            .ok_or_else(|| Error::field("states", format!("{s} is not a job state")))
+            .ok_or_else(|| Error::field("states", text!(NotAJobState, s)))
         })
         .collect()
 }
@@ -102,7 +104,7 @@ fn reservation_states(states: &[i32]) -> Result<Vec<ReservationState>> {
                 .into_iter()
                 .find(|r| r.to_proto() == p)
             })
-            .ok_or_else(|| Error::field("states", format!("{s} is not a reservation state")))
+            .ok_or_else(|| Error::field("states", text!(NotAReservationState, s)))
         })
         .collect()
 }
@@ -123,7 +125,7 @@ fn range(
     let from = from.map_or(t - days * 24 * HOUR_MS, ts_to_ms);
     let to = to.map_or(t + ahead_ms, ts_to_ms);
     if to <= from {
-        return Err(Error::field("to", "must be after from"));
+        return Err(Error::field("to", Msg::AfterFrom));
     }
     Ok((from, to))
 }
@@ -362,7 +364,7 @@ impl Engine {
         let n = state
             .nodes
             .get(name)
-            .ok_or_else(|| Error::NotFound(format!("node {name:?}")))?;
+            .ok_or_else(|| Error::NotFound(text!(WhatNode, name = ?name)))?;
         Ok(self.node_proto(&state, n))
     }
 
@@ -436,16 +438,13 @@ impl Engine {
             .as_ref()
             .map_or(HOUR_MS, berth_proto::time::dur_to_ms);
         if step <= 0 {
-            return Err(Error::field("step", "must be positive"));
+            return Err(Error::field("step", Msg::MustBePositive));
         }
         if to <= from {
-            return Err(Error::field("to", "must be after from"));
+            return Err(Error::field("to", Msg::AfterFrom));
         }
         if (to - from) / step > 1000 {
-            return Err(Error::field(
-                "step",
-                "the range would have more than 1000 buckets; use a larger step",
-            ));
+            return Err(Error::field("step", Msg::TooManyBuckets));
         }
         let state = self.view();
         super::check_class(&state.classes, &class)?;

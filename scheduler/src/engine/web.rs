@@ -8,7 +8,8 @@ use super::{Engine, audit, now};
 use crate::auth::{self, Caller};
 use crate::error::{Error, Result};
 use crate::store::{Mutation, TokenRow, UserSettingsRow, WebLoginRow, WebSessionRow};
-use berth_i18n::Lang;
+use berth_i18n::api::Msg;
+use berth_i18n::{Lang, text};
 use berth_proto::model::ReservationSpec;
 use berth_proto::time::HOUR_MS;
 use berth_proto::v1;
@@ -95,7 +96,7 @@ impl Engine {
     pub async fn sign_in_with_token(&self, token: &str) -> Result<(String, WebSession)> {
         let token = token.trim();
         if token.is_empty() {
-            return Err(Error::field("token", "is required"));
+            return Err(Error::field("token", Msg::IsRequired));
         }
         let caller = {
             let index = self.auth.read().unwrap_or_else(|e| e.into_inner());
@@ -106,10 +107,7 @@ impl Engine {
             e => e,
         })?;
         if caller.require_user().is_err() {
-            return Err(Error::field(
-                "token",
-                "this is a node credential; sign in with a user's API token",
-            ));
+            return Err(Error::field("token", Msg::NodeCredential));
         }
         self.start_session(&caller, "web sign-in with a token", None)
             .await
@@ -119,9 +117,9 @@ impl Engine {
     /// [`LOGIN_LINK_TTL_MS`]; returns its URL and expiry.
     pub async fn create_login_link(&self, caller: &Caller) -> Result<(String, i64)> {
         caller.require_user()?;
-        let base = self.web_url().ok_or_else(|| {
-            Error::FailedPrecondition("this scheduler serves no web portal".into())
-        })?;
+        let base = self
+            .web_url()
+            .ok_or_else(|| Error::FailedPrecondition(Msg::NoPortal.into()))?;
         let secret = auth::random_secret("");
         let t = now();
         let row = WebLoginRow {
@@ -149,12 +147,7 @@ impl Engine {
 
     /// Signs in with a sign-in link's secret, using the link up.
     pub async fn sign_in_with_link(&self, secret: &str) -> Result<(String, WebSession)> {
-        let gone = || {
-            Error::field(
-                "link",
-                "this sign-in link is unknown, used or expired; run `berth login --web` for a new one",
-            )
-        };
+        let gone = || Error::field("link", Msg::LinkGone);
         let id = auth::hash_secret(secret.trim());
         let row = self.store.get_web_login(&id).await?.ok_or_else(gone)?;
         if row.expires_ms <= now() {
@@ -299,12 +292,10 @@ impl Engine {
         let lang = lang.trim();
         let parsed = match lang {
             "" => None,
-            code => Some(Lang::parse(code).ok_or_else(|| {
-                Error::field(
-                    "lang",
-                    format!("{code:?} is not a language Berth speaks (en, ko)"),
-                )
-            })?),
+            code => Some(
+                Lang::parse(code)
+                    .ok_or_else(|| Error::field("lang", text!(NotALanguage, code = ?code)))?,
+            ),
         };
         let t = now();
         let row = UserSettingsRow {

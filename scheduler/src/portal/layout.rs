@@ -420,7 +420,7 @@ pub fn standing_by(lang: Lang) -> Response {
 /// Any path the portal does not have.
 pub async fn not_found(headers: axum::http::HeaderMap) -> Response {
     let lang = Lang::negotiate([super::session::browser_lang(&headers)]);
-    failure(lang, &Error::NotFound(t(lang, M::ThisPage).to_owned()))
+    failure(lang, &Error::NotFound(berth_i18n::text!(ThisPage)))
 }
 
 /// A time in the scheduler's zone: `2026-12-07 09:00`.

@@ -23,8 +23,8 @@ pub enum StoreError {
     /// A unique name is taken.
     #[error("{what} already exists")]
     AlreadyExists {
-        /// What exists, e.g. `org "acme"`.
-        what: String,
+        /// What exists, e.g. `org "acme"`, as a catalogue message.
+        what: berth_i18n::api::Text,
     },
     /// The database failed.
     #[error("database error: {0}")]

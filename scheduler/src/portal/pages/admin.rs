@@ -174,7 +174,9 @@ pub async fn node_action(
         "drain" => e.set_drain(c, &name, true).await.map(drop),
         "undrain" => e.set_drain(c, &name, false).await.map(drop),
         "down" => e.mark_down(c, &name).await.map(drop),
-        _ => Err(Error::NotFound(format!("action {action:?}"))),
+        _ => Err(Error::NotFound(
+            berth_i18n::text!(WhatAction, name = ?action),
+        )),
     };
     layout::or_page(&ctx, r)?;
     Ok(see_other("/admin/nodes?notice=done"))

@@ -82,7 +82,7 @@ pub async fn page(
                 Ok(a) => a.slots,
                 // No devices of the class yet: an empty week, said in words.
                 Err(crate::error::Error::Capacity(m)) => {
-                    unavailable = Some(m);
+                    unavailable = Some(m.render(lang));
                     Vec::new()
                 }
                 Err(e) => return Err(layout::failure_in(&ctx, &e)),

@@ -14,6 +14,8 @@ use super::entities::{
 use super::error::{self, Kind};
 use crate::store::StoreError;
 use crate::store::types::{ClaimRow, LedgerRow, Mutation};
+use berth_i18n::api::Text;
+use berth_i18n::text;
 
 /// Ledger rows per INSERT statement (12 parameters each).
 const LEDGER_INSERT_CHUNK: usize = 256;
@@ -46,7 +48,7 @@ impl Failed {
     }
 
     /// A failed insert of a named object: a taken key means `what` already exists.
-    fn named(err: DbErr, what: impl FnOnce() -> String) -> Failed {
+    fn named(err: DbErr, what: impl FnOnce() -> Text) -> Failed {
         match error::classify(&err) {
             Kind::Unique => Failed::Final(StoreError::AlreadyExists { what: what() }),
             _ => Failed::from_db(err),
@@ -117,7 +119,7 @@ fn require_row(rows_affected: u64, what: impl FnOnce() -> String) -> Result<(), 
 }
 
 /// Names the ledger entries of one insert, for an "already exists" error.
-fn ledger_ids(rows: &[LedgerRow]) -> String {
+fn ledger_ids(rows: &[LedgerRow]) -> Text {
     let named: Vec<String> = rows
         .iter()
         .take(LEDGER_IDS_NAMED)
@@ -125,12 +127,9 @@ fn ledger_ids(rows: &[LedgerRow]) -> String {
         .collect();
     let more = rows.len().saturating_sub(LEDGER_IDS_NAMED);
     match (rows.len(), more) {
-        (1, _) => format!("ledger entry {}", named.join(", ")),
-        (_, 0) => format!("one of ledger entries {}", named.join(", ")),
-        (_, more) => format!(
-            "one of ledger entries {} (and {more} more)",
-            named.join(", ")
-        ),
+        (1, _) => text!(WhatLedgerEntry, ids = named.join(", ")),
+        (_, 0) => text!(WhatLedgerEntries, ids = named.join(", ")),
+        (_, more) => text!(WhatLedgerEntriesMore, ids = named.join(", "), more),
     }
 }
 
@@ -158,25 +157,25 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
             site::Entity::insert(convert::site_model(row).into_active_model())
                 .exec_without_returning(txn)
                 .await
-                .map_err(|e| Failed::named(e, || format!("site \"{}\"", row.name)))?;
+                .map_err(|e| Failed::named(e, || text!(WhatSite, name = ?row.name)))?;
         }
         Mutation::InsertClass(row) => {
             device_class::Entity::insert(convert::class_model(row).into_active_model())
                 .exec_without_returning(txn)
                 .await
-                .map_err(|e| Failed::named(e, || format!("device class \"{}\"", row.name)))?;
+                .map_err(|e| Failed::named(e, || text!(WhatClass, name = ?row.name)))?;
         }
         Mutation::InsertOrg(row) => {
             org::Entity::insert(convert::org_model(row).into_active_model())
                 .exec_without_returning(txn)
                 .await
-                .map_err(|e| Failed::named(e, || format!("org \"{}\"", row.name)))?;
+                .map_err(|e| Failed::named(e, || text!(WhatOrg, name = ?row.name)))?;
         }
         Mutation::InsertUser(row) => {
             user::Entity::insert(convert::user_model(row).into_active_model())
                 .exec_without_returning(txn)
                 .await
-                .map_err(|e| Failed::named(e, || format!("user \"{}\"", row.name)))?;
+                .map_err(|e| Failed::named(e, || text!(WhatUser, name = ?row.name)))?;
         }
         Mutation::InsertToken(row) => {
             api_token::Entity::insert(convert::token_model(row).into_active_model())
