@@ -1623,3 +1623,60 @@ async fn metrics_carry_no_tenant_data_beyond_org_names_of_budgets() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A portal session ends with the token that may have started it: revoking a user's
+/// token signs them out of the portal (the session does not outlive the credential).
+#[tokio::test]
+async fn revoking_a_users_token_ends_their_portal_sessions() {
+    let c = centre_with(30_000, |config| {
+        config.web_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let web = c.server.web_addr.expect("the portal listens");
+    let (first, _) = member(&c, ORG_A, "alice", v1::Role::User).await;
+    let (other, _) = member(&c, ORG_A, "ada", v1::Role::User).await;
+    let second = c
+        .admin_client()
+        .create_token(authed(
+            v1::CreateTokenRequest {
+                user: "alice".into(),
+                ..Default::default()
+            },
+            &first,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let session = portal_session(web, &second.token)
+        .await
+        .expect("alice signs in");
+    let kept = portal_session(web, &other).await.expect("ada signs in");
+    let page = |cookie: String| async move {
+        http(
+            web,
+            "GET",
+            "/jobs",
+            &[("Cookie", &format!("berth_session={cookie}"))],
+            "",
+        )
+        .await
+        .0
+    };
+    assert_eq!(page(session.clone()).await, 200, "signed in");
+    c.admin_client()
+        .revoke_token(authed(
+            v1::RevokeTokenRequest {
+                token_id: second.token_id,
+            },
+            &first,
+        ))
+        .await
+        .unwrap();
+    // Signed out: the portal sends the browser to sign in again.
+    let status = page(session).await;
+    assert!(
+        status == 303 || status == 302 || status == 401,
+        "a session of a revoked token still answers {status}"
+    );
+    assert_eq!(page(kept).await, 200, "another user's session is untouched");
+}

@@ -531,8 +531,15 @@ async fn datasets_are_mounted_only_by_orgs_granted_them() {
     let mut known = known;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
+        // The node runs the job until it is told to stop it.
+        let running = vec![v1::ObservedJob {
+            job_id: job.id.clone(),
+            phase: v1::JobPhase::Running as i32,
+            generation: known,
+            ..Default::default()
+        }];
         let r = agent(&c)
-            .heartbeat(authed(heartbeat("n1", known, &devices, vec![]), &cred))
+            .heartbeat(authed(heartbeat("n1", known, &devices, running), &cred))
             .await
             .unwrap()
             .into_inner();

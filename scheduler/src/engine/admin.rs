@@ -303,6 +303,13 @@ impl Engine {
             tx.push(Mutation::RevokeToken {
                 id: token_id.clone(),
             });
+            // A portal session does not say which token started it: revoking any of a
+            // user's tokens signs that user out of the portal everywhere.
+            if let Some(user_id) = &owner {
+                tx.push(Mutation::EndWebSessionsOf {
+                    user_id: user_id.clone(),
+                });
+            }
             tx.push(Mutation::Audit(audit(
                 caller,
                 "token.revoke",

@@ -83,6 +83,7 @@ impl State {
             | Mutation::DeleteWebSession { .. }
             | Mutation::InsertWebLogin(_)
             | Mutation::DeleteWebLogin { .. }
+            | Mutation::EndWebSessionsOf { .. }
             | Mutation::PruneWeb { .. }
             | Mutation::SetUserSettings(_) => {}
             Mutation::UpsertBudget(b) => {

@@ -686,6 +686,11 @@ pub enum Mutation {
     DeleteWebLogin {
         id: String,
     },
+    /// Ends every web session and sign-in link of a user (one of their tokens was
+    /// revoked, and a session may have been started with it).
+    EndWebSessionsOf {
+        user_id: String,
+    },
     /// Forgets web sessions and sign-in links that expired before `before_ms`.
     PruneWeb {
         before_ms: i64,

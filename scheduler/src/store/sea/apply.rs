@@ -395,6 +395,7 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
         | Mutation::DeleteWebSession { .. }
         | Mutation::InsertWebLogin(_)
         | Mutation::DeleteWebLogin { .. }
+        | Mutation::EndWebSessionsOf { .. }
         | Mutation::PruneWeb { .. }
         | Mutation::SetUserSettings(_) => {}
     }

@@ -46,6 +46,16 @@ pub(super) async fn apply<C: ConnectionTrait>(txn: &C, m: &Mutation) -> Result<b
                 .exec(txn)
                 .await?;
         }
+        Mutation::EndWebSessionsOf { user_id } => {
+            web_session::Entity::delete_many()
+                .filter(web_session::Column::UserId.eq(user_id.as_str()))
+                .exec(txn)
+                .await?;
+            web_login::Entity::delete_many()
+                .filter(web_login::Column::UserId.eq(user_id.as_str()))
+                .exec(txn)
+                .await?;
+        }
         Mutation::PruneWeb { before_ms } => {
             web_session::Entity::delete_many()
                 .filter(web_session::Column::ExpiresMs.lt(*before_ms))
