@@ -292,6 +292,30 @@ pub struct Authenticator {
     pub limits: Arc<Limits>,
 }
 
+/// Where a limited caller's costly replies are charged: put in the request's extensions
+/// by the [`Authenticator`] (admins are not limited and get none).
+#[derive(Debug, Clone)]
+pub struct Charge {
+    limits: Arc<Limits>,
+    node: bool,
+    key: String,
+}
+
+impl Charge {
+    /// Charges a reply of `bytes` encoded bytes, beyond what its call already paid.
+    pub fn reply(&self, bytes: usize) {
+        let extra = bytes / crate::ratelimit::REPLY_BYTES_PER_CALL;
+        if extra > 0 {
+            let limiter = if self.node {
+                &self.limits.nodes
+            } else {
+                &self.limits.orgs
+            };
+            limiter.charge(&self.key, extra as f64, std::time::Instant::now());
+        }
+    }
+}
+
 /// The per-tenant rate limits.
 #[derive(Debug)]
 pub struct Limits {
@@ -322,6 +346,7 @@ impl tonic::service::Interceptor for Authenticator {
             index.verify(&self.keys, token, berth_proto::time::now_ms())
         }
         .map_err(tonic::Status::from)?;
+        let is_node = caller.node.is_some();
         // Centre admins are not limited: they must be able to act during a tenant's flood.
         let limit = match &caller.node {
             Some(node) => Some((
@@ -336,6 +361,11 @@ impl tonic::service::Interceptor for Authenticator {
                 text!(WhatOrg, name = caller.org),
             )),
         };
+        let charge = limit.as_ref().map(|(_, key, _)| Charge {
+            limits: self.limits.clone(),
+            node: is_node,
+            key: key.clone(),
+        });
         if let Some((limiter, key, who)) = limit
             && let Err(wait_ms) = limiter.take(&key, std::time::Instant::now())
         {
@@ -352,6 +382,9 @@ impl tonic::service::Interceptor for Authenticator {
             }));
         }
         req.extensions_mut().insert(caller);
+        if let Some(charge) = charge {
+            req.extensions_mut().insert(charge);
+        }
         Ok(req)
     }
 }

@@ -768,6 +768,60 @@ async fn one_orgs_flood_is_refused_while_another_org_is_served() {
     }
 }
 
+/// A listing is charged by its size: an org pulling megabytes a call runs out of calls
+/// correspondingly sooner, while small listings cost one call each.
+#[tokio::test]
+async fn large_listings_are_charged_by_their_size() {
+    let c = centre_with(30_000, |config| {
+        config.limits.per_org = berth_scheduler::ratelimit::Rate {
+            per_second: 0.5,
+            burst: 20.0,
+        };
+    })
+    .await;
+    let alice = c.user("acme", "alice").await;
+    let gina = c.user("globex", "gina").await;
+    c.join("n1", 1).await;
+    // Eight jobs with 60 KiB environments (8 of acme's 20 calls): one page of them is
+    // about 480 KiB, the price of seven more calls.
+    for i in 0..8 {
+        jobs(&c)
+            .submit_job(authed(
+                v1::SubmitJobRequest {
+                    class: "gpu".into(),
+                    count: 1,
+                    image: "busybox".into(),
+                    command: vec!["true".into()],
+                    name: format!("big-{i}"),
+                    env: HashMap::from([("BLOB".to_owned(), "x".repeat(60 * 1024))]),
+                    ..Default::default()
+                },
+                &alice,
+            ))
+            .await
+            .expect("submitted");
+    }
+    let list = |token: &str| {
+        let mut client = jobs(&c);
+        let req = authed(v1::ListJobsRequest::default(), token);
+        async move { client.list_jobs(req).await }
+    };
+    // 12 calls left: the first page leaves 4, the second is let in on them and leaves a
+    // debt, the third is refused (counted by calls alone, 12 pages would pass).
+    for _ in 0..2 {
+        let page = list(&alice).await.expect("within the burst").into_inner();
+        assert_eq!(page.jobs.len(), 8);
+    }
+    let err = list(&alice)
+        .await
+        .expect_err("the third large page is over the limit");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    // Small pages cost one call each: globex's 15 all pass within its burst.
+    for _ in 0..15 {
+        list(&gina).await.expect("small listings cost a call each");
+    }
+}
+
 async fn node_state(c: &Centre, node: &str) -> v1::NodeState {
     let nodes = v1::capacity_client::CapacityClient::new(c.channel.clone())
         .list_nodes(authed(v1::ListNodesRequest::default(), &c.admin))

@@ -1,6 +1,6 @@
 //! `berth.v1.Admin`.
 
-use super::Shared;
+use super::{Shared, metered};
 use crate::auth::caller;
 use crate::convert;
 use berth_proto::time::{dur_to_ms, ms_to_ts};
@@ -208,10 +208,11 @@ impl v1::admin_server::Admin for AdminService {
     async fn list_audit(&self, req: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
         let c = caller(&req)?;
         let page = self.0.list_audit(&c, req.get_ref()).await?;
-        Ok(Response::new(v1::ListAuditResponse {
+        let reply = v1::ListAuditResponse {
             events: page.items.iter().map(convert::audit).collect(),
             next_page_token: page.next_page_token,
-        }))
+        };
+        metered(&req, reply)
     }
 
     async fn set_budget(&self, req: Request<v1::SetBudgetRequest>) -> Reply<v1::Budget> {

@@ -1,6 +1,6 @@
 //! Services for users: identity, capacity, reservations, jobs, usage.
 
-use super::Shared;
+use super::{Shared, metered};
 use crate::auth::caller;
 use crate::convert;
 use berth_proto::model;
@@ -102,10 +102,11 @@ impl v1::reservations_server::Reservations for ReservationsService {
     ) -> Reply<v1::ListReservationsResponse> {
         let c = caller(&req)?;
         let page = self.0.list_reservations(&c, req.get_ref()).await?;
-        Ok(Response::new(v1::ListReservationsResponse {
+        let reply = v1::ListReservationsResponse {
             reservations: self.0.reservation_views(&page.items),
             next_page_token: page.next_page_token,
-        }))
+        };
+        metered(&req, reply)
     }
 
     async fn get_reservation(
@@ -140,10 +141,11 @@ impl v1::jobs_server::Jobs for JobsService {
     async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Reply<v1::ListJobsResponse> {
         let c = caller(&req)?;
         let page = self.0.list_jobs(&c, req.get_ref()).await?;
-        Ok(Response::new(v1::ListJobsResponse {
+        let reply = v1::ListJobsResponse {
             jobs: page.items.iter().map(|j| j.to_proto()).collect(),
             next_page_token: page.next_page_token,
-        }))
+        };
+        metered(&req, reply)
     }
 
     async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Reply<v1::Job> {
@@ -183,7 +185,8 @@ impl v1::jobs_server::Jobs for JobsService {
 impl v1::usage_server::Usage for UsageService {
     async fn get_usage(&self, req: Request<v1::GetUsageRequest>) -> Reply<v1::GetUsageResponse> {
         let c = caller(&req)?;
-        Ok(Response::new(self.0.usage(&c, req.get_ref()).await?))
+        let reply = self.0.usage(&c, req.get_ref()).await?;
+        metered(&req, reply)
     }
 
     async fn list_budgets(
@@ -201,9 +204,10 @@ impl v1::usage_server::Usage for UsageService {
     ) -> Reply<v1::ListLedgerResponse> {
         let c = caller(&req)?;
         let page = self.0.list_ledger(&c, req.get_ref()).await?;
-        Ok(Response::new(v1::ListLedgerResponse {
+        let reply = v1::ListLedgerResponse {
             entries: page.items.iter().map(convert::ledger_entry).collect(),
             next_page_token: page.next_page_token,
-        }))
+        };
+        metered(&req, reply)
     }
 }
