@@ -111,7 +111,7 @@ echo "{\"rss_kib\": $(rss_kib)}" >"$out/rss-empty.json"
 "$bin/berth-bench" --server "$server" --token "$admin" -o json heartbeat --count 100 \
   --interval 5s --duration 3600s --connections 4 >"$out/background-agents.json" 2>/dev/null &
 background=$!
-trap 'kill $background 2>/dev/null; cleanup' EXIT
+trap 'kill $background 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 600); do
   [ "$(berth nodes -o json | jq length)" -ge 100 ] && break
   sleep 0.1
