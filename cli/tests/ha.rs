@@ -162,8 +162,22 @@ fn wait_for(
     while !check(scheds) {
         if Instant::now() > end {
             let logs: Vec<String> = scheds
-                .iter()
-                .map(|s| format!("--- {} ---\n{}", s.log.display(), tail(&s.log, 40)))
+                .iter_mut()
+                .map(|s| {
+                    // Whether it still runs, and how the listeners answer, say more than
+                    // an empty log.
+                    let process = match s.child.try_wait() {
+                        Ok(None) => format!("pid {} running", s.child.id()),
+                        Ok(Some(status)) => format!("exited: {status}"),
+                        Err(e) => format!("unknown: {e}"),
+                    };
+                    format!(
+                        "--- {} ({process}; /readyz: {:?}) ---\n{}",
+                        s.log.display(),
+                        http_status(&s.http, "/readyz"),
+                        tail(&s.log, 40)
+                    )
+                })
                 .collect();
             panic!("timed out waiting for {what}\n{}", logs.join("\n"));
         }
