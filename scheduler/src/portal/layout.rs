@@ -399,6 +399,20 @@ pub fn csrf_refused(lang: Lang) -> Response {
     )
 }
 
+/// The "next page" link of a paged list: `base` is the list's URL with its query so far
+/// (ending in `?` or `&`), to which the page token is added. Nothing on the last page.
+pub fn next_page(h: &mut Html, lang: Lang, base: &str, token: &str) {
+    if token.is_empty() {
+        return;
+    }
+    let href = format!("{base}page={}", super::session::url_encode(token));
+    h.el_text(
+        "a",
+        &[("href", &href), ("class", "more")],
+        t(lang, M::NextPage),
+    );
+}
+
 /// The page of a standby scheduler (see `leader_only` in the portal's router).
 pub fn standing_by(lang: Lang) -> Response {
     let viewer = Viewer { lang, user: None };

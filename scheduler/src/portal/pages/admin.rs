@@ -637,18 +637,8 @@ pub async fn audit(
                     });
                 });
             });
-            if !page.next_page_token.is_empty() {
-                let href = format!(
-                    "/admin/audit?action={}&page={}",
-                    url_encode(&action),
-                    url_encode(&page.next_page_token)
-                );
-                h.el_text(
-                    "a",
-                    &[("href", &href), ("class", "more")],
-                    t(lang, M::NextPage),
-                );
-            }
+            let base = format!("/admin/audit?action={}&", url_encode(&action));
+            layout::next_page(h, lang, &base, &page.next_page_token);
         },
     ))
 }

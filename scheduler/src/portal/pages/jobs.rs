@@ -7,7 +7,7 @@ use crate::error::Result as EngineResult;
 use crate::logs::RANK_SEQ_SPAN;
 use crate::portal::html::Html;
 use crate::portal::layout::{self, Nav, button_form, notice};
-use crate::portal::session::{Ctx, Form, url_encode};
+use crate::portal::session::{Ctx, Form};
 use crate::store::JobState;
 use axum::Json;
 use axum::extract::{Form as PostForm, Path, Query};
@@ -146,18 +146,8 @@ pub async fn list(
                     });
                 });
             });
-            if !page.next_page_token.is_empty() {
-                let href = format!(
-                    "/jobs?{}page={}",
-                    if all { "all=1&" } else { "" },
-                    url_encode(&page.next_page_token)
-                );
-                h.el_text(
-                    "a",
-                    &[("href", &href), ("class", "more")],
-                    t(lang, M::NextPage),
-                );
-            }
+            let base = if all { "/jobs?all=1&" } else { "/jobs?" };
+            layout::next_page(h, lang, base, &page.next_page_token);
         },
     ))
 }

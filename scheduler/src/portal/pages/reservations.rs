@@ -3,7 +3,7 @@
 use super::see_other;
 use crate::portal::html::Html;
 use crate::portal::layout::{self, Nav, button_form, notice};
-use crate::portal::session::{Ctx, Form, url_encode};
+use crate::portal::session::{Ctx, Form};
 use crate::store::ReservationState;
 use axum::extract::{Form as PostForm, Path, Query};
 use axum::response::Response;
@@ -138,18 +138,12 @@ pub async fn list(
                     });
                 });
             });
-            if !page.next_page_token.is_empty() {
-                let href = format!(
-                    "/reservations?{}page={}",
-                    if all { "all=1&" } else { "" },
-                    url_encode(&page.next_page_token)
-                );
-                h.el_text(
-                    "a",
-                    &[("href", &href), ("class", "more")],
-                    t(lang, M::NextPage),
-                );
-            }
+            let base = if all {
+                "/reservations?all=1&"
+            } else {
+                "/reservations?"
+            };
+            layout::next_page(h, lang, base, &page.next_page_token);
         },
     ))
 }
