@@ -179,6 +179,43 @@ impl World {
         std::fs::write(self.scratch(id).join("go"), b"").expect("write /scratch/go");
     }
 
+    /// Waits until the agent has recorded, in its state directory, that the
+    /// scheduler stored every line job `id` has written so far (`lines` of them).
+    ///
+    /// The agent saves that position a few milliseconds after the scheduler
+    /// acknowledges a line; a kill inside that window repeats the line after the
+    /// restart (output is delivered at least once, see `runtime/docker/logs.rs`).
+    /// Killing only after the position is saved checks the exact resumption.
+    fn wait_log_position_saved(&self, id: &str, lines: usize) {
+        let cid = self.container_of(id);
+        let file = self
+            .centre
+            .agent_state_dir(&self.node)
+            .join("docker-runtime")
+            .join(format!("{id}.logpos"));
+        self.centre.eventually(
+            &format!("the agent to record that {lines} lines of job {id} are stored"),
+            DEADLINE,
+            || {
+                let out = Command::new("docker")
+                    .args(["logs", "--timestamps", &cid])
+                    .output()
+                    .ok()?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                let stamps: Vec<i64> = text
+                    .lines()
+                    .filter_map(|l| l.split_once(' '))
+                    .filter_map(|(t, _)| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .filter_map(|t| t.timestamp_nanos_opt())
+                    .collect();
+                let last = *stamps.iter().max()?;
+                let saved: Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+                (stamps.len() == lines && saved["time_ns"].as_i64()? >= last).then_some(())
+            },
+        );
+    }
+
     fn wait_no_container(&self, id: &str) {
         self.centre
             .eventually(&format!("no container left for job {id}"), DEADLINE, || {
@@ -381,6 +418,7 @@ fn a_killed_agent_re_adopts_its_containers_and_loses_no_output() {
         w.centre.eventually("the first line stored", DEADLINE, || {
             w.logs(id).contains("before\n").then_some(())
         });
+        w.wait_log_position_saved(id, 3);
     }
     let node = w.node.clone();
     w.centre.kill_agent(&node);
