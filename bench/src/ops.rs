@@ -231,6 +231,7 @@ pub async fn reserve(
             start: Some(ts(start)),
             end: Some(ts(start + len)),
             site: String::new(),
+            project: String::new(),
         };
         async move { conn.reservations().create_reservation(req).await.map(drop) }
     })

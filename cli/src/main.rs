@@ -109,6 +109,12 @@ enum Command {
     Usage(UsageArgs),
     /// Budget charges, refunds and top-ups.
     Ledger(LedgerArgs),
+    /// Your organisation's projects (과제) and their grants; lists them without a
+    /// subcommand.
+    Projects {
+        #[command(subcommand)]
+        cmd: Option<commands::projects::ProjectsCmd>,
+    },
     /// Centre administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -127,7 +133,7 @@ enum Command {
 }
 
 async fn run(cli: Cli) -> Result<u8, error::Error> {
-    use commands::{account, admin, capacity, jobs, ledger, reserve, usage};
+    use commands::{account, admin, capacity, jobs, ledger, projects, reserve, usage};
     let done = |r: Result<(), error::Error>| r.map(|()| 0);
     // `up` and `login` make their own connection; the rest use the resolved config.
     let ctx = || Ctx::resolve(&cli.global);
@@ -151,6 +157,7 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Cancel { id } => done(jobs::cancel(&ctx()?, id).await),
         Command::Usage(a) => done(usage::usage(&ctx()?, a).await),
         Command::Ledger(a) => done(ledger::ledger(&ctx()?, a).await),
+        Command::Projects { cmd } => done(projects::run(&ctx()?, cmd.as_ref()).await),
         Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
         Command::Completions { shell } => done(docs::completions(*shell)),
         Command::Man { dir } => done(docs::man(dir.as_deref())),

@@ -78,6 +78,7 @@ async fn client(url: String, token: String, lane: usize, acked: Arc<Mutex<Acked>
                     start: Some(ts(start)),
                     end: Some(ts(start + 90_000)),
                     site: String::new(),
+                    project: String::new(),
                 },
                 &token,
             ))

@@ -351,6 +351,7 @@ async fn client(
                         start: Some(berth_proto::time::ms_to_ts(start)),
                         end: Some(berth_proto::time::ms_to_ts(start + 60_000)),
                         site: String::new(),
+                        project: String::new(),
                     },
                     &token,
                 ))

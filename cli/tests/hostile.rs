@@ -253,6 +253,7 @@ fn reservation_cases(now: i64) -> Vec<(&'static str, CreateReservationRequest, &
         start: Some(ms_to_ts(start)),
         end: Some(ms_to_ts(end)),
         site: String::new(),
+        project: String::new(),
     };
     let hour = 3_600_000;
     vec![

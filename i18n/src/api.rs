@@ -257,6 +257,19 @@ crate::catalogue! {
         CapReached => "cap on concurrent {class} devices reached: {max} allowed, {held} held, {asked} requested", "동시 {class} 장치 한도에 이르렀습니다: {max}개 허용, {held}개 사용 중, {asked}개 요청됨";
         BookingTooLong => "booking too long for {class}: {asked} requested, at most {max} allowed", "{class} 예약이 너무 깁니다: {asked} 요청, 최대 {max} 허용";
         BeyondHorizon => "booking too far ahead for {class}: it starts in {ahead}, the horizon is {horizon}", "{class} 예약이 너무 먼 미래입니다: {ahead} 후에 시작하는데 예약 가능 범위는 {horizon}입니다";
+
+        // Projects (과제).
+        UnknownProject => "unknown project {project}", "알 수 없는 과제 {project}입니다";
+        WhatProject => "project {id}", "과제 {id}";
+        ProjectNotOpen => "project {project} grants nothing now: it is not approved, or it has ended", "과제 {project}은(는) 지금 사용할 수 없습니다: 승인되지 않았거나 종료되었습니다";
+        OutsideProject => "outside the period of project {project} ({start} to {end})", "과제 {project}의 기간({start} ~ {end})을 벗어납니다";
+        GrantExhausted => "project {project} has {left} of {class} left until {end}, {asked} requested (the org does not allow overage onto its budget)", "과제 {project}의 {class} 잔여 시간은 {left}(종료 {end})인데 {asked}를 요청했습니다(조직 예산으로의 초과 사용이 허용되지 않음)";
+        ProjectCannot => "project {id} is {state}: only a project that is {from} can be {action}", "과제 {id}은(는) {state} 상태입니다: {from} 상태인 과제만 {action}할 수 있습니다";
+        ProjectOverlaps => "overlaps project {other} of the same programme ({start} to {end})", "같은 사업의 과제 {other}의 기간({start} ~ {end})과 겹칩니다";
+        AtLeastOneGrant => "grant hours for at least one class (CLASS=HOURS)", "하나 이상의 클래스에 시간을 배정해야 합니다(CLASS=HOURS)";
+        OnlyOrgAdminsRequestProjects => "only org-admins and admins may request a project", "조직 관리자와 관리자만 과제를 신청할 수 있습니다";
+        JobProjectIsBookings => "a job in reservation {id} is charged to that booking, under project {project}", "예약 {id} 안의 작업은 그 예약(과제 {project})으로 청구됩니다";
+        NotAnOverage => "{value} is not an overage policy (allow, deny)", "{value}은(는) 초과 사용 정책이 아닙니다(allow, deny)";
         // Request validation (berth-proto's model).
         NameCharacters => "{value} must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit", "{value}은(는) 영문 소문자, 숫자, '-', '_', '.'만 쓸 수 있고 영문자나 숫자로 시작해야 합니다";
         ControlCharacter => "must not contain control characters (found {found} at byte {at})", "제어 문자를 포함할 수 없습니다({at}번째 바이트에서 {found} 발견)";

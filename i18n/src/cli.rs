@@ -74,6 +74,10 @@ crate::catalogue! {
         PolicyUpdated => "policy updated: {changed}", "정책을 변경했습니다: {changed}";
         EmptyReservations => "no reservations", "예약이 없습니다";
         EmptyBudgets => "no budgets", "예산이 없습니다";
+        EmptyProjects => "no projects", "과제가 없습니다";
+        GrantsFormat => "expected CLASS=HOURS[,CLASS=HOURS], e.g. h100-80gb=100", "CLASS=HOURS[,CLASS=HOURS] 형식이어야 합니다(예: h100-80gb=100)";
+        DefaultProjectSet => "bookings and jobs that name no project are now charged to project {project}", "과제를 지정하지 않은 예약과 작업은 이제 과제 {project}에 청구됩니다";
+        DefaultProjectCleared => "no default project: bookings and jobs that name none are charged to your organisation's budget", "기본 과제가 없습니다: 과제를 지정하지 않은 예약과 작업은 조직 예산으로 청구됩니다";
         EmptyLedger => "no ledger entries in this period", "이 기간에 원장 항목이 없습니다";
         EmptyJobs => "no jobs", "작업이 없습니다";
         EmptyUsage => "no usage in this period", "이 기간에 사용 기록이 없습니다";

@@ -79,6 +79,8 @@ crate::catalogue! {
         BudgetOf => "the organisation's budget for {class}", "기관의 {class} 예산";
         NoBudgetApplies => "no budget applies to this class: nothing is charged", "이 장치 종류에는 예산이 없어 차감되지 않습니다";
         BudgetHours => "Budget hours", "예산 시간";
+        GrantOf => "the grant of project {project} ({title})", "과제 {project}({title})의 배정 시간";
+        GrantHours => "Device-hours from the grant", "배정 시간에서 차감";
         LeftBefore => "Left now", "현재 잔여";
         LeftAfter => "Left after this booking", "예약 후 잔여";
         NoHourLimit => "no hour limit", "시간 제한 없음";

@@ -126,6 +126,15 @@ pub fn optional_name(field: &str, value: &str) -> Result<Option<String>, FieldEr
     }
 }
 
+/// An optional object id: `None` when empty.
+pub fn optional_id(field: &str, value: &str) -> Result<Option<String>, FieldError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        id(field, value).map(Some)
+    }
+}
+
 /// Checks an object id (a UUID) and returns it in canonical lower-case form.
 pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
     if value.is_empty() {
@@ -223,6 +232,8 @@ pub struct ReservationSpec {
     pub start: UnixMs,
     /// Window end (exclusive), after `start`.
     pub end: UnixMs,
+    /// The project to charge (`None`: the user's default).
+    pub project: Option<String>,
 }
 
 impl ReservationSpec {
@@ -273,6 +284,7 @@ impl ReservationSpec {
             site,
             start,
             end,
+            project: optional_id("project", &req.project)?,
         })
     }
 }
@@ -313,6 +325,8 @@ pub struct JobSpec {
     pub preemptible: bool,
     /// Number of nodes (`count` devices on each).
     pub nodes: u32,
+    /// The project to charge (`None`: the user's default).
+    pub project: Option<String>,
 }
 
 /// Limits on a submission that the centre may tune.
@@ -527,6 +541,7 @@ impl JobSpec {
             priority: req.priority,
             preemptible: req.preemptible,
             nodes,
+            project: optional_id("project", &req.project)?,
         })
     }
 }
@@ -543,6 +558,7 @@ mod tests {
             start: Some(ms_to_ts(start)),
             end: Some(ms_to_ts(end)),
             site: String::new(),
+            project: String::new(),
         }
     }
 

@@ -96,6 +96,7 @@ fn jobs(rng: &mut StdRng, n: usize) -> Vec<QueuedJob> {
                 submitted_ms: NOW - rng.random_range(0..7 * DAY),
                 preemptible: rng.random_bool(0.1),
                 rate: 1.0,
+                project: None,
             }
         })
         .collect()
@@ -215,6 +216,7 @@ fn main() {
                 submitted_ms: NOW - i as i64,
                 preemptible: false,
                 rate: 1.0,
+                project: None,
             })
             .collect();
         let mut c = centre();

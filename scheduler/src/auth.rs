@@ -408,6 +408,7 @@ mod tests {
             org: "acme".into(),
             role,
             created_ms: 0,
+            default_project: None,
         }
     }
 

@@ -41,6 +41,7 @@ pub fn org(r: &OrgRow) -> v1::Org {
         description: r.description.clone(),
         created_at: Some(ms_to_ts(r.created_ms)),
         weight: r.weight,
+        overage: r.overage.to_proto() as i32,
     }
 }
 
@@ -110,6 +111,8 @@ pub fn reservation(r: &ReservationRow) -> v1::Reservation {
         // Filled by the engine, which knows the idle policy.
         reclaim_at: None,
         warning: String::new(),
+        project: r.project.clone().unwrap_or_default(),
+        charged_project: r.charge.project.clone().unwrap_or_default(),
     }
 }
 
@@ -165,6 +168,8 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
         charged_hours: hours(r.charge.amount_ms),
         requeued_from: r.requeued_from.clone().unwrap_or_default(),
         evidence: None,
+        project: r.project.clone().unwrap_or_default(),
+        charged_project: r.charge.project.clone().unwrap_or_default(),
     }
 }
 
@@ -276,6 +281,7 @@ pub fn ledger_entry(r: &LedgerRow) -> v1::LedgerEntry {
         device_hours: hours(r.device_ms),
         note: r.note.clone(),
         period_start: Some(ms_to_ts(r.period_start_ms)),
+        project: r.project_id.clone().unwrap_or_default(),
     }
 }
 
@@ -310,6 +316,7 @@ mod tests {
             device_class: "npu".into(),
             device_ms: 10_800_000,
             note: "cancelled early".into(),
+            project_id: None,
         };
         let e = ledger_entry(&row);
         assert_eq!((e.kind.as_str(), e.hours), ("refund", 1.5));

@@ -432,6 +432,7 @@ async fn cancelling_a_reservation_ends_its_jobs_in_the_same_batch() {
                 start: Some(berth_proto::time::ms_to_ts(now + 3_600_000)),
                 end: Some(berth_proto::time::ms_to_ts(now + 7_200_000)),
                 site: String::new(),
+                project: String::new(),
             },
             &token,
         ))

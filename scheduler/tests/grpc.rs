@@ -25,6 +25,7 @@ async fn a_job_in_a_reservation_runs_on_its_devices_and_reports_back() {
                 start: Some(ms_to_ts(now)),
                 end: Some(ms_to_ts(now + 3_600_000)),
                 site: String::new(),
+                project: String::new(),
             },
             &alice,
         ))
@@ -257,6 +258,7 @@ async fn a_silent_node_becomes_unreachable_and_its_devices_are_not_booked() {
                 start: Some(ms_to_ts(now)),
                 end: Some(ms_to_ts(now + 3_600_000)),
                 site: String::new(),
+                project: String::new(),
             },
             &alice,
         ))
@@ -359,6 +361,7 @@ async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it
                         start: Some(ms_to_ts(now)),
                         end: Some(ms_to_ts(now + 3_600_000)),
                         site: String::new(),
+                        project: String::new(),
                     },
                     &token,
                 ))
@@ -551,6 +554,7 @@ async fn errors_come_in_the_clients_language() {
                 start: None,
                 end: None,
                 site: String::new(),
+                project: String::new(),
             },
             &alice,
         );

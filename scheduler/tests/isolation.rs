@@ -68,6 +68,7 @@ const PD: Expect = Expect::Refused(Code::PermissionDenied);
 const NF: Expect = Expect::Refused(Code::NotFound);
 const UA: Expect = Expect::Refused(Code::Unauthenticated);
 const FP: Expect = Expect::Refused(Code::FailedPrecondition);
+const IA: Expect = Expect::Refused(Code::InvalidArgument);
 
 /// Every RPC of the API (`Service/Method`) and its outcome for each of [`ROLES`]:
 /// org B's user, org B's org-admin, a centre admin, node `n2`'s agent, no credential.
@@ -115,6 +116,18 @@ const MATRIX: &[(&str, [Expect; 5])] = &[
     ("Admin/TopUpBudget", [PD, PD, OK, PD, UA]),
     ("Admin/DeleteBudget", [PD, PD, OK, PD, UA]),
     ("Admin/SetOrgWeight", [PD, PD, OK, PD, UA]),
+    ("Admin/SetOrgOverage", [PD, PD, OK, PD, UA]),
+    ("Projects/ListProjects", [OK, OK, OK, PD, UA]),
+    ("Projects/GetProject", [NF, NF, OK, PD, UA]),
+    ("Projects/RequestProject", [PD, OK, OK, PD, UA]),
+    ("Projects/CreateProject", [PD, PD, OK, PD, UA]),
+    // The admin's calls come after the others': approving an active project is refused,
+    // revoking it works, and closing it then is refused.
+    ("Projects/ApproveProject", [PD, PD, FP, PD, UA]),
+    ("Projects/RevokeProject", [PD, PD, OK, PD, UA]),
+    ("Projects/CloseProject", [PD, PD, FP, PD, UA]),
+    // Another org's project (the admin's org is the centre's) is not known to the caller.
+    ("Projects/SetDefaultProject", [IA, IA, IA, PD, UA]),
     ("Admin/SetClassRate", [PD, PD, OK, PD, UA]),
     ("Admin/GetPolicy", [OK, OK, OK, PD, UA]),
     ("Admin/SetPolicy", [PD, PD, OK, PD, UA]),
@@ -138,6 +151,7 @@ struct Targets {
     node: String,
     device: String,
     dataset: String,
+    project: String,
 }
 
 impl Targets {
@@ -152,6 +166,7 @@ impl Targets {
             node: "n9".into(),
             device: "GPU-n9-0".into(),
             dataset: "nodata".into(),
+            project: "00000000-0000-4000-8000-000000000004".into(),
         }
     }
 
@@ -167,6 +182,7 @@ impl Targets {
             &self.node,
             &self.device,
             &self.dataset,
+            &self.project,
         ];
         v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         v
@@ -186,6 +202,7 @@ const JOB_NAME: &str = "lunar-lander-train";
 const ENV_SECRET: &str = "s3cr3t-0f-the-first-0rg";
 const LOG_LINE: &str = "first-org-log-line-2718";
 const TOPUP_NOTE: &str = "first-org-topup-note";
+const PROJECT_TITLE: &str = "acme-hydrogen-digital-twin";
 const ORG_A: &str = "acme";
 const ORG_B: &str = "globex";
 
@@ -324,6 +341,7 @@ async fn world() -> World {
                 start: Some(ms_to_ts(now + 3 * 3_600_000)),
                 end: Some(ms_to_ts(now + 4 * 3_600_000)),
                 site: String::new(),
+                project: String::new(),
             },
             &alice,
         ))
@@ -408,6 +426,26 @@ async fn world() -> World {
         ))
         .await
         .unwrap();
+    // Org A has a project.
+    let project = v1::projects_client::ProjectsClient::new(c.channel.clone())
+        .create_project(authed(
+            v1::CreateProjectRequest {
+                org: ORG_A.into(),
+                title: PROJECT_TITLE.into(),
+                programme: "NIPA HPC".into(),
+                start: Some(ms_to_ts(now)),
+                end: Some(ms_to_ts(now + 90 * 24 * 3_600_000)),
+                grants: vec![v1::GrantSpec {
+                    class: "gpu".into(),
+                    hours: 500.0,
+                }],
+                contact: "alice".into(),
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     // Node n2 joins only now, so that org A's jobs are all on n1.
     let (n2, _) = c.join("n2", 1).await;
     // Org B has a job of its own.
@@ -435,8 +473,11 @@ async fn world() -> World {
         node: "n1".into(),
         device: n1_devices[0].clone(),
         dataset: "acmedata".into(),
+        project: project.id.clone(),
     };
     let markers = vec![
+        project.id.clone(),
+        PROJECT_TITLE.into(),
         ORG_A.to_owned(),
         "alice".into(),
         "aurelio".into(),
@@ -510,6 +551,11 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
     let usage = || v1::usage_client::UsageClient::new(ch.clone());
     let admin = || v1::admin_client::AdminClient::new(ch.clone());
     let agent = || v1::agent_client::AgentClient::new(ch.clone());
+    let projects = || v1::projects_client::ProjectsClient::new(ch.clone());
+    let action = |id: &str| v1::ProjectActionRequest {
+        id: id.into(),
+        reason: String::new(),
+    };
     let now = now_ms();
     let hour = 3_600_000;
     Ok(match rpc {
@@ -562,6 +608,7 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
                             start: Some(ms_to_ts(start)),
                             end: Some(ms_to_ts(start + hour / 2)),
                             site: String::new(),
+                            project: String::new(),
                         },
                         token,
                     ))
@@ -912,6 +959,95 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
                     v1::SetOrgWeightRequest {
                         org: t.org.clone(),
                         weight: 0.5,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Admin/SetOrgOverage" => text(
+            admin()
+                .set_org_overage(req(
+                    v1::SetOrgOverageRequest {
+                        org: t.org.clone(),
+                        overage: v1::Overage::Deny as i32,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Projects/ListProjects" => text(
+            projects()
+                .list_projects(req(v1::ListProjectsRequest { org: t.org.clone() }, token))
+                .await?,
+        ),
+        "Projects/GetProject" => text(
+            projects()
+                .get_project(req(
+                    v1::GetProjectRequest {
+                        id: t.project.clone(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        // Each call its own programme, so no two overlap.
+        "Projects/RequestProject" => text(
+            projects()
+                .request_project(req(
+                    v1::RequestProjectRequest {
+                        title: "own project".into(),
+                        programme: format!("p{}", w.next_start_h.fetch_add(1, Ordering::SeqCst)),
+                        start: Some(ms_to_ts(now)),
+                        end: Some(ms_to_ts(now + 24 * hour)),
+                        grants: vec![v1::GrantSpec {
+                            class: "gpu".into(),
+                            hours: 1.0,
+                        }],
+                        contact: String::new(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Projects/CreateProject" => text(
+            projects()
+                .create_project(req(
+                    v1::CreateProjectRequest {
+                        org: t.org.clone(),
+                        title: "another".into(),
+                        programme: format!("p{}", w.next_start_h.fetch_add(1, Ordering::SeqCst)),
+                        start: Some(ms_to_ts(now)),
+                        end: Some(ms_to_ts(now + 24 * hour)),
+                        grants: vec![v1::GrantSpec {
+                            class: "gpu".into(),
+                            hours: 1.0,
+                        }],
+                        contact: String::new(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Projects/ApproveProject" => text(
+            projects()
+                .approve_project(req(action(&t.project), token))
+                .await?,
+        ),
+        "Projects/RevokeProject" => text(
+            projects()
+                .revoke_project(req(action(&t.project), token))
+                .await?,
+        ),
+        "Projects/CloseProject" => text(
+            projects()
+                .close_project(req(action(&t.project), token))
+                .await?,
+        ),
+        "Projects/SetDefaultProject" => text(
+            projects()
+                .set_default_project(req(
+                    v1::SetDefaultProjectRequest {
+                        project: t.project.clone(),
                     },
                     token,
                 ))

@@ -113,6 +113,7 @@ fn world() -> impl Strategy<Value = World> {
                                     submitted_ms: NOW - age * 1000,
                                     preemptible: pre,
                                     rate,
+                                    project: None,
                                 },
                             )
                             .collect(),

@@ -359,6 +359,7 @@ storage_tests!(
     pages_walk_every_row_once_with_filters,
     retention_prunes_only_what_is_old_in_small_batches,
     join_tokens_join_no_more_than_they_may,
+    projects_round_trip_with_their_grants_and_ledger,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -389,6 +390,7 @@ fn org(name: &str) -> OrgRow {
         description: format!("org {name}"),
         created_ms: 1_002,
         weight: 3.0,
+        overage: Default::default(),
     }
 }
 
@@ -399,6 +401,7 @@ fn user(id: &str, name: &str, org: &str, created_ms: i64) -> UserRow {
         org: org.to_owned(),
         role: Role::OrgAdmin,
         created_ms,
+        default_project: None,
     }
 }
 
@@ -463,6 +466,7 @@ fn reservation(id: &str, org: &str, state: ReservationState, created_ms: i64) ->
         charge: Charge::default(),
         idle_since_ms: None,
         idle_warned_ms: None,
+        project: None,
     }
 }
 
@@ -505,6 +509,7 @@ fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
         charge: Charge::default(),
         requeued_from: None,
         stop: None,
+        project: None,
     }
 }
 
@@ -564,6 +569,7 @@ fn ledger(id: &str, org: &str, time_ms: i64, period_start_ms: i64) -> LedgerRow 
         device_class: "h100".to_owned(),
         device_ms: 20_000,
         note: String::new(),
+        project_id: None,
     }
 }
 
@@ -651,6 +657,7 @@ async fn every_mutation_round_trips(db: TestDb) {
         budget_class: ANY_CLASS.to_owned(),
         period_start_ms: 604_800_000,
         amount_ms: 50_000,
+        project: None,
     };
     res.idle_since_ms = Some(12_000);
     res.idle_warned_ms = Some(13_000);
@@ -662,6 +669,7 @@ async fn every_mutation_round_trips(db: TestDb) {
         budget_class: "h100".to_owned(),
         period_start_ms: 604_800_000,
         amount_ms: 9_500,
+        project: None,
     };
     running.requeued_from = Some("j-0".to_owned());
     running.reservation_id = Some("r-1".to_owned());
@@ -2208,6 +2216,7 @@ async fn old_database_migrates_forward(db: TestDb) {
         budget_class: "h100".to_owned(),
         period_start_ms: 0,
         amount_ms: 20_000,
+        project: None,
     };
     res.idle_since_ms = Some(15_000);
     let mut requeued = job("j-new", "acme", JobState::Pending, 4_000);
@@ -2477,5 +2486,98 @@ async fn retention_prunes_only_what_is_old_in_small_batches(db: TestDb) {
             .await
             .expect("claims")
             .is_empty()
+    );
+}
+
+fn project(id: &str, org: &str, state: ProjectState, grants: &[(&str, i64)]) -> ProjectRow {
+    ProjectRow {
+        id: id.into(),
+        org: org.into(),
+        title: "과제 제목".into(),
+        programme: "NIPA HPC".into(),
+        start_ms: 1_000,
+        end_ms: 100_000,
+        contact: "alice".into(),
+        state,
+        reason: String::new(),
+        grants: grants
+            .iter()
+            .map(|(class, ms)| GrantRow {
+                class: (*class).into(),
+                device_ms: *ms,
+            })
+            .collect(),
+        created_ms: 900,
+        updated_ms: 900,
+    }
+}
+
+async fn projects_round_trip_with_their_grants_and_ledger(db: TestDb) {
+    let store = db.open().await;
+    let mut batch = base();
+    batch.push(Mutation::InsertClass(class("rngd")));
+    let p1 = project(
+        "p-1",
+        "acme",
+        ProjectState::Active,
+        &[("h100", 7_200_000), ("rngd", 3_600_000)],
+    );
+    batch.push(Mutation::UpsertProject(p1.clone()));
+    apply(&store, batch).await;
+
+    // Grants are replaced as a whole; the state and reason change in place.
+    let mut p1b = p1.clone();
+    p1b.state = ProjectState::Revoked;
+    p1b.reason = "revoked by admin".into();
+    p1b.grants.truncate(1);
+    p1b.updated_ms = 5_000;
+    // A project charge from long before the load's ledger window is still loaded; an
+    // old budget charge is not.
+    let mut on_project = ledger("l-p", "acme", 1_500, 1_000);
+    on_project.project_id = Some("p-1".into());
+    let old_budget = ledger("l-b", "acme", 1_600, 1_000);
+    let mut res = reservation("r-1", "acme", ReservationState::Confirmed, 1_100);
+    res.project = Some("p-1".into());
+    res.charge.project = Some("p-1".into());
+    let mut j = job("j-1", "acme", JobState::Pending, 1_200);
+    j.project = Some("p-1".into());
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertProject(p1b.clone()),
+            Mutation::InsertLedger(vec![on_project, old_budget]),
+            Mutation::UpsertReservation(std::sync::Arc::new(res)),
+            Mutation::UpsertJob(std::sync::Arc::new(j)),
+            Mutation::SetDefaultProject {
+                user_id: "u-alice".into(),
+                project: Some("p-1".into()),
+            },
+        ],
+    )
+    .await;
+    let mut allow = org("acme");
+    allow.overage = Overage::Allow;
+    apply(&store, vec![Mutation::UpdateOrg(allow)]).await;
+
+    let snap = store.load(5_000, 50_000, 0).await.expect("load");
+    assert_eq!(snap.projects, vec![p1b]);
+    assert_eq!(ids(&snap.ledger, |l| &l.id), ["l-p"]);
+    assert_eq!(snap.ledger[0].project_id.as_deref(), Some("p-1"));
+    assert_eq!(snap.reservations[0].project.as_deref(), Some("p-1"));
+    assert_eq!(snap.reservations[0].charge.project.as_deref(), Some("p-1"));
+    assert_eq!(snap.jobs[0].project.as_deref(), Some("p-1"));
+    assert_eq!(snap.jobs[0].charge.project, None);
+    let alice = snap.users.iter().find(|u| u.id == "u-alice").unwrap();
+    assert_eq!(alice.default_project.as_deref(), Some("p-1"));
+    let acme = snap.orgs.iter().find(|o| o.name == "acme").unwrap();
+    assert_eq!(acme.overage, Overage::Allow);
+
+    // A project of an unknown org is refused by the schema.
+    let stray = project("p-2", "nobody", ProjectState::Requested, &[("h100", 1)]);
+    assert!(
+        store
+            .apply(vec![Mutation::UpsertProject(stray)])
+            .await
+            .is_err()
     );
 }

@@ -62,6 +62,9 @@ pub enum AdminCmd {
     /// Sites.
     #[command(subcommand)]
     Sites(SitesCmd),
+    /// Projects (과제): create, approve, revoke, close.
+    #[command(subcommand)]
+    Projects(super::projects::AdminProjectsCmd),
     /// Budgets in device-hours per org and class; lists them without a subcommand.
     #[command(args_conflicts_with_subcommands = true)]
     Budgets {
@@ -109,6 +112,15 @@ pub enum OrgsCmd {
         /// Weight 2 is entitled to twice the queued device-hours of weight 1.
         #[arg(long, value_name = "W")]
         weight: f64,
+    },
+    /// Change an organisation's settings.
+    Set {
+        /// The organisation.
+        org: String,
+        /// Whether work a project's grant cannot cover goes to the org's paid budget
+        /// (allow) or is refused (deny, the default).
+        #[arg(long, value_enum)]
+        overage: OverageArg,
     },
 }
 
@@ -256,6 +268,23 @@ struct OrgView {
     description: String,
     created_at: Option<String>,
     weight: f64,
+    overage: &'static str,
+}
+
+/// What an org does with work a project's grant cannot cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverageArg {
+    /// Charge it to the org's paid budget.
+    Allow,
+    /// Refuse it (the default).
+    Deny,
+}
+
+fn overage_name(v: i32) -> &'static str {
+    match v1::Overage::try_from(v) {
+        Ok(v1::Overage::Allow) => "allow",
+        _ => "deny",
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -316,6 +345,7 @@ fn org_view(o: &v1::Org) -> OrgView {
         description: o.description.clone(),
         created_at: timefmt::ts_rfc3339(o.created_at.as_ref()),
         weight: o.weight,
+        overage: overage_name(o.overage),
     }
 }
 
@@ -323,11 +353,12 @@ fn print_orgs(orgs: &[v1::Org], format: Format) -> Result<(), Error> {
     if format == Format::Json {
         return output::json(&orgs.iter().map(org_view).collect::<Vec<_>>());
     }
-    let mut t = Table::new(["name", "weight", "created", "description"]);
+    let mut t = Table::new(["name", "weight", "overage", "created", "description"]);
     for o in orgs {
         t.row([
             o.name.clone(),
             o.weight.to_string(),
+            overage_name(o.overage).to_owned(),
             timefmt::ts_local(o.created_at.as_ref()),
             o.description.clone(),
         ]);
@@ -438,6 +469,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
             return super::security::credentials(ctx, Some(node), None, *all).await;
         }
         AdminCmd::Status => return super::status::run(ctx).await,
+        AdminCmd::Projects(cmd) => return super::projects::run_admin(ctx, cmd).await,
         _ => {}
     }
     // Check flag values before connecting.
@@ -496,6 +528,26 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
                 .set_org_weight(v1::SetOrgWeightRequest {
                     org: org.clone(),
                     weight: *weight,
+                })
+                .await?
+                .into_inner();
+            if format == Format::Json {
+                output::json(&org_view(&o))
+            } else {
+                print_orgs(&[o], format)
+            }
+        }
+        AdminCmd::Orgs {
+            cmd: Some(OrgsCmd::Set { org, overage }),
+        } => {
+            let overage = match overage {
+                OverageArg::Allow => v1::Overage::Allow,
+                OverageArg::Deny => v1::Overage::Deny,
+            };
+            let o = admin
+                .set_org_overage(v1::SetOrgOverageRequest {
+                    org: org.clone(),
+                    overage: overage as i32,
                 })
                 .await?
                 .into_inner();
@@ -760,7 +812,8 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         | AdminCmd::Datasets { .. }
         | AdminCmd::Tokens(TokensCmd::List { .. })
         | AdminCmd::Nodes(NodesCmd::Credentials { .. })
-        | AdminCmd::Status => Ok(()),
+        | AdminCmd::Status
+        | AdminCmd::Projects(_) => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
                 .list_audit(v1::ListAuditRequest {

@@ -24,6 +24,9 @@ pub struct SubmitArgs {
     /// Queue for free devices of this class instead.
     #[arg(long)]
     pub class: Option<String>,
+    /// Charge this project's grant (default: your default project, `berth projects use`).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
     /// Number of devices (on each node).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub count: u32,
@@ -119,6 +122,8 @@ pub struct JobView {
     pub nodes: u32,
     pub charged_hours: f64,
     pub requeued_from: Option<String>,
+    pub project: Option<String>,
+    pub charged_project: Option<String>,
 }
 
 impl From<&v1::Job> for JobView {
@@ -151,6 +156,8 @@ impl From<&v1::Job> for JobView {
             nodes: j.nodes.max(1),
             charged_hours: j.charged_hours,
             requeued_from: opt(&j.requeued_from),
+            project: opt(&j.project),
+            charged_project: opt(&j.charged_project),
         }
     }
 }
@@ -175,6 +182,8 @@ pub fn details(j: &v1::Job) -> Details {
         .field("Priority", j.priority.to_string())
         .field("Preemptible", if j.preemptible { "yes" } else { "no" })
         .field("Charged hours", format!("{:.2}", j.charged_hours))
+        .field("Project", dash(&j.project))
+        .field("Paid by", dash(&j.charged_project))
         .field("Requeued from", dash(&j.requeued_from))
         .field("Reservation", dash(&j.reservation_id))
         .field("Node", dash(&j.node))
@@ -307,6 +316,7 @@ pub fn request(args: &SubmitArgs) -> Result<v1::SubmitJobRequest, Error> {
         priority: args.priority,
         preemptible: args.preemptible,
         nodes: args.nodes,
+        project: args.project.clone().unwrap_or_default(),
     })
 }
 
@@ -711,6 +721,8 @@ mod tests {
             charged_hours: 0.5,
             requeued_from: String::new(),
             evidence: None,
+            project: String::new(),
+            charged_project: String::new(),
         }
     }
 
@@ -743,7 +755,9 @@ mod tests {
                 "preemptible": true,
                 "nodes": 1,
                 "charged_hours": 0.5,
-                "requeued_from": null
+                "requeued_from": null,
+                "project": null,
+                "charged_project": null
             })
         );
     }

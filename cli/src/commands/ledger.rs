@@ -191,6 +191,7 @@ mod tests {
             device_hours: 2.0,
             note: String::new(),
             period_start: Some(ms_to_ts(1_796_083_200_000)),
+            project: String::new(),
         }
     }
 

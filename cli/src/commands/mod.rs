@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod jobs;
 pub mod ledger;
 pub mod policy;
+pub mod projects;
 pub mod reserve;
 pub mod retention;
 pub mod security;

@@ -41,6 +41,9 @@ pub struct ReserveArgs {
     /// Only this site.
     #[arg(long)]
     pub site: Option<String>,
+    /// Charge this project's grant (default: your default project, `berth projects use`).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
 }
 
 /// `berth reservations` subcommands.
@@ -75,6 +78,8 @@ pub struct ReservationView {
     pub reason: Option<String>,
     pub charged_hours: f64,
     pub budget_class: Option<String>,
+    pub project: Option<String>,
+    pub charged_project: Option<String>,
     pub idle_since: Option<String>,
     pub idle_warned_at: Option<String>,
     pub reclaim_at: Option<String>,
@@ -98,6 +103,8 @@ impl From<&v1::Reservation> for ReservationView {
             reason: opt(&r.reason),
             charged_hours: r.charged_hours,
             budget_class: opt(&r.budget_class),
+            project: opt(&r.project),
+            charged_project: opt(&r.charged_project),
             idle_since: timefmt::ts_rfc3339(r.idle_since.as_ref()),
             idle_warned_at: timefmt::ts_rfc3339(r.idle_warned_at.as_ref()),
             reclaim_at: timefmt::ts_rfc3339(r.reclaim_at.as_ref()),
@@ -134,7 +141,9 @@ pub fn details(r: &v1::Reservation) -> Details {
         .field("Created", timefmt::ts_local(r.created_at.as_ref()))
         .field("Reason", &r.reason)
         .field("Charged hours", format!("{:.2}", r.charged_hours))
-        .field("Budget", dash(&r.budget_class));
+        .field("Budget", dash(&r.budget_class))
+        .field("Project", dash(&r.project))
+        .field("Paid by", dash(&r.charged_project));
     // Idle-reclaim instants, only those that are set.
     for (key, ts) in [
         ("Idle since", &r.idle_since),
@@ -211,6 +220,7 @@ pub fn request(args: &ReserveArgs) -> Result<v1::CreateReservationRequest, Error
         start: Some(ms_to_ts(start)),
         end: Some(ms_to_ts(end)),
         site: args.site.clone().unwrap_or_default(),
+        project: args.project.clone().unwrap_or_default(),
     })
 }
 
@@ -330,6 +340,8 @@ mod tests {
             idle_warned_at: None,
             reclaim_at: None,
             warning: String::new(),
+            project: String::new(),
+            charged_project: String::new(),
         }
     }
 
@@ -353,6 +365,8 @@ mod tests {
                 "reason": null,
                 "charged_hours": 2.0,
                 "budget_class": "h100",
+                "project": null,
+                "charged_project": null,
                 "idle_since": null,
                 "idle_warned_at": null,
                 "reclaim_at": null,
@@ -421,6 +435,7 @@ mod tests {
             duration: duration.map(Into::into),
             end: end.map(Into::into),
             site: None,
+            project: None,
         }
     }
 

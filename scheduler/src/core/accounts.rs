@@ -9,10 +9,16 @@
 //! the start of what it pays for. The balance of a period is its allowance plus top-ups,
 //! minus charges, plus refunds. A request is refused when it would take the balance below
 //! zero, so the scheduler itself never overdraws a budget.
+//!
+//! A request may name a *project*: a grant of device-hours per class (not rated) for a
+//! period. It is charged to the grant when the grant covers all of it and its window lies
+//! inside the period; otherwise it is refused, unless the org allows overage, in which
+//! case it is charged to the org's budget as a request without a project is. The org's
+//! caps, longest booking and horizon apply either way.
 
 use berth_i18n::api::Text;
 use berth_i18n::text;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::period::{Period, utc_label};
@@ -70,6 +76,23 @@ pub struct Ask<'a> {
     pub now: i64,
     /// Whether the devices count towards the org's cap (preemptible work does not).
     pub capped: bool,
+    /// The project to charge first.
+    pub project: Option<&'a str>,
+}
+
+/// A project's grant as the core checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// The org it belongs to.
+    pub org: String,
+    /// Its period `[start, end)`.
+    pub start: i64,
+    /// End of its period.
+    pub end: i64,
+    /// Whether it may be drawn on (approved or active).
+    pub open: bool,
+    /// Device-milliseconds granted, by class.
+    pub device_ms: BTreeMap<String, i64>,
 }
 
 /// The charge an admitted request will carry.
@@ -83,6 +106,9 @@ pub struct ChargePlan {
     pub amount_ms: i64,
     /// Raw device-milliseconds.
     pub device_ms: i64,
+    /// The project whose grant is charged (then `key` is the class, `period_start` the
+    /// project's start and `amount_ms` equals `device_ms`); `None`: the budget is.
+    pub project: Option<String>,
 }
 
 /// Why a request is over an org's limits.
@@ -123,6 +149,38 @@ pub enum LimitRefusal {
         max_ms: i64,
         /// Asked, ms.
         asked_ms: i64,
+    },
+    /// The project does not exist in the org.
+    NoProject {
+        /// The project.
+        project: String,
+    },
+    /// The project may not be drawn on (not approved yet, or ended).
+    ProjectClosed {
+        /// The project.
+        project: String,
+    },
+    /// The window is not inside the project's period.
+    OutsideProject {
+        /// The project.
+        project: String,
+        /// Its period.
+        start: i64,
+        /// Its end.
+        end: i64,
+    },
+    /// The project grants too few hours of the class, and the org does not allow overage.
+    GrantExhausted {
+        /// The project.
+        project: String,
+        /// The class.
+        class: String,
+        /// Device-milliseconds left.
+        left_ms: i64,
+        /// Device-milliseconds asked for.
+        asked_ms: i64,
+        /// The end of the project's period.
+        end: i64,
     },
     /// A booking starting beyond the horizon.
     BeyondHorizon {
@@ -191,6 +249,32 @@ impl LimitRefusal {
                 class,
                 asked = span(*asked_ms),
                 max = span(*max_ms)
+            ),
+            LimitRefusal::NoProject { project } => text!(UnknownProject, project = ?project),
+            LimitRefusal::ProjectClosed { project } => text!(ProjectNotOpen, project),
+            LimitRefusal::OutsideProject {
+                project,
+                start,
+                end,
+            } => text!(
+                OutsideProject,
+                project,
+                start = utc_label(*start),
+                end = utc_label(*end)
+            ),
+            LimitRefusal::GrantExhausted {
+                project,
+                class,
+                left_ms,
+                asked_ms,
+                end,
+            } => text!(
+                GrantExhausted,
+                project,
+                class,
+                left = hours(*left_ms),
+                asked = hours(*asked_ms),
+                end = utc_label(*end)
             ),
             LimitRefusal::BeyondHorizon {
                 class,
@@ -263,6 +347,11 @@ pub struct Accounts {
     budgets: BTreeMap<(String, String), Budget>,
     totals: BTreeMap<(String, String, i64), Totals>,
     holdings: BTreeMap<(String, String), Holdings>,
+    grants: BTreeMap<String, Grant>,
+    /// Net device-milliseconds drawn on a grant, by (project, class).
+    grant_used: BTreeMap<(String, String), i64>,
+    /// Orgs whose work may overflow from a project onto their budget.
+    overage: BTreeSet<String>,
 }
 
 impl Accounts {
@@ -343,6 +432,42 @@ impl Accounts {
             .or_default()
     }
 
+    /// Sets (replaces) a project's grant.
+    pub fn set_grant(&mut self, project: &str, grant: Grant) {
+        self.grants.insert(project.to_owned(), grant);
+    }
+
+    /// A project's grant.
+    pub fn grant(&self, project: &str) -> Option<&Grant> {
+        self.grants.get(project)
+    }
+
+    /// Records device-milliseconds drawn on (positive) or given back to (negative) a
+    /// project's grant of `class`.
+    pub fn add_grant_used(&mut self, project: &str, class: &str, device_ms: i64) {
+        *self
+            .grant_used
+            .entry((project.to_owned(), class.to_owned()))
+            .or_default() += device_ms;
+    }
+
+    /// Net device-milliseconds drawn on a project's grant of `class`.
+    pub fn grant_used(&self, project: &str, class: &str) -> i64 {
+        self.grant_used
+            .get(&(project.to_owned(), class.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets whether `org`'s work may overflow from a project onto its budget.
+    pub fn set_overage(&mut self, org: &str, allow: bool) {
+        if allow {
+            self.overage.insert(org.to_owned());
+        } else {
+            self.overage.remove(org);
+        }
+    }
+
     /// What `org` holds of `class` over time.
     pub fn holdings(&self, org: &str, class: &str) -> Option<&Holdings> {
         self.holdings.get(&(org.to_owned(), class.to_owned()))
@@ -382,14 +507,72 @@ impl Accounts {
         }
     }
 
-    /// Checks a request against the org's limits for its class and returns the charge it
-    /// will carry (`None`: no budget applies, nothing is charged). Changes nothing.
+    /// Checks a request against its project's grant and the org's limits for its class,
+    /// and returns the charge it will carry (`None`: no budget applies, nothing is
+    /// charged). Changes nothing.
     pub fn admit(&self, ask: &Ask<'_>) -> Result<Option<ChargePlan>, LimitRefusal> {
+        let project = match ask.project {
+            Some(id) => self.admit_project(ask, id)?,
+            None => None,
+        };
+        let budget = self.admit_budget(ask, project.is_none())?;
+        Ok(project.or(budget))
+    }
+
+    /// The charge to a project's grant; `None` when the grant cannot cover the request
+    /// and the org allows overage onto its budget.
+    fn admit_project(&self, ask: &Ask<'_>, id: &str) -> Result<Option<ChargePlan>, LimitRefusal> {
+        let project = id.to_owned();
+        let Some(g) = self.grants.get(id).filter(|g| g.org == ask.org) else {
+            return Err(LimitRefusal::NoProject { project });
+        };
+        if !g.open {
+            return Err(LimitRefusal::ProjectClosed { project });
+        }
+        if ask.start < g.start || ask.end > g.end {
+            return Err(LimitRefusal::OutsideProject {
+                project,
+                start: g.start,
+                end: g.end,
+            });
+        }
+        let device_ms = (ask.end - ask.start).saturating_mul(i64::from(ask.devices));
+        let granted = g.device_ms.get(ask.class).copied().unwrap_or(0);
+        let left_ms = granted - self.grant_used(id, ask.class);
+        if device_ms <= left_ms {
+            return Ok(Some(ChargePlan {
+                key: ask.class.to_owned(),
+                period_start: g.start,
+                amount_ms: device_ms,
+                device_ms,
+                project: Some(project),
+            }));
+        }
+        if self.overage.contains(ask.org) {
+            return Ok(None);
+        }
+        Err(LimitRefusal::GrantExhausted {
+            project,
+            class: ask.class.to_owned(),
+            left_ms: left_ms.max(0),
+            asked_ms: device_ms,
+            end: g.end,
+        })
+    }
+
+    /// The org's limits, and the charge to its budget when `charge` (a project pays
+    /// otherwise, and then only the caps, the longest booking and the horizon apply).
+    fn admit_budget(
+        &self,
+        ask: &Ask<'_>,
+        charge: bool,
+    ) -> Result<Option<ChargePlan>, LimitRefusal> {
         let Some(key) = self.key_for(ask.org, ask.class) else {
             return Ok(None);
         };
         let b = &self.budgets[&(ask.org.to_owned(), key.to_owned())];
         if let Some(at) = b.expires_ms
+            && charge
             && ask.start >= at
         {
             return Err(LimitRefusal::Expired {
@@ -431,6 +614,9 @@ impl Accounts {
                 });
             }
         }
+        if !charge {
+            return Ok(None);
+        }
         let device_ms = len.saturating_mul(i64::from(ask.devices));
         let amount_ms = rated(device_ms, ask.rate);
         let (period_start, _) = b.period.bounds(ask.start);
@@ -448,6 +634,7 @@ impl Accounts {
             period_start,
             amount_ms,
             device_ms,
+            project: None,
         }))
     }
 
@@ -477,6 +664,7 @@ mod tests {
             end,
             now: NOW,
             capped: true,
+            project: None,
         }
     }
 

@@ -37,7 +37,7 @@ mod queue;
 mod window_index;
 
 pub use accounts::{
-    ANY, Accounts, Ask, Budget, ChargePlan, Holdings, LimitRefusal, Totals, hours, rated,
+    ANY, Accounts, Ask, Budget, ChargePlan, Grant, Holdings, LimitRefusal, Totals, hours, rated,
 };
 pub use admission::{Request, pick_within};
 pub use availability::{MAX_BUCKETS, Slot};

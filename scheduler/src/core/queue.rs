@@ -47,6 +47,8 @@ pub struct QueuedJob {
     pub preemptible: bool,
     /// Budget units per device-hour of its class.
     pub rate: f64,
+    /// The project to charge first.
+    pub project: Option<String>,
 }
 
 /// A running preemptible job and the devices it uses (held outside the calendar).
@@ -390,6 +392,7 @@ pub fn plan(
                 end,
                 now,
                 capped: !job.preemptible,
+                project: job.project.as_deref(),
             };
             let decision = match accounts.admit(&ask) {
                 Err(refusal) => Decision::Wait {
@@ -786,6 +789,7 @@ mod tests {
             submitted_ms: NOW - 1000,
             preemptible: false,
             rate: 1.0,
+            project: None,
         }
     }
 

@@ -6,8 +6,8 @@ use crate::auth::{self, Caller, Issued};
 use crate::error::{Error, Result};
 use crate::state::DeviceEntry;
 use crate::store::{
-    AuditRow, ClassRow, Health, JoinTokenRow, Mutation, NodeRow, NodeState, OrgRow, SiteRow,
-    UserRow,
+    AuditRow, ClassRow, Health, JoinTokenRow, Mutation, NodeRow, NodeState, OrgRow, Overage,
+    SiteRow, UserRow,
 };
 use berth_i18n::api::Msg;
 use berth_i18n::text;
@@ -136,6 +136,7 @@ impl Engine {
             description: description.to_owned(),
             created_ms: now(),
             weight: 1.0,
+            overage: Overage::Deny,
         };
         self.commit(|tx| {
             if tx.state().orgs.contains_key(&name) {
@@ -197,6 +198,7 @@ impl Engine {
             org: org.clone(),
             role,
             created_ms: t,
+            default_project: None,
         };
         let issued = auth::issue(&self.keys, Some(&user), None, t, self.policy.token_ttl_ms)?;
         let token = issued.row.clone();
@@ -676,6 +678,7 @@ impl Engine {
                     description: "Centre staff".into(),
                     created_ms: t,
                     weight: 1.0,
+                    overage: Overage::Deny,
                 });
                 let (user, new_user) = match state.user(CENTRE_ORG, BOOTSTRAP_ADMIN) {
                     Some(u) if u.role == Role::Admin => (u.clone(), false),
@@ -692,6 +695,7 @@ impl Engine {
                             org: CENTRE_ORG.into(),
                             role: Role::Admin,
                             created_ms: t,
+                            default_project: None,
                         },
                         true,
                     ),

@@ -393,7 +393,7 @@ fn refund_faulted_bookings(tx: &mut Tx<'_>, uuid: &str, t: i64) {
             id: &id,
             class: &class,
         };
-        let amount = percent_of(crate::core::rated(lost_ms, rate), pct);
+        let amount = percent_of(r.charge.worth(lost_ms, rate), pct);
         let note = format!("device {uuid} failed ({pct}% of its remaining hours)");
         let Some(entry) =
             charges::refund_amount(&subject, &mut r.charge, amount, lost_ms, t, &note)

@@ -106,6 +106,8 @@ pub(crate) struct Admitted {
     pub plan: Option<crate::core::ChargePlan>,
     /// The devices it would be pinned to.
     pub devices: Vec<String>,
+    /// The project it is booked under.
+    pub project: Option<String>,
 }
 
 /// Checks a booking against the class, the site, the org's budget and limits and the
@@ -131,6 +133,7 @@ pub(crate) fn admit_booking(
         end: spec.end,
     };
     let rate = state.class_rate(&spec.class);
+    let project = super::projects::resolve_project(state, caller, spec.project.as_deref())?;
     let plan = state
         .accounts
         .admit(&Ask {
@@ -142,14 +145,16 @@ pub(crate) fn admit_booking(
             end: spec.end,
             now: t,
             capped: true,
+            project: project.as_deref(),
         })
-        .map_err(|r| Error::Capacity(r.text()))?;
+        .map_err(limit_refusal)?;
     let devices = state.cluster.find_devices(&request).map_err(refusal)?;
     Ok(Admitted {
         start,
         rate,
         plan,
         devices,
+        project,
     })
 }
 
@@ -164,6 +169,7 @@ fn book(
         start,
         plan,
         devices,
+        project,
         ..
     } = admit_booking(tx.state(), caller, spec, t)?;
     let mut row = ReservationRow {
@@ -185,6 +191,7 @@ fn book(
         devices: devices.clone(),
         created_ms: t,
         charge: Charge::default(),
+        project,
         idle_since_ms: None,
         idle_warned_ms: None,
     };
@@ -267,7 +274,7 @@ fn cancel(
     } else {
         let unused = (row.end_ms - t).max(0) * count;
         let pct = state.sched.refund_cancel_started_pct;
-        let amount = percent_of(crate::core::rated(unused, rate), pct);
+        let amount = percent_of(row.charge.worth(unused, rate), pct);
         let note = format!(
             "cancelled early by {} ({pct}% of the unused rest)",
             caller.name
@@ -303,6 +310,55 @@ fn cancel(
     Ok(row)
 }
 
+/// Ends a live booking early by the centre's decision (its project ended): one that has
+/// not started is cancelled, one that has ends now; all of its unused time is refunded
+/// and its jobs end with it.
+pub(crate) fn end_booking_early(
+    tx: &mut super::Tx<'_>,
+    current: &ReservationRow,
+    t: i64,
+    ended: ReservationState,
+    (cause, why): (StopCause, &str),
+) {
+    let mut row = current.clone();
+    row.state = ended;
+    row.reason = why.to_owned();
+    let rate = tx.state().class_rate(&row.class);
+    let subject = Subject {
+        org: &current.org,
+        kind: OwnerKind::Reservation,
+        id: &current.id,
+        class: &current.class,
+    };
+    let count = i64::from(row.count.max(0));
+    let started = t > row.start_ms;
+    let unused = (row.end_ms - t.max(row.start_ms)).max(0) * count;
+    let amount = if started {
+        row.charge.worth(unused, rate)
+    } else {
+        row.charge.amount_ms
+    };
+    let note = format!("{why}: its unused time refunded");
+    let refund = charges::refund_amount(&subject, &mut row.charge, amount, unused, t, &note);
+    if started {
+        tx.push(Mutation::TruncateClaims {
+            owner_id: row.id.clone(),
+            end_ms: t,
+        });
+        tx.push(Mutation::InsertUsage(reservation_usage(&row, t)));
+    } else {
+        tx.push(Mutation::DeleteClaims {
+            owner_id: row.id.clone(),
+        });
+    }
+    let id = row.id.clone();
+    tx.push(Mutation::UpsertReservation(Arc::new(row)));
+    if let Some(r) = refund {
+        tx.push(Mutation::InsertLedger(vec![r]));
+    }
+    end_reservation_jobs(tx, &id, t, why, (cause, why));
+}
+
 /// The usage record of a reservation held until `until`.
 pub(crate) fn reservation_usage(r: &ReservationRow, until: i64) -> UsageRow {
     let end = until.min(r.end_ms).max(r.start_ms);
@@ -324,18 +380,37 @@ pub(crate) fn check_class(
     classes: &std::collections::BTreeMap<String, crate::store::ClassRow>,
     class: &str,
 ) -> Result<()> {
+    check_class_field("class", classes, class)
+}
+
+/// [`check_class`] for a class given in `field`.
+pub(crate) fn check_class_field(
+    field: &str,
+    classes: &std::collections::BTreeMap<String, crate::store::ClassRow>,
+    class: &str,
+) -> Result<()> {
     if classes.contains_key(class) {
         return Ok(());
     }
     let known: Vec<&str> = classes.keys().map(String::as_str).collect();
     Err(Error::field(
-        "class",
+        field,
         if known.is_empty() {
             text!(UnknownClassNone, class = ?class)
         } else {
             text!(UnknownClassKnown, class = ?class, known = known.join(", "))
         },
     ))
+}
+
+/// Maps a refusal by the org's limits or its project's grant to an error: a window
+/// outside the project's period is a bad request naming the field, the rest are policy
+/// refusals.
+pub(crate) fn limit_refusal(r: crate::core::LimitRefusal) -> Error {
+    match r {
+        r @ crate::core::LimitRefusal::OutsideProject { .. } => Error::field("end", r.text()),
+        r => Error::Capacity(r.text()),
+    }
 }
 
 /// Maps a core refusal to an error.

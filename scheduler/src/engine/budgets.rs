@@ -271,6 +271,7 @@ impl Engine {
                     device_class: String::new(),
                     device_ms: 0,
                     note,
+                    project_id: None,
                 };
                 tx.push(Mutation::InsertLedger(vec![entry]));
                 tx.push(Mutation::Audit(audit(
@@ -428,6 +429,7 @@ mod tests {
                 description: String::new(),
                 created_ms: 0,
                 weight: 1.0,
+                overage: Default::default(),
             },
         );
         s
@@ -466,6 +468,7 @@ mod tests {
             device_class: String::new(),
             device_ms: 0,
             note: String::new(),
+            project_id: None,
         }
     }
 

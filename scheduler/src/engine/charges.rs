@@ -31,11 +31,13 @@ pub(crate) fn charge(
         device_class: s.class.to_owned(),
         device_ms: plan.device_ms,
         note: note.to_owned(),
+        project_id: plan.project.clone(),
     };
     let kept = Charge {
         budget_class: plan.key.clone(),
         period_start_ms: plan.period_start,
         amount_ms: plan.amount_ms,
+        project: plan.project.clone(),
     };
     (row, kept)
 }
@@ -70,6 +72,7 @@ pub(crate) fn refund_amount(
         device_class: s.class.to_owned(),
         device_ms: device_ms.max(0),
         note: note.to_owned(),
+        project_id: charge.project.clone(),
     })
 }
 
@@ -95,6 +98,7 @@ mod tests {
             period_start: 0,
             amount_ms: 10 * H,
             device_ms: 10 * H,
+            project: None,
         };
         let (entry, mut kept) = charge(&subject(), &plan, 5, "booked");
         assert_eq!((entry.kind, entry.amount_ms), (LedgerKind::Charge, 10 * H));

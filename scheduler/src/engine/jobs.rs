@@ -181,7 +181,7 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
             Some(_) => {}
         }
     }
-    let (class, reservation_id) = match &spec.target {
+    let (class, reservation_id, project) = match &spec.target {
         JobTarget::Reservation(id) => {
             let Some(r) = state.reservations.get(id) else {
                 return Ok(Admit::ReservationNotLive(id.clone()));
@@ -210,7 +210,17 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
             if r.end_ms <= t {
                 return Err(Error::FailedPrecondition(text!(ReservationEnded, id)));
             }
-            (r.class.clone(), Some(r.id.clone()))
+            if spec.project.is_some() && spec.project != r.project {
+                return Err(Error::field(
+                    "project",
+                    text!(
+                        JobProjectIsBookings,
+                        id,
+                        project = r.project.as_deref().unwrap_or("-")
+                    ),
+                ));
+            }
+            (r.class.clone(), Some(r.id.clone()), r.project.clone())
         }
         JobTarget::Class(class) => {
             super::booking::check_class(&state.classes, class)?;
@@ -237,7 +247,11 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
             if let Some(r) = never_within_limits(state, &caller.org, class, spec) {
                 return Err(Error::Capacity(text!(NeverStart, why = @r.text())));
             }
-            (class.clone(), None)
+            let project = super::projects::resolve_project(state, caller, spec.project.as_deref())?;
+            if let Some(id) = &project {
+                never_within_project(state, &caller.org, id, class, spec, t)?;
+            }
+            (class.clone(), None, project)
         }
     };
     Ok(Admit::Row(Box::new(JobRow {
@@ -269,6 +283,7 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
         preemptible: spec.preemptible,
         nodes: spec.nodes as i32,
         charge: Charge::default(),
+        project,
         requeued_from: None,
         stop: None,
     })))
@@ -317,6 +332,49 @@ fn never_within_limits(
         }),
         _ => None,
     }
+}
+
+/// Refuses a queued job its project can never pay for: one whose max runtime from now
+/// runs past the project's end, or that asks more device-hours than the project grants
+/// its class in all (unless the org allows overage onto its budget).
+fn never_within_project(
+    state: &State,
+    org: &str,
+    id: &str,
+    class: &str,
+    spec: &JobSpec,
+    t: i64,
+) -> Result<()> {
+    let Some(g) = state.accounts.grant(id) else {
+        return Ok(());
+    };
+    if t.max(g.start).saturating_add(spec.max_runtime_ms) > g.end {
+        let r = LimitRefusal::OutsideProject {
+            project: id.to_owned(),
+            start: g.start,
+            end: g.end,
+        };
+        return Err(Error::field("max_runtime", r.text()));
+    }
+    let asked = spec
+        .max_runtime_ms
+        .saturating_mul(i64::from(spec.count * spec.nodes));
+    let granted = g.device_ms.get(class).copied().unwrap_or(0);
+    let overage = state
+        .orgs
+        .get(org)
+        .is_some_and(|o| o.overage == crate::store::Overage::Allow);
+    if asked > granted && !overage {
+        let r = LimitRefusal::GrantExhausted {
+            project: id.to_owned(),
+            class: class.to_owned(),
+            left_ms: (granted - state.accounts.grant_used(id, class)).max(0),
+            asked_ms: asked,
+            end: g.end,
+        };
+        return Err(Error::Capacity(text!(NeverStart, why = @r.text())));
+    }
+    Ok(())
 }
 
 /// The most devices of `class` any one node has.

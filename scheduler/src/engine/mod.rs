@@ -18,6 +18,7 @@ mod observed;
 mod pass;
 mod pipeline;
 mod policy;
+mod projects;
 mod reclaim;
 mod retention;
 mod stage;
@@ -30,6 +31,7 @@ pub use observed::{Hint, PENDING_KINDS, PendingWhy};
 pub use pass::PassReport;
 pub use pipeline::{MAX_GROUP, Ticket, Tx};
 pub use policy::{Retention, SchedPolicy, percent_of};
+pub use projects::ProjectAction;
 pub use views::{JobView, Listed};
 pub use web::{
     CostSource, LOGIN_LINK_PATH, LOGIN_LINK_TTL_MS, Quote, SESSION_TTL_MS, Web, WebSession,

@@ -33,6 +33,8 @@ pub struct PassReport {
     pub placed: usize,
     /// Jobs asked to stop (deadline, reservation end, reclaim, preemption).
     pub stopped: usize,
+    /// Projects that became active or expired.
+    pub projects_changed: usize,
     /// Reservations that started or ended.
     pub reservations_changed: usize,
     /// Nodes that became unreachable.
@@ -143,6 +145,7 @@ impl PlanSnapshot {
                 submitted_ms: r.created_ms,
                 preemptible: r.preemptible,
                 rate: rate(&r.class),
+                project: r.project.clone(),
             })
             .collect();
         self.rows = self.pending.drain(..).map(|r| (r.id.clone(), r)).collect();
@@ -177,6 +180,7 @@ impl Engine {
         let ((reclaimed, housekeeping_changed), first) = self.decide(|tx| {
             let before = tx.is_empty();
             report.reservations_changed = advance_reservations(tx, t);
+            report.projects_changed = super::projects::advance_projects(tx, t);
             report.nodes_lost = expire_leases(tx, &self.observed, lease);
             report.stopped += stop_overdue(tx, t);
             report.stopped += end_ungranted(tx, t);
@@ -621,6 +625,7 @@ fn revalidate(
         end: p.end,
         now: p.start,
         capped: !row.preemptible,
+        project: row.project.as_deref(),
     };
     state.accounts.admit(&ask).ok()
 }

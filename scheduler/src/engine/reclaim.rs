@@ -7,7 +7,7 @@ use super::observed::Observed;
 use super::pipeline::Tx;
 use super::stage::{end_reservation_jobs, stage_stop};
 use super::{SchedPolicy, percent_of};
-use crate::core::{IdleAction, IdleState, rated};
+use crate::core::{IdleAction, IdleState};
 use crate::state::State;
 use crate::store::{Mutation, OwnerKind, ReservationRow, ReservationState, StopCause};
 use berth_proto::v1;
@@ -96,7 +96,7 @@ fn reclaim(tx: &mut Tx<'_>, current: ReservationRow, t: i64) {
         id: &id,
         class: &class,
     };
-    let amount = percent_of(rated(unused, rate), pct);
+    let amount = percent_of(r.charge.worth(unused, rate), pct);
     let note = format!("reclaimed for idleness ({pct}% of the unused rest)");
     let refund = charges::refund_amount(&subject, &mut r.charge, amount, unused, t, &note);
     tx.push(Mutation::TruncateClaims {

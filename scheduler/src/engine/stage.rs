@@ -4,7 +4,6 @@
 use super::charges::{self, Subject};
 use super::percent_of;
 use super::pipeline::Tx;
-use crate::core::rated;
 use crate::state::State;
 use crate::store::{Charge, JobRow, JobState, Mutation, OwnerKind, Stop, StopCause, UsageRow};
 use std::sync::Arc;
@@ -155,7 +154,7 @@ pub(crate) fn finish_job(
         id: &jid,
         class: &class,
     };
-    let unused = row.charge.amount_ms - rated(used_ms, rate);
+    let unused = row.charge.amount_ms - row.charge.worth(used_ms, rate);
     let note = "charged for its max runtime; refunded what it did not run";
     ledger.extend(charges::refund_amount(
         &subject,

@@ -468,22 +468,24 @@ impl Engine {
 
     /// The caller as the API shows them.
     pub fn who_am_i(&self, c: &Caller) -> v1::WhoAmIResponse {
-        let user = self
-            .view()
-            .user_by_id(&c.id)
-            .map(crate::convert::user)
-            .unwrap_or(v1::User {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                org: c.org.clone(),
-                role: c.role.to_proto() as i32,
-                created_at: None,
-            });
+        let view = self.view();
+        let row = view.user_by_id(&c.id);
+        let default_project = row
+            .and_then(|u| u.default_project.clone())
+            .unwrap_or_default();
+        let user = row.map(crate::convert::user).unwrap_or(v1::User {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            org: c.org.clone(),
+            role: c.role.to_proto() as i32,
+            created_at: None,
+        });
         v1::WhoAmIResponse {
             user: Some(user),
             node: c.node.clone().unwrap_or_default(),
             token_expires_at: Some(berth_proto::time::ms_to_ts(c.expires_ms)),
             language: String::new(),
+            default_project,
         }
     }
 }

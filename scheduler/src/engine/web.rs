@@ -57,6 +57,15 @@ pub enum CostSource {
         /// Budget hours left in the period before this booking; `None`: no hour limit.
         left_hours: Option<f64>,
     },
+    /// A project's grant (device-hours, not rated).
+    Project {
+        /// The project.
+        id: String,
+        /// Its title.
+        title: String,
+        /// Device-hours of the class left before this booking.
+        left_hours: f64,
+    },
     /// No budget applies to the class: nothing is charged.
     Free,
 }
@@ -349,10 +358,33 @@ impl Engine {
             rate,
             plan,
             devices,
+            ..
         } = admit_booking(&state, caller, &spec, t)?;
         let device_ms = (spec.end - start) * i64::from(spec.count);
         let hours = crate::convert::hours;
         let (charge_hours, source) = match plan {
+            Some(p) if p.project.is_some() => {
+                let id = p.project.unwrap_or_default();
+                let granted = state
+                    .accounts
+                    .grant(&id)
+                    .and_then(|g| g.device_ms.get(&spec.class).copied())
+                    .unwrap_or(0);
+                let left = granted - state.accounts.grant_used(&id, &spec.class);
+                let title = state
+                    .projects
+                    .get(&id)
+                    .map(|p| p.title.clone())
+                    .unwrap_or_default();
+                (
+                    hours(p.amount_ms),
+                    CostSource::Project {
+                        id,
+                        title,
+                        left_hours: hours(left),
+                    },
+                )
+            }
             Some(p) => (
                 hours(p.amount_ms),
                 CostSource::Budget {

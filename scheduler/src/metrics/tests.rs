@@ -74,6 +74,7 @@ fn reservation(id: &str, class: &str, start: i64, end: i64) -> ReservationRow {
         charge: Charge::default(),
         idle_since_ms: None,
         idle_warned_ms: None,
+        project: None,
     }
 }
 
@@ -109,6 +110,7 @@ fn job(id: &str, class: &str, state: JobState, created: i64) -> JobRow {
         charge: Default::default(),
         requeued_from: None,
         stop: None,
+        project: None,
     }
 }
 

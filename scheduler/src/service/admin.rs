@@ -3,6 +3,7 @@
 use super::{Shared, metered};
 use crate::auth::caller;
 use crate::convert;
+use crate::store::Overage;
 use berth_proto::time::{dur_to_ms, ms_to_ts};
 use berth_proto::v1;
 use tonic::{Request, Response, Status};
@@ -241,6 +242,24 @@ impl v1::admin_server::Admin for AdminService {
         let c = caller(&req)?;
         let r = req.get_ref();
         let row = self.0.set_org_weight(&c, &r.org, r.weight).await?;
+        Ok(Response::new(convert::org(&row)))
+    }
+
+    async fn set_org_overage(&self, req: Request<v1::SetOrgOverageRequest>) -> Reply<v1::Org> {
+        let c = caller(&req)?;
+        let r = req.get_ref();
+        let overage = match v1::Overage::try_from(r.overage) {
+            Ok(v1::Overage::Allow) => Overage::Allow,
+            Ok(v1::Overage::Deny) => Overage::Deny,
+            _ => {
+                return Err(crate::error::Error::field(
+                    "overage",
+                    berth_i18n::text!(NotAnOverage, value = r.overage),
+                )
+                .into());
+            }
+        };
+        let row = self.0.set_org_overage(&c, &r.org, overage).await?;
         Ok(Response::new(convert::org(&row)))
     }
 

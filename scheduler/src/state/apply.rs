@@ -3,9 +3,13 @@
 //! Every function here is deterministic in the mutation and the state alone (no clock), so
 //! applying the same batches in the same order to two copies gives the same state.
 
-use super::{DeviceEntry, LiveJob, NodeEntry, State, apply_ledger, core_budget, node_schedulable};
+use super::{
+    DeviceEntry, LiveJob, NodeEntry, State, apply_ledger, core_budget, core_grant, node_schedulable,
+};
 use crate::engine::SchedPolicy;
-use crate::store::{ClaimRow, Health, JobRow, Mutation, OwnerKind, ReservationRow, UsageRow};
+use crate::store::{
+    ClaimRow, Health, JobRow, Mutation, Overage, OwnerKind, ReservationRow, UsageRow,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ impl State {
                 self.classes.insert(r.name.clone(), r.clone());
             }
             Mutation::InsertOrg(r) | Mutation::UpdateOrg(r) => {
+                self.accounts
+                    .set_overage(&r.name, r.overage == Overage::Allow);
                 self.orgs.insert(r.name.clone(), r.clone());
             }
             Mutation::InsertUser(r) => {
@@ -94,6 +100,17 @@ impl State {
             Mutation::DeleteBudget { org, class } => {
                 self.budgets.remove(&(org.clone(), class.clone()));
                 self.accounts.remove_budget(org, class);
+            }
+            Mutation::UpsertProject(p) => {
+                self.accounts.set_grant(&p.id, core_grant(p));
+                self.projects.insert(p.id.clone(), p.clone());
+            }
+            Mutation::SetDefaultProject { user_id, project } => {
+                if let Some(key) = self.user_names.get(user_id)
+                    && let Some(u) = self.users.get_mut(key)
+                {
+                    u.default_project = project.clone();
+                }
             }
             Mutation::InsertLedger(rows) => {
                 for e in rows {

@@ -34,6 +34,7 @@ impl State {
             .chain(snap.devices.into_iter().map(Mutation::UpsertDevice))
             .chain(std::iter::once(Mutation::InsertClaims(snap.claims)))
             .chain(snap.budgets.into_iter().map(Mutation::UpsertBudget))
+            .chain(snap.projects.into_iter().map(Mutation::UpsertProject))
             .chain(std::iter::once(Mutation::InsertLedger(snap.ledger)))
             .chain(snap.recent_usage.into_iter().map(Mutation::InsertUsage))
             .chain(

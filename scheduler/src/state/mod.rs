@@ -14,7 +14,7 @@ use crate::core::{self, Accounts, Cluster, Period};
 use crate::engine::SchedPolicy;
 use crate::store::{
     BudgetRow, ClassRow, DeviceRow, JobRow, JobState, JoinTokenRow, LedgerKind, LedgerRow, NodeRow,
-    NodeState, OrgRow, ReservationRow, SiteRow, UsageRow, UserRow,
+    NodeState, OrgRow, ProjectRow, ReservationRow, SiteRow, UsageRow, UserRow,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -107,6 +107,8 @@ pub struct State {
     pub budgets: BTreeMap<(String, String), BudgetRow>,
     /// Budgets, balances and holdings, as the core checks them.
     pub accounts: Accounts,
+    /// Every project, by id.
+    pub projects: BTreeMap<String, ProjectRow>,
     /// The scheduling policy.
     pub sched: SchedPolicy,
     /// Decayed usage per org, for fair share.
@@ -154,8 +156,32 @@ pub fn core_budget(row: &BudgetRow) -> core::Budget {
     }
 }
 
-/// Applies a ledger entry to the accounts.
+/// The core's view of a project's grant.
+pub fn core_grant(row: &ProjectRow) -> core::Grant {
+    core::Grant {
+        org: row.org.clone(),
+        start: row.start_ms,
+        end: row.end_ms,
+        open: row.state.grants(),
+        device_ms: row
+            .grants
+            .iter()
+            .map(|g| (g.class.clone(), g.device_ms))
+            .collect(),
+    }
+}
+
+/// Applies a ledger entry to the accounts: to its project's grant, or to its budget.
 pub fn apply_ledger(accounts: &mut Accounts, e: &LedgerRow) {
+    if let Some(project) = &e.project_id {
+        let delta = match e.kind {
+            LedgerKind::Charge => e.amount_ms,
+            LedgerKind::Refund => -e.amount_ms,
+            LedgerKind::TopUp => return,
+        };
+        accounts.add_grant_used(project, &e.device_class, delta);
+        return;
+    }
     let (org, key, p, n) = (&e.org, &e.budget_class, e.period_start_ms, e.amount_ms);
     match e.kind {
         LedgerKind::Charge => accounts.add_charged(org, key, p, n),

@@ -15,6 +15,7 @@ mod lists;
 mod metrics;
 mod web;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use berth_migrations::{Migrator, MigratorTrait};
@@ -28,7 +29,8 @@ use sea_orm::{
 use self::apply::Failed;
 use self::entities::{
     api_token, budget, dataset_grant, device, device_claim, device_class, job, job_log, join_token,
-    ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
+    ledger_entry, node, org, project, project_grant, reservation, scheduler_policy, site,
+    usage_record, user,
 };
 use self::metrics::{Op, StoreMetrics};
 use super::types::*;
@@ -403,8 +405,14 @@ async fn snapshot<C: ConnectionTrait>(
         .all(db)
         .await
         .map_err(error::db)?;
+    // Recent periods' entries, and every entry of a project (its grant spans its whole
+    // period, however long ago that started).
     let ledger = ledger_entry::Entity::find()
-        .filter(ledger_entry::Column::PeriodStartMs.gte(ledger_since_ms))
+        .filter(
+            sea_orm::Condition::any()
+                .add(ledger_entry::Column::PeriodStartMs.gte(ledger_since_ms))
+                .add(ledger_entry::Column::ProjectId.is_not_null()),
+        )
         .order_by_asc(ledger_entry::Column::TimeMs)
         .order_by_asc(ledger_entry::Column::Id)
         .all(db)
@@ -417,6 +425,27 @@ async fn snapshot<C: ConnectionTrait>(
         .all(db)
         .await
         .map_err(error::db)?;
+    let projects = project::Entity::find()
+        .order_by_asc(project::Column::CreatedMs)
+        .order_by_asc(project::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let mut grants: HashMap<String, Vec<project_grant::Model>> = HashMap::new();
+    for g in project_grant::Entity::find()
+        .all(db)
+        .await
+        .map_err(error::db)?
+    {
+        grants.entry(g.project_id.clone()).or_default().push(g);
+    }
+    let projects = projects
+        .into_iter()
+        .map(|p| {
+            let g = grants.remove(&p.id).unwrap_or_default();
+            convert::project_row(p, g)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let policy = scheduler_policy::Entity::find_by_id(scheduler_policy::ROW_ID)
         .one(db)
         .await
@@ -424,7 +453,7 @@ async fn snapshot<C: ConnectionTrait>(
     Ok(Snapshot {
         sites: sites.into_iter().map(convert::site_row).collect(),
         classes: classes.into_iter().map(convert::class_row).collect(),
-        orgs: orgs.into_iter().map(convert::org_row).collect(),
+        orgs: collect(orgs, convert::org_row)?,
         users: collect(users, convert::user_row)?,
         tokens: tokens.into_iter().map(convert::token_row).collect(),
         join_tokens: join_tokens
@@ -449,6 +478,7 @@ async fn snapshot<C: ConnectionTrait>(
             .into_iter()
             .map(convert::dataset_grant_row)
             .collect(),
+        projects,
     })
 }
 

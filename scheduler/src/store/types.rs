@@ -157,6 +157,10 @@ pub enum StopCause {
     PartFailed,
     /// A dataset it mounts is no longer granted to its org.
     GrantRevoked,
+    /// Its project's period ended, or an admin closed it.
+    ProjectEnded,
+    /// An admin revoked its project.
+    ProjectRevoked,
 }
 
 impl StopCause {
@@ -172,6 +176,8 @@ impl StopCause {
             StopCause::DeviceFault => "device-fault",
             StopCause::PartFailed => "part-failed",
             StopCause::GrantRevoked => "grant-revoked",
+            StopCause::ProjectEnded => "project-ended",
+            StopCause::ProjectRevoked => "project-revoked",
         }
     }
 
@@ -187,6 +193,8 @@ impl StopCause {
             StopCause::DeviceFault,
             StopCause::PartFailed,
             StopCause::GrantRevoked,
+            StopCause::ProjectEnded,
+            StopCause::ProjectRevoked,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -195,10 +203,13 @@ impl StopCause {
     /// The state the job ends in once its node has stopped it.
     pub fn final_state(self) -> JobState {
         match self {
-            StopCause::Cancelled | StopCause::ReservationCancelled | StopCause::Reclaimed => {
-                JobState::Cancelled
+            StopCause::Cancelled
+            | StopCause::ReservationCancelled
+            | StopCause::Reclaimed
+            | StopCause::ProjectRevoked => JobState::Cancelled,
+            StopCause::ReservationEnded | StopCause::Deadline | StopCause::ProjectEnded => {
+                JobState::TimedOut
             }
-            StopCause::ReservationEnded | StopCause::Deadline => JobState::TimedOut,
             StopCause::Preempted => JobState::Preempted,
             StopCause::DeviceFault | StopCause::PartFailed | StopCause::GrantRevoked => {
                 JobState::Failed
@@ -276,6 +287,78 @@ pub struct OrgRow {
     pub created_ms: i64,
     /// Fair-share weight (1.0 by default).
     pub weight: f64,
+    /// Whether work a project's grant cannot cover may go to the org's paid budget.
+    pub overage: Overage,
+}
+
+string_enum! {
+    /// What happens to work a project's grant cannot cover.
+    #[derive(Default)]
+    Overage => v1::Overage {
+        /// Refused (the default).
+        #[default]
+        Deny = "deny" => Deny,
+        /// Charged to the org's paid budget.
+        Allow = "allow" => Allow,
+    }
+}
+
+string_enum! {
+    /// Lifecycle of a project.
+    ProjectState => v1::ProjectState {
+        /// Asked for by an org-admin.
+        Requested = "requested" => Requested,
+        /// Approved; its period has not started.
+        Approved = "approved" => Approved,
+        /// Inside its period.
+        Active = "active" => Active,
+        /// Ended by an admin.
+        Closed = "closed" => Closed,
+        /// Its period ended.
+        Expired = "expired" => Expired,
+        /// Taken back by an admin.
+        Revoked = "revoked" => Revoked,
+    }
+}
+
+impl ProjectState {
+    /// True once the project can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Closed | Self::Expired | Self::Revoked)
+    }
+
+    /// True when its grant may be drawn on (inside its period).
+    pub fn grants(self) -> bool {
+        matches!(self, Self::Approved | Self::Active)
+    }
+}
+
+/// A project's grant for one class: device-milliseconds (not rated: a grant counts
+/// device-hours of its class).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub class: String,
+    pub device_ms: i64,
+}
+
+/// A project (과제): device-hours per class granted to an org for `[start_ms, end_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRow {
+    pub id: String,
+    pub org: String,
+    pub title: String,
+    pub programme: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// A user name of the org; empty when none was named.
+    pub contact: String,
+    pub state: ProjectState,
+    /// Why it was revoked or closed.
+    pub reason: String,
+    /// By class name.
+    pub grants: Vec<GrantRow>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
 }
 
 /// The budget class key that matches every class.
@@ -354,6 +437,8 @@ pub struct LedgerRow {
     pub device_class: String,
     pub device_ms: i64,
     pub note: String,
+    /// The project whose grant the entry draws on or gives back to; `None`: the budget.
+    pub project_id: Option<String>,
 }
 
 /// The admin-tunable scheduling policy, stored as one JSON document.
@@ -371,8 +456,23 @@ pub struct Charge {
     pub budget_class: String,
     /// Start of the period charged.
     pub period_start_ms: i64,
-    /// Net budget milliseconds charged (charges minus refunds).
+    /// Net budget milliseconds charged (charges minus refunds); for a project, net
+    /// device-milliseconds drawn on its grant.
     pub amount_ms: i64,
+    /// The project whose grant paid; `None`: the org's budget (or nothing).
+    pub project: Option<String>,
+}
+
+impl Charge {
+    /// What `device_ms` of use is worth in this charge's units: budget milliseconds at
+    /// the class `rate` for a budget, device-milliseconds for a project's grant.
+    pub fn worth(&self, device_ms: i64, rate: f64) -> i64 {
+        if self.project.is_some() {
+            device_ms
+        } else {
+            crate::core::rated(device_ms, rate)
+        }
+    }
 }
 
 /// A user; `name` is unique across the centre.
@@ -383,6 +483,8 @@ pub struct UserRow {
     pub org: String,
     pub role: berth_proto::model::Role,
     pub created_ms: i64,
+    /// The project charged when a booking or job names none.
+    pub default_project: Option<String>,
 }
 
 /// An issued credential (user API token or node credential). Only its hash is kept.
@@ -483,6 +585,8 @@ pub struct ReservationRow {
     pub created_ms: i64,
     /// What it was charged.
     pub charge: Charge,
+    /// The project it was booked or submitted under.
+    pub project: Option<String>,
     /// Since when all its devices have been idle (use it or lose it).
     pub idle_since_ms: Option<i64>,
     /// When the idle warning was given.
@@ -528,6 +632,8 @@ pub struct JobRow {
     pub nodes: i32,
     /// What it was charged.
     pub charge: Charge,
+    /// The project it was booked or submitted under.
+    pub project: Option<String>,
     /// The job it continues after a preemption.
     pub requeued_from: Option<String>,
     /// Set once the scheduler has asked its node to stop it (placed jobs), and kept on the
@@ -672,6 +778,13 @@ pub enum Mutation {
         class: String,
     },
     InsertLedger(Vec<LedgerRow>),
+    /// Inserts or replaces a project and its grants.
+    UpsertProject(ProjectRow),
+    /// Sets (or clears) a user's default project.
+    SetDefaultProject {
+        user_id: String,
+        project: Option<String>,
+    },
     /// Replaces the scheduling policy.
     SetPolicy(PolicyRow),
     /// Starts a web session.
@@ -727,4 +840,6 @@ pub struct Snapshot {
     pub policy: Option<PolicyRow>,
     /// Every dataset grant.
     pub dataset_grants: Vec<DatasetGrantRow>,
+    /// Every project.
+    pub projects: Vec<ProjectRow>,
 }

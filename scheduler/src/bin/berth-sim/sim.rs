@@ -329,6 +329,7 @@ impl Sim {
             submitted_ms: j.submitted,
             preemptible: j.spec.preemptible,
             rate: 1.0,
+            project: None,
         }
     }
 
@@ -346,6 +347,7 @@ impl Sim {
                 end,
                 now,
                 capped: true,
+                project: None,
             };
             let Ok(charge) = self.accounts.admit(&ask) else {
                 continue;

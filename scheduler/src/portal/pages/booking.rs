@@ -114,6 +114,7 @@ fn request(lang: Lang, v: &Values) -> Result<v1::CreateReservationRequest, FormE
         start: Some(ms_to_ts(start)),
         end: Some(ms_to_ts(end)),
         site: v.site.clone(),
+        project: String::new(),
     })
 }
 
@@ -322,9 +323,22 @@ fn cost(h: &mut Html, ctx: &Ctx, v: &Values, q: &Quote) {
                     M::Rate,
                     &tf(lang, M::RateValue, &[("rate", &layout::hours(q.rate))]),
                 );
-                // Lines per source: a budget today; a project's grant and a price in won
-                // slot in here as further `CostSource` kinds once projects and prices exist.
+                // Lines per source: the org's budget, or a project's grant.
                 match &q.source {
+                    CostSource::Project {
+                        id,
+                        title,
+                        left_hours,
+                    } => {
+                        row(
+                            h,
+                            M::ChargedTo,
+                            &tf(lang, M::GrantOf, &[("project", id), ("title", title)]),
+                        );
+                        row(h, M::GrantHours, &layout::hours(q.charge_hours));
+                        row(h, M::LeftBefore, &layout::hours(*left_hours));
+                        row(h, M::LeftAfter, &layout::hours(left_hours - q.charge_hours));
+                    }
                     CostSource::Budget { key, left_hours } => {
                         row(h, M::ChargedTo, &tf(lang, M::BudgetOf, &[("class", key)]));
                         row(h, M::BudgetHours, &layout::hours(q.charge_hours));

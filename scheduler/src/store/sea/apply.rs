@@ -9,7 +9,8 @@ use sea_orm::{
 use super::convert;
 use super::entities::{
     api_token, audit_event, budget, dataset_grant, device, device_claim, device_class, job,
-    join_token, ledger_entry, node, org, reservation, scheduler_policy, site, usage_record, user,
+    join_token, ledger_entry, node, org, project, project_grant, reservation, scheduler_policy,
+    site, usage_record, user,
 };
 use super::error::{self, Kind};
 use crate::store::StoreError;
@@ -328,6 +329,10 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
                     Expr::value(row.description.clone()),
                 )
                 .col_expr(org::Column::Weight, Expr::value(row.weight))
+                .col_expr(
+                    org::Column::Overage,
+                    Expr::value(row.overage.as_str().to_owned()),
+                )
                 .filter(org::Column::Name.eq(row.name.as_str()))
                 .exec(txn)
                 .await
@@ -380,6 +385,37 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
                     .await
                     .map_err(|e| Failed::named(e, || ledger_ids(part)))?;
             }
+        }
+        Mutation::UpsertProject(row) => {
+            upsert(
+                txn,
+                convert::project_model(row).into_active_model(),
+                project::Column::Id,
+            )
+            .await
+            .map_err(Failed::from_db)?;
+            project_grant::Entity::delete_many()
+                .filter(project_grant::Column::ProjectId.eq(row.id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            let grants = convert::project_grant_models(row);
+            if !grants.is_empty() {
+                project_grant::Entity::insert_many(
+                    grants.into_iter().map(|g| g.into_active_model()),
+                )
+                .exec_without_returning(txn)
+                .await
+                .map_err(Failed::from_db)?;
+            }
+        }
+        Mutation::SetDefaultProject { user_id, project } => {
+            user::Entity::update_many()
+                .col_expr(user::Column::DefaultProject, Expr::value(project.clone()))
+                .filter(user::Column::Id.eq(user_id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
         }
         Mutation::SetPolicy(row) => {
             upsert(

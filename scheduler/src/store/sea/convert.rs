@@ -10,8 +10,8 @@ use sea_orm::ActiveValue::{NotSet, Set};
 
 use super::entities::{
     api_token, audit_event, budget, dataset_grant, device, device_claim, device_class, job,
-    job_log, join_token, ledger_entry, node, org, reservation, scheduler_policy, site,
-    usage_record, user,
+    job_log, join_token, ledger_entry, node, org, project, project_grant, reservation,
+    scheduler_policy, site, usage_record, user,
 };
 use crate::store::StoreError;
 use crate::store::types::*;
@@ -84,16 +84,18 @@ pub(super) fn org_model(row: &OrgRow) -> org::Model {
         description: row.description.clone(),
         created_ms: row.created_ms,
         weight: row.weight,
+        overage: row.overage.as_str().to_owned(),
     }
 }
 
-pub(super) fn org_row(m: org::Model) -> OrgRow {
-    OrgRow {
+pub(super) fn org_row(m: org::Model) -> Result<OrgRow, StoreError> {
+    Ok(OrgRow {
+        overage: parse_with("orgs", "overage", &m.overage, Overage::parse)?,
         name: m.name,
         description: m.description,
         created_ms: m.created_ms,
         weight: m.weight,
-    }
+    })
 }
 
 pub(super) fn user_model(row: &UserRow) -> user::Model {
@@ -103,6 +105,7 @@ pub(super) fn user_model(row: &UserRow) -> user::Model {
         org: row.org.clone(),
         role: row.role.as_str().to_owned(),
         created_ms: row.created_ms,
+        default_project: row.default_project.clone(),
     }
 }
 
@@ -113,6 +116,7 @@ pub(super) fn user_row(m: user::Model) -> Result<UserRow, StoreError> {
         name: m.name,
         org: m.org,
         created_ms: m.created_ms,
+        default_project: m.default_project,
     })
 }
 
@@ -268,6 +272,8 @@ pub(super) fn reservation_model(row: &ReservationRow) -> Result<reservation::Mod
         charged_ms: row.charge.amount_ms,
         idle_since_ms: row.idle_since_ms,
         idle_warned_ms: row.idle_warned_ms,
+        project_id: row.project.clone(),
+        charge_project: row.charge.project.clone(),
     })
 }
 
@@ -290,7 +296,9 @@ pub(super) fn reservation_row(m: reservation::Model) -> Result<ReservationRow, S
             budget_class: m.budget_class,
             period_start_ms: m.charge_period_ms,
             amount_ms: m.charged_ms,
+            project: m.charge_project,
         },
+        project: m.project_id,
         idle_since_ms: m.idle_since_ms,
         idle_warned_ms: m.idle_warned_ms,
     })
@@ -331,6 +339,8 @@ pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
         requeued_from: row.requeued_from.clone(),
         stop_cause: row.stop.as_ref().map(|s| s.cause.as_str().to_owned()),
         stop_reason: row.stop.as_ref().map(|s| s.reason.clone()),
+        project_id: row.project.clone(),
+        charge_project: row.charge.project.clone(),
     })
 }
 
@@ -367,7 +377,9 @@ pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
             budget_class: m.budget_class,
             period_start_ms: m.charge_period_ms,
             amount_ms: m.charged_ms,
+            project: m.charge_project,
         },
+        project: m.project_id,
         requeued_from: m.requeued_from,
         stop: match (m.stop_cause, m.stop_reason) {
             (Some(cause), reason) => Some(Stop {
@@ -516,6 +528,7 @@ pub(super) fn ledger_model(row: &LedgerRow) -> ledger_entry::Model {
         device_class: row.device_class.clone(),
         device_ms: row.device_ms,
         note: row.note.clone(),
+        project_id: row.project_id.clone(),
     }
 }
 
@@ -537,6 +550,63 @@ pub(super) fn ledger_row(m: ledger_entry::Model) -> Result<LedgerRow, StoreError
         device_class: m.device_class,
         device_ms: m.device_ms,
         note: m.note,
+        project_id: m.project_id,
+    })
+}
+
+pub(super) fn project_model(row: &ProjectRow) -> project::Model {
+    project::Model {
+        id: row.id.clone(),
+        org: row.org.clone(),
+        title: row.title.clone(),
+        programme: row.programme.clone(),
+        start_ms: row.start_ms,
+        end_ms: row.end_ms,
+        contact: row.contact.clone(),
+        state: row.state.as_str().to_owned(),
+        reason: row.reason.clone(),
+        created_ms: row.created_ms,
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn project_grant_models(row: &ProjectRow) -> Vec<project_grant::Model> {
+    row.grants
+        .iter()
+        .map(|g| project_grant::Model {
+            project_id: row.id.clone(),
+            class: g.class.clone(),
+            hours_ms: g.device_ms,
+        })
+        .collect()
+}
+
+/// A project from its row and its grants (any order).
+pub(super) fn project_row(
+    m: project::Model,
+    grants: Vec<project_grant::Model>,
+) -> Result<ProjectRow, StoreError> {
+    let mut grants: Vec<GrantRow> = grants
+        .into_iter()
+        .map(|g| GrantRow {
+            class: g.class,
+            device_ms: g.hours_ms,
+        })
+        .collect();
+    grants.sort_by(|a, b| a.class.cmp(&b.class));
+    Ok(ProjectRow {
+        state: parse_with("projects", "state", &m.state, ProjectState::parse)?,
+        id: m.id,
+        org: m.org,
+        title: m.title,
+        programme: m.programme,
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+        contact: m.contact,
+        reason: m.reason,
+        grants,
+        created_ms: m.created_ms,
+        updated_ms: m.updated_ms,
     })
 }
 

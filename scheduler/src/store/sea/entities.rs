@@ -15,6 +15,8 @@ pub mod join_token;
 pub mod ledger_entry;
 pub mod node;
 pub mod org;
+pub mod project;
+pub mod project_grant;
 pub mod reservation;
 pub mod scheduler_policy;
 pub mod site;

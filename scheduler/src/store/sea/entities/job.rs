@@ -48,6 +48,10 @@ pub struct Model {
     pub stop_cause: Option<String>,
     /// The stop's reason in words.
     pub stop_reason: Option<String>,
+    /// The project it was submitted under.
+    pub project_id: Option<String>,
+    /// The project whose grant paid.
+    pub charge_project: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,8 @@ pub struct Model {
     pub device_class: String,
     pub device_ms: i64,
     pub note: String,
+    /// The project drawn on; `None`: the org's budget.
+    pub project_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub created_ms: i64,
     /// Fair-share weight.
     pub weight: f64,
+    /// `deny` or `allow`: work a project cannot cover may go to the paid budget.
+    pub overage: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,10 @@ pub struct Model {
     pub charged_ms: i64,
     pub idle_since_ms: Option<i64>,
     pub idle_warned_ms: Option<i64>,
+    /// The project it was booked under.
+    pub project_id: Option<String>,
+    /// The project whose grant paid.
+    pub charge_project: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

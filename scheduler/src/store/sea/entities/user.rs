@@ -12,6 +12,7 @@ pub struct Model {
     pub org: String,
     pub role: String,
     pub created_ms: i64,
+    pub default_project: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
