@@ -20,6 +20,8 @@ pub struct WhoAmIView {
     pub node: Option<String>,
     pub token_expires_at: Option<String>,
     pub server: String,
+    /// The project bookings and jobs that name none are charged to.
+    pub default_project: Option<String>,
     #[serde(skip)]
     expires_ms: Option<i64>,
 }
@@ -35,6 +37,7 @@ impl WhoAmIView {
             node: opt(&resp.node),
             token_expires_at: timefmt::ts_rfc3339(resp.token_expires_at.as_ref()),
             server: server.to_owned(),
+            default_project: opt(&resp.default_project),
             expires_ms: timefmt::ts_ms(resp.token_expires_at.as_ref()),
         }
     }
@@ -46,6 +49,9 @@ impl WhoAmIView {
             .field("Role", self.role);
         if let Some(node) = &self.node {
             d = d.field("Node", node);
+        }
+        if let Some(p) = &self.default_project {
+            d = d.field("Project", p);
         }
         let expires = self
             .expires_ms
