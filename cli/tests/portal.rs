@@ -264,7 +264,7 @@ fn the_portal_in_a_real_browser() {
     assert_eq!(csv.status, 200);
     assert!(
         csv.body
-            .starts_with("org,user,kind,subject_id,class,devices,start,end,device_hours\r\n"),
+            .starts_with("org,user,kind,subject_id,class,devices,start,end,device_hours,"),
         "{}",
         csv.body
     );

@@ -6,6 +6,7 @@ mod common;
 
 use common::Centre;
 use serde_json::Value;
+use std::time::Duration;
 
 const SITE: &str = "site-1";
 const CLASS: &str = "gpu";
@@ -75,6 +76,44 @@ fn projects_are_created_drawn_on_and_shown_as_json() {
     let table = c.berth(&alice, &["projects"]).ok().stdout;
     assert!(table.contains("gpu 6.0/10.0 h"), "{table}");
 
+    // A queued job under the project: its evidence (simulated devices) is shown and
+    // kept as CSV columns for settlement.
+    let submitted = c.berth(
+        &alice,
+        &[
+            "submit",
+            "--class",
+            CLASS,
+            "--project",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "sleep 1",
+        ],
+    );
+    let job_id = submitted.ok().stdout.trim().to_owned();
+    let shown_job = c.eventually("the job to succeed", Duration::from_secs(60), || {
+        let j = c.json(&alice, &["jobs", "show", &job_id]);
+        (j["state"] == "succeeded").then_some(j)
+    });
+    assert_eq!(shown_job["charged_project"], id.as_str(), "{shown_job}");
+    for field in ["mean_utilization_percent", "energy_wh"] {
+        assert!(shown_job[field].is_f64(), "{field}: {shown_job}");
+    }
+    assert!(shown_job["peak_memory_bytes"].is_u64(), "{shown_job}");
+    let csv = c.berth(&alice, &["usage", "-o", "csv"]).ok().stdout;
+    let header = csv.lines().next().unwrap_or_default();
+    assert!(
+        header.ends_with("mean_utilization_percent,peak_memory_bytes,energy_wh"),
+        "{csv}"
+    );
+    let line = csv
+        .lines()
+        .find(|l| l.contains(&job_id))
+        .expect("the job's usage");
+    assert!(!line.ends_with(",,,"), "evidence columns filled: {line}");
+
     // More than is left: refused, naming the project and what is left.
     let refused = c
         .berth(
@@ -112,7 +151,9 @@ fn projects_are_created_drawn_on_and_shown_as_json() {
         &["admin", "projects", "revoke", &id, "--reason", "unused"],
     );
     assert_eq!(revoked["state"], "revoked", "{revoked}");
-    assert_eq!(revoked["grants"][0]["left_hours"], 10.0, "{revoked}");
+    // All but the seconds the job ran.
+    let left = revoked["grants"][0]["left_hours"].as_f64().unwrap();
+    assert!(left > 9.99 && left < 10.0, "{revoked}");
     let booking = c.json(&alice, &["reservations", "show", r["id"].as_str().unwrap()]);
     assert_eq!(booking["state"], "cancelled", "{booking}");
 }

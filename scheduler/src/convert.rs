@@ -167,7 +167,7 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
         nodes: r.nodes.max(1) as u32,
         charged_hours: hours(r.charge.amount_ms),
         requeued_from: r.requeued_from.clone().unwrap_or_default(),
-        evidence: None,
+        evidence: r.evidence.as_ref().map(crate::store::Evidence::to_proto),
         project: r.project.clone().unwrap_or_default(),
         charged_project: r.charge.project.clone().unwrap_or_default(),
     }
@@ -260,7 +260,7 @@ pub fn usage(r: &UsageRow, user_name: &str) -> v1::UsageRecord {
         start: Some(ms_to_ts(r.start_ms)),
         end: Some(ms_to_ts(r.end_ms)),
         device_hours: hours(r.device_ms),
-        evidence: None,
+        evidence: r.evidence.as_ref().map(crate::store::Evidence::to_proto),
     }
 }
 

@@ -510,6 +510,7 @@ fn job(id: &str, org: &str, state: JobState, created_ms: i64) -> JobRow {
         requeued_from: None,
         stop: None,
         project: None,
+        evidence: None,
     }
 }
 
@@ -538,6 +539,7 @@ fn usage(org: &str, subject: &str, start_ms: i64, end_ms: i64) -> UsageRow {
         start_ms,
         end_ms,
         device_ms: 2 * (end_ms - start_ms),
+        evidence: None,
     }
 }
 

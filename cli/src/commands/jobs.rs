@@ -1,5 +1,6 @@
 //! `berth submit`, `berth jobs [show]`, `berth logs`, `berth cancel`.
 
+use super::evidence::{self, EvidenceView};
 use super::{Ctx, dash, job_finished, job_state, opt};
 use crate::client::{Api, Svc};
 use crate::error::{Error, tr, trf};
@@ -124,6 +125,8 @@ pub struct JobView {
     pub requeued_from: Option<String>,
     pub project: Option<String>,
     pub charged_project: Option<String>,
+    #[serde(flatten)]
+    pub evidence: EvidenceView,
 }
 
 impl From<&v1::Job> for JobView {
@@ -158,6 +161,7 @@ impl From<&v1::Job> for JobView {
             requeued_from: opt(&j.requeued_from),
             project: opt(&j.project),
             charged_project: opt(&j.charged_project),
+            evidence: EvidenceView::of(j.evidence.as_ref()),
         }
     }
 }
@@ -184,6 +188,9 @@ pub fn details(j: &v1::Job) -> Details {
         .field("Charged hours", format!("{:.2}", j.charged_hours))
         .field("Project", dash(&j.project))
         .field("Paid by", dash(&j.charged_project))
+        .field("Utilisation", evidence::util_cell(j.evidence.as_ref()))
+        .field("Peak memory", evidence::memory_cell(j.evidence.as_ref()))
+        .field("Energy", evidence::energy_cell(j.evidence.as_ref()))
         .field("Requeued from", dash(&j.requeued_from))
         .field("Reservation", dash(&j.reservation_id))
         .field("Node", dash(&j.node))
@@ -757,7 +764,13 @@ mod tests {
                 "charged_hours": 0.5,
                 "requeued_from": null,
                 "project": null,
-                "charged_project": null
+                "charged_project": null,
+                "mean_utilization_percent": null,
+                "peak_memory_bytes": null,
+                "energy_wh": null,
+                "mean_sm_active": null,
+                "mean_tensor_active": null,
+                "utilization_source": null
             })
         );
     }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod budgets;
 pub mod capacity;
+pub mod evidence;
 pub mod jobs;
 pub mod ledger;
 pub mod policy;

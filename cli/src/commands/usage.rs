@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use super::budgets::{self, BudgetView};
+use super::evidence::{self, EvidenceView};
 use crate::error::{Error, tr};
 use crate::output::{self, Format, Table};
 use crate::timefmt;
@@ -36,6 +37,8 @@ struct RecordView {
     start: Option<String>,
     end: Option<String>,
     device_hours: f64,
+    #[serde(flatten)]
+    evidence: EvidenceView,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +71,7 @@ fn view(resp: &v1::GetUsageResponse) -> UsageView {
                 start: timefmt::ts_rfc3339(r.start.as_ref()),
                 end: timefmt::ts_rfc3339(r.end.as_ref()),
                 device_hours: r.device_hours,
+                evidence: EvidenceView::of(r.evidence.as_ref()),
             })
             .collect(),
         totals: resp
@@ -96,8 +100,12 @@ fn csv(resp: &v1::GetUsageResponse) -> String {
         "start",
         "end",
         "device_hours",
+        "mean_utilization_percent",
+        "peak_memory_bytes",
+        "energy_wh",
     ]);
     for r in &resp.records {
+        let [util, memory, energy] = evidence::csv_cells(r.evidence.as_ref());
         t.row([
             r.org.clone(),
             r.user.clone(),
@@ -108,6 +116,9 @@ fn csv(resp: &v1::GetUsageResponse) -> String {
             timefmt::ts_rfc3339(r.start.as_ref()).unwrap_or_default(),
             timefmt::ts_rfc3339(r.end.as_ref()).unwrap_or_default(),
             format!("{:.4}", r.device_hours),
+            util,
+            memory,
+            energy,
         ]);
     }
     t.render_csv()
@@ -126,8 +137,12 @@ fn tables(resp: &v1::GetUsageResponse) -> String {
         "start",
         "end",
         "device-hours",
+        "util",
+        "peak-mem",
+        "energy",
     ]);
     for r in &resp.records {
+        let e = r.evidence.as_ref();
         records.row([
             r.org.clone(),
             r.user.clone(),
@@ -138,6 +153,9 @@ fn tables(resp: &v1::GetUsageResponse) -> String {
             timefmt::ts_local(r.start.as_ref()),
             timefmt::ts_local(r.end.as_ref()),
             format!("{:.2}", r.device_hours),
+            evidence::util_cell(e),
+            evidence::memory_cell(e),
+            evidence::energy_cell(e),
         ]);
     }
     let mut totals = Table::new(["org", "class", "reserved device-hours", "job device-hours"]);
@@ -240,8 +258,9 @@ mod tests {
     fn csv_has_a_header_and_utc_times() {
         assert_eq!(
             csv(&sample()),
-            "org,user,kind,subject_id,class,devices,start,end,device_hours\r\n\
-             acme,alice,job,j1,h100,2,2026-12-01T00:00:00Z,2026-12-01T02:00:00Z,4.0000\r\n"
+            "org,user,kind,subject_id,class,devices,start,end,device_hours,\
+             mean_utilization_percent,peak_memory_bytes,energy_wh\r\n\
+             acme,alice,job,j1,h100,2,2026-12-01T00:00:00Z,2026-12-01T02:00:00Z,4.0000,,,\r\n"
         );
     }
 

@@ -648,7 +648,7 @@ impl Engine {
                 jobs.sort();
                 let why = format!("node {node} was declared down by {}", caller.name);
                 for id in jobs {
-                    finish_job(tx, &id, Ending::Lost(why.clone()), None, t);
+                    finish_job(tx, &id, Ending::Lost(why.clone()), None, None, t);
                 }
                 Ok(tx.state().nodes.get(&node).map_or(row, |n| n.row.clone()))
             })

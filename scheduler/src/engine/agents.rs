@@ -1,6 +1,7 @@
 //! The agent protocol: join, heartbeat (lease + desired work), job reports, logs.
 
 use super::charges::{self, Subject};
+use super::observed::Reported;
 use super::pipeline::Tx;
 use super::stage::{Ending, finish_job, stage_stop};
 use super::{Engine, now, percent_of};
@@ -8,8 +9,8 @@ use crate::auth::{self, Caller};
 use crate::error::{Error, Result};
 use crate::state::{RankEnd, State};
 use crate::store::{
-    AuditRow, DeviceRow, Health, JobRow, JobState, LogRow, Mutation, NodeRow, NodeState, OwnerKind,
-    ReservationRow, StopCause,
+    AuditRow, DeviceRow, Evidence, Health, JobRow, JobState, LogRow, Mutation, NodeRow, NodeState,
+    OwnerKind, ReservationRow, StopCause,
 };
 use berth_i18n::api::Msg;
 use berth_i18n::text;
@@ -181,7 +182,8 @@ impl Engine {
                 .filter_map(|d| d.telemetry.map(|t| (d.uuid.clone(), t))),
         );
         let t = now();
-        let (changed, ticket) = self.decide(|tx| take_heartbeat(tx, &req, t))?;
+        let reported = self.observed.job_evidence(&node, &req.jobs);
+        let (changed, ticket) = self.decide(|tx| take_heartbeat(tx, &req, &reported, t))?;
         ticket.durable().await?;
         if changed {
             self.kick();
@@ -214,7 +216,10 @@ impl Engine {
             .ok_or_else(|| Error::PermissionDenied(text!(OnlyAgentsReport)))?;
         caller.require_node(&node)?;
         let t = now();
-        let changed = self.commit(|tx| observe_job(tx, &node, obs, t)).await?;
+        let reported = self.observed.job_evidence(&node, [obs]);
+        let changed = self
+            .commit(|tx| observe_job(tx, &node, obs, &reported, t))
+            .await?;
         if changed {
             self.kick();
         }
@@ -279,7 +284,12 @@ impl Engine {
 
 /// Applies a heartbeat's observations (node back, inventory and health, jobs) as one
 /// batch. Returns whether anything changed that a pass should look at.
-fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result<bool> {
+fn take_heartbeat(
+    tx: &mut Tx<'_>,
+    req: &v1::HeartbeatRequest,
+    reported: &Reported,
+    t: i64,
+) -> Result<bool> {
     let node = &req.node;
     let state = tx.state();
     let entry = state
@@ -327,7 +337,7 @@ fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result
     }
     tx.extend(updates.into_iter().map(Mutation::UpsertDevice));
     for obs in &req.jobs {
-        changed |= observe_job(tx, node, obs, t)?;
+        changed |= observe_job(tx, node, obs, reported, t)?;
     }
     // Placed jobs the agent should have but does not report are lost, once the agent
     // has applied the generation they were placed in.
@@ -344,6 +354,7 @@ fn take_heartbeat(tx: &mut Tx<'_>, req: &v1::HeartbeatRequest, t: i64) -> Result
             tx,
             &id,
             Ending::Lost("the node no longer has it".into()),
+            None,
             None,
             t,
         );
@@ -406,7 +417,14 @@ fn refund_faulted_bookings(tx: &mut Tx<'_>, uuid: &str, t: i64) {
 }
 
 /// Applies one observed job to the record. Returns whether anything changed.
-fn observe_job(tx: &mut Tx<'_>, node: &str, obs: &v1::ObservedJob, t: i64) -> Result<bool> {
+fn observe_job(
+    tx: &mut Tx<'_>,
+    node: &str,
+    obs: &v1::ObservedJob,
+    reported: &Reported,
+    t: i64,
+) -> Result<bool> {
+    let evidence = reported.get(&obs.job_id).cloned();
     let state = tx.state();
     let Some(live) = state.jobs.get(&obs.job_id) else {
         return Ok(false); // already final, or not ours: acknowledged in the reply
@@ -417,7 +435,7 @@ fn observe_job(tx: &mut Tx<'_>, node: &str, obs: &v1::ObservedJob, t: i64) -> Re
     let row = live.row.clone();
     let phase = v1::JobPhase::try_from(obs.phase).unwrap_or(v1::JobPhase::Unspecified);
     if row.nodes > 1 {
-        return Ok(observe_rank(tx, node, obs, phase, t));
+        return Ok(observe_rank(tx, node, obs, phase, evidence, t));
     }
     let started = obs.started_at.as_ref().map(ts_to_ms);
     match phase {
@@ -439,12 +457,12 @@ fn observe_job(tx: &mut Tx<'_>, node: &str, obs: &v1::ObservedJob, t: i64) -> Re
         }
         v1::JobPhase::Exited => {
             let code = obs.exit_code.unwrap_or(-1);
-            finish_job(tx, &obs.job_id, Ending::Exited(code), started, t);
+            finish_job(tx, &obs.job_id, Ending::Exited(code), started, evidence, t);
             Ok(true)
         }
         v1::JobPhase::FailedToStart => {
             let ending = Ending::FailedToStart(obs.message.clone());
-            finish_job(tx, &obs.job_id, ending, started, t);
+            finish_job(tx, &obs.job_id, ending, started, evidence, t);
             Ok(true)
         }
         v1::JobPhase::Unknown => {
@@ -453,7 +471,7 @@ fn observe_job(tx: &mut Tx<'_>, node: &str, obs: &v1::ObservedJob, t: i64) -> Re
             } else {
                 obs.message.clone()
             };
-            finish_job(tx, &obs.job_id, Ending::Lost(m), started, t);
+            finish_job(tx, &obs.job_id, Ending::Lost(m), started, evidence, t);
             Ok(true)
         }
         _ => Ok(false),
@@ -467,6 +485,7 @@ fn observe_rank(
     node: &str,
     obs: &v1::ObservedJob,
     phase: v1::JobPhase,
+    evidence: Option<Evidence>,
     t: i64,
 ) -> bool {
     let Some(live) = tx.state().jobs.get(&obs.job_id) else {
@@ -545,7 +564,7 @@ fn observe_rank(
             RankEnd::Failed(m) => Some(Ending::FailedToStart(m.clone())),
         })
         .unwrap_or(Ending::Exited(0));
-    finish_job(tx, &obs.job_id, ending, started, t);
+    finish_job(tx, &obs.job_id, ending, started, evidence, t);
     true
 }
 

@@ -372,6 +372,7 @@ pub(crate) fn reservation_usage(r: &ReservationRow, until: i64) -> UsageRow {
         start_ms: r.start_ms,
         end_ms: end,
         device_ms: (end - r.start_ms) * i64::from(r.count),
+        evidence: None,
     }
 }
 

@@ -87,7 +87,7 @@ impl Engine {
         let hint = (row.state == JobState::Pending)
             .then(|| self.hints.of(id))
             .flatten();
-        Ok(JobView::new(row, hint))
+        Ok(JobView::new(row, hint).observed(&self.observed))
     }
 
     /// Cancels a job: a pending one ends at once; a placed one is stopped by its node
@@ -284,6 +284,7 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
         nodes: spec.nodes as i32,
         charge: Charge::default(),
         project,
+        evidence: None,
         requeued_from: None,
         stop: None,
     })))

@@ -3,8 +3,9 @@
 //! None of it is durable; none of it waits for the writer.
 
 use crate::core::Wait;
+use crate::store::Evidence;
 use berth_proto::v1;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::watch;
@@ -16,7 +17,12 @@ pub struct Observed {
     /// Since when each node's agent has reported an older generation than it was sent.
     behind: Mutex<HashMap<String, Instant>>,
     telemetry: Mutex<HashMap<String, v1::Telemetry>>,
+    /// What each running job did so far, by job and node (its agents' latest reports).
+    evidence: Mutex<HashMap<String, BTreeMap<String, Evidence>>>,
 }
+
+/// Jobs' evidence so far, combined across their nodes, by job id.
+pub type Reported = HashMap<String, Evidence>;
 
 impl Observed {
     /// Records that a node's agent called in now.
@@ -83,6 +89,43 @@ impl Observed {
     pub fn sample(&self, uuid: &str) -> Option<v1::Telemetry> {
         let t = self.telemetry.lock().unwrap_or_else(|e| e.into_inner());
         t.get(uuid).copied()
+    }
+
+    /// Takes in what `node` reports its jobs did so far, and returns the evidence of
+    /// each reported job combined across its nodes (jobs with no report are left out).
+    pub fn job_evidence<'a>(
+        &self,
+        node: &str,
+        jobs: impl IntoIterator<Item = &'a v1::ObservedJob>,
+    ) -> Reported {
+        let mut all = self.evidence.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Reported::new();
+        for obs in jobs {
+            if let Some(e) = &obs.evidence {
+                all.entry(obs.job_id.clone())
+                    .or_default()
+                    .insert(node.to_owned(), Evidence::from_proto(e));
+            }
+            if let Some(combined) = all
+                .get(&obs.job_id)
+                .and_then(|p| Evidence::combine(p.values()))
+            {
+                out.insert(obs.job_id.clone(), combined);
+            }
+        }
+        out
+    }
+
+    /// A running job's evidence so far, combined across its nodes.
+    pub fn evidence_of(&self, job: &str) -> Option<Evidence> {
+        let all = self.evidence.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(job).and_then(|p| Evidence::combine(p.values()))
+    }
+
+    /// Forgets the evidence of jobs `live` says are no longer running.
+    pub fn keep_evidence(&self, live: impl Fn(&str) -> bool) {
+        let mut all = self.evidence.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|job, _| live(job));
     }
 }
 

@@ -194,6 +194,11 @@ impl Engine {
         for (_, unused) in &reclaimed {
             self.metrics.reclaimed(*unused);
         }
+        // Running jobs' evidence is kept until they end (the row then holds it).
+        self.peek_live(|s| {
+            self.observed
+                .keep_evidence(|job| s.jobs.get(job).is_some_and(|j| j.row.state.is_placed()));
+        });
 
         // A queue that decided nothing on this very state decides nothing again (until the
         // clock has moved on enough to matter): with 100k jobs waiting for busy devices,

@@ -5,7 +5,9 @@ use super::charges::{self, Subject};
 use super::percent_of;
 use super::pipeline::Tx;
 use crate::state::State;
-use crate::store::{Charge, JobRow, JobState, Mutation, OwnerKind, Stop, StopCause, UsageRow};
+use crate::store::{
+    Charge, Evidence, JobRow, JobState, Mutation, OwnerKind, Stop, StopCause, UsageRow,
+};
 use std::sync::Arc;
 
 /// How a job ended, as the node saw it.
@@ -95,6 +97,7 @@ pub(crate) fn finish_job(
     id: &str,
     ending: Ending,
     started: Option<i64>,
+    evidence: Option<Evidence>,
     t: i64,
 ) -> Option<JobRow> {
     let state = tx.state();
@@ -123,6 +126,9 @@ pub(crate) fn finish_job(
         row.exit_code = Some(code);
     }
     row.finished_ms = Some(t);
+    if evidence.is_some() {
+        row.evidence = evidence;
+    }
     let devices = i64::from(State::job_devices(&row));
     let used_ms = row.started_ms.map_or(0, |s| (t.max(s) - s) * devices);
     let rate = state.class_rate(&row.class);
@@ -144,6 +150,7 @@ pub(crate) fn finish_job(
             start_ms: start,
             end_ms: t.max(start),
             device_ms: used_ms,
+            evidence: row.evidence.clone(),
         }));
     }
     let mut ledger = Vec::new();

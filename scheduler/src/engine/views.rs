@@ -23,17 +23,36 @@ pub struct JobView {
     pub row: Arc<JobRow>,
     /// Why it waits, from the latest pass.
     pub hint: Option<Hint>,
+    /// What it has done on its devices so far, while it runs (its agents' latest
+    /// reports; the row keeps the final evidence once it ends).
+    pub running: Option<crate::store::Evidence>,
 }
 
 impl JobView {
     /// A view of a row.
     pub fn new(row: Arc<JobRow>, hint: Option<Hint>) -> Self {
-        JobView { row, hint }
+        JobView {
+            row,
+            hint,
+            running: None,
+        }
+    }
+
+    /// The view with the running job's evidence so far from `observed`.
+    pub(crate) fn observed(mut self, observed: &super::observed::Observed) -> Self {
+        if self.row.evidence.is_none() && self.row.state.is_placed() {
+            self.running = observed.evidence_of(&self.row.id);
+        }
+        self
     }
 
     /// On the wire.
     pub fn to_proto(&self) -> v1::Job {
-        crate::convert::job(&self.row, self.hint.as_ref())
+        let mut j = crate::convert::job(&self.row, self.hint.as_ref());
+        if j.evidence.is_none() {
+            j.evidence = self.running.as_ref().map(crate::store::Evidence::to_proto);
+        }
+        j
     }
 }
 
@@ -160,7 +179,7 @@ impl Engine {
                 let hint = (row.state == JobState::Pending)
                     .then(|| hints.get(&row.id).cloned())
                     .flatten();
-                JobView::new(Arc::new(row), hint)
+                JobView::new(Arc::new(row), hint).observed(&self.observed)
             })
             .collect();
         Ok(Listed {

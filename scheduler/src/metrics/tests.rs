@@ -111,6 +111,7 @@ fn job(id: &str, class: &str, state: JobState, created: i64) -> JobRow {
         requeued_from: None,
         stop: None,
         project: None,
+        evidence: None,
     }
 }
 
@@ -368,6 +369,7 @@ fn booked_and_used_device_hours_accrue_and_end_exactly() {
         start_ms: t,
         end_ms: t + HOUR * 3 / 4,
         device_ms: 2 * HOUR * 3 / 4,
+        evidence: None,
     });
     m.batch_committed(&[Mutation::InsertUsage(UsageRow {
         org: "acme".into(),
@@ -379,6 +381,7 @@ fn booked_and_used_device_hours_accrue_and_end_exactly() {
         start_ms: t,
         end_ms: t + HOUR,
         device_ms: 4 * HOUR,
+        evidence: None,
     })]);
     m.observe_state(&state, &seen_n1());
     let text = m.render();

@@ -594,7 +594,7 @@ pub struct ReservationRow {
 }
 
 /// A job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
     pub id: String,
     pub name: String,
@@ -634,6 +634,8 @@ pub struct JobRow {
     pub charge: Charge,
     /// The project it was booked or submitted under.
     pub project: Option<String>,
+    /// What it did on its devices, once it ended with a report.
+    pub evidence: Option<Evidence>,
     /// The job it continues after a preemption.
     pub requeued_from: Option<String>,
     /// Set once the scheduler has asked its node to stop it (placed jobs), and kept on the
@@ -652,7 +654,7 @@ pub struct ClaimRow {
 }
 
 /// Device time used or booked, for accounting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageRow {
     pub org: String,
     pub user_id: String,
@@ -665,6 +667,8 @@ pub struct UsageRow {
     pub end_ms: i64,
     /// Device-milliseconds (devices × duration).
     pub device_ms: i64,
+    /// For a job: what it did on its devices, when its agents reported it.
+    pub evidence: Option<Evidence>,
 }
 
 /// An audit event.
@@ -842,4 +846,226 @@ pub struct Snapshot {
     pub dataset_grants: Vec<DatasetGrantRow>,
     /// Every project.
     pub projects: Vec<ProjectRow>,
+}
+
+/// What the utilisation of a job's evidence measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UtilizationSource {
+    /// Not said.
+    #[default]
+    Unspecified,
+    /// The device's own busy percentage.
+    DeviceBusy,
+    /// SM activity from NVML GPM.
+    SmActive,
+    /// Some parts one, some the other.
+    Mixed,
+}
+
+/// Where the energy of a job's evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnergySource {
+    /// Not said.
+    #[default]
+    Unspecified,
+    /// The devices' energy counters.
+    Counter,
+    /// At least partly integrated from power samples.
+    PowerSamples,
+}
+
+/// What a job did on its devices, as its agents integrated it (stored as JSON on the job
+/// and its usage record once it ends; combined across the nodes of a multi-node job).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Evidence {
+    /// Time-weighted mean utilisation, percent.
+    pub mean_utilization_percent: f64,
+    /// The most memory in use on any one device.
+    pub peak_memory_bytes: u64,
+    /// Energy of all its devices, watt-hours.
+    pub energy_wh: f64,
+    /// Mean SM activity (0..1) where every device reported it.
+    pub mean_sm_active: Option<f64>,
+    /// Mean tensor-pipe activity (0..1) where every device reported it.
+    pub mean_tensor_active: Option<f64>,
+    /// Samples integrated (the most of any one device).
+    pub samples: u32,
+    /// What the utilisation measures.
+    pub utilization_source: UtilizationSource,
+    /// Where the energy comes from.
+    pub energy_source: EnergySource,
+    /// Seconds the samples cover (the least of any one device).
+    pub covered_seconds: f64,
+    /// Devices integrated.
+    pub devices: u32,
+}
+
+impl Evidence {
+    /// From an agent's report.
+    pub fn from_proto(e: &v1::JobEvidence) -> Self {
+        let utilization_source = match v1::UtilizationSource::try_from(e.utilization_source) {
+            Ok(v1::UtilizationSource::DeviceBusy) => UtilizationSource::DeviceBusy,
+            Ok(v1::UtilizationSource::SmActive) => UtilizationSource::SmActive,
+            Ok(v1::UtilizationSource::Mixed) => UtilizationSource::Mixed,
+            _ => UtilizationSource::Unspecified,
+        };
+        let energy_source = match v1::EnergySource::try_from(e.energy_source) {
+            Ok(v1::EnergySource::Counter) => EnergySource::Counter,
+            Ok(v1::EnergySource::PowerSamples) => EnergySource::PowerSamples,
+            _ => EnergySource::Unspecified,
+        };
+        let finite = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+        Self {
+            mean_utilization_percent: finite(e.mean_utilization_percent).min(100.0),
+            peak_memory_bytes: e.peak_memory_bytes,
+            energy_wh: finite(e.energy_wh),
+            mean_sm_active: e.mean_sm_active.map(|v| finite(v).min(1.0)),
+            mean_tensor_active: e.mean_tensor_active.map(|v| finite(v).min(1.0)),
+            samples: e.samples,
+            utilization_source,
+            energy_source,
+            covered_seconds: finite(e.covered_seconds),
+            devices: e.devices,
+        }
+    }
+
+    /// On the wire.
+    pub fn to_proto(&self) -> v1::JobEvidence {
+        v1::JobEvidence {
+            mean_utilization_percent: self.mean_utilization_percent,
+            peak_memory_bytes: self.peak_memory_bytes,
+            energy_wh: self.energy_wh,
+            mean_sm_active: self.mean_sm_active,
+            mean_tensor_active: self.mean_tensor_active,
+            samples: self.samples,
+            utilization_source: match self.utilization_source {
+                UtilizationSource::Unspecified => v1::UtilizationSource::Unspecified,
+                UtilizationSource::DeviceBusy => v1::UtilizationSource::DeviceBusy,
+                UtilizationSource::SmActive => v1::UtilizationSource::SmActive,
+                UtilizationSource::Mixed => v1::UtilizationSource::Mixed,
+            } as i32,
+            energy_source: match self.energy_source {
+                EnergySource::Unspecified => v1::EnergySource::Unspecified,
+                EnergySource::Counter => v1::EnergySource::Counter,
+                EnergySource::PowerSamples => v1::EnergySource::PowerSamples,
+            } as i32,
+            covered_seconds: self.covered_seconds,
+            devices: self.devices,
+        }
+    }
+
+    /// The evidence of a whole job from its nodes' parts: utilisation and activity
+    /// weighted by devices, the highest peak, energy summed, the least coverage.
+    pub fn combine<'a>(parts: impl IntoIterator<Item = &'a Evidence>) -> Option<Evidence> {
+        let parts: Vec<&Evidence> = parts.into_iter().collect();
+        let first = *parts.first()?;
+        if parts.len() == 1 {
+            return Some(first.clone());
+        }
+        let devices: u32 = parts.iter().map(|p| p.devices.max(1)).sum();
+        let weighted = |f: &dyn Fn(&Evidence) -> f64| {
+            parts
+                .iter()
+                .map(|p| f(p) * f64::from(p.devices.max(1)))
+                .sum::<f64>()
+                / f64::from(devices)
+        };
+        let all = |f: &dyn Fn(&Evidence) -> Option<f64>| {
+            parts
+                .iter()
+                .all(|p| f(p).is_some())
+                .then(|| weighted(&|p| f(p).unwrap_or(0.0)))
+        };
+        let same = |a: UtilizationSource| parts.iter().all(|p| p.utilization_source == a);
+        Some(Evidence {
+            mean_utilization_percent: weighted(&|p| p.mean_utilization_percent),
+            peak_memory_bytes: parts.iter().map(|p| p.peak_memory_bytes).max().unwrap_or(0),
+            energy_wh: parts.iter().map(|p| p.energy_wh).sum(),
+            mean_sm_active: all(&|p| p.mean_sm_active),
+            mean_tensor_active: all(&|p| p.mean_tensor_active),
+            samples: parts.iter().map(|p| p.samples).max().unwrap_or(0),
+            utilization_source: if same(first.utilization_source) {
+                first.utilization_source
+            } else {
+                UtilizationSource::Mixed
+            },
+            energy_source: if parts
+                .iter()
+                .any(|p| p.energy_source == EnergySource::PowerSamples)
+            {
+                EnergySource::PowerSamples
+            } else {
+                first.energy_source
+            },
+            covered_seconds: parts
+                .iter()
+                .map(|p| p.covered_seconds)
+                .fold(f64::INFINITY, f64::min),
+            devices,
+        })
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    fn part(util: f64, devices: u32, sm: Option<f64>, src: UtilizationSource) -> Evidence {
+        Evidence {
+            mean_utilization_percent: util,
+            peak_memory_bytes: devices as u64 * 1000,
+            energy_wh: 10.0 * f64::from(devices),
+            mean_sm_active: sm,
+            mean_tensor_active: None,
+            samples: devices * 3,
+            utilization_source: src,
+            energy_source: EnergySource::Counter,
+            covered_seconds: 100.0 - f64::from(devices),
+            devices,
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_multi_node_job_combine_by_devices() {
+        let a = part(80.0, 3, Some(0.8), UtilizationSource::SmActive);
+        let b = part(40.0, 1, Some(0.4), UtilizationSource::SmActive);
+        let e = Evidence::combine([&a, &b]).unwrap();
+        assert_eq!(e.mean_utilization_percent, 70.0);
+        assert_eq!(e.mean_sm_active, Some(0.7000000000000001));
+        assert_eq!(e.peak_memory_bytes, 3000);
+        assert_eq!(e.energy_wh, 40.0);
+        assert_eq!(e.samples, 9);
+        assert_eq!(e.covered_seconds, 97.0);
+        assert_eq!(e.devices, 4);
+        assert_eq!(e.utilization_source, UtilizationSource::SmActive);
+        let c = part(10.0, 1, None, UtilizationSource::DeviceBusy);
+        let e = Evidence::combine([&a, &c]).unwrap();
+        assert_eq!(e.mean_sm_active, None, "only when every part reported it");
+        assert_eq!(e.utilization_source, UtilizationSource::Mixed);
+        assert_eq!(Evidence::combine([&c]), Some(c.clone()));
+        assert_eq!(Evidence::combine(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn reports_are_clamped_and_round_trip() {
+        let wire = v1::JobEvidence {
+            mean_utilization_percent: 250.0,
+            energy_wh: f64::NAN,
+            mean_sm_active: Some(-1.0),
+            ..Default::default()
+        };
+        let e = Evidence::from_proto(&wire);
+        assert_eq!(e.mean_utilization_percent, 100.0);
+        assert_eq!(e.energy_wh, 0.0);
+        assert_eq!(e.mean_sm_active, Some(0.0));
+        let good = part(55.0, 2, Some(0.5), UtilizationSource::SmActive).to_proto();
+        assert_eq!(Evidence::from_proto(&good).to_proto(), good);
+        let json = serde_json::to_string(&Evidence::from_proto(&good)).unwrap();
+        assert!(
+            json.contains("\"utilization_source\":\"sm-active\""),
+            "{json}"
+        );
+    }
 }

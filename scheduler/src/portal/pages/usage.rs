@@ -178,8 +178,19 @@ fn cell(s: &str) -> String {
 /// The CSV of usage records: the same columns as `berth usage -o csv` (column names are
 /// data: they never change with the language).
 pub fn csv(records: &[v1::UsageRecord]) -> String {
-    let mut out = String::from("org,user,kind,subject_id,class,devices,start,end,device_hours\r\n");
+    let mut out = String::from(
+        "org,user,kind,subject_id,class,devices,start,end,device_hours,\
+         mean_utilization_percent,peak_memory_bytes,energy_wh\r\n",
+    );
     for r in records {
+        let [util, memory, energy] = match &r.evidence {
+            Some(e) => [
+                format!("{:.4}", e.mean_utilization_percent),
+                e.peak_memory_bytes.to_string(),
+                format!("{:.4}", e.energy_wh),
+            ],
+            None => Default::default(),
+        };
         let cells = [
             cell(&r.org),
             cell(&r.user),
@@ -190,6 +201,9 @@ pub fn csv(records: &[v1::UsageRecord]) -> String {
             rfc3339(r.start.as_ref()),
             rfc3339(r.end.as_ref()),
             format!("{:.4}", r.device_hours),
+            util,
+            memory,
+            energy,
         ];
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
@@ -247,8 +261,9 @@ mod tests {
         };
         assert_eq!(
             csv(&[r]),
-            "org,user,kind,subject_id,class,devices,start,end,device_hours\r\n\
-             acme,alice,job,j1,h100,2,2025-12-01T00:00:00Z,2025-12-01T02:00:00Z,4.0000\r\n"
+            "org,user,kind,subject_id,class,devices,start,end,device_hours,\
+             mean_utilization_percent,peak_memory_bytes,energy_wh\r\n\
+             acme,alice,job,j1,h100,2,2025-12-01T00:00:00Z,2025-12-01T02:00:00Z,4.0000,,,\r\n"
         );
     }
 }

@@ -341,6 +341,7 @@ pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
         stop_reason: row.stop.as_ref().map(|s| s.reason.clone()),
         project_id: row.project.clone(),
         charge_project: row.charge.project.clone(),
+        evidence: row.evidence.as_ref().and_then(evidence_json),
     })
 }
 
@@ -380,6 +381,7 @@ pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
             project: m.charge_project,
         },
         project: m.project_id,
+        evidence: evidence_of("jobs", m.evidence.as_deref())?,
         requeued_from: m.requeued_from,
         stop: match (m.stop_cause, m.stop_reason) {
             (Some(cause), reason) => Some(Stop {
@@ -429,7 +431,17 @@ pub(super) fn usage_active_model(row: &UsageRow) -> usage_record::ActiveModel {
         start_ms: Set(row.start_ms),
         end_ms: Set(row.end_ms),
         device_ms: Set(row.device_ms),
+        evidence: Set(row.evidence.as_ref().and_then(evidence_json)),
     }
+}
+
+/// Evidence as stored (its fields are plain numbers and names: encoding cannot fail).
+fn evidence_json(e: &Evidence) -> Option<String> {
+    serde_json::to_string(e).ok()
+}
+
+fn evidence_of(table: &str, json: Option<&str>) -> Result<Option<Evidence>, StoreError> {
+    json.map(|j| from_json(table, "evidence", j)).transpose()
 }
 
 pub(super) fn usage_row(m: usage_record::Model) -> Result<UsageRow, StoreError> {
@@ -443,6 +455,7 @@ pub(super) fn usage_row(m: usage_record::Model) -> Result<UsageRow, StoreError> 
         start_ms: m.start_ms,
         end_ms: m.end_ms,
         device_ms: m.device_ms,
+        evidence: evidence_of("usage_records", m.evidence.as_deref())?,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct Model {
     pub project_id: Option<String>,
     /// The project whose grant paid.
     pub charge_project: Option<String>,
+    /// JSON of its `Evidence`, once it ended with a report.
+    pub evidence: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,8 @@ pub struct Model {
     pub start_ms: i64,
     pub end_ms: i64,
     pub device_ms: i64,
+    /// JSON of the job's `Evidence`, when its agents reported it.
+    pub evidence: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
