@@ -86,6 +86,12 @@ crate::catalogue! {
         EmptyUsers => "no users", "사용자가 없습니다";
         EmptySites => "no sites", "사이트가 없습니다";
         EmptyAudit => "no audit events", "감사 기록이 없습니다";
+        EmptyPrices => "no prices", "가격이 없습니다";
+        EmptyDiscounts => "no discounts", "할인이 없습니다";
+        EmptyInvoices => "no invoices", "청구서가 없습니다";
+        InvoiceKept => "{org}: invoice {id} is {state}; kept, not regenerated (void it first to correct it)", "{org}: 청구서 {id}은(는) {state} 상태라 그대로 두고 다시 만들지 않았습니다(고치려면 먼저 무효 처리하세요)";
+        InvoicesNone => "no org had activity in {month}; no invoice generated", "{month}에 활동한 기관이 없어 청구서를 만들지 않았습니다";
+        RoundingRule => "Amounts in whole won (KRW). Each line: billable hours x price x (100 - discount %) / 100, rounded half away from zero; VAT: 10 % of the subtotal, rounded the same way. Hours: net charged device-hours (charges minus refunds) whose time falls in the month, a UTC calendar month.", "금액은 원 단위입니다. 각 줄: 청구 시간 x 단가 x (100 - 할인율) / 100, 0.5원 이상 올림(0에서 먼 쪽으로 반올림). 부가세: 소계의 10 %, 같은 방식으로 반올림. 시간: 그 달(UTC 달력 기준)에 기록된 순 차감 장치-시간(차감 - 환급).";
 
         ColId => "id", "ID";
         ColName => "name", "이름";
@@ -147,6 +153,27 @@ crate::catalogue! {
 
         LblId => "ID", "ID";
         LblName => "Name", "이름";
+        ColProject => "project", "과제";
+        ColMonth => "month", "월";
+        ColCovered => "covered hours", "과제 지원 시간";
+        ColBillable => "billable hours", "청구 시간";
+        ColPrice => "krw/h", "원/시간";
+        ColIdlePrice => "idle krw/h", "유휴 원/시간";
+        ColDiscountPct => "discount %", "할인율";
+        ColAmount => "amount krw", "금액(원)";
+        ColSubtotal => "subtotal krw", "소계(원)";
+        ColVat => "vat krw", "부가세(원)";
+        ColTotalKrw => "total krw", "합계(원)";
+        ColPercent => "percent", "할인율(%)";
+        LblMonth => "Month", "월";
+        LblPeriod => "Period", "기간";
+        LblDiscount => "Discount", "할인";
+        LblSubtotal => "Subtotal", "소계";
+        LblVat => "VAT", "부가세";
+        LblTotal => "Total", "합계";
+        LblIssued => "Issued", "발행";
+        LblPaid => "Paid", "납부";
+        LblVoided => "Voided", "무효 처리";
         LblState => "State", "상태";
         LblClass => "Class", "장치 종류";
         LblCount => "Count", "수";

@@ -31,6 +31,7 @@ mod error;
 mod fairshare;
 mod gang;
 mod idle;
+pub mod invoice;
 mod owners;
 mod period;
 mod queue;
@@ -45,7 +46,7 @@ pub use cluster::Cluster;
 pub use error::{ClaimError, Refusal};
 pub use fairshare::{Usage, decay, share};
 pub use idle::{IdleAction, IdlePolicy, IdleState};
-pub use period::{Period, utc_label};
+pub use period::{Period, month_bounds, utc_label};
 pub use queue::{
     Backfill, Decision, Guest, IdleBooked, Placement, PlanInput, PlanPolicy, QueuedJob, Wait, plan,
 };

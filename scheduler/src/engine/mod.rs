@@ -8,6 +8,7 @@
 
 mod admin;
 mod agents;
+pub mod billing;
 mod booking;
 mod budgets;
 mod charges;

@@ -2,10 +2,12 @@
 
 mod admin;
 mod agent;
+mod billing;
 mod user;
 
 pub use admin::AdminService;
 pub use agent::AgentService;
+pub use billing::BillingService;
 pub use user::{CapacityService, IdentityService, JobsService, ReservationsService, UsageService};
 
 use crate::auth::Charge;
