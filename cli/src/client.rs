@@ -4,8 +4,9 @@
 use crate::error::{Error, chain};
 use berth_proto::tls::ClientTls;
 use berth_proto::v1::{
-    admin_client::AdminClient, capacity_client::CapacityClient, identity_client::IdentityClient,
-    jobs_client::JobsClient, reservations_client::ReservationsClient, usage_client::UsageClient,
+    admin_client::AdminClient, billing_client::BillingClient, capacity_client::CapacityClient,
+    identity_client::IdentityClient, jobs_client::JobsClient,
+    reservations_client::ReservationsClient, usage_client::UsageClient,
 };
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -147,6 +148,11 @@ impl Api {
     /// Admin service.
     pub fn admin(&self) -> AdminClient<Svc> {
         AdminClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// The `Billing` service.
+    pub fn billing(&self) -> BillingClient<Svc> {
+        BillingClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 }
 

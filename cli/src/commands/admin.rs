@@ -1,5 +1,5 @@
 //! `berth admin ...`: sites, classes, orgs, users, tokens, join tokens, drains, audit,
-//! budgets and the scheduling policy.
+//! budgets, prices, discounts, invoices and the scheduling policy.
 
 use super::budgets::BudgetsCmd;
 use super::capacity::{ClassView, print_classes, print_nodes};
@@ -70,6 +70,29 @@ pub enum AdminCmd {
         org: Option<String>,
         #[command(subcommand)]
         cmd: Option<BudgetsCmd>,
+    },
+    /// Prices in whole won per device-hour per class; lists them without a subcommand.
+    Prices {
+        #[command(subcommand)]
+        cmd: Option<super::billing::PricesCmd>,
+    },
+    /// Organisations' discounts on invoices; lists them without a subcommand.
+    #[command(args_conflicts_with_subcommands = true)]
+    Discounts {
+        /// Only this organisation (when listing).
+        #[arg(long)]
+        org: Option<String>,
+        #[command(subcommand)]
+        cmd: Option<super::billing::DiscountsCmd>,
+    },
+    /// Monthly invoices in won: generate, issue, pay, void; lists them without a
+    /// subcommand.
+    #[command(args_conflicts_with_subcommands = true)]
+    Invoices {
+        #[command(flatten)]
+        filter: super::billing::InvoiceFilter,
+        #[command(subcommand)]
+        cmd: Option<super::billing::AdminInvoicesCmd>,
     },
     /// The scheduling policy; shows it without a subcommand.
     Policy {
@@ -438,6 +461,16 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
             return super::security::credentials(ctx, Some(node), None, *all).await;
         }
         AdminCmd::Status => return super::status::run(ctx).await,
+        AdminCmd::Prices { cmd } => return super::billing::prices(ctx, cmd.as_ref()).await,
+        AdminCmd::Discounts { org, cmd } => {
+            return super::billing::discounts(ctx, org.as_deref(), cmd.as_ref()).await;
+        }
+        AdminCmd::Invoices { filter, cmd: None } => {
+            return super::billing::invoices(ctx, filter, None).await;
+        }
+        AdminCmd::Invoices { cmd: Some(cmd), .. } => {
+            return super::billing::admin_invoices(ctx, cmd).await;
+        }
         _ => {}
     }
     // Check flag values before connecting.
@@ -760,6 +793,9 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         | AdminCmd::Datasets { .. }
         | AdminCmd::Tokens(TokensCmd::List { .. })
         | AdminCmd::Nodes(NodesCmd::Credentials { .. })
+        | AdminCmd::Prices { .. }
+        | AdminCmd::Discounts { .. }
+        | AdminCmd::Invoices { .. }
         | AdminCmd::Status => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin

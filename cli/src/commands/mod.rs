@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod billing;
 pub mod budgets;
 pub mod capacity;
 pub mod jobs;
