@@ -6,9 +6,11 @@ use berth_proto::time::{HOUR_MS, ms_to_ts};
 use berth_proto::v1;
 use berth_scheduler::core::month_bounds;
 use berth_scheduler::store::{
-    self, LedgerKind, LedgerRow, Mutation, OrgRow, OwnerKind, Store, UsageRow,
+    self, LedgerKind, LedgerRow, Mutation, OrgRow, OwnerKind, ReservationRow, ReservationState,
+    Store, UsageRow,
 };
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -132,9 +134,35 @@ async fn seeded() -> Centre {
         usage("acme", OwnerKind::Job, "j1", 1, from + day, 7),
         usage("acme", OwnerKind::Reservation, "r1", 2, from + 3 * day, 3),
         usage("acme", OwnerKind::Job, "j2", 1, from + 3 * day, 2),
+        usage("acme", OwnerKind::Reservation, "r3", 1, from + 4 * day, 1),
         usage("beta", OwnerKind::Job, "j9", 1, from + day, 1),
     ] {
         batch.push(Mutation::InsertUsage(u));
+    }
+    // Both bookings were reclaimed for idleness: r1 2 h before its end (2 devices), r3 2 h
+    // before its end (1 device).
+    for (id, count, start, end) in [
+        ("r1", 2, from + 3 * day, from + 3 * day + 5 * HOUR_MS),
+        ("r3", 1, from + 4 * day, from + 4 * day + 3 * HOUR_MS),
+    ] {
+        batch.push(Mutation::UpsertReservation(Arc::new(ReservationRow {
+            id: id.into(),
+            org: "acme".into(),
+            user_id: "seed".into(),
+            user_name: "seed".into(),
+            class: "gpu".into(),
+            count,
+            site: None,
+            start_ms: start,
+            end_ms: end,
+            state: ReservationState::Reclaimed,
+            reason: "reclaimed".into(),
+            devices: vec![],
+            created_ms: from - day,
+            charge: Default::default(),
+            idle_since_ms: None,
+            idle_warned_ms: None,
+        })));
     }
     db.apply(batch).await.unwrap();
     drop(db);
@@ -631,4 +659,76 @@ async fn an_org_sees_only_its_own_invoices() {
         code(c.set_state(&bob, &acme.id, v1::InvoiceState::Void).await),
         Code::PermissionDenied
     );
+}
+
+#[tokio::test]
+async fn the_monthly_report_has_figures_flags_and_the_amount_due() {
+    let c = seeded().await;
+    c.set_price(&c.admin, "gpu", 3500, None).await.unwrap();
+    let report = |month: &'static str, low: Option<f64>, token: String| {
+        let mut b = billing(&c);
+        async move {
+            b.monthly_report(authed(
+                v1::MonthlyReportRequest {
+                    month: month.into(),
+                    org: String::new(),
+                    low_util_percent: low,
+                },
+                &token,
+            ))
+            .await
+            .map(|r| r.into_inner())
+        }
+    };
+    assert_invalid(report("2025/03", None, c.admin.clone()).await, "month");
+    assert_invalid(
+        report(MONTH, Some(101.0), c.admin.clone()).await,
+        "low_util_percent",
+    );
+    let alice = c.user("acme", "alice").await;
+    assert_eq!(
+        code(report(MONTH, None, alice).await),
+        Code::PermissionDenied
+    );
+
+    let r = report(MONTH, None, c.admin.clone()).await.unwrap();
+    assert_eq!((r.month.as_str(), r.low_util_percent), (MONTH, 30.0));
+    assert_eq!(r.rows.len(), 2, "{r:?}");
+    let acme = &r.rows[0];
+    assert_eq!((acme.org.as_str(), acme.project.as_str()), ("acme", ""));
+    assert_eq!(acme.granted_hours, None);
+    // Bookings held 6 h + 1 h; jobs used 7 h + 2 h.
+    assert_eq!((acme.booked_hours, acme.used_hours), (7.0, 9.0));
+    // Reclaims took back 2 h x 2 devices and 2 h x 1.
+    assert_eq!((acme.idle_reclaimed_hours, acme.idle_reclaims), (6.0, 2));
+    assert_eq!(acme.refunded_hours, 5.0);
+    assert_eq!(
+        (acme.mean_utilization_percent, acme.energy_wh),
+        (None, None)
+    );
+    // No invoice yet: computed as one would be, 13 h x 3,500 + 10 % VAT.
+    assert_eq!(acme.amount_due_krw, Some(50_050));
+    assert_eq!(acme.amount_source, "computed");
+    let kinds: Vec<(&str, u32, f64)> = acme
+        .flags
+        .iter()
+        .map(|f| (f.kind.as_str(), f.count, f.hours))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("repeated-idle-reclaim", 2, 0.0),
+            ("bookings-unused", 2, 7.0)
+        ]
+    );
+    let beta = &r.rows[1];
+    assert_eq!((beta.used_hours, beta.amount_due_krw), (1.0, Some(3_850)));
+    assert!(beta.flags.is_empty());
+
+    // Once invoiced, the amount due is the invoice's.
+    c.set_discount(&c.admin, "acme", 50, "SME").await.unwrap();
+    c.generate(MONTH, "", false).await.unwrap();
+    let r = report(MONTH, None, c.admin.clone()).await.unwrap();
+    assert_eq!(r.rows[0].amount_due_krw, Some(25_025));
+    assert_eq!(r.rows[0].amount_source, "invoice");
 }

@@ -35,6 +35,7 @@ pub mod invoice;
 mod owners;
 mod period;
 mod queue;
+pub mod report;
 mod window_index;
 
 pub use accounts::{

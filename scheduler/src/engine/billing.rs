@@ -156,7 +156,7 @@ pub fn month(field: &str, s: &str) -> Result<Month> {
 }
 
 /// An org that must exist.
-fn known_org(state: &State, org: &str) -> Result<String> {
+pub(crate) fn known_org(state: &State, org: &str) -> Result<String> {
     let org = model::name("org", org)?;
     if state.orgs.contains_key(&org) {
         Ok(org)
@@ -173,6 +173,23 @@ fn visible(state: &State, caller: &Caller, id: &str) -> Result<Arc<InvoiceRow>> 
         .filter(|i| caller.can_see_org(&i.org))
         .cloned()
         .ok_or_else(|| Error::NotFound(text!(WhatInvoice, id = ?id)))
+}
+
+/// The prices as the invoice maths takes them.
+pub(crate) fn price_table(state: &State) -> BTreeMap<String, invoice::Price> {
+    state
+        .prices
+        .values()
+        .map(|p| {
+            (
+                p.class.clone(),
+                invoice::Price {
+                    krw_per_hour: p.krw_per_hour,
+                    idle_krw_per_hour: p.idle_krw_per_hour,
+                },
+            )
+        })
+        .collect()
 }
 
 /// What generating a month found: the invoices made and the orgs skipped.
@@ -275,14 +292,14 @@ impl Engine {
             .collect())
     }
 
-    /// The ledger lines and job usage of `[from, to)`, of one org or all, read a page at a
-    /// time.
-    async fn month_activity(
+    /// The ledger lines and usage records of `[from, to)`, of one org or all, read a page
+    /// at a time.
+    pub(crate) async fn month_activity(
         &self,
         org: Option<&str>,
         from: i64,
         to: i64,
-    ) -> Result<(Vec<LedgerLine>, Vec<JobUse>)> {
+    ) -> Result<(Vec<LedgerLine>, Vec<UsageRow>)> {
         let filter = RangeFilter {
             org: org.map(str::to_owned),
             from_ms: from,
@@ -308,7 +325,7 @@ impl Engine {
         let mut page = Page::first(READ_PAGE);
         loop {
             let rows = self.store.list_usage(&filter, &page).await?;
-            used.extend(rows.iter().filter_map(|(_, u)| job_use(u, from, to)));
+            used.extend(rows.iter().map(|(_, u)| u.clone()));
             match rows.last() {
                 Some((id, last)) if rows.len() == READ_PAGE as usize => {
                     page.after = Some(Cursor {
@@ -344,7 +361,8 @@ impl Engine {
         if let Some(o) = &org {
             self.peek_live(|s| known_org(s, o))?;
         }
-        let (ledger, used) = self.month_activity(org.as_deref(), from, to).await?;
+        let (ledger, usage) = self.month_activity(org.as_deref(), from, to).await?;
+        let used: Vec<JobUse> = usage.iter().filter_map(|u| job_use(u, from, to)).collect();
         let label = m.to_string();
         let generated = self
             .commit(|tx| {
@@ -381,19 +399,7 @@ impl Engine {
                         orgs = blocked.join(", ")
                     )));
                 }
-                let prices: BTreeMap<String, invoice::Price> = state
-                    .prices
-                    .values()
-                    .map(|p| {
-                        (
-                            p.class.clone(),
-                            invoice::Price {
-                                krw_per_hour: p.krw_per_hour,
-                                idle_krw_per_hour: p.idle_krw_per_hour,
-                            },
-                        )
-                    })
-                    .collect();
+                let prices = price_table(state);
                 let mut rows = Vec::new();
                 for o in todo {
                     let discount = state.discounts.get(&o);

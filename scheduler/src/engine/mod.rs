@@ -20,6 +20,7 @@ mod pass;
 mod pipeline;
 mod policy;
 mod reclaim;
+pub mod report;
 mod retention;
 mod stage;
 mod views;

@@ -96,4 +96,13 @@ impl v1::billing_server::Billing for BillingService {
         let row = self.0.set_invoice_state(&c, &r.id, to).await?;
         Ok(Response::new(invoice_proto(&row)))
     }
+
+    async fn monthly_report(
+        &self,
+        req: Request<v1::MonthlyReportRequest>,
+    ) -> Reply<v1::MonthlyReportResponse> {
+        let c = caller(&req)?;
+        let reply = self.0.monthly_report(&c, req.get_ref()).await?;
+        metered(&req, reply)
+    }
 }
