@@ -218,4 +218,45 @@ fn invoices_are_generated_issued_paid_and_shown_as_json_csv_and_html() {
         .map(|i| i["org"].as_str().unwrap())
         .collect();
     assert_eq!(orgs, ["beta"]);
+
+    // The monthly check: the amount due is the month's invoice.
+    let report = c.json(&c.admin_token, &["admin", "report", "--month", "2025-03"]);
+    assert_eq!(report["month"], "2025-03", "{report}");
+    assert_eq!(report["low_util_percent"], 30.0, "{report}");
+    assert_eq!(report["rows"][0]["org"], "acme", "{report}");
+    assert_eq!(report["rows"][0]["amount_due_krw"], 19_250, "{report}");
+    assert_eq!(report["rows"][0]["amount_source"], "invoice", "{report}");
+    let csv = c
+        .berth(
+            &c.admin_token,
+            &[
+                "admin", "report", "--month", "2025-03", "--org", "beta", "-o", "csv",
+            ],
+        )
+        .ok();
+    let rows: Vec<&str> = csv.stdout.lines().collect();
+    assert!(
+        rows[0].starts_with("org,project,granted h,booked h"),
+        "{}",
+        csv.stdout
+    );
+    assert_eq!(rows.len(), 2, "{}", csv.stdout);
+    assert!(
+        rows[1].starts_with("beta,") && rows[1].contains(",3850,"),
+        "{}",
+        csv.stdout
+    );
+    let page = c
+        .berth(
+            &c.admin_token,
+            &["admin", "report", "--month", "2025-03", "-o", "html"],
+        )
+        .ok()
+        .stdout;
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("19,250"),
+        "{page}"
+    );
+    c.berth(&bob, &["admin", "report", "--month", "2025-03"])
+        .failed();
 }

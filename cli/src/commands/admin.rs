@@ -94,6 +94,9 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: Option<super::billing::AdminInvoicesCmd>,
     },
+    /// The monthly check per organisation: granted, booked and used device-hours, idle
+    /// reclaims, refunds, utilisation and energy, the amount due, and flags.
+    Report(super::report::ReportArgs),
     /// The scheduling policy; shows it without a subcommand.
     Policy {
         #[command(subcommand)]
@@ -462,6 +465,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         }
         AdminCmd::Status => return super::status::run(ctx).await,
         AdminCmd::Prices { cmd } => return super::billing::prices(ctx, cmd.as_ref()).await,
+        AdminCmd::Report(a) => return super::report::run(ctx, a).await,
         AdminCmd::Discounts { org, cmd } => {
             return super::billing::discounts(ctx, org.as_deref(), cmd.as_ref()).await;
         }
@@ -794,6 +798,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         | AdminCmd::Tokens(TokensCmd::List { .. })
         | AdminCmd::Nodes(NodesCmd::Credentials { .. })
         | AdminCmd::Prices { .. }
+        | AdminCmd::Report(_)
         | AdminCmd::Discounts { .. }
         | AdminCmd::Invoices { .. }
         | AdminCmd::Status => Ok(()),

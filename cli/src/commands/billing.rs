@@ -596,7 +596,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The page's style: A4 portrait, fonts that have Hangul, no external resources.
-const PAGE_CSS: &str = "@page{size:A4;margin:18mm}\
+pub(crate) const PAGE_CSS: &str = "@page{size:A4;margin:18mm}\
 body{font-family:'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo',sans-serif;color:#111;font-size:10.5pt;max-width:180mm;margin:0 auto}\
 h1{font-size:16pt;margin:0 0 4mm}\
 table{border-collapse:collapse;width:100%;margin:3mm 0}\

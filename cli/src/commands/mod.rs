@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod jobs;
 pub mod ledger;
 pub mod policy;
+pub mod report;
 pub mod reserve;
 pub mod retention;
 pub mod security;

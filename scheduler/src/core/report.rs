@@ -102,7 +102,7 @@ fn row<'a>(out: &'a mut BTreeMap<Key, Row>, org: &str, project: &Option<String>)
 }
 
 /// The rows of the month, sorted by org then project (org-paid first). Every org and
-/// project with a grant, a booking, a job or a refund has a row.
+/// project with a grant, a booking, a job or a ledger entry has a row.
 pub fn rows(
     ledger: &[LedgerLine],
     bookings: &[BookingFact],
@@ -145,8 +145,11 @@ pub fn rows(
             with_evidence.insert(key);
         }
     }
-    for l in ledger.iter().filter(|l| l.flow == Flow::Refund) {
-        row(&mut out, &l.org, &l.project).refunded_ms += l.device_ms;
+    for l in ledger {
+        let r = row(&mut out, &l.org, &l.project);
+        if l.flow == Flow::Refund {
+            r.refunded_ms += l.device_ms;
+        }
     }
     for (key, r) in out.iter_mut() {
         if with_evidence.contains(key) {
