@@ -18,7 +18,8 @@ pub enum Format {
     Json,
     /// Comma-separated values (`usage`, and any other table).
     Csv,
-    /// A printable, self-contained HTML page (`invoices show`); elsewhere a table.
+    /// A printable, self-contained HTML page (`invoices show`, `admin report`); elsewhere a
+    /// table.
     Html,
 }
 
