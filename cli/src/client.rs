@@ -4,8 +4,8 @@
 use crate::error::{Error, chain};
 use berth_proto::tls::ClientTls;
 use berth_proto::v1::{
-    admin_client::AdminClient, capacity_client::CapacityClient, identity_client::IdentityClient,
-    jobs_client::JobsClient, projects_client::ProjectsClient,
+    admin_client::AdminClient, billing_client::BillingClient, capacity_client::CapacityClient,
+    identity_client::IdentityClient, jobs_client::JobsClient, projects_client::ProjectsClient,
     reservations_client::ReservationsClient, usage_client::UsageClient,
 };
 use std::time::Duration;
@@ -153,6 +153,11 @@ impl Api {
     /// Projects service.
     pub fn projects(&self) -> ProjectsClient<Svc> {
         ProjectsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// The `Billing` service.
+    pub fn billing(&self) -> BillingClient<Svc> {
+        BillingClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 }
 

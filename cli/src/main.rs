@@ -115,6 +115,16 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<commands::projects::ProjectsCmd>,
     },
+    /// Prices per device-hour per class, in whole won.
+    Prices,
+    /// Your organisation's monthly invoices (admins: every org's), or show one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Invoices {
+        #[command(flatten)]
+        filter: commands::billing::InvoiceFilter,
+        #[command(subcommand)]
+        cmd: Option<commands::billing::InvoicesCmd>,
+    },
     /// Centre administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -133,7 +143,7 @@ enum Command {
 }
 
 async fn run(cli: Cli) -> Result<u8, error::Error> {
-    use commands::{account, admin, capacity, jobs, ledger, projects, reserve, usage};
+    use commands::{account, admin, billing, capacity, jobs, ledger, projects, reserve, usage};
     let done = |r: Result<(), error::Error>| r.map(|()| 0);
     // `up` and `login` make their own connection; the rest use the resolved config.
     let ctx = || Ctx::resolve(&cli.global);
@@ -158,6 +168,10 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Usage(a) => done(usage::usage(&ctx()?, a).await),
         Command::Ledger(a) => done(ledger::ledger(&ctx()?, a).await),
         Command::Projects { cmd } => done(projects::run(&ctx()?, cmd.as_ref()).await),
+        Command::Prices => done(billing::prices(&ctx()?, None).await),
+        Command::Invoices { filter, cmd } => {
+            done(billing::invoices(&ctx()?, filter, cmd.as_ref()).await)
+        }
         Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
         Command::Completions { shell } => done(docs::completions(*shell)),
         Command::Man { dir } => done(docs::man(dir.as_deref())),

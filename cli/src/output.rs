@@ -18,6 +18,9 @@ pub enum Format {
     Json,
     /// Comma-separated values (`usage`, and any other table).
     Csv,
+    /// A printable, self-contained HTML page (`invoices show`, `admin report`); elsewhere a
+    /// table.
+    Html,
 }
 
 /// Writes `text` to stdout. A closed pipe (`berth jobs | head`) is not an error.

@@ -317,6 +317,16 @@ crate::catalogue! {
         DurationRequired => "a duration is required", "기간을 지정해야 합니다";
         AtLeastSeconds => "must be at least {min} s, not {value} s", "최소 {min}초여야 합니다({value}초가 아님)";
         NotAPercentage => "must be a percentage 0..100, not {v}", "0..100 사이의 백분율이어야 합니다({v}이(가) 아님)";
+        // Billing.
+        WonNotNegative => "must be whole won >= 0, not {v}", "0 이상의 원 단위 정수여야 합니다({v}이(가) 아님)";
+        PercentRange => "must be a percentage 0..=100, not {v}", "0..=100 사이의 백분율이어야 합니다({v}이(가) 아님)";
+        NotAMonth => "expected a month YYYY-MM (1970-01 or later), not {month}", "YYYY-MM 형식의 월(1970-01 이후)이어야 합니다({month}이(가) 아님)";
+        MonthNotEnded => "month {month} has not ended yet (it ends {end}); invoices are generated for ended months only", "{month}월이 아직 끝나지 않았습니다({end}에 끝남). 청구서는 끝난 달에 대해서만 만들 수 있습니다";
+        InvoicesExist => "{month} already has draft invoices for {orgs}; pass --replace-drafts to replace them", "{month}에 이미 {orgs}의 초안 청구서가 있습니다. 바꾸려면 --replace-drafts를 지정하세요";
+        NoPriceFor => "org {org} has billable hours of class {class}, which has no price: set one with `berth admin prices set --class {name} --krw-per-hour N`", "조직 {org}에 가격이 없는 클래스 {class}의 청구 대상 시간이 있습니다. `berth admin prices set --class {name} --krw-per-hour N`으로 가격을 정하세요";
+        WhatInvoice => "invoice {id}", "청구서 {id}";
+        InvoiceTransition => "invoice {id} is {from}; it cannot become {to} (draft -> issued -> paid, or draft/issued -> void)", "청구서 {id}은(는) {from} 상태라 {to}(으)로 바꿀 수 없습니다(draft -> issued -> paid, 또는 draft/issued -> void)";
+        NotAnInvoiceState => "must be issued, paid or void", "issued, paid, void 중 하나여야 합니다";
         // Image references.
         ImageForms => "expected [HOST[:PORT]/]NAME[:TAG][@DIGEST], e.g. busybox:1.36 or registry.example:5000/team/trainer:v2", "[HOST[:PORT]/]NAME[:TAG][@DIGEST] 형식이어야 합니다. 예: busybox:1.36, registry.example:5000/team/trainer:v2";
         ImageLooksLikeFlag => "{reference} looks like a command-line flag, not an image reference ({forms})", "{reference}은(는) 이미지 참조가 아니라 명령줄 플래그처럼 보입니다({forms})";

@@ -15,6 +15,7 @@ mod m20261206_000001_portal;
 mod m20261206_000001_tenancy;
 mod m20261207_000001_projects;
 mod m20261207_000002_evidence;
+mod m20261207_000010_billing;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_portal::Migration),
             Box::new(m20261207_000001_projects::Migration),
             Box::new(m20261207_000002_evidence::Migration),
+            Box::new(m20261207_000010_billing::Migration),
         ]
     }
 }

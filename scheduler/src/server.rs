@@ -587,6 +587,11 @@ pub async fn start_on(
             auth.clone()
         ))
         .add_service(service!(
+            billing_server::BillingServer,
+            BillingService(e.clone()),
+            auth.clone()
+        ))
+        .add_service(service!(
             agent_server::AgentServer,
             AgentService(e.clone()),
             agent_gate

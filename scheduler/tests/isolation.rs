@@ -134,6 +134,15 @@ const MATRIX: &[(&str, [Expect; 5])] = &[
     ("Admin/GetRetention", [PD, PD, OK, PD, UA]),
     ("Admin/SetRetention", [PD, PD, OK, PD, UA]),
     ("Admin/GetStatus", [PD, PD, OK, PD, UA]),
+    ("Billing/SetPrice", [PD, PD, OK, PD, UA]),
+    ("Billing/ListPrices", [OK, OK, OK, PD, UA]),
+    ("Billing/SetDiscount", [PD, PD, OK, PD, UA]),
+    ("Billing/ListDiscounts", [NF, NF, OK, PD, UA]),
+    ("Billing/GenerateInvoices", [PD, PD, OK, PD, UA]),
+    ("Billing/ListInvoices", [NF, NF, OK, PD, UA]),
+    ("Billing/GetInvoice", [NF, NF, OK, PD, UA]),
+    ("Billing/SetInvoiceState", [PD, PD, OK, PD, UA]),
+    ("Billing/MonthlyReport", [PD, PD, OK, PD, UA]),
     ("Agent/Join", [UA, UA, UA, UA, UA]),
     ("Agent/Heartbeat", [PD, PD, PD, PD, UA]),
     ("Agent/ReportJob", [PD, PD, PD, OK, UA]),
@@ -152,6 +161,7 @@ struct Targets {
     device: String,
     dataset: String,
     project: String,
+    invoice: String,
 }
 
 impl Targets {
@@ -167,6 +177,7 @@ impl Targets {
             device: "GPU-n9-0".into(),
             dataset: "nodata".into(),
             project: "00000000-0000-4000-8000-000000000004".into(),
+            invoice: "00000000-0000-4000-8000-000000000005".into(),
         }
     }
 
@@ -183,6 +194,7 @@ impl Targets {
             &self.device,
             &self.dataset,
             &self.project,
+            &self.invoice,
         ];
         v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         v
@@ -464,6 +476,21 @@ async fn world() -> World {
         .await
         .unwrap();
 
+    // Org A has an invoice (of a month long past, without activity).
+    let invoice = v1::billing_client::BillingClient::new(c.channel.clone())
+        .generate_invoices(authed(
+            v1::GenerateInvoicesRequest {
+                month: "2025-01".into(),
+                org: ORG_A.into(),
+                replace_drafts: false,
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invoices
+        .remove(0);
     let a = Targets {
         org: ORG_A.into(),
         user: "alice".into(),
@@ -474,10 +501,12 @@ async fn world() -> World {
         device: n1_devices[0].clone(),
         dataset: "acmedata".into(),
         project: project.id.clone(),
+        invoice: invoice.id.clone(),
     };
     let markers = vec![
         project.id.clone(),
         PROJECT_TITLE.into(),
+        invoice.id.clone(),
         ORG_A.to_owned(),
         "alice".into(),
         "aurelio".into(),
@@ -556,6 +585,7 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
         id: id.into(),
         reason: String::new(),
     };
+    let billing = || v1::billing_client::BillingClient::new(ch.clone());
     let now = now_ms();
     let hour = 3_600_000;
     Ok(match rpc {
@@ -1102,6 +1132,96 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
                 ))
                 .await?,
         ),
+        "Billing/SetPrice" => text(
+            billing()
+                .set_price(req(
+                    v1::SetPriceRequest {
+                        class: "gpu".into(),
+                        krw_per_hour: 3500,
+                        idle_krw_per_hour: None,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/ListPrices" => text(
+            billing()
+                .list_prices(req(v1::ListPricesRequest {}, token))
+                .await?,
+        ),
+        "Billing/SetDiscount" => text(
+            billing()
+                .set_discount(req(
+                    v1::SetDiscountRequest {
+                        org: t.org.clone(),
+                        percent: 50,
+                        reason: "SME".into(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/ListDiscounts" => text(
+            billing()
+                .list_discounts(req(v1::ListDiscountsRequest { org: t.org.clone() }, token))
+                .await?,
+        ),
+        "Billing/GenerateInvoices" => text(
+            billing()
+                .generate_invoices(req(
+                    v1::GenerateInvoicesRequest {
+                        month: "2025-02".into(),
+                        org: t.org.clone(),
+                        replace_drafts: true,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/ListInvoices" => text(
+            billing()
+                .list_invoices(req(
+                    v1::ListInvoicesRequest {
+                        org: t.org.clone(),
+                        month: String::new(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/GetInvoice" => text(
+            billing()
+                .get_invoice(req(
+                    v1::GetInvoiceRequest {
+                        id: t.invoice.clone(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/SetInvoiceState" => text(
+            billing()
+                .set_invoice_state(req(
+                    v1::SetInvoiceStateRequest {
+                        id: t.invoice.clone(),
+                        state: v1::InvoiceState::Issued as i32,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Billing/MonthlyReport" => text(
+            billing()
+                .monthly_report(req(
+                    v1::MonthlyReportRequest {
+                        month: "2025-01".into(),
+                        org: t.org.clone(),
+                        low_util_percent: None,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
         "Admin/GetStatus" => text(
             admin()
                 .get_status(req(v1::GetStatusRequest {}, token))
@@ -1413,6 +1533,7 @@ async fn org_bs_listings_hold_nothing_of_org_a() {
         .iter()
         .copied()
         .chain(["Usage/GetUsage", "Usage/ListBudgets", "Usage/ListLedger"])
+        .chain(["Billing/ListInvoices", "Billing/ListDiscounts"])
         .chain([
             "Admin/ListUsers",
             "Admin/ListCredentials",

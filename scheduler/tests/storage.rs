@@ -354,6 +354,7 @@ storage_tests!(
     ledger_filters_by_org_time_and_period,
     recent_usage_is_filtered_by_end,
     policy_is_one_row,
+    billing_rows_upsert_update_delete_and_load,
     updates_of_unknown_rows_fail_the_batch,
     old_database_migrates_forward,
     pages_walk_every_row_once_with_filters,
@@ -1964,6 +1965,83 @@ async fn recent_usage_is_filtered_by_end(db: TestDb) {
         store.load(0, 0, 300).await.expect("load").recent_usage,
         vec![usage("acme", "j-3", 200, 300)]
     );
+}
+
+async fn billing_rows_upsert_update_delete_and_load(db: TestDb) {
+    use berth_scheduler::core::invoice::{InvoiceLine, LineKind};
+    let store = db.open().await;
+    let price = |krw, idle| PriceRow {
+        class: "h100".to_owned(),
+        krw_per_hour: krw,
+        idle_krw_per_hour: idle,
+        updated_ms: 1,
+    };
+    let discount = DiscountRow {
+        org: "acme".to_owned(),
+        percent: 50,
+        reason: "부산 소재 중소기업".to_owned(),
+        updated_ms: 2,
+    };
+    let invoice = |id: &str, state| InvoiceRow {
+        id: id.to_owned(),
+        org: "acme".to_owned(),
+        month: "2026-11".to_owned(),
+        period_start_ms: 10,
+        period_end_ms: 20,
+        state,
+        lines: vec![InvoiceLine {
+            project: Some("p1".to_owned()),
+            class: "h100".to_owned(),
+            kind: LineKind::Idle,
+            device_ms: -5,
+            covered_ms: -5,
+            billable_ms: 0,
+            krw_per_hour: 1000,
+            discount_percent: 50,
+            amount_krw: 0,
+        }],
+        subtotal_krw: 17_500,
+        vat_krw: 1_750,
+        total_krw: 19_250,
+        discount_percent: 50,
+        discount_reason: "부산 소재 중소기업".to_owned(),
+        created_ms: 3,
+        issued_ms: None,
+        paid_ms: None,
+        voided_ms: None,
+    };
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertPrice(price(3500, None)),
+            Mutation::UpsertDiscount(discount.clone()),
+            Mutation::UpsertInvoice(Arc::new(invoice("i1", InvoiceState::Draft))),
+            Mutation::UpsertInvoice(Arc::new(invoice("i2", InvoiceState::Draft))),
+        ],
+    )
+    .await;
+    let issued = InvoiceRow {
+        issued_ms: Some(4),
+        ..invoice("i1", InvoiceState::Issued)
+    };
+    apply(
+        &store,
+        vec![
+            Mutation::UpsertPrice(price(4000, Some(1000))),
+            Mutation::UpsertInvoice(Arc::new(issued.clone())),
+            Mutation::DeleteInvoice {
+                id: "i2".to_owned(),
+            },
+        ],
+    )
+    .await;
+    let snap = store.load(0, 0, 0).await.expect("load");
+    assert_eq!(snap.prices, vec![price(4000, Some(1000))]);
+    assert_eq!(snap.discounts, vec![discount]);
+    assert_eq!(snap.invoices, vec![issued]);
+    let raw = db.raw().await;
+    assert_eq!(count_rows(&raw, "prices").await, 1);
+    assert_eq!(count_rows(&raw, "invoices").await, 1);
 }
 
 async fn policy_is_one_row(db: TestDb) {

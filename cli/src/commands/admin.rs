@@ -1,5 +1,5 @@
 //! `berth admin ...`: sites, classes, orgs, users, tokens, join tokens, drains, audit,
-//! budgets and the scheduling policy.
+//! budgets, prices, discounts, invoices and the scheduling policy.
 
 use super::budgets::BudgetsCmd;
 use super::capacity::{ClassView, print_classes, print_nodes};
@@ -74,6 +74,32 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: Option<BudgetsCmd>,
     },
+    /// Prices in whole won per device-hour per class; lists them without a subcommand.
+    Prices {
+        #[command(subcommand)]
+        cmd: Option<super::billing::PricesCmd>,
+    },
+    /// Organisations' discounts on invoices; lists them without a subcommand.
+    #[command(args_conflicts_with_subcommands = true)]
+    Discounts {
+        /// Only this organisation (when listing).
+        #[arg(long)]
+        org: Option<String>,
+        #[command(subcommand)]
+        cmd: Option<super::billing::DiscountsCmd>,
+    },
+    /// Monthly invoices in won: generate, issue, pay, void; lists them without a
+    /// subcommand.
+    #[command(args_conflicts_with_subcommands = true)]
+    Invoices {
+        #[command(flatten)]
+        filter: super::billing::InvoiceFilter,
+        #[command(subcommand)]
+        cmd: Option<super::billing::AdminInvoicesCmd>,
+    },
+    /// The monthly check per organisation: granted, booked and used device-hours, idle
+    /// reclaims, refunds, utilisation and energy, the amount due, and flags.
+    Report(super::report::ReportArgs),
     /// The scheduling policy; shows it without a subcommand.
     Policy {
         #[command(subcommand)]
@@ -470,6 +496,17 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         }
         AdminCmd::Status => return super::status::run(ctx).await,
         AdminCmd::Projects(cmd) => return super::projects::run_admin(ctx, cmd).await,
+        AdminCmd::Prices { cmd } => return super::billing::prices(ctx, cmd.as_ref()).await,
+        AdminCmd::Report(a) => return super::report::run(ctx, a).await,
+        AdminCmd::Discounts { org, cmd } => {
+            return super::billing::discounts(ctx, org.as_deref(), cmd.as_ref()).await;
+        }
+        AdminCmd::Invoices { filter, cmd: None } => {
+            return super::billing::invoices(ctx, filter, None).await;
+        }
+        AdminCmd::Invoices { cmd: Some(cmd), .. } => {
+            return super::billing::admin_invoices(ctx, cmd).await;
+        }
         _ => {}
     }
     // Check flag values before connecting.
@@ -813,7 +850,11 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         | AdminCmd::Tokens(TokensCmd::List { .. })
         | AdminCmd::Nodes(NodesCmd::Credentials { .. })
         | AdminCmd::Status
-        | AdminCmd::Projects(_) => Ok(()),
+        | AdminCmd::Projects(_)
+        | AdminCmd::Prices { .. }
+        | AdminCmd::Report(_)
+        | AdminCmd::Discounts { .. }
+        | AdminCmd::Invoices { .. } => Ok(()),
         AdminCmd::Audit { limit } => {
             let events = admin
                 .list_audit(v1::ListAuditRequest {

@@ -168,7 +168,7 @@ pub async fn ledger(ctx: &Ctx, args: &LedgerArgs) -> Result<(), Error> {
             output::json(&views)
         }
         Format::Csv => output::emit(&csv(&entries)),
-        Format::Table => table(&entries).print(ctx.format, tr(Msg::EmptyLedger)),
+        Format::Table | Format::Html => table(&entries).print(ctx.format, tr(Msg::EmptyLedger)),
     }
 }
 

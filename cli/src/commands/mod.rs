@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod billing;
 pub mod budgets;
 pub mod capacity;
 pub mod evidence;
@@ -10,6 +11,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod policy;
 pub mod projects;
+pub mod report;
 pub mod reserve;
 pub mod retention;
 pub mod security;

@@ -246,7 +246,8 @@ pub fn print_one(p: &v1::Project, format: Format) -> Result<(), Error> {
     match format {
         Format::Json => output::json(&ProjectView::from(p)),
         Format::Csv => print(std::slice::from_ref(p), format),
-        Format::Table => {
+        // No page of its own: the table (as `-o html` does for other listings).
+        Format::Table | Format::Html => {
             Details::new()
                 .field("ID", &p.id)
                 .field("State", project_state(p.state))

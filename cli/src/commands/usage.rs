@@ -213,7 +213,7 @@ pub async fn usage(ctx: &Ctx, args: &UsageArgs) -> Result<(), Error> {
     match ctx.format {
         Format::Json => output::json(&view(&resp)),
         Format::Csv => output::emit(&csv(&resp)),
-        Format::Table => {
+        Format::Table | Format::Html => {
             let text = tables(&resp);
             if text.is_empty() {
                 output::note(tr(Msg::EmptyUsage));

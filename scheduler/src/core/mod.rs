@@ -31,9 +31,11 @@ mod error;
 mod fairshare;
 mod gang;
 mod idle;
+pub mod invoice;
 mod owners;
 mod period;
 mod queue;
+pub mod report;
 mod window_index;
 
 pub use accounts::{
@@ -45,7 +47,7 @@ pub use cluster::Cluster;
 pub use error::{ClaimError, Refusal};
 pub use fairshare::{Usage, decay, share};
 pub use idle::{IdleAction, IdlePolicy, IdleState};
-pub use period::{Period, utc_label};
+pub use period::{Period, month_bounds, utc_label};
 pub use queue::{
     Backfill, Decision, Guest, IdleBooked, Placement, PlanInput, PlanPolicy, QueuedJob, Wait, plan,
 };

@@ -55,6 +55,12 @@ impl Period {
     }
 }
 
+/// The `[start, end)` of calendar month `month` (1..=12) of `year` in UTC: the same
+/// boundaries as a monthly budget period.
+pub fn month_bounds(year: i64, month: u32) -> (i64, i64) {
+    Period::Month.bounds(days_from_civil(year, month, 1) * DAY_MS)
+}
+
 /// `YYYY-MM-DD HH:MM UTC` for an instant, for messages from the core (which has no clock
 /// or time-zone database).
 pub fn utc_label(t: i64) -> String {

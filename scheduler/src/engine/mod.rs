@@ -8,6 +8,7 @@
 
 mod admin;
 mod agents;
+pub mod billing;
 mod booking;
 mod budgets;
 mod charges;
@@ -20,6 +21,7 @@ mod pipeline;
 mod policy;
 mod projects;
 mod reclaim;
+pub mod report;
 mod retention;
 mod stage;
 mod views;

@@ -2,11 +2,13 @@
 
 mod admin;
 mod agent;
+mod billing;
 mod projects;
 mod user;
 
 pub use admin::AdminService;
 pub use agent::AgentService;
+pub use billing::BillingService;
 pub use projects::ProjectsService;
 pub use user::{CapacityService, IdentityService, JobsService, ReservationsService, UsageService};
 

@@ -121,6 +121,18 @@ impl State {
                 Ok(policy) => self.sched = policy,
                 Err(e) => tracing::error!(error = %e, "keeping the previous scheduling policy"),
             },
+            Mutation::UpsertPrice(p) => {
+                self.prices.insert(p.class.clone(), p.clone());
+            }
+            Mutation::UpsertDiscount(d) => {
+                self.discounts.insert(d.org.clone(), d.clone());
+            }
+            Mutation::UpsertInvoice(i) => {
+                self.invoices.insert(i.id.clone(), i.clone());
+            }
+            Mutation::DeleteInvoice { id } => {
+                self.invoices.remove(id);
+            }
         }
     }
 

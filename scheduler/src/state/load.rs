@@ -35,6 +35,13 @@ impl State {
             .chain(std::iter::once(Mutation::InsertClaims(snap.claims)))
             .chain(snap.budgets.into_iter().map(Mutation::UpsertBudget))
             .chain(snap.projects.into_iter().map(Mutation::UpsertProject))
+            .chain(snap.prices.into_iter().map(Mutation::UpsertPrice))
+            .chain(snap.discounts.into_iter().map(Mutation::UpsertDiscount))
+            .chain(
+                snap.invoices
+                    .into_iter()
+                    .map(|i| Mutation::UpsertInvoice(Arc::new(i))),
+            )
             .chain(std::iter::once(Mutation::InsertLedger(snap.ledger)))
             .chain(snap.recent_usage.into_iter().map(Mutation::InsertUsage))
             .chain(

@@ -13,8 +13,9 @@ mod load;
 use crate::core::{self, Accounts, Cluster, Period};
 use crate::engine::SchedPolicy;
 use crate::store::{
-    BudgetRow, ClassRow, DeviceRow, JobRow, JobState, JoinTokenRow, LedgerKind, LedgerRow, NodeRow,
-    NodeState, OrgRow, ProjectRow, ReservationRow, SiteRow, UsageRow, UserRow,
+    BudgetRow, ClassRow, DeviceRow, DiscountRow, InvoiceRow, JobRow, JobState, JoinTokenRow,
+    LedgerKind, LedgerRow, NodeRow, NodeState, OrgRow, PriceRow, ProjectRow, ReservationRow,
+    SiteRow, UsageRow, UserRow,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -113,6 +114,12 @@ pub struct State {
     pub sched: SchedPolicy,
     /// Decayed usage per org, for fair share.
     pub fair: FairUsage,
+    /// Prices by class.
+    pub prices: BTreeMap<String, PriceRow>,
+    /// Discounts by org.
+    pub discounts: BTreeMap<String, DiscountRow>,
+    /// Every invoice by id (a few per org and month).
+    pub invoices: BTreeMap<String, Arc<InvoiceRow>>,
     /// Mutations applied so far: a pass planned on a copy knows whether anything changed.
     pub version: u64,
 }

@@ -446,6 +446,22 @@ async fn snapshot<C: ConnectionTrait>(
             convert::project_row(p, g)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let prices = entities::price::Entity::find()
+        .order_by_asc(entities::price::Column::Class)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let discounts = entities::discount::Entity::find()
+        .order_by_asc(entities::discount::Column::Org)
+        .all(db)
+        .await
+        .map_err(error::db)?;
+    let invoices = entities::invoice::Entity::find()
+        .order_by_asc(entities::invoice::Column::CreatedMs)
+        .order_by_asc(entities::invoice::Column::Id)
+        .all(db)
+        .await
+        .map_err(error::db)?;
     let policy = scheduler_policy::Entity::find_by_id(scheduler_policy::ROW_ID)
         .one(db)
         .await
@@ -479,6 +495,9 @@ async fn snapshot<C: ConnectionTrait>(
             .map(convert::dataset_grant_row)
             .collect(),
         projects,
+        prices: prices.into_iter().map(convert::price_row).collect(),
+        discounts: discounts.into_iter().map(convert::discount_row).collect(),
+        invoices: collect(invoices, convert::invoice_row)?,
     })
 }
 

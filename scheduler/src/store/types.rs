@@ -722,6 +722,85 @@ pub struct UserSettingsRow {
     pub updated_ms: i64,
 }
 
+/// A class's price in whole won per device-hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceRow {
+    pub class: String,
+    pub krw_per_hour: i64,
+    /// For booked hours no job used; `None`: `krw_per_hour`.
+    pub idle_krw_per_hour: Option<i64>,
+    pub updated_ms: i64,
+}
+
+/// An org's discount on its invoices, with the reason (shown on each invoice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscountRow {
+    pub org: String,
+    /// 0..=100.
+    pub percent: i32,
+    pub reason: String,
+    pub updated_ms: i64,
+}
+
+/// Where an invoice is: draft -> issued -> paid, or void.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvoiceState {
+    /// Computed, not yet sent; may be replaced by a new generation.
+    Draft,
+    /// Sent to the org; never edited again.
+    Issued,
+    /// Paid.
+    Paid,
+    /// Withdrawn; a correction is a new invoice.
+    Void,
+}
+
+impl InvoiceState {
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceState::Draft => "draft",
+            InvoiceState::Issued => "issued",
+            InvoiceState::Paid => "paid",
+            InvoiceState::Void => "void",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "draft" => Some(InvoiceState::Draft),
+            "issued" => Some(InvoiceState::Issued),
+            "paid" => Some(InvoiceState::Paid),
+            "void" => Some(InvoiceState::Void),
+            _ => None,
+        }
+    }
+}
+
+/// A monthly invoice of one org, in whole won. Its lines and amounts never change once
+/// issued; only its state (and the time of each step) does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub org: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub period_start_ms: i64,
+    pub period_end_ms: i64,
+    pub state: InvoiceState,
+    pub lines: Vec<crate::core::invoice::InvoiceLine>,
+    pub subtotal_krw: i64,
+    pub vat_krw: i64,
+    pub total_krw: i64,
+    /// The org's discount when it was generated.
+    pub discount_percent: i32,
+    pub discount_reason: String,
+    pub created_ms: i64,
+    pub issued_ms: Option<i64>,
+    pub paid_ms: Option<i64>,
+    pub voided_ms: Option<i64>,
+}
+
 /// One change to durable state. A batch of them is applied in one transaction:
 /// all or nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -814,6 +893,16 @@ pub enum Mutation {
     },
     /// Inserts or replaces a user's settings.
     SetUserSettings(UserSettingsRow),
+    /// Inserts or replaces a class's price.
+    UpsertPrice(PriceRow),
+    /// Inserts or replaces an org's discount.
+    UpsertDiscount(DiscountRow),
+    /// Inserts an invoice or changes its state.
+    UpsertInvoice(Arc<InvoiceRow>),
+    /// Removes a draft invoice (replaced by a new generation).
+    DeleteInvoice {
+        id: String,
+    },
 }
 
 /// Everything the scheduler needs in memory at start.
@@ -846,6 +935,12 @@ pub struct Snapshot {
     pub dataset_grants: Vec<DatasetGrantRow>,
     /// Every project.
     pub projects: Vec<ProjectRow>,
+    /// Every class's price.
+    pub prices: Vec<PriceRow>,
+    /// Every org's discount.
+    pub discounts: Vec<DiscountRow>,
+    /// Every invoice (one per org and month, plus voided ones: few rows).
+    pub invoices: Vec<InvoiceRow>,
 }
 
 /// What the utilisation of a job's evidence measures.

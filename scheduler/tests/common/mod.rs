@@ -32,7 +32,16 @@ pub async fn centre(lease_ms: i64) -> Centre {
 
 /// As [`centre`], with `tune` changing the configuration first.
 pub async fn centre_with(lease_ms: i64, tune: impl FnOnce(&mut ServerConfig)) -> Centre {
-    let dir = tempfile::tempdir().unwrap();
+    centre_in(tempfile::tempdir().unwrap(), lease_ms, tune).await
+}
+
+/// As [`centre_with`], on the data directory `dir` (whose SQLite database a test may have
+/// filled first: `<dir>/berth.db`).
+pub async fn centre_in(
+    dir: tempfile::TempDir,
+    lease_ms: i64,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Centre {
     let mut config = ServerConfig::dev(dir.path().to_path_buf());
     config.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();

@@ -12,6 +12,7 @@ use super::entities::{
     join_token, ledger_entry, node, org, project, project_grant, reservation, scheduler_policy,
     site, usage_record, user,
 };
+use super::entities::{discount, invoice, price};
 use super::error::{self, Kind};
 use crate::store::StoreError;
 use crate::store::types::{ClaimRow, LedgerRow, Mutation};
@@ -425,6 +426,37 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
             )
             .await
             .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertPrice(row) => {
+            upsert(
+                txn,
+                convert::price_model(row).into_active_model(),
+                price::Column::Class,
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertDiscount(row) => {
+            upsert(
+                txn,
+                convert::discount_model(row).into_active_model(),
+                discount::Column::Org,
+            )
+            .await
+            .map_err(Failed::from_db)?;
+        }
+        Mutation::UpsertInvoice(row) => {
+            let am = convert::invoice_model(row)?.into_active_model();
+            upsert(txn, am, invoice::Column::Id)
+                .await
+                .map_err(Failed::from_db)?;
+        }
+        Mutation::DeleteInvoice { id } => {
+            invoice::Entity::delete_many()
+                .filter(invoice::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await
+                .map_err(Failed::from_db)?;
         }
         // Applied by `web::apply` above.
         Mutation::InsertWebSession(_)

@@ -13,6 +13,7 @@ use super::entities::{
     job_log, join_token, ledger_entry, node, org, project, project_grant, reservation,
     scheduler_policy, site, usage_record, user,
 };
+use super::entities::{discount, invoice, price};
 use crate::store::StoreError;
 use crate::store::types::*;
 
@@ -636,4 +637,82 @@ pub(super) fn policy_row(m: scheduler_policy::Model) -> PolicyRow {
         json: m.json,
         updated_ms: m.updated_ms,
     }
+}
+
+pub(super) fn price_model(row: &PriceRow) -> price::Model {
+    price::Model {
+        class: row.class.clone(),
+        krw_per_hour: row.krw_per_hour,
+        idle_krw_per_hour: row.idle_krw_per_hour,
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn price_row(m: price::Model) -> PriceRow {
+    PriceRow {
+        class: m.class,
+        krw_per_hour: m.krw_per_hour,
+        idle_krw_per_hour: m.idle_krw_per_hour,
+        updated_ms: m.updated_ms,
+    }
+}
+
+pub(super) fn discount_model(row: &DiscountRow) -> discount::Model {
+    discount::Model {
+        org: row.org.clone(),
+        percent: row.percent,
+        reason: row.reason.clone(),
+        updated_ms: row.updated_ms,
+    }
+}
+
+pub(super) fn discount_row(m: discount::Model) -> DiscountRow {
+    DiscountRow {
+        org: m.org,
+        percent: m.percent,
+        reason: m.reason,
+        updated_ms: m.updated_ms,
+    }
+}
+
+pub(super) fn invoice_model(row: &InvoiceRow) -> Result<invoice::Model, StoreError> {
+    Ok(invoice::Model {
+        id: row.id.clone(),
+        org: row.org.clone(),
+        month: row.month.clone(),
+        period_start_ms: row.period_start_ms,
+        period_end_ms: row.period_end_ms,
+        state: row.state.as_str().to_owned(),
+        lines: to_json(&row.lines)?,
+        subtotal_krw: row.subtotal_krw,
+        vat_krw: row.vat_krw,
+        total_krw: row.total_krw,
+        discount_percent: row.discount_percent,
+        discount_reason: row.discount_reason.clone(),
+        created_ms: row.created_ms,
+        issued_ms: row.issued_ms,
+        paid_ms: row.paid_ms,
+        voided_ms: row.voided_ms,
+    })
+}
+
+pub(super) fn invoice_row(m: invoice::Model) -> Result<InvoiceRow, StoreError> {
+    Ok(InvoiceRow {
+        state: parse_with("invoices", "state", &m.state, InvoiceState::parse)?,
+        lines: from_json("invoices", "lines", &m.lines)?,
+        id: m.id,
+        org: m.org,
+        month: m.month,
+        period_start_ms: m.period_start_ms,
+        period_end_ms: m.period_end_ms,
+        subtotal_krw: m.subtotal_krw,
+        vat_krw: m.vat_krw,
+        total_krw: m.total_krw,
+        discount_percent: m.discount_percent,
+        discount_reason: m.discount_reason,
+        created_ms: m.created_ms,
+        issued_ms: m.issued_ms,
+        paid_ms: m.paid_ms,
+        voided_ms: m.voided_ms,
+    })
 }
