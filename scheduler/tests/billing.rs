@@ -736,3 +736,130 @@ async fn the_monthly_report_has_figures_flags_and_the_amount_due() {
     assert_eq!(r.rows[0].amount_due_krw, Some(25_025));
     assert_eq!(r.rows[0].amount_source, "invoice");
 }
+
+/// A March 2025 where acme's project P1 (100 h of gpu) paid for a 4 h job that ran at
+/// 12 % utilisation, and acme paid a 2 h job itself.
+async fn seeded_with_a_project() -> Centre {
+    let (from, _) = month_bounds(2025, 3);
+    let day = 24 * HOUR_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("berth.db").display()
+    );
+    let db = store::open(&url).await.unwrap();
+    let mut batch = vec![
+        Mutation::InsertOrg(OrgRow {
+            name: "acme".into(),
+            description: String::new(),
+            created_ms: from - 30 * day,
+            weight: 1.0,
+            overage: Default::default(),
+        }),
+        Mutation::UpsertProject(store::ProjectRow {
+            id: "p1".into(),
+            org: "acme".into(),
+            title: "port logistics".into(),
+            programme: "NIPA HPC".into(),
+            start_ms: from - 10 * day,
+            end_ms: from + 60 * day,
+            contact: String::new(),
+            state: store::ProjectState::Active,
+            reason: String::new(),
+            grants: vec![store::GrantRow {
+                class: "gpu".into(),
+                device_ms: 100 * HOUR_MS,
+            }],
+            created_ms: from - 20 * day,
+            updated_ms: from - 20 * day,
+        }),
+    ];
+    let mut on_project = ledger(
+        "g1",
+        "acme",
+        LedgerKind::Charge,
+        (OwnerKind::Job, "jp"),
+        4 * HOUR_MS,
+        from + day,
+    );
+    on_project.project_id = Some("p1".into());
+    batch.push(Mutation::InsertLedger(vec![
+        on_project,
+        ledger(
+            "g2",
+            "acme",
+            LedgerKind::Charge,
+            (OwnerKind::Job, "jo"),
+            2 * HOUR_MS,
+            from + day,
+        ),
+    ]));
+    let mut ran = usage("acme", OwnerKind::Job, "jp", 1, from + day, 4);
+    ran.evidence = Some(store::Evidence {
+        mean_utilization_percent: 12.0,
+        energy_wh: 800.0,
+        devices: 1,
+        ..Default::default()
+    });
+    batch.push(Mutation::InsertUsage(ran));
+    batch.push(Mutation::InsertUsage(usage(
+        "acme",
+        OwnerKind::Job,
+        "jo",
+        1,
+        from + day,
+        2,
+    )));
+    db.apply(batch).await.unwrap();
+    drop(db);
+    common::centre_in(dir, 15_000, |_| {}).await
+}
+
+#[tokio::test]
+async fn grants_cover_their_projects_hours_and_the_report_checks_each_project() {
+    let c = seeded_with_a_project().await;
+    c.set_price(&c.admin, "gpu", 3500, None).await.unwrap();
+    let invoices = c.generate(MONTH, "", false).await.unwrap();
+    let acme = invoices
+        .invoices
+        .iter()
+        .find(|i| i.org == "acme")
+        .expect("acme's invoice");
+    let covered: f64 = acme.lines.iter().map(|l| l.covered_hours).sum();
+    let billable: f64 = acme.lines.iter().map(|l| l.billable_hours).sum();
+    assert_eq!((covered, billable), (4.0, 2.0), "{acme:?}");
+    assert!(
+        acme.lines
+            .iter()
+            .any(|l| l.project == "p1" && l.covered_hours == 4.0 && l.amount_krw == 0),
+        "{acme:?}"
+    );
+    // Only the 2 h the org paid: 7,000 + 10 % VAT.
+    assert_eq!(acme.total_krw, 7_700, "{acme:?}");
+
+    let r = billing(&c)
+        .monthly_report(authed(
+            v1::MonthlyReportRequest {
+                month: MONTH.into(),
+                org: "acme".into(),
+                low_util_percent: Some(30.0),
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let project = r
+        .rows
+        .iter()
+        .find(|row| row.project == "p1")
+        .unwrap_or_else(|| panic!("no row for the project: {r:?}"));
+    assert_eq!(project.granted_hours, Some(100.0), "{project:?}");
+    assert_eq!(project.used_hours, 4.0, "{project:?}");
+    assert_eq!(project.mean_utilization_percent, Some(12.0), "{project:?}");
+    assert_eq!(project.energy_wh, Some(800.0), "{project:?}");
+    assert!(
+        project.flags.iter().any(|f| f.kind == "low-utilization"),
+        "{project:?}"
+    );
+}
