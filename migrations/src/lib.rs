@@ -13,6 +13,7 @@ mod m20261204_000001_engine;
 mod m20261205_000001_leader;
 mod m20261206_000001_portal;
 mod m20261206_000001_tenancy;
+mod m20261207_000001_notifications;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_leader::Migration),
             Box::new(m20261206_000001_tenancy::Migration),
             Box::new(m20261206_000001_portal::Migration),
+            Box::new(m20261207_000001_notifications::Migration),
         ]
     }
 }

@@ -2,10 +2,12 @@
 
 mod admin;
 mod agent;
+mod notify;
 mod user;
 
 pub use admin::AdminService;
 pub use agent::AgentService;
+pub use notify::NotificationsService;
 pub use user::{CapacityService, IdentityService, JobsService, ReservationsService, UsageService};
 
 use crate::auth::Charge;
