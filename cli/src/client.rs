@@ -5,7 +5,8 @@ use crate::error::{Error, chain};
 use berth_proto::tls::ClientTls;
 use berth_proto::v1::{
     admin_client::AdminClient, capacity_client::CapacityClient, identity_client::IdentityClient,
-    jobs_client::JobsClient, reservations_client::ReservationsClient, usage_client::UsageClient,
+    jobs_client::JobsClient, notifications_client::NotificationsClient,
+    reservations_client::ReservationsClient, usage_client::UsageClient,
 };
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -147,6 +148,11 @@ impl Api {
     /// Admin service.
     pub fn admin(&self) -> AdminClient<Svc> {
         AdminClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Notifications service.
+    pub fn notifications(&self) -> NotificationsClient<Svc> {
+        NotificationsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 }
 

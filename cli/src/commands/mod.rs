@@ -7,6 +7,7 @@ pub mod budgets;
 pub mod capacity;
 pub mod jobs;
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 pub mod reserve;
 pub mod retention;
