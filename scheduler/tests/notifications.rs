@@ -150,12 +150,18 @@ impl HttpSink {
                         buf.extend_from_slice(&chunk[..n]);
                     }
                     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                    let path = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
                     let body: Value = serde_json::from_slice(&buf[head_end..]).unwrap();
                     posts.lock().unwrap().push((path, body));
-                    conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                        .await
-                        .unwrap();
+                    conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await
+                    .unwrap();
                 });
             }
         });
@@ -281,7 +287,10 @@ async fn book(ch: &Channel, token: &str, from: i64, minutes: i64) -> v1::Reserva
 async fn fail_a_job(c: &Centre, token: &str, cred: &str, devices: &[String]) -> v1::Job {
     let (job, _) = c.queue_and_place(token, cred, devices).await;
     let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
-    for (phase, code) in [(v1::JobPhase::Running, None), (v1::JobPhase::Exited, Some(3))] {
+    for (phase, code) in [
+        (v1::JobPhase::Running, None),
+        (v1::JobPhase::Exited, Some(3)),
+    ] {
         agent
             .report_job(authed(
                 v1::ObservedJob {
@@ -300,8 +309,7 @@ async fn fail_a_job(c: &Centre, token: &str, cred: &str, devices: &[String]) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_one_delaying_none()
-{
+async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_one_delaying_none() {
     let smtp = SmtpSink::start();
     let good = HttpSink::start().await;
     let silent = silent_sink().await;
@@ -412,7 +420,10 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
     // Tenants: Kim sees her own mail only; Lee and Park see nothing of it.
     let mine = list(&c.channel, &kim).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
-    assert_eq!((mine[0].channel.as_str(), mine[0].target.as_str()), ("email", "kim@acme.test"));
+    assert_eq!(
+        (mine[0].channel.as_str(), mine[0].target.as_str()),
+        ("email", "kim@acme.test")
+    );
     assert!(list(&c.channel, &lee).await.is_empty());
     assert!(list(&c.channel, &park).await.is_empty());
 }

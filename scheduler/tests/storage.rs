@@ -2481,7 +2481,13 @@ async fn retention_prunes_only_what_is_old_in_small_batches(db: TestDb) {
     );
 }
 
-fn delivery(id: &str, dedupe: Option<&str>, channel: Channel, user: &str, t: i64) -> NotificationRow {
+fn delivery(
+    id: &str,
+    dedupe: Option<&str>,
+    channel: Channel,
+    user: &str,
+    t: i64,
+) -> NotificationRow {
     NotificationRow {
         id: id.into(),
         dedupe: dedupe.map(str::to_owned),
@@ -2536,7 +2542,13 @@ async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
                 created_ms: 1,
             }),
             Mutation::InsertNotifications(vec![
-                delivery("n1", Some("budget:acme:gpu:0:50:email:u1"), Channel::Email, "u1", 10),
+                delivery(
+                    "n1",
+                    Some("budget:acme:gpu:0:50:email:u1"),
+                    Channel::Email,
+                    "u1",
+                    10,
+                ),
                 delivery("n2", None, Channel::Webhook, "", 20),
             ]),
         ],
@@ -2547,7 +2559,13 @@ async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
     apply(
         &store,
         vec![Mutation::InsertNotifications(vec![
-            delivery("n3", Some("budget:acme:gpu:0:50:email:u1"), Channel::Email, "u1", 30),
+            delivery(
+                "n3",
+                Some("budget:acme:gpu:0:50:email:u1"),
+                Channel::Email,
+                "u1",
+                30,
+            ),
             delivery("n4", None, Channel::Email, "u2", 40),
         ])],
     )
@@ -2575,7 +2593,13 @@ async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
         user_id: Some("u9".into()),
         webhooks: true,
     };
-    assert!(store.list_notifications(&other, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_notifications(&other, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let due = store.due_notifications(25, 10).await.unwrap();
     assert_eq!(ids(&due, |n| &n.id), ["n1", "n2"]);
@@ -2610,7 +2634,10 @@ async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
         .await
         .unwrap();
     let n2 = all.iter().find(|n| n.id == "n2").unwrap();
-    assert_eq!((n2.attempts, n2.next_ms, n2.last_error.as_str()), (1, 1_000, "HTTP 503"));
+    assert_eq!(
+        (n2.attempts, n2.next_ms, n2.last_error.as_str()),
+        (1, 1_000, "HTTP 503")
+    );
     let n1 = all.iter().find(|n| n.id == "n1").unwrap();
     assert_eq!((n1.state, n1.sent_ms), (DeliveryState::Sent, Some(26)));
 

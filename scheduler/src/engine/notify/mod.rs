@@ -705,7 +705,12 @@ impl Engine {
         let org = if caller.is_admin() {
             org.filter(|o| !o.is_empty()).map(str::to_owned)
         } else if caller.role == Role::OrgAdmin {
-            Some(caller.org.clone())
+            match org.filter(|o| !o.is_empty()) {
+                Some(o) if o != caller.org => {
+                    return Err(Error::NotFound(text!(WhatOrg, name = ?o)));
+                }
+                _ => Some(caller.org.clone()),
+            }
         } else {
             return Err(Error::PermissionDenied(Msg::NeedsAdmin.into()));
         };
