@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, env = "BERTH_SMTP_FROM", requires = "smtp_url")]
     smtp_from: Option<String>,
     /// Longest one notification attempt (a mail or a webhook post) may take.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "BERTH_NOTIFY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     notify_timeout: Duration,
     /// Interval of the retention sweep (see `berth admin retention`).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]

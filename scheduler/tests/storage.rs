@@ -2641,6 +2641,19 @@ async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
     let n1 = all.iter().find(|n| n.id == "n1").unwrap();
     assert_eq!((n1.state, n1.sent_ms), (DeliveryState::Sent, Some(26)));
 
+    // Retention: sent and failed deliveries before the cut-off go; pending ones stay.
+    let pruned = store
+        .prune(Prunable::Notifications, 100, 10)
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(pruned, 1, "n1 was sent at 26");
+    let left = store
+        .list_notifications(&NotificationFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&left, |n| &n.id), ["n4", "n2"]);
+
     let snap = store.load(0, 0, 0).await.unwrap();
     assert_eq!(snap.subscriptions.len(), 1);
     assert_eq!(snap.subscriptions[0].events, ["job-end", "budget"]);

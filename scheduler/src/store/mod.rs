@@ -242,6 +242,8 @@ pub enum Prunable {
     Ledger,
     /// Finished jobs and reservations (and their claims) that ended before the cut-off.
     Finished,
+    /// Notification deliveries sent or given up before the cut-off (pending ones stay).
+    Notifications,
 }
 
 impl Prunable {
@@ -253,6 +255,7 @@ impl Prunable {
             Prunable::Usage => "usage",
             Prunable::Ledger => "ledger",
             Prunable::Finished => "finished",
+            Prunable::Notifications => "notifications",
         }
     }
 }
