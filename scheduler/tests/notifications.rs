@@ -335,6 +335,24 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
     subscribe(&c.channel, &park, "park@other.test", "job-end").await;
     let hook = add_webhook(&c, "acme", &good.url("/acme"), &["job-end"]).await;
     let dead = add_webhook(&c, "acme", &format!("http://{silent}/never"), &[]).await;
+    // Two more that never answer: a sender that went one delivery at a time would very
+    // likely reach one of them before the good one.
+    let more_dead = [
+        add_webhook(
+            &c,
+            "acme",
+            &format!("http://{silent}/never-2"),
+            &["job-end"],
+        )
+        .await,
+        add_webhook(
+            &c,
+            "acme",
+            &format!("http://{silent}/never-3"),
+            &["job-end"],
+        )
+        .await,
+    ];
     add_webhook(&c, "other", &good.url("/other"), &[]).await;
     add_webhook(&c, "acme", &good.url("/bookings"), &["booking-start"]).await;
 
@@ -347,12 +365,14 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
     })
     .await;
     let rows = list(&c.channel, &c.admin).await;
-    let silent_row = rows.iter().find(|n| n.webhook_id == dead.id).unwrap();
-    assert_eq!(
-        (silent_row.state.as_str(), silent_row.attempts),
-        ("pending", 0),
-        "the silent webhook has not had an answer yet"
-    );
+    for hook in std::iter::once(&dead).chain(&more_dead) {
+        let silent_row = rows.iter().find(|n| n.webhook_id == hook.id).unwrap();
+        assert_eq!(
+            (silent_row.state.as_str(), silent_row.attempts),
+            ("pending", 0),
+            "the silent webhooks have not had an answer yet"
+        );
+    }
     let body = post.1;
     assert_eq!(body["event"], "job-end");
     assert_eq!(body["org"], "acme");
@@ -375,7 +395,7 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
     );
     assert!(mail["body"].as_str().unwrap().contains("끝났습니다"));
 
-    // Exactly: Kim's mail and acme's two webhooks that want job-end. Not Lee (not the
+    // Exactly: Kim's mail and acme's four webhooks that want job-end. Not Lee (not the
     // owner), not Park or the other org's webhook, not the booking-only webhook.
     let rows = list(&c.channel, &c.admin).await;
     let mut got: Vec<(String, String)> = rows
@@ -388,6 +408,8 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
         ("email".to_owned(), "kim@acme.test".to_owned()),
         ("webhook".to_owned(), hook.url.clone()),
         ("webhook".to_owned(), dead.url.clone()),
+        ("webhook".to_owned(), more_dead[0].url.clone()),
+        ("webhook".to_owned(), more_dead[1].url.clone()),
     ];
     want.sort();
     assert_eq!(got, want);
@@ -412,7 +434,8 @@ async fn a_job_end_mails_its_owner_in_their_language_and_posts_webhooks_a_dead_o
         - ts_to_ms(retried.updated_at.as_ref().unwrap());
     assert!(wait >= 400, "second backoff is 2 x 200 ms, got {wait} ms");
     let rows = list(&c.channel, &c.admin).await;
-    for n in rows.iter().filter(|n| n.webhook_id != dead.id) {
+    let silent_ids = [&dead.id, &more_dead[0].id, &more_dead[1].id];
+    for n in rows.iter().filter(|n| !silent_ids.contains(&&n.webhook_id)) {
         assert_eq!(n.state, "sent", "{n:?}");
         assert_eq!(n.attempts, 1);
     }

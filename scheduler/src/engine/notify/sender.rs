@@ -128,11 +128,18 @@ fn outcome(
     }
 }
 
-/// Deliveries in flight: by id, and how many per target.
+/// Deliveries in flight: by id, and how many per target; and the deliveries finished
+/// lately, with the round they finished in.
 #[derive(Default)]
 struct Flight {
     ids: HashSet<String>,
     per_target: HashMap<String, usize>,
+    /// Counts the outbox reads.
+    round: u64,
+    /// A row read in round `r` is stale for an id that finished in round `r` or later:
+    /// its outcome may have committed after the read began, and sending it again from
+    /// that read would be a duplicate.
+    finished: HashMap<String, u64>,
 }
 
 /// The target a delivery counts against, and how many it may have at once.
@@ -166,6 +173,13 @@ pub async fn run(engine: Arc<Engine>, config: NotifyConfig, stop: CancellationTo
     let flight = Arc::new(Mutex::new(Flight::default()));
     loop {
         if engine.leads() {
+            let round = {
+                let mut f = flight.lock().unwrap_or_else(|e| e.into_inner());
+                f.round += 1;
+                let keep_from = f.round.saturating_sub(2);
+                f.finished.retain(|_, r| *r >= keep_from);
+                f.round
+            };
             match engine.store.due_notifications(now(), BATCH).await {
                 Ok(rows) => {
                     for row in rows {
@@ -173,6 +187,7 @@ pub async fn run(engine: Arc<Engine>, config: NotifyConfig, stop: CancellationTo
                         let permit = {
                             let mut f = flight.lock().unwrap_or_else(|e| e.into_inner());
                             if f.ids.contains(&row.id)
+                                || f.finished.get(&row.id).is_some_and(|r| *r >= round)
                                 || f.per_target.get(&key).copied().unwrap_or(0) >= limit
                             {
                                 continue;
@@ -222,6 +237,8 @@ pub async fn run(engine: Arc<Engine>, config: NotifyConfig, stop: CancellationTo
                             {
                                 let mut f = flight.lock().unwrap_or_else(|e| e.into_inner());
                                 f.ids.remove(&row.id);
+                                let done_in = f.round;
+                                f.finished.insert(row.id.clone(), done_in);
                                 if let Some(n) = f.per_target.get_mut(&key) {
                                     *n = n.saturating_sub(1);
                                     if *n == 0 {
