@@ -528,6 +528,20 @@ async fn without_smtp_mail_fails_visibly_and_webhooks_still_go_bookings_and_budg
         .filter(|n| n.event == "booking-start")
         .count();
     assert_eq!(starts, 1, "each booking's start is told once");
+
+    // A booking from now for 5 minutes ends within 15: its end is told.
+    let short = book(&c.channel, &kim, now_ms(), 5).await;
+    let post = until("the booking-end post", || async {
+        good.posts()
+            .into_iter()
+            .find(|(_, b)| b["event"] == "booking-end" && b["id"] == short.id.as_str())
+    })
+    .await;
+    assert!(
+        post.1["text"].as_str().unwrap().contains("ends at"),
+        "{}",
+        post.1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

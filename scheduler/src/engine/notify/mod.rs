@@ -330,7 +330,8 @@ pub fn outbox(state: &State, event: &Event, now_ms: i64) -> Vec<NotificationRow>
     let kind = event.kind();
     let org = event.org();
     let (object_kind, object_id) = event.object();
-    let payload = serde_json::to_string(event).unwrap_or_default();
+    // Written only once someone is to receive it: most events have no recipient.
+    let payload = std::cell::OnceCell::new();
     let row = |channel: Channel, target: &str, user: &str, hook: &str, who: &str| NotificationRow {
         id: uuid::Uuid::new_v4().to_string(),
         dedupe: key.as_ref().map(|k| format!("{k}:{who}")),
@@ -342,7 +343,9 @@ pub fn outbox(state: &State, event: &Event, now_ms: i64) -> Vec<NotificationRow>
         target: target.to_owned(),
         user_id: user.to_owned(),
         webhook_id: hook.to_owned(),
-        payload: payload.clone(),
+        payload: payload
+            .get_or_init(|| serde_json::to_string(event).unwrap_or_default())
+            .clone(),
         state: DeliveryState::Pending,
         attempts: 0,
         next_ms: now_ms,
