@@ -5,7 +5,8 @@ use crate::error::{Error, chain};
 use berth_proto::tls::ClientTls;
 use berth_proto::v1::{
     admin_client::AdminClient, billing_client::BillingClient, capacity_client::CapacityClient,
-    identity_client::IdentityClient, jobs_client::JobsClient, projects_client::ProjectsClient,
+    identity_client::IdentityClient, jobs_client::JobsClient,
+    notifications_client::NotificationsClient, projects_client::ProjectsClient,
     reservations_client::ReservationsClient, usage_client::UsageClient,
 };
 use std::time::Duration;
@@ -158,6 +159,11 @@ impl Api {
     /// The `Billing` service.
     pub fn billing(&self) -> BillingClient<Svc> {
         BillingClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// Notifications service.
+    pub fn notifications(&self) -> NotificationsClient<Svc> {
+        NotificationsClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 }
 

@@ -125,6 +125,18 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<commands::billing::InvoicesCmd>,
     },
+    /// Your notification deliveries and failures (your mail; your org's webhook posts
+    /// too for org-admins; every one for admins), or where and what is mailed to you.
+    Notifications {
+        /// Most deliveries shown (default 100, at most 500).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(subcommand)]
+        cmd: Option<commands::notify::NotificationsCmd>,
+    },
+    /// Your account's settings.
+    #[command(subcommand)]
+    Account(commands::notify::AccountCmd),
     /// Centre administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -172,6 +184,10 @@ async fn run(cli: Cli) -> Result<u8, error::Error> {
         Command::Invoices { filter, cmd } => {
             done(billing::invoices(&ctx()?, filter, cmd.as_ref()).await)
         }
+        Command::Notifications { limit, cmd } => {
+            done(commands::notify::notifications(&ctx()?, *limit, cmd.as_ref()).await)
+        }
+        Command::Account(cmd) => done(commands::notify::account(&ctx()?, cmd).await),
         Command::Admin(cmd) => done(admin::run(&ctx()?, cmd).await),
         Command::Completions { shell } => done(docs::completions(*shell)),
         Command::Man { dir } => done(docs::man(dir.as_deref())),

@@ -183,6 +183,20 @@ fn idle_bookings_are_warned_then_reclaimed_and_refunded() {
         "--idle-reclaim-after",
         "4s",
     ]);
+    // Alice wants to hear of it (no SMTP server here: the mail is recorded as failed).
+    w.centre
+        .berth(
+            &w.alice,
+            &[
+                "notifications",
+                "set",
+                "--email",
+                "alice@org-a.test",
+                "--events",
+                "idle-warning,reclaimed",
+            ],
+        )
+        .ok();
     let r = w.reserve(&w.alice, "2", "now", "2h");
     let rid = r["id"].as_str().expect("id").to_owned();
     let warned = w.eventually("an idle warning", || {
@@ -217,6 +231,20 @@ fn idle_bookings_are_warned_then_reclaimed_and_refunded() {
             .any(|e| e["kind"] == "refund" && e["note"].as_str().unwrap_or("").contains("idle")),
         "{ledger}"
     );
+    // The warning and the reclaim were each told once, about this booking.
+    let told = w.eventually("both notifications", || {
+        let v = w.alice_json(&["notifications"]);
+        let mut events: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["object_id"] == rid.as_str() && n["kind"] == "reservation")
+            .map(|n| n["event"].as_str().unwrap().to_owned())
+            .collect();
+        events.sort();
+        (events.len() >= 2).then_some(events)
+    });
+    assert_eq!(told, ["idle-warning", "reclaimed"]);
     // The devices are back in the pool: all 4 can be booked now.
     w.reserve(&w.bob, "4", "now", "1h");
 }

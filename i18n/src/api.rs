@@ -173,6 +173,7 @@ crate::catalogue! {
         WhatLedgerEntries => "one of ledger entries {ids}", "원장 항목 {ids} 중 하나";
         WhatLedgerEntriesMore => "one of ledger entries {ids} (and {more} more)", "원장 항목 {ids} (외 {more}개) 중 하나";
         WhatAction => "action {name}", "동작 {name}";
+        WhatWebhook => "webhook {id}", "웹훅 {id}";
         // Authentication and permissions.
         NotThisNode => "this credential may not speak for node {node}", "이 자격 증명으로는 노드 {node}을(를) 대신할 수 없습니다";
         TooManyRequests => "too many requests from {who} (at most {per_second} per second, {burst} at once); retry in {wait_ms} ms", "{who}의 요청이 너무 많습니다(초당 최대 {per_second}개, 동시에 {burst}개). {wait_ms} ms 후에 다시 시도하세요";
@@ -337,6 +338,19 @@ crate::catalogue! {
         ImageNameEmpty => "the name is empty", "이름이 비어 있습니다";
         ImageNameTooLong => "the name is longer than 255 characters", "이름이 255자보다 깁니다";
         ImageComponent => "{component} is not a valid name component (lower-case letters and digits, joined by '.', '_', '__' or '-')", "{component}은(는) 올바른 이름 구성 요소가 아닙니다(영문 소문자와 숫자를 '.', '_', '__', '-'로 연결)";
+        NotHttpUrl => "must be an http:// or https:// URL", "http:// 또는 https:// URL이어야 합니다";
+        UnknownEvent => "unknown event {name} (known: {known})", "알 수 없는 이벤트 {name} (가능한 값: {known})";
+        NotAnEmail => "{value} is not an email address", "{value}은(는) 이메일 주소가 아닙니다";
+        NoSmtp => "no SMTP server is configured (start the scheduler with --smtp-url and --smtp-from)", "SMTP 서버가 설정되지 않았습니다 (스케줄러를 --smtp-url과 --smtp-from으로 시작하세요)";
+        NotifyBookingStart => "Booking {id} ({count} × {class}) starts at {at}", "예약 {id}({class} {count}개)이(가) {at}에 시작됩니다";
+        NotifyBookingEnd => "Booking {id} ({count} × {class}) ends at {at}; its jobs will be stopped then", "예약 {id}({class} {count}개)이(가) {at}에 끝나며, 그때 작업이 중지됩니다";
+        NotifyIdleWarning => "Booking {id} is idle: it will be reclaimed at {at} unless its devices are used", "예약 {id}이(가) 유휴 상태입니다: 장치를 사용하지 않으면 {at}에 회수됩니다";
+        NotifyReclaimed => "Booking {id} was reclaimed for idleness; the unused rest is refunded by policy", "예약 {id}이(가) 유휴 상태로 회수되었습니다. 사용하지 않은 나머지는 정책에 따라 환불됩니다";
+        NotifyJobEnd => "Job {id} ({name}) ended: {state}. {reason}", "작업 {id}({name})이(가) 끝났습니다: {state}. {reason}";
+        NotifyBudget => "Organisation {org} has used {percent}% of its {class} budget for the period from {at}", "조직 {org}이(가) {at}부터의 {class} 예산 중 {percent}%를 사용했습니다";
+        NotifyProjectExpiring => "Project {id} ({title}) expires at {at}", "과제 {id}({title})이(가) {at}에 만료됩니다";
+        NotifyProjectExpired => "Project {id} ({title}) has expired", "과제 {id}({title})이(가) 만료되었습니다";
+        NotifyInvoice => "Invoice {id} for {month} was issued: {amount} KRW", "{month} 청구서 {id}이(가) 발행되었습니다: {amount}원";
     }
 }
 

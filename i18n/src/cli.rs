@@ -223,6 +223,15 @@ crate::catalogue! {
         LblEnd => "End", "종료";
         LblSite => "Site", "사이트";
         LblWarning => "Warning", "경고";
+        EmptyNotifications => "no notifications", "알림이 없습니다";
+        EmptyWebhooks => "no webhooks", "웹훅이 없습니다";
+        NotificationsSet => "notifications: mail to {email} for {events}", "알림: {events} 이벤트를 {email}(으)로 보냅니다";
+        NotificationsNone => "no notification settings: set them with `berth notifications set --email ADDR --events LIST`", "알림 설정이 없습니다: `berth notifications set --email ADDR --events LIST`로 설정하세요";
+        NotificationsCleared => "notification settings cleared", "알림 설정을 지웠습니다";
+        WebhookAdded => "webhook {id} added to {org}", "{org}에 웹훅 {id}을(를) 추가했습니다";
+        WebhookRemoved => "webhook {id} removed", "웹훅 {id}을(를) 삭제했습니다";
+        LanguageSet => "language set to {lang}", "언어를 {lang}(으)로 설정했습니다";
+        NoEvents => "no events", "이벤트 없음";
     }
 }
 

@@ -13,6 +13,7 @@ mod m20261204_000001_engine;
 mod m20261205_000001_leader;
 mod m20261206_000001_portal;
 mod m20261206_000001_tenancy;
+mod m20261207_000001_notifications;
 mod m20261207_000001_projects;
 mod m20261207_000002_evidence;
 mod m20261207_000010_billing;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_leader::Migration),
             Box::new(m20261206_000001_tenancy::Migration),
             Box::new(m20261206_000001_portal::Migration),
+            Box::new(m20261207_000001_notifications::Migration),
             Box::new(m20261207_000001_projects::Migration),
             Box::new(m20261207_000002_evidence::Migration),
             Box::new(m20261207_000010_billing::Migration),

@@ -4,7 +4,7 @@
 //! may have a default project.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, text, text_null};
+use sea_orm_migration::schema::{big_integer, big_integer_null, text, text_null};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -21,6 +21,7 @@ enum Projects {
     Contact,
     State,
     Reason,
+    ExpiryWarnedMs,
     CreatedMs,
     UpdatedMs,
 }
@@ -91,6 +92,7 @@ impl MigrationTrait for Migration {
                     .col(text(Projects::Contact))
                     .col(text(Projects::State))
                     .col(text(Projects::Reason).default(""))
+                    .col(big_integer_null(Projects::ExpiryWarnedMs))
                     .col(big_integer(Projects::CreatedMs))
                     .col(big_integer(Projects::UpdatedMs))
                     .foreign_key(

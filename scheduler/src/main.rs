@@ -54,6 +54,17 @@ struct Args {
     /// Interval of the scheduling pass.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     tick: Duration,
+    /// The SMTP relay notification mail goes through: `smtp://HOST[:PORT]` (plain, port
+    /// 25) or `smtps://HOST[:PORT]` (TLS, 465); no AUTH. Without it, mail deliveries are
+    /// recorded as failed (`berth notifications` shows why); webhooks still work.
+    #[arg(long, env = "BERTH_SMTP_URL", requires = "smtp_from")]
+    smtp_url: Option<String>,
+    /// The sender address of notification mail (`berth@centre.example`).
+    #[arg(long, env = "BERTH_SMTP_FROM", requires = "smtp_url")]
+    smtp_from: Option<String>,
+    /// Longest one notification attempt (a mail or a webhook post) may take.
+    #[arg(long, env = "BERTH_NOTIFY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    notify_timeout: Duration,
     /// Interval of the retention sweep (see `berth admin retention`).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     retention_interval: Duration,
@@ -163,6 +174,14 @@ async fn main() -> anyhow::Result<()> {
         (None, Ok(k)) if !k.is_empty() => Some(k.into_bytes()),
         _ => None,
     };
+    let smtp = match (&args.smtp_url, &args.smtp_from) {
+        (Some(url), Some(from)) => Some(
+            berth_scheduler::engine::notify::SmtpConfig::new(url, from)
+                .map_err(anyhow::Error::msg)
+                .context("--smtp-url / --smtp-from")?,
+        ),
+        _ => None,
+    };
     let config = ServerConfig {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
@@ -194,6 +213,11 @@ async fn main() -> anyhow::Result<()> {
         advertise_url: args.advertise_url,
         peer_ca: args.peer_ca,
         ha_lease: args.ha_lease,
+        notify: berth_scheduler::engine::notify::NotifyConfig {
+            smtp,
+            attempt_timeout: args.notify_timeout,
+            ..Default::default()
+        },
         limits: server::Limits {
             deadline: args.request_deadline,
             max_message_bytes: args.max_message_bytes,

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     /// How long the leader's lease lasts on a shared PostgreSQL database; it is renewed
     /// every fifth of that, and a standby takes over within one lease of the leader's end.
     pub ha_lease: Duration,
+    /// How notifications are delivered (the SMTP relay, timeouts, retries).
+    pub notify: crate::engine::notify::NotifyConfig,
 }
 
 /// What one request may cost the server: time, size, and room among the others.
@@ -124,6 +126,7 @@ impl ServerConfig {
             advertise_url: None,
             peer_ca: None,
             ha_lease: Duration::from_secs(10),
+            notify: crate::engine::notify::NotifyConfig::default(),
         }
     }
 }
@@ -577,6 +580,11 @@ pub async fn start_on(
             auth.clone()
         ))
         .add_service(service!(
+            notifications_server::NotificationsServer,
+            NotificationsService(e.clone()),
+            auth.clone()
+        ))
+        .add_service(service!(
             admin_server::AdminServer,
             AdminService(e.clone()),
             auth.clone()
@@ -681,6 +689,14 @@ pub async fn start_on(
             }
         }
     }));
+
+    // The notification sender: its own task, so no delivery ever waits in a request or
+    // a pass; it sends only while this scheduler leads.
+    tasks.push(tokio::spawn(crate::engine::notify::sender::run(
+        engine.clone(),
+        config.notify.clone(),
+        shutdown.clone(),
+    )));
 
     let stop = shutdown.clone();
     let sweeper = engine.clone();

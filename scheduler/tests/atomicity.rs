@@ -133,6 +133,20 @@ impl Store for FailingStore {
     async fn get_user_settings(&self, user: &str) -> Result<Option<UserSettingsRow>, StoreError> {
         self.inner.get_user_settings(user).await
     }
+    async fn list_notifications(
+        &self,
+        f: &NotificationFilter,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        self.inner.list_notifications(f, limit).await
+    }
+    async fn due_notifications(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        self.inner.due_notifications(now, limit).await
+    }
     async fn list_claims(&self, after_ms: i64) -> Result<Vec<ClaimRow>, StoreError> {
         self.inner.list_claims(after_ms).await
     }

@@ -772,6 +772,7 @@ async fn seeded_with_a_project() -> Centre {
             }],
             created_ms: from - 20 * day,
             updated_ms: from - 20 * day,
+            expiry_warned_ms: None,
         }),
     ];
     let mut on_project = ledger(

@@ -147,6 +147,19 @@ const MATRIX: &[(&str, [Expect; 5])] = &[
     ("Agent/Heartbeat", [PD, PD, PD, PD, UA]),
     ("Agent/ReportJob", [PD, PD, PD, OK, UA]),
     ("Agent/PushLogs", [PD, PD, PD, NF, UA]),
+    ("Identity/SetLanguage", [OK, OK, OK, PD, UA]),
+    (
+        "Notifications/GetNotificationSettings",
+        [OK, OK, OK, PD, UA],
+    ),
+    (
+        "Notifications/SetNotificationSettings",
+        [OK, OK, OK, PD, UA],
+    ),
+    ("Notifications/ListNotifications", [OK, OK, OK, PD, UA]),
+    ("Notifications/ListWebhooks", [PD, NF, OK, PD, UA]),
+    ("Notifications/AddWebhook", [PD, PD, OK, PD, UA]),
+    ("Notifications/RemoveWebhook", [PD, PD, OK, PD, UA]),
 ];
 
 /// The objects a request names: org A's, or ones that do not exist.
@@ -162,6 +175,7 @@ struct Targets {
     dataset: String,
     project: String,
     invoice: String,
+    webhook: String,
 }
 
 impl Targets {
@@ -178,6 +192,7 @@ impl Targets {
             dataset: "nodata".into(),
             project: "00000000-0000-4000-8000-000000000004".into(),
             invoice: "00000000-0000-4000-8000-000000000005".into(),
+            webhook: "wh-000000000000".into(),
         }
     }
 
@@ -195,6 +210,7 @@ impl Targets {
             &self.dataset,
             &self.project,
             &self.invoice,
+            &self.webhook,
         ];
         v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         v
@@ -217,6 +233,8 @@ const TOPUP_NOTE: &str = "first-org-topup-note";
 const PROJECT_TITLE: &str = "acme-hydrogen-digital-twin";
 const ORG_A: &str = "acme";
 const ORG_B: &str = "globex";
+const ALICE_EMAIL: &str = "alice-private@acme.test";
+const HOOK_URL: &str = "http://127.0.0.1:9/acme-private-hook";
 
 /// One centre with org A's objects in place and org B's callers.
 struct World {
@@ -297,6 +315,35 @@ async fn world() -> World {
     let (_aurelio, aurelio_id) = member(&c, ORG_A, "aurelio", v1::Role::OrgAdmin).await;
     let (gina, _) = member(&c, ORG_B, "gina", v1::Role::User).await;
     let (gus, _) = member(&c, ORG_B, "gus", v1::Role::OrgAdmin).await;
+    // Org A is told of its jobs' ends by mail and webhook (neither is reachable: the
+    // deliveries stay in the outbox, for the listings to show or hide).
+    let notify = v1::notifications_client::NotificationsClient::new(c.channel.clone());
+    notify
+        .clone()
+        .set_notification_settings(authed(
+            v1::SetNotificationSettingsRequest {
+                email: ALICE_EMAIL.into(),
+                events: vec!["job-end".into()],
+                fields: vec!["email".into(), "events".into()],
+                clear: false,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let hook = notify
+        .clone()
+        .add_webhook(authed(
+            v1::AddWebhookRequest {
+                org: ORG_A.into(),
+                url: HOOK_URL.into(),
+                events: vec![],
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     let mut adm = c.admin_client();
     adm.set_budget(authed(
         v1::SetBudgetRequest {
@@ -502,11 +549,15 @@ async fn world() -> World {
         dataset: "acmedata".into(),
         project: project.id.clone(),
         invoice: invoice.id.clone(),
+        webhook: hook.id.clone(),
     };
     let markers = vec![
         project.id.clone(),
         PROJECT_TITLE.into(),
         invoice.id.clone(),
+        ALICE_EMAIL.into(),
+        HOOK_URL.into(),
+        hook.id.clone(),
         ORG_A.to_owned(),
         "alice".into(),
         "aurelio".into(),
@@ -586,6 +637,7 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
         reason: String::new(),
     };
     let billing = || v1::billing_client::BillingClient::new(ch.clone());
+    let notifications = || v1::notifications_client::NotificationsClient::new(ch.clone());
     let now = now_ms();
     let hour = 3_600_000;
     Ok(match rpc {
@@ -1274,6 +1326,66 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
                 ))
                 .await?,
         ),
+        "Identity/SetLanguage" => text(
+            identity()
+                .set_language(req(
+                    v1::SetLanguageRequest {
+                        language: "ko".into(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Notifications/GetNotificationSettings" => text(
+            notifications()
+                .get_notification_settings(req(v1::GetNotificationSettingsRequest {}, token))
+                .await?,
+        ),
+        "Notifications/SetNotificationSettings" => text(
+            notifications()
+                .set_notification_settings(req(
+                    v1::SetNotificationSettingsRequest {
+                        email: "someone@globex.test".into(),
+                        events: vec!["job-end".into()],
+                        fields: vec!["email".into(), "events".into()],
+                        clear: false,
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Notifications/ListNotifications" => text(
+            notifications()
+                .list_notifications(req(v1::ListNotificationsRequest { limit: 0 }, token))
+                .await?,
+        ),
+        "Notifications/ListWebhooks" => text(
+            notifications()
+                .list_webhooks(req(v1::ListWebhooksRequest { org: t.org.clone() }, token))
+                .await?,
+        ),
+        "Notifications/AddWebhook" => text(
+            notifications()
+                .add_webhook(req(
+                    v1::AddWebhookRequest {
+                        org: t.org.clone(),
+                        url: "https://hooks.example.kr/x".into(),
+                        events: vec![],
+                    },
+                    token,
+                ))
+                .await?,
+        ),
+        "Notifications/RemoveWebhook" => text(
+            notifications()
+                .remove_webhook(req(
+                    v1::RemoveWebhookRequest {
+                        id: t.webhook.clone(),
+                    },
+                    token,
+                ))
+                .await?,
+        ),
         other => panic!("the matrix lists {other}, which `call` does not know"),
     })
 }
@@ -1539,6 +1651,10 @@ async fn org_bs_listings_hold_nothing_of_org_a() {
             "Admin/ListCredentials",
             "Admin/ListDatasetGrants",
         ])
+        .chain([
+            "Notifications/ListNotifications",
+            "Notifications/ListWebhooks",
+        ])
     {
         for role in [Role::User, Role::OrgAdmin] {
             match call(&w, rpc, w.token(role), &own).await {
@@ -1552,6 +1668,10 @@ async fn org_bs_listings_hold_nothing_of_org_a() {
                     }
                 }
                 Err(e) if e.code() == Code::PermissionDenied && rpc == "Admin/ListAudit" => {}
+                Err(e)
+                    if e.code() == Code::PermissionDenied
+                        && role == Role::User
+                        && rpc == "Notifications/ListWebhooks" => {}
                 Err(e) => failures.push(format!("{rpc} as {}: {e:?}", role.label())),
             }
         }
@@ -1570,6 +1690,13 @@ async fn org_bs_listings_hold_nothing_of_org_a() {
         .await
         .unwrap();
     assert!(ledger.contains(TOPUP_NOTE), "{ledger}");
+    let mail = call(&w, "Notifications/ListNotifications", Some(&w.alice), &own)
+        .await
+        .unwrap();
+    assert!(
+        mail.contains(ALICE_EMAIL) && mail.contains(&w.done_job),
+        "{mail}"
+    );
 }
 
 /// A minimal HTTP/1.0 exchange (the server closes the connection after the answer):

@@ -361,6 +361,7 @@ storage_tests!(
     retention_prunes_only_what_is_old_in_small_batches,
     join_tokens_join_no_more_than_they_may,
     projects_round_trip_with_their_grants_and_ledger,
+    notifications_outbox_dedupes_lists_and_records,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2589,6 +2590,7 @@ fn project(id: &str, org: &str, state: ProjectState, grants: &[(&str, i64)]) -> 
             .collect(),
         created_ms: 900,
         updated_ms: 900,
+        expiry_warned_ms: None,
     }
 }
 
@@ -2660,4 +2662,196 @@ async fn projects_round_trip_with_their_grants_and_ledger(db: TestDb) {
             .await
             .is_err()
     );
+}
+
+fn delivery(
+    id: &str,
+    dedupe: Option<&str>,
+    channel: Channel,
+    user: &str,
+    t: i64,
+) -> NotificationRow {
+    NotificationRow {
+        id: id.into(),
+        dedupe: dedupe.map(str::to_owned),
+        event: "job-end".into(),
+        org: "acme".into(),
+        object_kind: "job".into(),
+        object_id: "j1".into(),
+        channel,
+        target: if channel == Channel::Email {
+            "kim@acme.test".into()
+        } else {
+            "https://hooks.example.kr/x".into()
+        },
+        user_id: user.into(),
+        webhook_id: if channel == Channel::Webhook {
+            "wh-1".into()
+        } else {
+            String::new()
+        },
+        payload: "{}".into(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_ms: t,
+        last_error: String::new(),
+        created_ms: t,
+        updated_ms: t,
+        sent_ms: None,
+    }
+}
+
+/// The outbox keeps one delivery per dedupe key (across batches), lists what a filter
+/// allows newest first, finds due rows, and records attempts; subscriptions and webhooks
+/// load back.
+async fn notifications_outbox_dedupes_lists_and_records(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    apply(
+        &store,
+        vec![
+            Mutation::SetSubscription(SubscriptionRow {
+                user_id: "u1".into(),
+                org: "acme".into(),
+                email: "kim@acme.test".into(),
+                events: vec!["job-end".into(), "budget".into()],
+                updated_ms: 1,
+            }),
+            Mutation::InsertWebhook(WebhookRow {
+                id: "wh-1".into(),
+                org: "acme".into(),
+                url: "https://hooks.example.kr/x".into(),
+                events: vec![],
+                created_ms: 1,
+            }),
+            Mutation::InsertNotifications(vec![
+                delivery(
+                    "n1",
+                    Some("budget:acme:gpu:0:50:email:u1"),
+                    Channel::Email,
+                    "u1",
+                    10,
+                ),
+                delivery("n2", None, Channel::Webhook, "", 20),
+            ]),
+        ],
+    )
+    .await;
+    // The same occurrence staged again (a sweep after a restart) is dropped; the rest of
+    // the batch commits.
+    apply(
+        &store,
+        vec![Mutation::InsertNotifications(vec![
+            delivery(
+                "n3",
+                Some("budget:acme:gpu:0:50:email:u1"),
+                Channel::Email,
+                "u1",
+                30,
+            ),
+            delivery("n4", None, Channel::Email, "u2", 40),
+        ])],
+    )
+    .await;
+    let all = store
+        .list_notifications(&NotificationFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all, |n| &n.id), ["n4", "n2", "n1"]);
+    let kim = NotificationFilter {
+        org: Some("acme".into()),
+        user_id: Some("u1".into()),
+        webhooks: false,
+    };
+    let mine = store.list_notifications(&kim, 10).await.unwrap();
+    assert_eq!(ids(&mine, |n| &n.id), ["n1"]);
+    let org_admin = NotificationFilter {
+        webhooks: true,
+        ..kim.clone()
+    };
+    let seen = store.list_notifications(&org_admin, 10).await.unwrap();
+    assert_eq!(ids(&seen, |n| &n.id), ["n2", "n1"]);
+    let other = NotificationFilter {
+        org: Some("other".into()),
+        user_id: Some("u9".into()),
+        webhooks: true,
+    };
+    assert!(
+        store
+            .list_notifications(&other, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let due = store.due_notifications(25, 10).await.unwrap();
+    assert_eq!(ids(&due, |n| &n.id), ["n1", "n2"]);
+    apply(
+        &store,
+        vec![
+            Mutation::UpdateNotification(DeliveryOutcome {
+                id: "n1".into(),
+                state: DeliveryState::Sent,
+                attempts: 1,
+                next_ms: 26,
+                last_error: String::new(),
+                updated_ms: 26,
+                sent_ms: Some(26),
+            }),
+            Mutation::UpdateNotification(DeliveryOutcome {
+                id: "n2".into(),
+                state: DeliveryState::Pending,
+                attempts: 1,
+                next_ms: 1_000,
+                last_error: "HTTP 503".into(),
+                updated_ms: 26,
+                sent_ms: None,
+            }),
+        ],
+    )
+    .await;
+    let due = store.due_notifications(100, 10).await.unwrap();
+    assert_eq!(ids(&due, |n| &n.id), ["n4"]);
+    let all = store
+        .list_notifications(&NotificationFilter::default(), 10)
+        .await
+        .unwrap();
+    let n2 = all.iter().find(|n| n.id == "n2").unwrap();
+    assert_eq!(
+        (n2.attempts, n2.next_ms, n2.last_error.as_str()),
+        (1, 1_000, "HTTP 503")
+    );
+    let n1 = all.iter().find(|n| n.id == "n1").unwrap();
+    assert_eq!((n1.state, n1.sent_ms), (DeliveryState::Sent, Some(26)));
+
+    // Retention: sent and failed deliveries before the cut-off go; pending ones stay.
+    let pruned = store
+        .prune(Prunable::Notifications, 100, 10)
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(pruned, 1, "n1 was sent at 26");
+    let left = store
+        .list_notifications(&NotificationFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&left, |n| &n.id), ["n4", "n2"]);
+
+    let snap = store.load(0, 0, 0).await.unwrap();
+    assert_eq!(snap.subscriptions.len(), 1);
+    assert_eq!(snap.subscriptions[0].events, ["job-end", "budget"]);
+    assert_eq!(snap.webhooks.len(), 1);
+    assert!(snap.webhooks[0].events.is_empty());
+    apply(
+        &store,
+        vec![
+            Mutation::DeleteSubscription {
+                user_id: "u1".into(),
+            },
+            Mutation::DeleteWebhook { id: "wh-1".into() },
+        ],
+    )
+    .await;
+    let snap = store.load(0, 0, 0).await.unwrap();
+    assert!(snap.subscriptions.is_empty() && snap.webhooks.is_empty());
 }

@@ -48,6 +48,14 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: Option<super::security::DatasetsCmd>,
     },
+    /// Organisations' webhooks; lists them without a subcommand.
+    Webhooks {
+        /// Only this organisation's (listing).
+        #[arg(long)]
+        org: Option<String>,
+        #[command(subcommand)]
+        cmd: Option<super::notify::WebhooksCmd>,
+    },
     /// Drain or undrain nodes.
     #[command(subcommand)]
     Nodes(NodesCmd),
@@ -487,6 +495,9 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { cmd, .. } => return budgets::run(ctx, cmd.as_ref()).await,
         AdminCmd::Policy { cmd } => return policy::run(ctx, cmd.as_ref()).await,
         AdminCmd::Retention { cmd } => return retention::run(ctx, cmd.as_ref()).await,
+        AdminCmd::Webhooks { org, cmd } => {
+            return super::notify::webhooks(ctx, org.as_deref(), cmd.as_ref()).await;
+        }
         AdminCmd::Datasets { cmd } => return super::security::datasets(ctx, cmd.as_ref()).await,
         AdminCmd::Tokens(TokensCmd::List { node, org, all }) => {
             return super::security::credentials(ctx, node.as_deref(), org.as_deref(), *all).await;
@@ -846,6 +857,7 @@ pub async fn run(ctx: &Ctx, cmd: &AdminCmd) -> Result<(), Error> {
         AdminCmd::Budgets { .. }
         | AdminCmd::Policy { .. }
         | AdminCmd::Retention { .. }
+        | AdminCmd::Webhooks { .. }
         | AdminCmd::Datasets { .. }
         | AdminCmd::Tokens(TokensCmd::List { .. })
         | AdminCmd::Nodes(NodesCmd::Credentials { .. })

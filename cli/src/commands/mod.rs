@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod evidence;
 pub mod jobs;
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 pub mod projects;
 pub mod report;

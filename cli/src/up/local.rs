@@ -244,6 +244,12 @@ pub(super) async fn run(args: &UpArgs) -> Result<(), Error> {
     config.grpc_addr = args.grpc_addr;
     config.http_addr = args.http_addr;
     config.web_addr = Some(args.web_addr);
+    if let (Some(url), Some(from)) = (&args.smtp_url, &args.smtp_from) {
+        config.notify.smtp = Some(
+            berth_scheduler::engine::notify::SmtpConfig::new(url, from)
+                .map_err(|reason| Error::invalid("--smtp-url", url, reason))?,
+        );
+    }
     let server = berth_scheduler::server::start(config).await.map_err(|e| {
         Error::Other(crate::error::trf(
             Msg::CannotStartScheduler,

@@ -33,6 +33,13 @@ pub struct UpArgs {
     /// Listen address of the agent's /metrics (DCGM exporter names); a fixed port.
     #[arg(long, default_value = AGENT_METRICS_ADDR, value_parser = fixed_port)]
     pub agent_metrics_addr: SocketAddr,
+    /// The SMTP relay for notification mail (`smtp://HOST:PORT`), as berth-scheduler's
+    /// flag; without it, mail deliveries are recorded as failed.
+    #[arg(long, requires = "smtp_from", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender address of notification mail.
+    #[arg(long, requires = "smtp_url", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
 }
 
 /// Where `berth up`'s agent serves its metrics unless told otherwise (the agent's own

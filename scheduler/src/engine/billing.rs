@@ -542,6 +542,17 @@ impl Engine {
             next.state = to;
             let next = Arc::new(next);
             tx.push(Mutation::UpsertInvoice(next.clone()));
+            if to == InvoiceState::Issued {
+                super::notify::stage(
+                    tx,
+                    &super::notify::Event::Invoice {
+                        org: next.org.clone(),
+                        id: next.id.clone(),
+                        month: next.month.clone(),
+                        amount_krw: next.total_krw,
+                    },
+                );
+            }
             let action = match to {
                 InvoiceState::Issued => "invoice.issue",
                 InvoiceState::Paid => "invoice.pay",

@@ -14,10 +14,20 @@ pub(super) enum Effect {
     Revoke(String),
     RevokeNode(String),
     Generation(String, i64),
-    JobSubmitted { requeued: bool },
-    JobStarted { wait_ms: i64, class: String },
-    JobEnded { id: String, state: JobState },
+    JobSubmitted {
+        requeued: bool,
+    },
+    JobStarted {
+        wait_ms: i64,
+        class: String,
+    },
+    JobEnded {
+        id: String,
+        state: JobState,
+    },
     Ledger(LedgerKind, i64),
+    /// New deliveries are in the outbox.
+    Outbox,
 }
 
 /// The effects of `m`, given the committed state before it.
@@ -58,6 +68,7 @@ pub(super) fn of(before: &State, m: &Mutation, out: &mut Vec<Effect>) {
         Mutation::InsertLedger(rows) => {
             out.extend(rows.iter().map(|e| Effect::Ledger(e.kind, e.amount_ms)));
         }
+        Mutation::InsertNotifications(_) => out.push(Effect::Outbox),
         _ => {}
     }
 }
@@ -84,6 +95,7 @@ impl Engine {
                     self.metrics.job_finished(state);
                 }
                 Effect::Ledger(kind, amount) => self.metrics.ledger(kind, amount),
+                Effect::Outbox => self.outbox_wake.notify_one(),
             }
         }
     }

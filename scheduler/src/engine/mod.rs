@@ -15,6 +15,7 @@ mod charges;
 mod effects;
 mod jobs;
 mod leader;
+pub mod notify;
 mod observed;
 mod pass;
 mod pipeline;
@@ -203,6 +204,8 @@ pub struct Engine {
     lease: Option<Arc<dyn crate::store::Lease>>,
     /// What the web portal needs kept.
     pub(crate) web: Web,
+    /// Wakes the notification sender (new outbox rows committed, a slot freed).
+    pub(crate) outbox_wake: Notify,
 }
 
 impl Engine {
@@ -261,6 +264,7 @@ impl Engine {
             leadership,
             lease,
             web: Web::default(),
+            outbox_wake: Notify::new(),
         })
     }
 

@@ -189,6 +189,7 @@ impl Engine {
             report.reclaimed = reclaimed.len();
             report.preempted += super::reclaim::evict_guests(tx, t, grace_ms);
             report.placed += place_in_reservations(tx, t, &mut hints);
+            super::notify::sweep_bookings(tx, t);
             Ok((reclaimed, before != tx.is_empty()))
         })?;
         for (_, unused) in &reclaimed {

@@ -75,10 +75,16 @@ impl Tx<'_> {
         self.state
     }
 
-    /// Stages a mutation: applies it to the live state and adds it to the batch.
+    /// Stages a mutation: applies it to the live state and adds it to the batch, with
+    /// the notifications it causes (a job ending, a budget passing a threshold) right
+    /// after it, so they are durable exactly when it is.
     pub fn push(&mut self, m: Mutation) {
+        let notices = super::notify::derive(self.state, &m);
         self.state.apply(&m);
         self.batch.push(m);
+        if let Some(n) = notices.and_then(|b| super::notify::derived(self.state, b)) {
+            self.push(n);
+        }
     }
 
     /// Stages several mutations in order.

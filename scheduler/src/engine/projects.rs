@@ -11,7 +11,7 @@
 
 use super::booking::end_booking_early;
 use super::stage::stage_stop;
-use super::{Engine, Tx, audit, now};
+use super::{Engine, Tx, audit, notify, now};
 use crate::auth::Caller;
 use crate::convert::hours as ms_hours;
 use crate::core::utc_label;
@@ -229,6 +229,7 @@ fn project_row(state: &State, ask: &Ask<'_>, st: ProjectState, t: i64) -> Result
         grants,
         created_ms: t,
         updated_ms: t,
+        expiry_warned_ms: None,
     })
 }
 
@@ -536,8 +537,23 @@ impl Engine {
     }
 }
 
+/// How long before its end a project's members are told it expires.
+const EXPIRY_NOTICE_MS: i64 = 7 * 24 * HOUR_MS;
+
+/// The project-expiry notice of `p`.
+fn expiry_event(p: &ProjectRow, expired: bool) -> notify::Event {
+    notify::Event::ProjectExpiry {
+        org: p.org.clone(),
+        id: p.id.clone(),
+        title: p.title.clone(),
+        end_ms: p.end_ms,
+        expired,
+    }
+}
+
 /// Approved projects whose period started become active; those whose period ended
-/// expire, and their work ends. Returns how many changed.
+/// expire, and their work ends; those ending within 7 days tell their members once.
+/// Returns how many changed.
 pub(crate) fn advance_projects(tx: &mut Tx<'_>, t: i64) -> usize {
     let mut due: Vec<ProjectRow> = tx
         .state()
@@ -546,6 +562,9 @@ pub(crate) fn advance_projects(tx: &mut Tx<'_>, t: i64) -> usize {
         .filter(|p| {
             (p.state.grants() && p.end_ms <= t)
                 || (p.state == ProjectState::Approved && p.start_ms <= t)
+                || (p.state.grants()
+                    && p.expiry_warned_ms.is_none()
+                    && p.end_ms - EXPIRY_NOTICE_MS <= t)
         })
         .cloned()
         .collect();
@@ -553,6 +572,14 @@ pub(crate) fn advance_projects(tx: &mut Tx<'_>, t: i64) -> usize {
     let n = due.len();
     for mut p in due {
         p.updated_ms = t;
+        if p.end_ms > t && p.expiry_warned_ms.is_none() && p.end_ms - EXPIRY_NOTICE_MS <= t {
+            p.expiry_warned_ms = Some(t);
+            notify::stage(tx, &expiry_event(&p, false));
+            if !(p.state == ProjectState::Approved && p.start_ms <= t) {
+                tx.push(Mutation::UpsertProject(p));
+                continue;
+            }
+        }
         if p.end_ms <= t {
             p.state = ProjectState::Expired;
             p.reason = format!("its period ended at {}", utc_label(p.end_ms));
@@ -568,6 +595,7 @@ pub(crate) fn advance_projects(tx: &mut Tx<'_>, t: i64) -> usize {
             outcome: "ok".into(),
         }));
         if p.state == ProjectState::Expired {
+            notify::stage(tx, &expiry_event(&p, true));
             end_project_work(tx, &p, t, StopCause::ProjectEnded, "project expired");
         }
     }

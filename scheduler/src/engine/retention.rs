@@ -101,7 +101,7 @@ impl Engine {
 
 /// What each kind keeps. Logs go first and never outlive their job: a job's logs are
 /// deleted no later than the job itself.
-fn cutoffs(r: &Retention) -> [(Prunable, Option<i64>); 5] {
+fn cutoffs(r: &Retention) -> [(Prunable, Option<i64>); 6] {
     let logs = match (r.logs_ms, r.finished_ms) {
         (Some(l), Some(f)) => Some(l.min(f)),
         (None, f) => f,
@@ -113,6 +113,8 @@ fn cutoffs(r: &Retention) -> [(Prunable, Option<i64>); 5] {
         (Prunable::Usage, r.usage_ms),
         (Prunable::Ledger, r.ledger_ms),
         (Prunable::Finished, r.finished_ms),
+        // Deliveries sent or given up are kept as long as finished jobs.
+        (Prunable::Notifications, r.finished_ms),
     ]
 }
 

@@ -3,12 +3,14 @@
 mod admin;
 mod agent;
 mod billing;
+mod notify;
 mod projects;
 mod user;
 
 pub use admin::AdminService;
 pub use agent::AgentService;
 pub use billing::BillingService;
+pub use notify::NotificationsService;
 pub use projects::ProjectsService;
 pub use user::{CapacityService, IdentityService, JobsService, ReservationsService, UsageService};
 

@@ -37,6 +37,17 @@ impl v1::identity_server::Identity for IdentityService {
         Ok(Response::new(me))
     }
 
+    async fn set_language(
+        &self,
+        req: Request<v1::SetLanguageRequest>,
+    ) -> Reply<v1::WhoAmIResponse> {
+        let c = caller(&req)?;
+        let lang = self.0.set_language(&c, &req.get_ref().language).await?;
+        let mut me = self.0.who_am_i(&c);
+        me.language = lang.map_or_else(String::new, |l| l.code().to_owned());
+        Ok(Response::new(me))
+    }
+
     async fn create_web_login(
         &self,
         req: Request<v1::CreateWebLoginRequest>,

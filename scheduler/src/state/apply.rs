@@ -92,6 +92,30 @@ impl State {
             | Mutation::EndWebSessionsOf { .. }
             | Mutation::PruneWeb { .. }
             | Mutation::SetUserSettings(_) => {}
+            Mutation::SetSubscription(r) => {
+                self.subscriptions.insert(r.user_id.clone(), r.clone());
+            }
+            Mutation::DeleteSubscription { user_id } => {
+                self.subscriptions.remove(user_id);
+            }
+            Mutation::InsertWebhook(r) => {
+                self.webhooks.insert(r.id.clone(), r.clone());
+            }
+            Mutation::DeleteWebhook { id } => {
+                self.webhooks.remove(id);
+            }
+            Mutation::InsertNotifications(rows) => {
+                let newest = rows.iter().map(|r| r.created_ms).max().unwrap_or(0);
+                for r in rows {
+                    if let Some(key) = &r.dedupe {
+                        self.notified.insert(key.clone(), r.created_ms);
+                    }
+                }
+                let keep_from = newest - super::NOTIFIED_KEEP_MS;
+                self.notified.retain(|_, at| *at >= keep_from);
+            }
+            // Attempts are read from the database by the sender.
+            Mutation::UpdateNotification(_) => {}
             Mutation::UpsertBudget(b) => {
                 self.accounts.set_budget(&b.org, &b.class, core_budget(b));
                 self.budgets

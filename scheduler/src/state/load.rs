@@ -30,6 +30,12 @@ impl State {
                     .into_iter()
                     .map(Mutation::UpsertDatasetGrant),
             )
+            .chain(
+                snap.subscriptions
+                    .into_iter()
+                    .map(Mutation::SetSubscription),
+            )
+            .chain(snap.webhooks.into_iter().map(Mutation::InsertWebhook))
             .chain(snap.nodes.into_iter().map(Mutation::UpsertNode))
             .chain(snap.devices.into_iter().map(Mutation::UpsertDevice))
             .chain(std::iter::once(Mutation::InsertClaims(snap.claims)))

@@ -15,7 +15,7 @@ use crate::engine::SchedPolicy;
 use crate::store::{
     BudgetRow, ClassRow, DeviceRow, DiscountRow, InvoiceRow, JobRow, JobState, JoinTokenRow,
     LedgerKind, LedgerRow, NodeRow, NodeState, OrgRow, PriceRow, ProjectRow, ReservationRow,
-    SiteRow, UsageRow, UserRow,
+    SiteRow, SubscriptionRow, UsageRow, UserRow, WebhookRow,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -120,9 +120,20 @@ pub struct State {
     pub discounts: BTreeMap<String, DiscountRow>,
     /// Every invoice by id (a few per org and month).
     pub invoices: BTreeMap<String, Arc<InvoiceRow>>,
+    /// Users' notification addresses and the events they want, by user id.
+    pub subscriptions: HashMap<String, SubscriptionRow>,
+    /// Webhooks by id.
+    pub webhooks: BTreeMap<String, WebhookRow>,
+    /// Dedupe keys of deliveries staged in the last [`NOTIFIED_KEEP_MS`], with when:
+    /// a sweep stages each occurrence once (after a restart the outbox's unique key
+    /// drops a repeat).
+    pub notified: HashMap<String, i64>,
     /// Mutations applied so far: a pass planned on a copy knows whether anything changed.
     pub version: u64,
 }
+
+/// How long [`State::notified`] remembers a dedupe key.
+pub const NOTIFIED_KEEP_MS: i64 = 2 * 24 * 3_600_000;
 
 /// Each org's usage decayed with the fair-share half-life: `(value, as of)`.
 #[derive(Debug, Clone, Default)]

@@ -198,6 +198,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_web_session(&self, id: &str) -> Result<Option<WebSessionRow>, StoreError>;
     /// A single-use sign-in link by the hash of its secret.
     async fn get_web_login(&self, id: &str) -> Result<Option<WebLoginRow>, StoreError>;
+    /// The newest `limit` deliveries the filter allows, newest first.
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
+    /// Up to `limit` pending deliveries due at `now_ms`, soonest first.
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
     /// A user's settings, if they ever changed one.
     async fn get_user_settings(&self, user_id: &str)
     -> Result<Option<UserSettingsRow>, StoreError>;
@@ -230,6 +242,8 @@ pub enum Prunable {
     Ledger,
     /// Finished jobs and reservations (and their claims) that ended before the cut-off.
     Finished,
+    /// Notification deliveries sent or given up before the cut-off (pending ones stay).
+    Notifications,
 }
 
 impl Prunable {
@@ -241,6 +255,7 @@ impl Prunable {
             Prunable::Usage => "usage",
             Prunable::Ledger => "ledger",
             Prunable::Finished => "finished",
+            Prunable::Notifications => "notifications",
         }
     }
 }

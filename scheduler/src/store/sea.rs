@@ -13,6 +13,7 @@ mod error;
 mod lease;
 mod lists;
 mod metrics;
+mod notify;
 mod web;
 
 use std::collections::HashMap;
@@ -466,6 +467,7 @@ async fn snapshot<C: ConnectionTrait>(
         .one(db)
         .await
         .map_err(error::db)?;
+    let (subscriptions, webhooks) = notify::load(db).await.map_err(error::db)?;
     Ok(Snapshot {
         sites: sites.into_iter().map(convert::site_row).collect(),
         classes: classes.into_iter().map(convert::class_row).collect(),
@@ -498,6 +500,8 @@ async fn snapshot<C: ConnectionTrait>(
         prices: prices.into_iter().map(convert::price_row).collect(),
         discounts: discounts.into_iter().map(convert::discount_row).collect(),
         invoices: collect(invoices, convert::invoice_row)?,
+        subscriptions,
+        webhooks,
     })
 }
 
@@ -703,6 +707,34 @@ impl Store for SeaStore {
         self.metrics
             .time(Op::GetWebLogin, async {
                 web::login(&self.db, id).await.map_err(error::db)
+            })
+            .await
+    }
+
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        self.metrics
+            .time(Op::ListNotifications, async {
+                notify::list(&self.db, filter, limit)
+                    .await
+                    .map_err(error::db)
+            })
+            .await
+    }
+
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        self.metrics
+            .time(Op::DueNotifications, async {
+                notify::due(&self.db, now_ms, limit)
+                    .await
+                    .map_err(error::db)
             })
             .await
     }

@@ -355,6 +355,8 @@ pub struct ProjectRow {
     pub state: ProjectState,
     /// Why it was revoked or closed.
     pub reason: String,
+    /// When its members were told it ends within 7 days.
+    pub expiry_warned_ms: Option<i64>,
     /// By class name.
     pub grants: Vec<GrantRow>,
     pub created_ms: i64,
@@ -777,6 +779,57 @@ impl InvoiceState {
     }
 }
 
+/// A user's email address and the events they want mailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRow {
+    pub user_id: String,
+    pub org: String,
+    pub email: String,
+    /// Event names ([`crate::engine::notify::EventKind`]), in order.
+    pub events: Vec<String>,
+    pub updated_ms: i64,
+}
+
+/// An org's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    pub id: String,
+    pub org: String,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Event names it wants; empty: every event.
+    pub events: Vec<String>,
+    pub created_ms: i64,
+}
+
+/// How a notification is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// A mail to a user's address.
+    Email,
+    /// A JSON POST to an org's webhook.
+    Webhook,
+}
+
+impl Channel {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    /// The channel of a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
+            _ => None,
+        }
+    }
+}
+
 /// A monthly invoice of one org, in whole won. Its lines and amounts never change once
 /// issued; only its state (and the time of each step) does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -799,6 +852,93 @@ pub struct InvoiceRow {
     pub issued_ms: Option<i64>,
     pub paid_ms: Option<i64>,
     pub voided_ms: Option<i64>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not delivered yet; tried again at `next_ms`.
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Given up on, with the last error.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "sent" => Some(DeliveryState::Sent),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One delivery of one event to one recipient: a row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    pub id: String,
+    /// Makes a delivery unique per occurrence and recipient (sweeps stage it again after
+    /// a restart); `None` for events that happen once by nature.
+    pub dedupe: Option<String>,
+    /// The event's name (`job-end`).
+    pub event: String,
+    pub org: String,
+    /// The kind of object (`job`, `reservation`, `budget`, `project`, `invoice`) and its id.
+    pub object_kind: String,
+    pub object_id: String,
+    pub channel: Channel,
+    /// The address mailed, or the webhook's URL.
+    pub target: String,
+    /// The user mailed (empty for webhooks).
+    pub user_id: String,
+    /// The webhook posted to (empty for mail).
+    pub webhook_id: String,
+    /// The event as JSON, rendered into text when it is sent.
+    pub payload: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    /// When it is due (pending only).
+    pub next_ms: i64,
+    pub last_error: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub sent_ms: Option<i64>,
+}
+
+/// What an attempt to deliver came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    pub id: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub next_ms: i64,
+    pub last_error: String,
+    pub updated_ms: i64,
+    pub sent_ms: Option<i64>,
+}
+
+/// Which deliveries a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    /// Only this org's.
+    pub org: Option<String>,
+    /// Only mail to this user, or (with `webhooks`) the org's webhook posts.
+    pub user_id: Option<String>,
+    /// With `user_id`: the org's webhook posts too.
+    pub webhooks: bool,
 }
 
 /// One change to durable state. A batch of them is applied in one transaction:
@@ -903,6 +1043,22 @@ pub enum Mutation {
     DeleteInvoice {
         id: String,
     },
+    /// Sets (or, with no events, keeps) a user's notification address and events.
+    SetSubscription(SubscriptionRow),
+    /// Forgets a user's notification address and events.
+    DeleteSubscription {
+        user_id: String,
+    },
+    /// Adds an org's webhook.
+    InsertWebhook(WebhookRow),
+    /// Removes a webhook.
+    DeleteWebhook {
+        id: String,
+    },
+    /// Adds deliveries to the outbox; one whose `dedupe` key is taken is skipped.
+    InsertNotifications(Vec<NotificationRow>),
+    /// Records an attempt to deliver.
+    UpdateNotification(DeliveryOutcome),
 }
 
 /// Everything the scheduler needs in memory at start.
@@ -941,6 +1097,10 @@ pub struct Snapshot {
     pub discounts: Vec<DiscountRow>,
     /// Every invoice (one per org and month, plus voided ones: few rows).
     pub invoices: Vec<InvoiceRow>,
+    /// Every user's notification address and events.
+    pub subscriptions: Vec<SubscriptionRow>,
+    /// Every webhook.
+    pub webhooks: Vec<WebhookRow>,
 }
 
 /// What the utilisation of a job's evidence measures.

@@ -151,6 +151,9 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
     if super::web::apply(txn, mutation)
         .await
         .map_err(Failed::from_db)?
+        || super::notify::apply(txn, mutation)
+            .await
+            .map_err(Failed::from_db)?
     {
         return Ok(());
     }
@@ -466,6 +469,13 @@ async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(),
         | Mutation::EndWebSessionsOf { .. }
         | Mutation::PruneWeb { .. }
         | Mutation::SetUserSettings(_) => {}
+        // Applied by `notify::apply` above.
+        Mutation::SetSubscription(_)
+        | Mutation::DeleteSubscription { .. }
+        | Mutation::InsertWebhook(_)
+        | Mutation::DeleteWebhook { .. }
+        | Mutation::InsertNotifications(_)
+        | Mutation::UpdateNotification(_) => {}
     }
     Ok(())
 }

@@ -579,6 +579,7 @@ pub(super) fn project_model(row: &ProjectRow) -> project::Model {
         contact: row.contact.clone(),
         state: row.state.as_str().to_owned(),
         reason: row.reason.clone(),
+        expiry_warned_ms: row.expiry_warned_ms,
         created_ms: row.created_ms,
         updated_ms: row.updated_ms,
     }
@@ -618,6 +619,7 @@ pub(super) fn project_row(
         end_ms: m.end_ms,
         contact: m.contact,
         reason: m.reason,
+        expiry_warned_ms: m.expiry_warned_ms,
         grants,
         created_ms: m.created_ms,
         updated_ms: m.updated_ms,

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entities::{
-    audit_event, device_claim, job, job_log, ledger_entry, reservation, usage_record,
+    audit_event, device_claim, job, job_log, ledger_entry, notification, reservation, usage_record,
 };
 use super::{SeaStore, collect, convert, error, final_job_states, final_reservation_states};
 use crate::store::types::*;
@@ -342,6 +342,22 @@ impl SeaStore {
             Prunable::Finished => {
                 return self.prune_finished(before_ms, limit).await;
             }
+            Prunable::Notifications => Query::delete()
+                .from_table(notification::Entity)
+                .and_where(
+                    Expr::col(notification::Column::Id).in_subquery(
+                        Query::select()
+                            .column(notification::Column::Id)
+                            .from(notification::Entity)
+                            .and_where(
+                                notification::Column::State.ne(DeliveryState::Pending.as_str()),
+                            )
+                            .and_where(notification::Column::UpdatedMs.lt(before_ms))
+                            .limit(limit)
+                            .take(),
+                    ),
+                )
+                .to_owned(),
         };
         let res = self.db.execute(&stmt).await.map_err(error::db)?;
         Ok(Pruned {

@@ -27,10 +27,12 @@ pub(super) enum Op {
     GetWebSession,
     GetWebLogin,
     GetUserSettings,
+    ListNotifications,
+    DueNotifications,
 }
 
 impl Op {
-    const ALL: [Op; 19] = [
+    const ALL: [Op; 21] = [
         Op::Migrate,
         Op::Apply,
         Op::Load,
@@ -50,6 +52,8 @@ impl Op {
         Op::GetWebSession,
         Op::GetWebLogin,
         Op::GetUserSettings,
+        Op::ListNotifications,
+        Op::DueNotifications,
     ];
 
     fn as_str(self) -> &'static str {
@@ -73,6 +77,8 @@ impl Op {
             Op::GetWebSession => "get_web_session",
             Op::GetWebLogin => "get_web_login",
             Op::GetUserSettings => "get_user_settings",
+            Op::ListNotifications => "list_notifications",
+            Op::DueNotifications => "due_notifications",
         }
     }
 }

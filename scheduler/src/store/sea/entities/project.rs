@@ -16,6 +16,8 @@ pub struct Model {
     /// A `ProjectState` name.
     pub state: String,
     pub reason: String,
+    /// When its members were told it ends within 7 days.
+    pub expiry_warned_ms: Option<i64>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
