@@ -347,6 +347,7 @@ crate::catalogue! {
         NotifyIdleWarning => "Booking {id} is idle: it will be reclaimed at {at} unless its devices are used", "예약 {id}이(가) 유휴 상태입니다: 장치를 사용하지 않으면 {at}에 회수됩니다";
         NotifyReclaimed => "Booking {id} was reclaimed for idleness; the unused rest is refunded by policy", "예약 {id}이(가) 유휴 상태로 회수되었습니다. 사용하지 않은 나머지는 정책에 따라 환불됩니다";
         NotifyJobEnd => "Job {id} ({name}) ended: {state}. {reason}", "작업 {id}({name})이(가) 끝났습니다: {state}. {reason}";
+        NotifyGrant => "Project {project} of {org} has used {percent}% of its {class} grant", "조직 {org}의 과제 {project}이(가) {class} 배정 시간의 {percent}%를 사용했습니다";
         NotifyBudget => "Organisation {org} has used {percent}% of its {class} budget for the period from {at}", "조직 {org}이(가) {at}부터의 {class} 예산 중 {percent}%를 사용했습니다";
         NotifyProjectExpiring => "Project {id} ({title}) expires at {at}", "과제 {id}({title})이(가) {at}에 만료됩니다";
         NotifyProjectExpired => "Project {id} ({title}) has expired", "과제 {id}({title})이(가) 만료되었습니다";

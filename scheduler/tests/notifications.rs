@@ -794,3 +794,59 @@ async fn a_project_warns_before_it_expires_and_when_it_has() {
     let texts: Vec<&str> = posts.iter().filter_map(|b| b["text"].as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("expire")), "{texts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_projects_grant_reaching_50_and_80_percent_is_told_once_each() {
+    let hook = HttpSink::start().await;
+    let c = centre_with(60_000, |s| s.notify = notify_config(None)).await;
+    c.join("n1", 1).await;
+    let kim = c.user("acme", "kim").await;
+    add_webhook(&c, "acme", &hook.url("/grants"), &["budget"]).await;
+    let t = now_ms();
+    let mut projects = v1::projects_client::ProjectsClient::new(c.channel.clone());
+    let p = projects
+        .create_project(authed(
+            v1::CreateProjectRequest {
+                org: "acme".into(),
+                title: "grant watch".into(),
+                programme: "NIPA HPC".into(),
+                start: Some(ms_to_ts(t - 1_000)),
+                end: Some(ms_to_ts(t + 30 * 24 * 3_600_000)),
+                grants: vec![v1::GrantSpec {
+                    class: "gpu".into(),
+                    hours: 10.0,
+                }],
+                contact: String::new(),
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    projects
+        .set_default_project(authed(
+            v1::SetDefaultProjectRequest {
+                project: p.id.clone(),
+            },
+            &kim,
+        ))
+        .await
+        .unwrap();
+    // 5.5 h of 10 (55 %), then 3 h more (85 %).
+    let start = t + 3_600_000;
+    let first = book(&c.channel, &kim, start, 330).await;
+    assert_eq!(first.charged_project, p.id);
+    book(&c.channel, &kim, start + 6 * 3_600_000, 180).await;
+    let posts = until("the 50 and 80 % posts", || async {
+        let percents: Vec<u64> = hook
+            .posts()
+            .into_iter()
+            .map(|(_, b)| b)
+            .filter(|b| b["event"] == "budget" && b["id"] == p.id.as_str())
+            .filter_map(|b| b["details"]["percent"].as_u64())
+            .collect();
+        (percents.len() >= 2).then_some(percents)
+    })
+    .await;
+    assert_eq!(posts, [50, 80]);
+}

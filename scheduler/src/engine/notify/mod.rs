@@ -146,6 +146,14 @@ pub enum Event {
         percent: u32,
         period_start_ms: i64,
     },
+    /// Project `project` of `org` has used `percent` of its grant of `class` (a `budget`
+    /// event: a budget or a grant).
+    Grant {
+        org: String,
+        project: String,
+        class: String,
+        percent: u32,
+    },
     /// Project `id` expires at `end_ms` (`expired`: it has expired).
     ProjectExpiry {
         org: String,
@@ -172,7 +180,7 @@ impl Event {
             Event::IdleWarning { .. } => EventKind::IdleWarning,
             Event::Reclaimed { .. } => EventKind::Reclaimed,
             Event::JobEnd { .. } => EventKind::JobEnd,
-            Event::Budget { .. } => EventKind::Budget,
+            Event::Budget { .. } | Event::Grant { .. } => EventKind::Budget,
             Event::ProjectExpiry { .. } => EventKind::ProjectExpiry,
             Event::Invoice { .. } => EventKind::Invoice,
         }
@@ -187,6 +195,7 @@ impl Event {
             | Event::Reclaimed { org, .. }
             | Event::JobEnd { org, .. }
             | Event::Budget { org, .. }
+            | Event::Grant { org, .. }
             | Event::ProjectExpiry { org, .. }
             | Event::Invoice { org, .. } => org,
         }
@@ -202,6 +211,7 @@ impl Event {
             | Event::Reclaimed { id, .. } => ("reservation", id),
             Event::JobEnd { id, .. } => ("job", id),
             Event::Budget { class, .. } => ("budget", class),
+            Event::Grant { project, .. } => ("project", project),
             Event::ProjectExpiry { id, .. } => ("project", id),
             Event::Invoice { id, .. } => ("invoice", id),
         }
@@ -216,7 +226,10 @@ impl Event {
             | Event::IdleWarning { user_id, .. }
             | Event::Reclaimed { user_id, .. }
             | Event::JobEnd { user_id, .. } => Some(user_id),
-            Event::Budget { .. } | Event::ProjectExpiry { .. } | Event::Invoice { .. } => None,
+            Event::Budget { .. }
+            | Event::Grant { .. }
+            | Event::ProjectExpiry { .. }
+            | Event::Invoice { .. } => None,
         }
     }
 
@@ -234,6 +247,12 @@ impl Event {
                 percent,
                 period_start_ms,
             } => Some(format!("budget:{org}:{class}:{period_start_ms}:{percent}")),
+            Event::Grant {
+                project,
+                class,
+                percent,
+                ..
+            } => Some(format!("grant:{project}:{class}:{percent}")),
             Event::ProjectExpiry { id, expired, .. } => Some(format!(
                 "project-expiry:{id}:{}",
                 if *expired { "expired" } else { "soon" }
@@ -289,6 +308,12 @@ impl Event {
                 percent,
                 at = local_hint(*period_start_ms)
             ),
+            Event::Grant {
+                org,
+                project,
+                class,
+                percent,
+            } => text!(NotifyGrant, org, project, class, percent),
             Event::ProjectExpiry {
                 id,
                 title,
@@ -403,6 +428,8 @@ pub(crate) struct Before {
     events: Vec<Event>,
     /// Budgets charged by the mutation, with the percent used before it.
     budgets: Vec<(String, String, i64, Option<f64>)>,
+    /// Project grants charged by the mutation: (org, project, class, percent before).
+    grants: Vec<(String, String, String, Option<f64>)>,
 }
 
 /// Percent of a budget's period allowance (plus top-ups) used, `None` without a limit.
@@ -416,11 +443,18 @@ fn used_pct(state: &State, org: &str, key: &str, period_start: i64) -> Option<f6
     Some((t.charged - t.refunded) as f64 * 100.0 / cap as f64)
 }
 
+/// How much of a project's grant of `class` is used, percent.
+fn grant_pct(state: &State, project: &str, class: &str) -> Option<f64> {
+    let granted = *state.accounts.grant(project)?.device_ms.get(class)?;
+    (granted > 0).then(|| state.accounts.grant_used(project, class) as f64 * 100.0 / granted as f64)
+}
+
 /// The events `m` causes, seen on the state before it is applied; `None` for most
 /// mutations.
 pub(crate) fn derive(state: &State, m: &Mutation) -> Option<Before> {
     let mut events = Vec::new();
     let mut budgets = Vec::new();
+    let mut grants: Vec<(String, String, String, Option<f64>)> = Vec::new();
     match m {
         Mutation::UpsertJob(row) => {
             let was = state.jobs.get(&row.id).map(|j| j.row.state);
@@ -452,6 +486,16 @@ pub(crate) fn derive(state: &State, m: &Mutation) -> Option<Before> {
         }
         Mutation::InsertLedger(rows) => {
             for e in rows.iter().filter(|e| e.kind == LedgerKind::Charge) {
+                if let Some(project) = &e.project_id {
+                    if !grants
+                        .iter()
+                        .any(|(_, p, c, _)| p == project && *c == e.device_class)
+                    {
+                        let pct = grant_pct(state, project, &e.device_class);
+                        grants.push((e.org.clone(), project.clone(), e.device_class.clone(), pct));
+                    }
+                    continue;
+                }
                 let key = (e.org.clone(), e.budget_class.clone(), e.period_start_ms);
                 if !budgets
                     .iter()
@@ -464,7 +508,11 @@ pub(crate) fn derive(state: &State, m: &Mutation) -> Option<Before> {
         }
         _ => return None,
     }
-    (!events.is_empty() || !budgets.is_empty()).then_some(Before { events, budgets })
+    (!events.is_empty() || !budgets.is_empty() || !grants.is_empty()).then_some(Before {
+        events,
+        budgets,
+        grants,
+    })
 }
 
 /// The outbox mutation of what [`derive`] saw, on the state after the mutation.
@@ -483,6 +531,23 @@ pub(crate) fn derived(state: &State, before: Before) -> Option<Mutation> {
                     class: class.clone(),
                     percent,
                     period_start_ms,
+                });
+            }
+        }
+    }
+    for (org, project, class, was) in before.grants {
+        let Some(now_pct) = grant_pct(state, &project, &class) else {
+            continue;
+        };
+        let was = was.unwrap_or(0.0);
+        for percent in BUDGET_THRESHOLDS {
+            let p = f64::from(percent);
+            if was < p && now_pct >= p {
+                events.push(Event::Grant {
+                    org: org.clone(),
+                    project: project.clone(),
+                    class: class.clone(),
+                    percent,
                 });
             }
         }
