@@ -125,6 +125,13 @@ crate::catalogue! {
         DownloadCsv => "Download CSV", "CSV 내려받기";
         Budgets => "Budgets", "예산";
         NoBudgets => "No budgets: nothing is charged.", "예산이 없어 차감되지 않습니다.";
+        Grants => "Project grants", "과제 배정 시간";
+        NoGrants => "No projects.", "과제가 없습니다.";
+        Project => "Project", "과제";
+        ProjectState => "State", "상태";
+        ProjectPeriod => "Period", "기간";
+        Granted => "Granted", "배정";
+        Used => "Used", "사용";
         Period => "Period", "기간";
         Allowance => "Hours per period", "기간당 시간";
         Charged => "Charged", "차감";

@@ -1806,6 +1806,19 @@ async fn portal_pages_of_org_a_show_org_b_nothing() {
     .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(JOB_NAME), "{page}");
+    let (status, _, usage) = http(
+        web,
+        "GET",
+        "/usage",
+        &[("Cookie", &format!("berth_session={alice}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{usage}");
+    assert!(
+        usage.contains(PROJECT_TITLE),
+        "org A sees its grants: {usage}"
+    );
 
     // A node's credential does not sign in.
     assert_eq!(portal_session(web, &w.n2).await, None);

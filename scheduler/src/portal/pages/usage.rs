@@ -1,6 +1,7 @@
 //! Usage: device-hours by class, the budgets' balance (and the grants' once projects
 //! exist), and the records as CSV for settlement.
 
+use crate::portal::html::Html;
 use crate::portal::layout::{self, Nav};
 use crate::portal::session::Ctx;
 use axum::http::header;
@@ -20,6 +21,7 @@ pub async fn page(ctx: Ctx) -> Result<Response, Response> {
         ..Default::default()
     };
     let usage = layout::or_page(&ctx, ctx.engine().usage(ctx.caller(), &req).await)?;
+    let projects = layout::or_page(&ctx, ctx.engine().list_projects(ctx.caller(), ""))?;
     Ok(layout::page(
         &(&ctx).into(),
         t(lang, M::UsageTitle),
@@ -113,8 +115,7 @@ pub async fn page(ctx: Ctx) -> Result<Response, Response> {
                     });
                 });
             }
-            // Grants: once projects exist (the `programmes` work), a table of each project's
-            // grant and what is left of it goes here, beside the budgets.
+            grants(h, lang, &projects);
             h.el_text("h2", &[], t(lang, M::DeviceHoursByClass));
             if usage.totals.is_empty() {
                 h.el_text("p", &[("class", "empty")], t(lang, M::NoUsage));
@@ -173,6 +174,63 @@ fn cell(s: &str) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// Each project's grants and what is left of them.
+fn grants(h: &mut Html, lang: berth_i18n::Lang, projects: &[v1::Project]) {
+    h.el_text("h2", &[], t(lang, M::Grants));
+    if projects.is_empty() {
+        h.el_text("p", &[("class", "empty")], t(lang, M::NoGrants));
+        return;
+    }
+    h.el("div", &[("class", "scroll")], |h| {
+        h.el("table", &[("id", "grants")], |h| {
+            h.el("thead", &[], |h| {
+                h.el("tr", &[], |h| {
+                    for c in [
+                        M::Org,
+                        M::Project,
+                        M::ProjectState,
+                        M::ProjectPeriod,
+                        M::DeviceClass,
+                        M::Granted,
+                        M::Used,
+                        M::Left,
+                    ] {
+                        h.el_text("th", &[("scope", "col")], t(lang, c));
+                    }
+                });
+            });
+            h.el("tbody", &[], |h| {
+                for p in projects {
+                    let state = v1::ProjectState::try_from(p.state)
+                        .map_or("", |s| s.as_str_name())
+                        .trim_start_matches("PROJECT_STATE_")
+                        .to_lowercase();
+                    for g in &p.grants {
+                        h.el("tr", &[], |h| {
+                            h.el_text("td", &[], &p.org);
+                            h.el_text("td", &[("title", &p.id)], &p.title);
+                            h.el_text("td", &[], &state);
+                            h.el_text(
+                                "td",
+                                &[],
+                                &format!(
+                                    "{} – {}",
+                                    layout::ts(p.start.as_ref()),
+                                    layout::ts(p.end.as_ref())
+                                ),
+                            );
+                            h.el_text("td", &[], &g.class);
+                            h.el_text("td", &[("class", "num")], &layout::hours(g.hours));
+                            h.el_text("td", &[("class", "num")], &layout::hours(g.used_hours));
+                            h.el_text("td", &[("class", "num")], &layout::hours(g.left_hours));
+                        });
+                    }
+                }
+            });
+        });
+    });
 }
 
 /// The CSV of usage records: the same columns as `berth usage -o csv` (column names are
