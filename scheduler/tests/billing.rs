@@ -798,9 +798,15 @@ async fn seeded_with_a_project() -> Centre {
     let mut ran = usage("acme", OwnerKind::Job, "jp", 1, from + day, 4);
     ran.evidence = Some(store::Evidence {
         mean_utilization_percent: 12.0,
+        utilization_source: berth_proto::evidence::UtilizationSource::DeviceBusy,
+        peak_memory_bytes: 1 << 30,
         energy_wh: 800.0,
+        energy_source: Some(berth_proto::evidence::EnergySource::Counter),
+        mean_sm_active: None,
+        mean_tensor_active: None,
+        samples: 40,
+        covered_seconds: 14_400.0,
         devices: 1,
-        ..Default::default()
     });
     batch.push(Mutation::InsertUsage(ran));
     batch.push(Mutation::InsertUsage(usage(

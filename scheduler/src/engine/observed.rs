@@ -101,14 +101,21 @@ impl Observed {
         let mut all = self.evidence.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Reported::new();
         for obs in jobs {
-            if let Some(e) = &obs.evidence {
-                all.entry(obs.job_id.clone())
-                    .or_default()
-                    .insert(node.to_owned(), Evidence::from_proto(e));
+            match obs.evidence.as_ref().map(Evidence::from_proto) {
+                Some(Ok(e)) => {
+                    all.entry(obs.job_id.clone())
+                        .or_default()
+                        .insert(node.to_owned(), e);
+                }
+                // A report the agent got wrong: the job keeps what it had.
+                Some(Err(error)) => {
+                    tracing::warn!(%node, job_id = %obs.job_id, %error, "ignoring bad evidence");
+                }
+                None => {}
             }
             if let Some(combined) = all
                 .get(&obs.job_id)
-                .and_then(|p| Evidence::combine(p.values()))
+                .and_then(|p| Evidence::merge(p.values()))
             {
                 out.insert(obs.job_id.clone(), combined);
             }
@@ -119,7 +126,7 @@ impl Observed {
     /// A running job's evidence so far, combined across its nodes.
     pub fn evidence_of(&self, job: &str) -> Option<Evidence> {
         let all = self.evidence.lock().unwrap_or_else(|e| e.into_inner());
-        all.get(job).and_then(|p| Evidence::combine(p.values()))
+        all.get(job).and_then(|p| Evidence::merge(p.values()))
     }
 
     /// Forgets the evidence of jobs `live` says are no longer running.

@@ -10,6 +10,7 @@ mod apply;
 mod convert;
 mod entities;
 mod error;
+mod evidence;
 mod lease;
 mod lists;
 mod metrics;

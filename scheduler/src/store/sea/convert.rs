@@ -438,11 +438,12 @@ pub(super) fn usage_active_model(row: &UsageRow) -> usage_record::ActiveModel {
 
 /// Evidence as stored (its fields are plain numbers and names: encoding cannot fail).
 fn evidence_json(e: &Evidence) -> Option<String> {
-    serde_json::to_string(e).ok()
+    Some(super::evidence::to_json(e))
 }
 
 fn evidence_of(table: &str, json: Option<&str>) -> Result<Option<Evidence>, StoreError> {
-    json.map(|j| from_json(table, "evidence", j)).transpose()
+    json.map(|j| super::evidence::from_json(table, j))
+        .transpose()
 }
 
 pub(super) fn usage_row(m: usage_record::Model) -> Result<UsageRow, StoreError> {
