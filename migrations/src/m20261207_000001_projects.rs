@@ -67,6 +67,27 @@ enum Jobs {
     ChargeProject,
 }
 
+/// The nullable columns naming a project (or the charge's project), by table.
+fn project_columns() -> [(DynIden, DynIden); 6] {
+    [
+        (Users::Table.into_iden(), Users::DefaultProject.into_iden()),
+        (
+            LedgerEntries::Table.into_iden(),
+            LedgerEntries::ProjectId.into_iden(),
+        ),
+        (
+            Reservations::Table.into_iden(),
+            Reservations::ProjectId.into_iden(),
+        ),
+        (Jobs::Table.into_iden(), Jobs::ProjectId.into_iden()),
+        (
+            Reservations::Table.into_iden(),
+            Reservations::ChargeProject.into_iden(),
+        ),
+        (Jobs::Table.into_iden(), Jobs::ChargeProject.into_iden()),
+    ]
+}
+
 fn index(name: &str, table: impl IntoIden, cols: &[DynIden]) -> IndexCreateStatement {
     let mut i = Index::create();
     i.name(name).table(table);
@@ -140,23 +161,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        for (table, column) in [
-            (Users::Table.into_iden(), Users::DefaultProject.into_iden()),
-            (
-                LedgerEntries::Table.into_iden(),
-                LedgerEntries::ProjectId.into_iden(),
-            ),
-            (
-                Reservations::Table.into_iden(),
-                Reservations::ProjectId.into_iden(),
-            ),
-            (Jobs::Table.into_iden(), Jobs::ProjectId.into_iden()),
-            (
-                Reservations::Table.into_iden(),
-                Reservations::ChargeProject.into_iden(),
-            ),
-            (Jobs::Table.into_iden(), Jobs::ChargeProject.into_iden()),
-        ] {
+        for (table, column) in project_columns() {
             manager
                 .alter_table(
                     Table::alter()
@@ -185,24 +190,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (table, column) in [
-            (Users::Table.into_iden(), Users::DefaultProject.into_iden()),
-            (
-                LedgerEntries::Table.into_iden(),
-                LedgerEntries::ProjectId.into_iden(),
-            ),
-            (
-                Reservations::Table.into_iden(),
-                Reservations::ProjectId.into_iden(),
-            ),
-            (Jobs::Table.into_iden(), Jobs::ProjectId.into_iden()),
-            (
-                Reservations::Table.into_iden(),
-                Reservations::ChargeProject.into_iden(),
-            ),
-            (Jobs::Table.into_iden(), Jobs::ChargeProject.into_iden()),
-            (Orgs::Table.into_iden(), Orgs::Overage.into_iden()),
-        ] {
+        let overage = (Orgs::Table.into_iden(), Orgs::Overage.into_iden());
+        for (table, column) in project_columns().into_iter().chain([overage]) {
             manager
                 .alter_table(Table::alter().table(table).drop_column(column).take())
                 .await?;

@@ -297,6 +297,22 @@ impl Engine {
     ) -> Result<crate::store::OrgRow> {
         caller.require_admin()?;
         let weight = factor("weight", weight)?;
+        self.update_org(caller, org, "org.weight", &weight.to_string(), |row| {
+            row.weight = weight;
+        })
+        .await
+    }
+
+    /// Changes an org's row with `change` (admin), audited as `action` with `value`.
+    pub(crate) async fn update_org(
+        &self,
+        caller: &Caller,
+        org: &str,
+        action: &str,
+        value: &str,
+        change: impl FnOnce(&mut crate::store::OrgRow),
+    ) -> Result<crate::store::OrgRow> {
+        caller.require_admin()?;
         let row = self
             .commit(|tx| {
                 let mut row = tx
@@ -305,12 +321,12 @@ impl Engine {
                     .get(org)
                     .cloned()
                     .ok_or_else(|| Error::NotFound(text!(WhatOrg, name = ?org)))?;
-                row.weight = weight;
+                change(&mut row);
                 tx.push(Mutation::UpdateOrg(row.clone()));
                 tx.push(Mutation::Audit(audit(
                     caller,
-                    "org.weight",
-                    &format!("{org} {weight}"),
+                    action,
+                    &format!("{org} {value}"),
                     now(),
                     "ok",
                 )));

@@ -511,29 +511,10 @@ impl Engine {
         org: &str,
         overage: Overage,
     ) -> Result<OrgRow> {
-        caller.require_admin()?;
-        let row = self
-            .commit(|tx| {
-                let mut row = tx
-                    .state()
-                    .orgs
-                    .get(org)
-                    .cloned()
-                    .ok_or_else(|| Error::NotFound(text!(WhatOrg, name = ?org)))?;
-                row.overage = overage;
-                tx.push(Mutation::UpdateOrg(row.clone()));
-                tx.push(Mutation::Audit(audit(
-                    caller,
-                    "org.overage",
-                    &format!("{org} {overage}"),
-                    now(),
-                    "ok",
-                )));
-                Ok(row)
-            })
-            .await?;
-        self.kick();
-        Ok(row)
+        self.update_org(caller, org, "org.overage", overage.as_str(), |row| {
+            row.overage = overage;
+        })
+        .await
     }
 }
 
