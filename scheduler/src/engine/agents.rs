@@ -146,10 +146,12 @@ impl Engine {
                 target: format!("{node} ({count} devices)"),
                 outcome: "ok".into(),
             }));
+            // Seen as it becomes ready, in the same step: a pass between the commit and
+            // a later `seen` would find a ready node never heard from and take it away.
+            self.observed.seen(&node);
             Ok(())
         })
         .await?;
-        self.observed.seen(&node);
         self.observed.telemetry(
             req.devices
                 .iter()
