@@ -167,7 +167,7 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
         nodes: r.nodes.max(1) as u32,
         charged_hours: hours(r.charge.amount_ms),
         requeued_from: r.requeued_from.clone().unwrap_or_default(),
-        evidence: r.evidence.as_ref().map(crate::store::Evidence::to_proto),
+        evidence: r.evidence.as_deref().map(crate::store::Evidence::to_proto),
         project: r.project.clone().unwrap_or_default(),
         charged_project: r.charge.project.clone().unwrap_or_default(),
     }

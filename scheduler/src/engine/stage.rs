@@ -127,7 +127,7 @@ pub(crate) fn finish_job(
     }
     row.finished_ms = Some(t);
     if evidence.is_some() {
-        row.evidence = evidence;
+        row.evidence = evidence.map(Box::new);
     }
     let devices = i64::from(State::job_devices(&row));
     let used_ms = row.started_ms.map_or(0, |s| (t.max(s) - s) * devices);
@@ -150,7 +150,7 @@ pub(crate) fn finish_job(
             start_ms: start,
             end_ms: t.max(start),
             device_ms: used_ms,
-            evidence: row.evidence.clone(),
+            evidence: row.evidence.as_deref().cloned(),
         }));
     }
     let mut ledger = Vec::new();

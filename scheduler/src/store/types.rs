@@ -636,8 +636,9 @@ pub struct JobRow {
     pub charge: Charge,
     /// The project it was booked or submitted under.
     pub project: Option<String>,
-    /// What it did on its devices, once it ended with a report.
-    pub evidence: Option<Evidence>,
+    /// What it did on its devices, once it ended with a report (boxed: most rows held in
+    /// memory are pending jobs without one).
+    pub evidence: Option<Box<Evidence>>,
     /// The job it continues after a preemption.
     pub requeued_from: Option<String>,
     /// Set once the scheduler has asked its node to stop it (placed jobs), and kept on the

@@ -342,7 +342,7 @@ pub(super) fn job_model(row: &JobRow) -> Result<job::Model, StoreError> {
         stop_reason: row.stop.as_ref().map(|s| s.reason.clone()),
         project_id: row.project.clone(),
         charge_project: row.charge.project.clone(),
-        evidence: row.evidence.as_ref().and_then(evidence_json),
+        evidence: row.evidence.as_deref().and_then(evidence_json),
     })
 }
 
@@ -382,7 +382,7 @@ pub(super) fn job_row(m: job::Model) -> Result<JobRow, StoreError> {
             project: m.charge_project,
         },
         project: m.project_id,
-        evidence: evidence_of("jobs", m.evidence.as_deref())?,
+        evidence: evidence_of("jobs", m.evidence.as_deref())?.map(Box::new),
         requeued_from: m.requeued_from,
         stop: match (m.stop_cause, m.stop_reason) {
             (Some(cause), reason) => Some(Stop {
