@@ -114,6 +114,7 @@ fn arb_submit(u: &mut Unstructured<'_>) -> Result<SubmitJobRequest> {
         nodes: edgy_u32(u, &[0, 1, 2, MAX_NODES, MAX_NODES + 1])?,
         network: pick(u, &["", "bridge", "none", "host", "container:x"])?,
         privileged: u.ratio(1, 8)?,
+        project: pick(u, PROJECTS)?,
         ..Default::default()
     };
     match u.int_in_range(0..=3u8)? {
@@ -206,11 +207,22 @@ fn arb_reservation(u: &mut Unstructured<'_>, now: i64) -> Result<CreateReservati
         start: at(u)?,
         end: at(u)?,
         site: pick(u, &["", "site-a", "Site"])?,
+        project: pick(u, PROJECTS)?,
     })
 }
 
+/// Projects a request may name: none, an id, the same id in capitals, and not an id.
+const PROJECTS: &[&str] = &[
+    "",
+    "0b6c7d1e-0000-4000-8000-000000000001",
+    "0B6C7D1E-0000-4000-8000-000000000001",
+    "p-1",
+    "\u{1b}[2J",
+];
+
 /// Fields a job submission may be refused on.
 const JOB_FIELDS: &[&str] = &[
+    "project",
     "name",
     "reservation_id",
     "class",
@@ -317,6 +329,7 @@ fn check_submit(req: &SubmitJobRequest, limits: &SubmitLimits) {
         priority: spec.priority,
         preemptible: spec.preemptible,
         nodes: spec.nodes,
+        project: spec.project.clone().unwrap_or_default(),
         ..Default::default()
     };
     assert_eq!(
@@ -333,7 +346,7 @@ fn check_reservation(req: &CreateReservationRequest, now: i64) {
         "deterministic"
     );
     match result {
-        Err(e) => check_refusal(&e, &["class", "count", "site", "start", "end"]),
+        Err(e) => check_refusal(&e, &["class", "count", "site", "start", "end", "project"]),
         Ok(spec) => {
             assert!(spec.start >= now, "{spec:?} now {now}");
             assert!(spec.start < spec.end, "{spec:?}");
@@ -343,6 +356,9 @@ fn check_reservation(req: &CreateReservationRequest, now: i64) {
             assert!(model::name("class", &spec.class).is_ok());
             if let Some(site) = &spec.site {
                 assert!(model::name("site", site).is_ok());
+            }
+            if let Some(p) = &spec.project {
+                assert_eq!(model::id("project", p).as_ref(), Ok(p), "canonical");
             }
         }
     }
