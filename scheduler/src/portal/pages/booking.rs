@@ -1,5 +1,5 @@
-//! Booking: pick a class, a count, a start and a length; see the cost against the budget
-//! (and, once projects exist, the grant); then confirm.
+//! Booking: pick a class, a count, a start and a length; see the cost against the budget,
+//! or the project's grant it draws on; then confirm.
 
 use super::see_other;
 use crate::engine::{CostSource, Quote};

@@ -1,5 +1,5 @@
-//! Usage: device-hours by class, the budgets' balance (and the grants' once projects
-//! exist), and the records as CSV for settlement.
+//! Usage: device-hours by class, the budgets' balance, each project's grant, and the
+//! records as CSV for settlement.
 
 use crate::portal::html::Html;
 use crate::portal::layout::{self, Nav};
