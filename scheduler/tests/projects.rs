@@ -34,32 +34,6 @@ fn jobs(c: &Centre) -> v1::jobs_client::JobsClient<Channel> {
     v1::jobs_client::JobsClient::new(c.channel.clone())
 }
 
-/// A user of `org` with `role` (created with the org if needed); returns the token.
-async fn member(c: &Centre, org: &str, name: &str, role: v1::Role) -> String {
-    let mut adm = c.admin_client();
-    let _ = adm
-        .create_org(authed(
-            v1::CreateOrgRequest {
-                name: org.into(),
-                description: String::new(),
-            },
-            &c.admin,
-        ))
-        .await;
-    adm.create_user(authed(
-        v1::CreateUserRequest {
-            org: org.into(),
-            name: name.into(),
-            role: role as i32,
-        },
-        &c.admin,
-    ))
-    .await
-    .unwrap()
-    .into_inner()
-    .token
-}
-
 fn grant(class: &str, hours: f64) -> v1::GrantSpec {
     v1::GrantSpec {
         class: class.into(),
@@ -140,9 +114,9 @@ fn assert_invalid<T: std::fmt::Debug>(r: Result<T, Status>, field: &str) {
 async fn org_admins_request_admins_approve_and_other_orgs_never_see_them() {
     let c = common::centre(15_000).await;
     c.join("n1", 4).await;
-    let boss = member(&c, "acme", "boss", v1::Role::OrgAdmin).await;
-    let alice = member(&c, "acme", "alice", v1::Role::User).await;
-    let gina = member(&c, "globex", "gina", v1::Role::OrgAdmin).await;
+    let boss = c.member("acme", "boss", v1::Role::OrgAdmin).await;
+    let alice = c.member("acme", "alice", v1::Role::User).await;
+    let gina = c.member("globex", "gina", v1::Role::OrgAdmin).await;
     let t = now_ms();
     let ask = v1::RequestProjectRequest {
         title: "Vision QA".into(),
@@ -239,7 +213,7 @@ async fn org_admins_request_admins_approve_and_other_orgs_never_see_them() {
 async fn bookings_draw_on_the_grant_and_overflow_only_where_allowed() {
     let c = common::centre(15_000).await;
     c.join("n1", 4).await;
-    let alice = member(&c, "acme", "alice", v1::Role::User).await;
+    let alice = c.member("acme", "alice", v1::Role::User).await;
     let p = create_project(&c, create("acme", 10.0)).await;
     assert_eq!(p.state, v1::ProjectState::Active as i32);
     let t = now_ms() + H;
@@ -352,7 +326,7 @@ async fn bookings_draw_on_the_grant_and_overflow_only_where_allowed() {
 #[tokio::test]
 async fn bad_projects_are_refused_naming_the_field() {
     let c = common::centre(15_000).await;
-    member(&c, "acme", "alice", v1::Role::User).await;
+    c.member("acme", "alice", v1::Role::User).await;
     let t = now_ms();
     let mut adm = projects(&c);
     let mut try_create = async |r: v1::CreateProjectRequest| {
@@ -393,7 +367,7 @@ async fn bad_projects_are_refused_naming_the_field() {
     // The same programme twice over overlapping periods.
     assert_invalid(try_create(create("acme", 10.0)).await, "start");
     // Only admins create.
-    let boss = member(&c, "acme", "boss", v1::Role::OrgAdmin).await;
+    let boss = c.member("acme", "boss", v1::Role::OrgAdmin).await;
     let e = projects(&c)
         .create_project(authed(create("acme", 1.0), &boss))
         .await
@@ -405,7 +379,7 @@ async fn bad_projects_are_refused_naming_the_field() {
 async fn revoking_a_project_ends_its_bookings_and_jobs_and_audits_it() {
     let c = common::centre(15_000).await;
     let (cred, devices) = c.join("n1", 2).await;
-    let alice = member(&c, "acme", "alice", v1::Role::User).await;
+    let alice = c.member("acme", "alice", v1::Role::User).await;
     let p = create_project(&c, create("acme", 100.0)).await;
     projects(&c)
         .set_default_project(authed(
@@ -552,7 +526,7 @@ async fn revoking_a_project_ends_its_bookings_and_jobs_and_audits_it() {
 #[tokio::test]
 async fn approved_projects_start_and_end_with_their_period() {
     let c = common::centre(15_000).await;
-    let alice = member(&c, "acme", "alice", v1::Role::User).await;
+    let alice = c.member("acme", "alice", v1::Role::User).await;
     let t = now_ms();
     let p = create_project(
         &c,

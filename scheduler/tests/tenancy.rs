@@ -54,32 +54,6 @@ async fn heartbeat_code(c: &Centre, node: &str, cred: &str, devices: &[String]) 
     }
 }
 
-/// A user with `role` in `org` (created if needed); returns the user's token.
-async fn member(c: &Centre, org: &str, name: &str, role: v1::Role) -> String {
-    let mut adm = c.admin_client();
-    let _ = adm
-        .create_org(authed(
-            v1::CreateOrgRequest {
-                name: org.into(),
-                description: String::new(),
-            },
-            &c.admin,
-        ))
-        .await;
-    adm.create_user(authed(
-        v1::CreateUserRequest {
-            org: org.into(),
-            name: name.into(),
-            role: role as i32,
-        },
-        &c.admin,
-    ))
-    .await
-    .unwrap()
-    .into_inner()
-    .token
-}
-
 #[tokio::test]
 async fn a_join_token_joins_once_and_never_takes_over_an_existing_node() {
     let c = centre(30_000).await;
@@ -332,8 +306,8 @@ async fn node_credentials_are_listed_and_a_revoked_one_is_refused() {
 #[tokio::test]
 async fn user_names_are_per_org_and_org_admins_revoke_only_their_own_users_tokens() {
     let c = centre(30_000).await;
-    let acme_admin = member(&c, "acme", "boss", v1::Role::OrgAdmin).await;
-    let _ = member(&c, "globex", "gboss", v1::Role::OrgAdmin).await;
+    let acme_admin = c.member("acme", "boss", v1::Role::OrgAdmin).await;
+    let _ = c.member("globex", "gboss", v1::Role::OrgAdmin).await;
     // The same name in two orgs: both exist, so creating one reveals nothing of the other.
     c.user("acme", "alice").await;
     c.user("globex", "alice").await;

@@ -98,6 +98,11 @@ impl Centre {
 
     /// A user of `org` (created if needed); returns the user's token.
     pub async fn user(&self, org: &str, name: &str) -> String {
+        self.member(org, name, v1::Role::Unspecified).await
+    }
+
+    /// A user with `role` in `org` (created with the org if needed); returns the token.
+    pub async fn member(&self, org: &str, name: &str, role: v1::Role) -> String {
         let mut adm = self.admin_client();
         let _ = adm
             .create_org(authed(
@@ -112,7 +117,7 @@ impl Centre {
             v1::CreateUserRequest {
                 org: org.into(),
                 name: name.into(),
-                role: 0,
+                role: role as i32,
             },
             &self.admin,
         ))
