@@ -17,6 +17,7 @@ mod m20261207_000001_notifications;
 mod m20261207_000001_projects;
 mod m20261207_000002_evidence;
 mod m20261207_000010_billing;
+mod m20261208_000001_ended_jobs;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_projects::Migration),
             Box::new(m20261207_000002_evidence::Migration),
             Box::new(m20261207_000010_billing::Migration),
+            Box::new(m20261208_000001_ended_jobs::Migration),
         ]
     }
 }

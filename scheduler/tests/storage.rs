@@ -2394,6 +2394,7 @@ async fn pages_walk_every_row_once_with_filters(db: TestDb) {
             j.class = "npu".into();
             j.state = JobState::Succeeded;
             j.user_name = "bob".into();
+            j.finished_ms = Some(2_000);
         }
         batch.push(Mutation::UpsertJob(j.into()));
     }
@@ -2446,6 +2447,21 @@ async fn pages_walk_every_row_once_with_filters(db: TestDb) {
         ..JobFilter::default()
     };
     assert_eq!(walk(done_npu).await, ["j-5", "j-3"]);
+    let ended = JobFilter {
+        ended_only: true,
+        ..everything.clone()
+    };
+    assert_eq!(
+        walk(ended.clone()).await,
+        ["j-5", "j-3", "j-1"],
+        "the index of ended jobs"
+    );
+    let acme_ended = JobFilter {
+        org: Some("acme".into()),
+        states: vec![JobState::Succeeded],
+        ..ended
+    };
+    assert_eq!(walk(acme_ended).await, ["j-5", "j-3", "j-1"]);
     let other_org = JobFilter {
         org: Some("globex".into()),
         ..everything

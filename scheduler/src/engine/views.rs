@@ -6,8 +6,8 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::paging;
 use crate::store::{
-    AuditFilter, AuditRow, Cursor, JobFilter, JobRow, JobState, LedgerRow, OwnerKind, RangeFilter,
-    ReservationFilter, ReservationRow, ReservationState, UsageRow,
+    AuditFilter, AuditRow, Cursor, JobFilter, JobRow, JobState, LedgerRow, OwnerKind, Page,
+    RangeFilter, ReservationFilter, ReservationRow, ReservationState, UsageRow,
 };
 use berth_i18n::api::Msg;
 use berth_i18n::text;
@@ -128,6 +128,60 @@ fn reservation_states(states: &[i32]) -> Result<Vec<ReservationState>> {
         .collect()
 }
 
+/// Whether a listing with `filter` shows the live job `j` (its org, user, class and
+/// states; the time bounds are the caller's).
+fn shows(filter: &JobFilter, j: &JobRow) -> bool {
+    filter.org.as_ref().is_none_or(|o| *o == j.org)
+        && filter.user.as_ref().is_none_or(|u| *u == j.user_name)
+        && filter.class.as_ref().is_none_or(|c| *c == j.class)
+        && (filter.states.is_empty() || filter.states.contains(&j.state))
+}
+
+/// The database part of a job listing, ended jobs only; `None` when it shows none.
+fn ended_filter(filter: &JobFilter) -> Option<JobFilter> {
+    let states: Vec<JobState> = filter
+        .states
+        .iter()
+        .copied()
+        .filter(|s| s.is_final())
+        .collect();
+    let wanted = if filter.states.is_empty() {
+        filter.include_finished
+    } else {
+        !states.is_empty()
+    };
+    wanted.then(|| JobFilter {
+        states,
+        include_finished: true,
+        ended_only: true,
+        ..filter.clone()
+    })
+}
+
+/// The first `limit` of two newest-first lists, newest first; a job in both (live in
+/// memory, ended since in the database) is shown as the database has it.
+fn merge_newest(live: Vec<Arc<JobRow>>, ended: Vec<JobRow>, limit: usize) -> Vec<Arc<JobRow>> {
+    let ended_ids: std::collections::HashSet<&str> = ended.iter().map(|j| j.id.as_str()).collect();
+    let live: Vec<Arc<JobRow>> = live
+        .into_iter()
+        .filter(|j| !ended_ids.contains(j.id.as_str()))
+        .collect();
+    let mut out = Vec::with_capacity(limit.min(live.len() + ended.len()));
+    let mut live = live.into_iter().peekable();
+    let mut ended = ended.into_iter().map(Arc::new).peekable();
+    while out.len() < limit {
+        let take_live = match (live.peek(), ended.peek()) {
+            (Some(l), Some(e)) => (l.created_ms, &l.id) > (e.created_ms, &e.id),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_live { live.next() } else { ended.next() };
+        out.extend(next);
+    }
+    out
+}
+
 fn optional(field: &str, v: &str) -> Result<Option<String>> {
     Ok(model::optional_name(field, v)?)
 }
@@ -150,7 +204,8 @@ fn range(
 }
 
 impl Engine {
-    /// A page of jobs the caller may see, newest first.
+    /// A page of jobs the caller may see, newest first: live jobs from the committed
+    /// state's ordered index, ended ones from the database's index of ended jobs, merged.
     pub async fn list_jobs(
         &self,
         caller: &Caller,
@@ -164,9 +219,18 @@ impl Engine {
             user: optional("user", &r.user)?,
             class: optional("class", &r.class)?,
             since_ms: r.since.as_ref().map(ts_to_ms),
+            ended_only: false,
         };
         let page = paging::page("jobs", &filter, r.page_size, &r.page_token)?;
-        let rows = self.store.list_jobs(&filter, &page).await?;
+        // Memory first, then the database: a job live in this snapshot that has ended
+        // since is in both (the database's row wins), and one that had ended here has
+        // ended there too, so no job falls between the two.
+        let live = self.live_jobs_page(&filter, &page);
+        let ended = match ended_filter(&filter) {
+            Some(f) => self.store.list_jobs(&f, &page).await?,
+            None => Vec::new(),
+        };
+        let rows = merge_newest(live, ended, page.limit as usize);
         let last = rows.last().map(|j| Cursor {
             key: j.created_ms,
             id: j.id.clone(),
@@ -179,13 +243,30 @@ impl Engine {
                 let hint = (row.state == JobState::Pending)
                     .then(|| hints.get(&row.id).cloned())
                     .flatten();
-                JobView::new(Arc::new(row), hint).observed(&self.observed)
+                JobView::new(row, hint).observed(&self.observed)
             })
             .collect();
         Ok(Listed {
             items,
             next_page_token,
         })
+    }
+
+    /// Up to a page of the committed live jobs that `filter` shows, after the page's
+    /// cursor, newest first.
+    fn live_jobs_page(&self, filter: &JobFilter, page: &Page) -> Vec<Arc<JobRow>> {
+        if !filter.states.is_empty() && filter.states.iter().all(|s| s.is_final()) {
+            return Vec::new();
+        }
+        let committed = self.pipeline.committed();
+        let after = page.after.as_ref().map(|c| (c.key, c.id.as_str()));
+        committed
+            .live_jobs_newest(after)
+            .take_while(|j| filter.since_ms.is_none_or(|since| j.created_ms >= since))
+            .filter(|j| shows(filter, j))
+            .take(page.limit as usize)
+            .cloned()
+            .collect()
     }
 
     /// A page of reservations the caller may see, newest first.
@@ -506,5 +587,136 @@ impl Engine {
             language: String::new(),
             default_project,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+    use crate::store::Mutation;
+    use crate::store::testing::job;
+
+    fn ids(rows: &[Arc<JobRow>]) -> Vec<&str> {
+        rows.iter().map(|j| j.id.as_str()).collect()
+    }
+
+    /// Live jobs created at 1..=n (ids `j-<created>`; `j-3b` ties with `j-3`).
+    fn state_with(n: i64) -> State {
+        let mut s = State::default();
+        for t in 1..=n {
+            let j = job(&format!("j-{t}"), "gpu", JobState::Pending, t);
+            s.apply(&Mutation::UpsertJob(Arc::new(j)));
+        }
+        let tie = job("j-3b", "npu", JobState::Running, 3);
+        s.apply(&Mutation::UpsertJob(Arc::new(tie)));
+        s
+    }
+
+    #[test]
+    fn the_live_index_is_newest_first_resumes_after_a_cursor_and_forgets_ended_jobs() {
+        let mut s = state_with(5);
+        let all: Vec<Arc<JobRow>> = s.live_jobs_newest(None).cloned().collect();
+        assert_eq!(ids(&all), ["j-5", "j-4", "j-3b", "j-3", "j-2", "j-1"]);
+        let rest: Vec<Arc<JobRow>> = s.live_jobs_newest(Some((3, "j-3b"))).cloned().collect();
+        assert_eq!(
+            ids(&rest),
+            ["j-3", "j-2", "j-1"],
+            "strictly after the cursor"
+        );
+        let gone: Vec<Arc<JobRow>> = s.live_jobs_newest(Some((4, "zz"))).cloned().collect();
+        assert_eq!(ids(&gone), ["j-4", "j-3b", "j-3", "j-2", "j-1"]);
+
+        let mut ran = job("j-4", "gpu", JobState::Running, 4);
+        ran.node = Some("n1".into());
+        s.apply(&Mutation::UpsertJob(Arc::new(ran)));
+        let mut ended = job("j-2", "gpu", JobState::Succeeded, 2);
+        ended.finished_ms = Some(9);
+        s.apply(&Mutation::UpsertJob(Arc::new(ended)));
+        let now: Vec<Arc<JobRow>> = s.live_jobs_newest(None).cloned().collect();
+        assert_eq!(ids(&now), ["j-5", "j-4", "j-3b", "j-3", "j-1"]);
+        assert_eq!(
+            now[1].state,
+            JobState::Running,
+            "the index holds the newest row"
+        );
+        assert_eq!(s.jobs.len(), now.len());
+    }
+
+    #[test]
+    fn a_listing_reads_ended_jobs_from_the_database_only_when_it_shows_them() {
+        let live_only = JobFilter::default();
+        assert!(ended_filter(&live_only).is_none());
+        let everything = JobFilter {
+            include_finished: true,
+            ..JobFilter::default()
+        };
+        let f = ended_filter(&everything).expect("ended jobs are shown");
+        assert!(f.ended_only && f.states.is_empty());
+        let running = JobFilter {
+            states: vec![JobState::Running],
+            ..JobFilter::default()
+        };
+        assert!(ended_filter(&running).is_none());
+        let mixed = JobFilter {
+            states: vec![JobState::Running, JobState::Failed],
+            user: Some("bob".into()),
+            ..JobFilter::default()
+        };
+        let f = ended_filter(&mixed).expect("failed jobs are shown");
+        assert_eq!(f.states, [JobState::Failed]);
+        assert_eq!(f.user.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn live_jobs_are_filtered_by_org_user_class_and_state() {
+        let mut j = job("j", "gpu", JobState::Pending, 1);
+        let f = |org: Option<&str>, user: Option<&str>, class: Option<&str>, st: &[JobState]| {
+            JobFilter {
+                org: org.map(Into::into),
+                user: user.map(Into::into),
+                class: class.map(Into::into),
+                states: st.to_vec(),
+                ..JobFilter::default()
+            }
+        };
+        assert!(shows(&f(None, None, None, &[]), &j));
+        assert!(shows(
+            &f(
+                Some("acme"),
+                Some("alice"),
+                Some("gpu"),
+                &[JobState::Pending]
+            ),
+            &j
+        ));
+        assert!(!shows(&f(Some("globex"), None, None, &[]), &j));
+        assert!(!shows(&f(None, Some("bob"), None, &[]), &j));
+        assert!(!shows(&f(None, None, Some("npu"), &[]), &j));
+        assert!(!shows(&f(None, None, None, &[JobState::Running]), &j));
+        j.state = JobState::Running;
+        assert!(shows(&f(None, None, None, &[JobState::Running]), &j));
+    }
+
+    #[test]
+    fn merging_keeps_the_order_takes_a_page_and_prefers_the_ended_row() {
+        let live: Vec<Arc<JobRow>> = [(6, "a"), (4, "b"), (2, "c"), (2, "b2")]
+            .iter()
+            .map(|&(t, id)| Arc::new(job(id, "gpu", JobState::Running, t)))
+            .collect();
+        let ended: Vec<JobRow> = [(5, "d"), (4, "b"), (3, "e"), (1, "f")]
+            .iter()
+            .map(|&(t, id)| job(id, "gpu", JobState::Failed, t))
+            .collect();
+        let all = merge_newest(live.clone(), ended.clone(), 100);
+        assert_eq!(ids(&all), ["a", "d", "b", "e", "c", "b2", "f"]);
+        assert_eq!(
+            all[2].state,
+            JobState::Failed,
+            "the database's row of b wins"
+        );
+        let page = merge_newest(live, ended, 3);
+        assert_eq!(ids(&page), ["a", "d", "b"]);
+        assert!(merge_newest(Vec::new(), Vec::new(), 5).is_empty());
     }
 }

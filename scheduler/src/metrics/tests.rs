@@ -3,8 +3,9 @@
 use super::*;
 use crate::core::{self, Period};
 use crate::state::{DeviceEntry, NodeEntry, State};
+use crate::store::testing::job;
 use crate::store::{
-    Charge, ClassRow, DeviceRow, Health, JobRow, NodeRow, NodeState, OwnerKind, ReservationRow,
+    Charge, ClassRow, DeviceRow, Health, NodeRow, NodeState, OwnerKind, ReservationRow,
     ReservationState,
 };
 use std::collections::BTreeMap;
@@ -75,43 +76,6 @@ fn reservation(id: &str, class: &str, start: i64, end: i64) -> ReservationRow {
         idle_since_ms: None,
         idle_warned_ms: None,
         project: None,
-    }
-}
-
-fn job(id: &str, class: &str, state: JobState, created: i64) -> JobRow {
-    JobRow {
-        id: id.into(),
-        name: String::new(),
-        org: "acme".into(),
-        user_id: "u".into(),
-        user_name: "alice".into(),
-        class: class.into(),
-        count: 1,
-        image: "i".into(),
-        command: vec![],
-        env: Default::default(),
-        datasets: vec![],
-        network: "bridge".into(),
-        max_runtime_ms: HOUR,
-        reservation_id: None,
-        state,
-        reason: String::new(),
-        node: None,
-        devices: vec![],
-        exit_code: None,
-        created_ms: created,
-        started_ms: None,
-        finished_ms: None,
-        deadline_ms: None,
-        generation: 0,
-        priority: 0,
-        preemptible: false,
-        nodes: 1,
-        charge: Default::default(),
-        requeued_from: None,
-        stop: None,
-        project: None,
-        evidence: None,
     }
 }
 

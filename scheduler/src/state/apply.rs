@@ -179,6 +179,7 @@ impl State {
     fn put_job(&mut self, r: &Arc<JobRow>) {
         let previous = self.jobs.remove(&r.id);
         if let Some(old) = &previous {
+            self.by_created.remove(&super::Newest(old.row.clone()));
             self.unindex(&old.row.clone());
         }
         if r.state.is_final() {
@@ -199,6 +200,7 @@ impl State {
                 self.placed_on.entry(node).or_default().insert(r.id.clone());
             }
         }
+        self.by_created.insert(super::Newest(r.clone()));
         self.jobs.insert(r.id.clone(), live);
     }
 

@@ -73,6 +73,75 @@ pub enum RankEnd {
     Failed(String),
 }
 
+/// A live job in the order listings show (newest first: by creation time, then id, both
+/// descending), the order of the database's `(created_ms, id)` index read backwards.
+#[derive(Debug, Clone)]
+struct Newest(Arc<JobRow>);
+
+/// The sort key of [`Newest`], so a range can start at a `(created_ms, id)` cursor without
+/// a row to compare with.
+trait NewestKey {
+    fn key(&self) -> (i64, &str);
+}
+
+impl NewestKey for Newest {
+    fn key(&self) -> (i64, &str) {
+        (self.0.created_ms, &self.0.id)
+    }
+}
+
+impl NewestKey for (i64, &str) {
+    fn key(&self) -> (i64, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn NewestKey + 'a> for Newest {
+    fn borrow(&self) -> &(dyn NewestKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn NewestKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn NewestKey + '_ {}
+
+impl PartialOrd for dyn NewestKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn NewestKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
 /// The in-memory state.
 #[derive(Debug, Default, Clone)]
 pub struct State {
@@ -100,6 +169,8 @@ pub struct State {
     pub reservations: HashMap<String, Arc<ReservationRow>>,
     /// Jobs not yet final, by id.
     pub jobs: HashMap<String, LiveJob>,
+    /// The same jobs newest first (by creation, then id), for listings.
+    by_created: BTreeSet<Newest>,
     /// Ids of the placed jobs with a part on each node.
     placed_on: HashMap<String, BTreeSet<String>>,
     /// Ids of every placed job.
@@ -291,6 +362,22 @@ impl State {
             }
         }
         out
+    }
+
+    /// Live jobs newest first (by creation time, then id), starting after `after` (a
+    /// `(created_ms, id)` from a previous page), without the database.
+    pub fn live_jobs_newest(
+        &self,
+        after: Option<(i64, &str)>,
+    ) -> impl Iterator<Item = &Arc<JobRow>> + '_ {
+        use std::ops::Bound;
+        let start = match &after {
+            Some(key) => Bound::Excluded(key as &dyn NewestKey),
+            None => Bound::Unbounded,
+        };
+        self.by_created
+            .range::<dyn NewestKey, _>((start, Bound::Unbounded))
+            .map(|n| &n.0)
     }
 
     /// Devices used by placed jobs right now.

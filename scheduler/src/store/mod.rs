@@ -8,6 +8,8 @@
 
 pub mod lease;
 mod sea;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod types;
 
 pub use lease::{Candidate, Lease, LeaseView, MemberRow};
@@ -75,6 +77,9 @@ pub struct JobFilter {
     pub class: Option<String>,
     /// Only jobs created at or after this instant.
     pub since_ms: Option<i64>,
+    /// Only jobs that have ended (read through the index of ended jobs: listings take
+    /// live jobs from memory).
+    pub ended_only: bool,
 }
 
 /// Which reservations a listing shows (newest first).

@@ -67,6 +67,10 @@ impl SeaStore {
         if let Some(since) = f.since_ms {
             q = q.filter(job::Column::CreatedMs.gte(since));
         }
+        if f.ended_only {
+            // The very term of the partial indexes of ended jobs, so both databases use them.
+            q = q.filter(job::Column::FinishedMs.is_not_null());
+        }
         if let Some(c) = &page.after {
             q = q.filter(before(job::Column::CreatedMs, job::Column::Id, c));
         }
