@@ -121,21 +121,50 @@ pub fn hours(ms: i64) -> f64 {
     ms as f64 / 3_600_000.0
 }
 
+/// Pending reasons already put in words, for one reply: jobs that wait for the same
+/// thing share one rendering (in a page of waiting jobs, the words would otherwise cost
+/// more than everything else of a job).
+#[derive(Debug, Default)]
+pub struct Reasons(Vec<(crate::engine::PendingWhy, String)>);
+
+impl Reasons {
+    /// Most distinct reasons remembered; the rest are put in words each time.
+    const KEEP: usize = 32;
+
+    /// `why` in words.
+    pub fn describe(&mut self, why: &crate::engine::PendingWhy) -> String {
+        if let Some((_, words)) = self.0.iter().find(|(w, _)| w == why) {
+            return words.clone();
+        }
+        let words = why.describe();
+        if self.0.len() < Self::KEEP {
+            self.0.push((why.clone(), words.clone()));
+        }
+        words
+    }
+}
+
 /// The reason a job shows: why it waits (from the latest pass), why it is being
 /// stopped, or why it ended.
-pub fn job_reason(r: &JobRow, hint: Option<&Hint>) -> String {
+fn job_reason(r: &JobRow, hint: Option<&Hint>, reasons: &mut Reasons) -> String {
     match (&r.stop, hint) {
         (Some(stop), _) if r.state.is_placed() => {
             format!("stopping ({}): {}", stop.cause.final_state(), stop.reason)
         }
-        (_, Some(h)) if r.state == JobState::Pending => h.why.describe(),
+        (_, Some(h)) if r.state == JobState::Pending => reasons.describe(&h.why),
         _ => r.reason.clone(),
     }
 }
 
 /// A job, with its pending hint if it waits.
 pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
-    let reason = job_reason(r, hint);
+    job_with(r, hint, &mut Reasons::default())
+}
+
+/// A job, with its pending hint if it waits, putting the reason in words through
+/// `reasons` (one per reply).
+pub fn job_with(r: &JobRow, hint: Option<&Hint>, reasons: &mut Reasons) -> v1::Job {
+    let reason = job_reason(r, hint, reasons);
     let estimated_start = hint
         .filter(|_| r.state == JobState::Pending)
         .and_then(|h| h.estimated_start);

@@ -48,7 +48,13 @@ impl JobView {
 
     /// On the wire.
     pub fn to_proto(&self) -> v1::Job {
-        let mut j = crate::convert::job(&self.row, self.hint.as_ref());
+        self.to_proto_with(&mut crate::convert::Reasons::default())
+    }
+
+    /// On the wire, as one of a reply's jobs: reasons already put in words for the reply
+    /// are reused.
+    pub fn to_proto_with(&self, reasons: &mut crate::convert::Reasons) -> v1::Job {
+        let mut j = crate::convert::job_with(&self.row, self.hint.as_ref(), reasons);
         if j.evidence.is_none() {
             j.evidence = self.running.as_ref().map(crate::store::Evidence::to_proto);
         }

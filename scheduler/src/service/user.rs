@@ -152,8 +152,13 @@ impl v1::jobs_server::Jobs for JobsService {
     async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Reply<v1::ListJobsResponse> {
         let c = caller(&req)?;
         let page = self.0.list_jobs(&c, req.get_ref()).await?;
+        let mut reasons = crate::convert::Reasons::default();
         let reply = v1::ListJobsResponse {
-            jobs: page.items.iter().map(|j| j.to_proto()).collect(),
+            jobs: page
+                .items
+                .iter()
+                .map(|j| j.to_proto_with(&mut reasons))
+                .collect(),
             next_page_token: page.next_page_token,
         };
         metered(&req, reply)

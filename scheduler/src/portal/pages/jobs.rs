@@ -67,7 +67,12 @@ pub async fn list(
         ..Default::default()
     };
     let page = layout::or_page(&ctx, ctx.engine().list_jobs(ctx.caller(), &req).await)?;
-    let jobs: Vec<v1::Job> = page.items.iter().map(|j| j.to_proto()).collect();
+    let mut reasons = crate::convert::Reasons::default();
+    let jobs: Vec<v1::Job> = page
+        .items
+        .iter()
+        .map(|j| j.to_proto_with(&mut reasons))
+        .collect();
     let csrf = ctx.session.csrf.clone();
     Ok(layout::page(
         &(&ctx).into(),
