@@ -9,7 +9,8 @@
 # one organisation) on loopback, driven by berth-bench and the berth CLI over real gRPC.
 # Phases: agents heartbeating, 10k jobs queued, SubmitJob with 10k pending, bookings with
 # 20k pending, queue grown to 100k (memory per pending job), ListJobs pages and `berth jobs`,
-# `berth reserve --count 8` through the CLI, GetJob while passes run back to back, and
+# `berth reserve --count 8` through the CLI, GetJob while passes run back to back (at 10k
+# and at 100k pending), and
 # 10,000 agents heartbeating every 5 s. Each phase's JSON goes to $OUT (default
 # target/bench/<db>), and a summary table is printed at the end.
 set -euo pipefail
@@ -117,7 +118,28 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 
+# GetJob while passes over the whole pending queue run back to back (--tick 1ms). A queue
+# that did not change is not planned again, so a slow trickle of submits (one connection)
+# changes it all the while: each pass plans every pending job.
+passes() { curl -s "http://$http/metrics" | awk '/^berth_scheduling_pass_seconds_count/ {print $2}'; }
+get_during_passes() { # name
+  stop
+  start --tick 1ms
+  "$bin/berth-bench" --server "$server" --token "$queue" --connections 1 --count 1000000 \
+    submit >/dev/null 2>&1 &
+  local trickle=$! p0 p1
+  p0=$(passes)
+  bench "$1" --token "$queue" --count 20000 get
+  p1=$(passes)
+  kill "$trickle" 2>/dev/null || true
+  wait "$trickle" 2>/dev/null || true
+  echo "{\"passes\": $((p1 - p0))}" >"$out/passes-during-$1.json"
+  stop
+  start
+}
+
 bench submit-empty --token "$queue" --count 10000 submit
+get_during_passes get-during-passes-10k
 bench submit-10k-pending --token "$queue" --count 10000 submit
 bench reserve-20k-pending --token "$book" --count 10000 reserve
 bench submit-grow-to-100k --token "$queue" --count 80000 submit
@@ -127,25 +149,9 @@ bench list-100k --token "$queue" --count 2000 list --page-size 500
 wall berth-jobs-100k 21 env BERTH_TOKEN="$queue" "$bin/berth" --server "$server" jobs
 wall berth-reserve-count-8 21 env BERTH_TOKEN="$book" "$bin/berth" --server "$server" \
   reserve --class sim-gpu --count 8 --start +30d --duration 1h
-
-# GetJob while passes over the whole pending queue run back to back (--tick 1ms). A queue
-# that did not change is not planned again, so a slow trickle of submits (one connection)
-# changes it all the while: each pass plans every pending job.
 kill "$background" 2>/dev/null || true
-stop
-start --tick 1ms
-passes() { curl -s "http://$http/metrics" | awk '/^berth_scheduling_pass_seconds_count/ {print $2}'; }
-"$bin/berth-bench" --server "$server" --token "$queue" --connections 1 --count 1000000 \
-  submit >/dev/null 2>&1 &
-trickle=$!
-p0=$(passes)
-bench get-during-passes --token "$queue" --count 20000 get
-p1=$(passes)
-kill "$trickle" 2>/dev/null || true
-echo "{\"passes\": $((p1 - p0))}" >"$out/passes-during-get.json"
-stop
+get_during_passes get-during-passes-100k
 
-start
 bench heartbeat-$agents-agents --token "$admin" --count "$agents" heartbeat --interval 5s \
   --duration 60s --connections 16
 stop
@@ -154,8 +160,8 @@ echo "== summary ($db)" >&2
 {
   echo "| phase | ok | errors | rate/s | p50 ms | p99 ms | max ms | server CPU % |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-  for f in submit-empty submit-10k-pending reserve-20k-pending submit-grow-to-100k list-100k \
-    get-during-passes "heartbeat-$agents-agents"; do
+  for f in submit-empty get-during-passes-10k submit-10k-pending reserve-20k-pending \
+    submit-grow-to-100k list-100k get-during-passes-100k "heartbeat-$agents-agents"; do
     jq -r '"| \(.op) (\(input_filename | split("/")[-1] | rtrimstr(".json"))) | \(.ok) | \(.errors) | \(.rate | floor) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.server_cpu_percent // "-") |"' "$out/$f.json"
   done
   for f in berth-jobs-100k berth-reserve-count-8; do
@@ -166,5 +172,6 @@ echo "== summary ($db)" >&2
   echo
   echo "Resident memory: $((empty / 1024)) MiB empty, $((full / 1024)) MiB with 100k pending jobs:" \
     "$(((full - empty) * 1024 / 100000)) bytes per pending job."
-  echo "Passes during get-during-passes: $(jq .passes "$out/passes-during-get.json")."
+  echo "Passes during get-during-passes: $(jq .passes "$out/passes-during-get-during-passes-10k.json")" \
+    "at 10k pending, $(jq .passes "$out/passes-during-get-during-passes-100k.json") at 100k."
 } | tee "$out/summary.md"

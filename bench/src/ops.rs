@@ -378,6 +378,9 @@ pub async fn heartbeat(
         agents.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut known = 0u64;
+            // Like a real agent, it runs what it is sent (until told otherwise) and says
+            // so: a job it did not report would be recorded as lost, and replaced.
+            let mut running: Vec<v1::ObservedJob> = Vec::new();
             let mut at = started + offset;
             while at < deadline {
                 tokio::time::sleep_until(at.into()).await;
@@ -385,7 +388,7 @@ pub async fn heartbeat(
                     node: node.clone(),
                     known_generation: known,
                     devices: devices.clone(),
-                    jobs: vec![],
+                    jobs: running.clone(),
                     wait: None,
                     agent_version: "berth-bench".into(),
                     runtime: "none".into(),
@@ -394,7 +397,9 @@ pub async fn heartbeat(
                 match client.heartbeat(req).await {
                     Ok(r) => {
                         samples.ok(t.elapsed());
-                        known = r.into_inner().generation;
+                        let r = r.into_inner();
+                        running = runs(&r, &running);
+                        known = r.generation;
                     }
                     Err(e) => samples.err(format!("{:?}: {}", e.code(), e.message())),
                 }
@@ -416,6 +421,28 @@ pub async fn heartbeat(
         _ => None,
     };
     Ok(summary)
+}
+
+/// What a simulated agent runs after a heartbeat's reply: every job it was sent, running
+/// since it was first seen.
+fn runs(reply: &v1::HeartbeatResponse, before: &[v1::ObservedJob]) -> Vec<v1::ObservedJob> {
+    reply
+        .jobs
+        .iter()
+        .map(|d| {
+            before
+                .iter()
+                .find(|o| o.job_id == d.job_id)
+                .cloned()
+                .unwrap_or_else(|| v1::ObservedJob {
+                    job_id: d.job_id.clone(),
+                    phase: v1::JobPhase::Running as i32,
+                    started_at: Some(ts(now_ms())),
+                    generation: reply.generation,
+                    ..Default::default()
+                })
+        })
+        .collect()
 }
 
 /// Eight healthy simulated devices of a node, with a telemetry sample.
