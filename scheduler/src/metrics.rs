@@ -47,6 +47,7 @@ pub struct Metrics {
     queue_oldest_wait: GaugeVec,
     bookings: IntCounterVec,
     pass_seconds: Histogram,
+    queue_plans: IntCounter,
     log_bytes: IntCounter,
     rpc_requests: IntCounterVec,
     rpc_seconds: HistogramVec,
@@ -277,6 +278,10 @@ impl Metrics {
                 &["outcome"],
             )?,
             pass_seconds,
+            queue_plans: r.int_counter(
+                "berth_queue_plans_total",
+                "Passes that planned the whole queue (a pass does not plan again a queue that placed nothing on a state that has not changed since).",
+            )?,
             log_bytes: r.int_counter("berth_job_log_bytes_total", "Bytes of job logs stored.")?,
             rpc_requests: r.counter(
                 "berth_rpc_requests_total",
@@ -415,6 +420,11 @@ impl Metrics {
     /// A scheduling pass took `d`.
     pub fn pass(&self, d: Duration) {
         self.pass_seconds.observe(d.as_secs_f64());
+    }
+
+    /// A pass planned the whole queue.
+    pub fn queue_planned(&self) {
+        self.queue_plans.inc();
     }
 
     /// A group of `batches` was committed in `d`.

@@ -599,3 +599,62 @@ async fn errors_come_in_the_clients_language() {
         e.message()
     );
 }
+
+/// A queue whose every job waits, on a state that does not change, is not planned again
+/// at each tick: with 100k jobs waiting for busy devices, each pass would otherwise copy
+/// and plan them all for nothing. Any change plans it again.
+#[tokio::test]
+async fn a_queue_that_only_waits_is_not_planned_again_until_something_changes() {
+    let c = centre(60_000).await;
+    let (cred, devices) = c.join("n1", 1).await;
+    let alice = c.user("acme", "alice").await;
+    let (_running, _) = c.queue_and_place(&alice, &cred, &devices).await;
+    let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
+    let submit = || v1::SubmitJobRequest {
+        class: "gpu".into(),
+        count: 1,
+        image: "busybox".into(),
+        command: vec!["true".into()],
+        ..Default::default()
+    };
+    let waiting = jobs
+        .submit_job(authed(submit(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    // Planned once it was queued: a pass has said why it waits.
+    let planned = |j: &v1::Job| j.reason != "waiting for the scheduler";
+    loop {
+        let j = jobs
+            .get_job(authed(
+                v1::GetJobRequest {
+                    id: waiting.id.clone(),
+                },
+                &alice,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(j.state, v1::JobState::Pending as i32);
+        if planned(&j) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let passes = |c| common::metric(c, "berth_scheduling_pass_seconds_count");
+    let plans = |c| common::metric(c, "berth_queue_plans_total");
+    let (passes0, plans0) = (passes(&c).await, plans(&c).await);
+    while passes(&c).await < passes0 + 5.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // At most the plan that was under way when counting began.
+    let replanned = plans(&c).await - plans0;
+    assert!(replanned <= 1.0, "{replanned} plans in 5 passes");
+
+    // A new job changes the state: the queue is planned again.
+    let plans1 = plans(&c).await;
+    jobs.submit_job(authed(submit(), &alice)).await.unwrap();
+    while plans(&c).await <= plans1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -7,8 +7,17 @@ use crate::store::Evidence;
 use berth_proto::v1;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Why a node's lease lapsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapse {
+    /// Its agent has not called within the lease.
+    Silent,
+    /// Its agent calls but has not taken its desired work for two leases.
+    Behind,
+}
 
 /// Agents' last calls and their devices' latest samples.
 #[derive(Debug, Default)]
@@ -61,6 +70,30 @@ impl Observed {
         }
     }
 
+    /// Which of `nodes` have lapsed, and how: their agent has not called within `lease`,
+    /// or has lagged its desired work for over twice that. Takes each lock once, however
+    /// many nodes.
+    pub fn lapsed<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a str>,
+        lease: Duration,
+    ) -> Vec<(&'a str, Lapse)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        nodes
+            .into_iter()
+            .filter_map(|n| {
+                if behind.get(n).is_some_and(|s| s.elapsed() > lease * 2) {
+                    Some((n, Lapse::Behind))
+                } else if seen.get(n).is_none_or(|s| s.0.elapsed() > lease) {
+                    Some((n, Lapse::Silent))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// Records whether a node's agent has applied the desired work it was sent.
     pub fn applied(&self, node: &str, caught_up: bool) {
         let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
@@ -69,12 +102,6 @@ impl Observed {
         } else {
             behind.entry(node.to_owned()).or_insert_with(Instant::now);
         }
-    }
-
-    /// Since when a node's agent has lagged its desired work, if it does.
-    pub fn behind_since(&self, node: &str) -> Option<Instant> {
-        let behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
-        behind.get(node).copied()
     }
 
     /// Stores the latest samples of some devices.
@@ -221,13 +248,29 @@ pub struct Hint {
     pub estimated_start: Option<i64>,
 }
 
-/// The latest pass's hints, replaced whole after each pass.
+/// The latest hints: those of jobs in bookings, replaced after each pass, and those of
+/// the queue, replaced after each pass that planned it (a queue that only waited on an
+/// unchanged state keeps its hints without a copy of them).
 #[derive(Debug, Default)]
-pub struct Hints(RwLock<Arc<HashMap<String, Hint>>>);
+pub struct Hints(RwLock<HintSet>);
+
+/// Hints as one pass left them; cheap to clone (two shared maps).
+#[derive(Debug, Default, Clone)]
+pub struct HintSet {
+    bookings: Arc<HashMap<String, Hint>>,
+    queue: Arc<HashMap<String, Hint>>,
+}
+
+impl HintSet {
+    /// One job's hint.
+    pub fn get(&self, job: &str) -> Option<&Hint> {
+        self.bookings.get(job).or_else(|| self.queue.get(job))
+    }
+}
 
 impl Hints {
     /// The current hints.
-    pub fn get(&self) -> Arc<HashMap<String, Hint>> {
+    pub fn get(&self) -> HintSet {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -240,9 +283,14 @@ impl Hints {
             .cloned()
     }
 
-    /// Replaces every hint.
-    pub fn set(&self, hints: HashMap<String, Hint>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(hints);
+    /// Replaces the hints of jobs in bookings, and those of the queue when it was
+    /// planned (`None`: the last plan's stand).
+    pub fn set(&self, bookings: HashMap<String, Hint>, queue: Option<HashMap<String, Hint>>) {
+        let mut h = self.0.write().unwrap_or_else(|e| e.into_inner());
+        h.bookings = Arc::new(bookings);
+        if let Some(q) = queue {
+            h.queue = Arc::new(q);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! batch. The API never waits for a plan.
 
 use super::charges::{self, Subject};
+use super::observed::Lapse;
 use super::observed::{Hint, PendingWhy};
 use super::pipeline::Tx;
 use super::stage::{bump_generation, end_reservation_jobs, stage_stop};
@@ -22,7 +23,7 @@ use crate::store::{
     ClaimRow, Health, JobRow, JobState, Mutation, NodeRow, NodeState, OwnerKind, ReservationState,
     StopCause,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,8 @@ pub struct PassReport {
 /// until a booking starts, estimated starts), so it is redone at least this often.
 const REPLAN_IDLE_AFTER: Duration = Duration::from_secs(10);
 
-/// A queue plan that decided nothing, on the state of `version`.
+/// A queue plan that placed and preempted nothing (every job waits), on the state of
+/// `version`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdlePlan {
     version: u64,
@@ -215,12 +217,9 @@ impl Engine {
                     .flatten(),
             )
         });
-        if unchanged {
-            // The waiting jobs' reasons and estimated starts stay those of that plan.
-            let mut kept = self.hints.get().as_ref().clone();
-            kept.extend(hints.drain());
-            hints = kept;
-        }
+        // Unless planned again, the waiting jobs' reasons and estimated starts stay those
+        // of the last plan (an empty queue has none).
+        let mut queue_hints = (!unchanged && snapshot.is_none()).then(HashMap::new);
         let mut second = None;
         if let Some(mut snap) = snapshot {
             let (snap, decisions) = tokio::task::spawn_blocking(move || {
@@ -229,19 +228,31 @@ impl Engine {
             })
             .await
             .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
-            *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) =
-                decisions.is_empty().then(|| IdlePlan {
-                    version: snap.version,
-                    at: Instant::now(),
-                });
-            let (outcome, ticket) =
-                self.decide(|tx| Ok(apply_plan(tx, &snap, decisions, &mut hints)))?;
+            self.metrics.queue_planned();
+            // Waiting is not a decision: a plan whose every job waits changed nothing.
+            let idle = decisions.iter().all(|d| matches!(d, Decision::Wait { .. }));
+            *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) = idle.then(|| IdlePlan {
+                version: snap.version,
+                at: Instant::now(),
+            });
+            // Only placements and preemptions are decided under the live lock; why each
+            // of the (maybe 100k) other jobs waits is put together after.
+            let (actions, waits): (Vec<Decision>, Vec<Decision>) = decisions
+                .into_iter()
+                .partition(|d| !matches!(d, Decision::Wait { .. }));
+            let classes = unschedulable_classes(&waits);
+            let ((outcome, draining), ticket) = self.decide(|tx| {
+                let outcome = apply_plan(tx, &snap, actions);
+                let draining = draining_by_class(tx.state(), &classes);
+                Ok((outcome, draining))
+            })?;
             report.placed += outcome.placed;
             report.preempted += outcome.preempted;
             report.stale = outcome.stale;
             second = Some(ticket);
+            queue_hints = Some(wait_hints(waits, &draining));
         }
-        self.hints.set(hints);
+        self.hints.set(hints, queue_hints);
         first.durable().await?;
         if let Some(t) = second {
             t.durable().await?;
@@ -291,8 +302,8 @@ fn advance_reservations(tx: &mut Tx<'_>, t: i64) -> usize {
 /// Nodes whose agents missed their lease become unreachable; their devices are held back
 /// from new work until the agent reconciles.
 fn expire_leases(tx: &mut Tx<'_>, observed: &super::observed::Observed, lease: Duration) -> usize {
-    let lost: Vec<NodeRow> = tx
-        .state()
+    let state = tx.state();
+    let live = state
         .nodes
         .values()
         .filter(|n| {
@@ -301,25 +312,21 @@ fn expire_leases(tx: &mut Tx<'_>, observed: &super::observed::Observed, lease: D
                 NodeState::Ready | NodeState::Draining | NodeState::Drained
             )
         })
-        .filter(|n| {
-            observed
-                .last_seen(&n.row.name)
-                .is_none_or(|s| s.elapsed() > lease)
-                || observed
-                    .behind_since(&n.row.name)
-                    .is_some_and(|s| s.elapsed() > lease * 2)
-        })
-        .map(|n| n.row.clone())
+        .map(|n| n.row.name.as_str());
+    let lost: Vec<(NodeRow, Lapse)> = observed
+        .lapsed(live, lease)
+        .into_iter()
+        .filter_map(|(name, why)| Some((state.nodes.get(name)?.row.clone(), why)))
         .collect();
     let n = lost.len();
-    for mut row in lost {
-        if observed
-            .behind_since(&row.name)
-            .is_some_and(|s| s.elapsed() > lease * 2)
-        {
-            tracing::warn!(node = %row.name, "node's agent cannot take its desired work; now unreachable");
-        } else {
-            tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
+    for (mut row, why) in lost {
+        match why {
+            Lapse::Behind => {
+                tracing::warn!(node = %row.name, "node's agent cannot take its desired work; now unreachable");
+            }
+            Lapse::Silent => {
+                tracing::warn!(node = %row.name, "node missed its lease; now unreachable");
+            }
         }
         row.state = NodeState::Unreachable;
         tx.push(Mutation::UpsertNode(row));
@@ -356,9 +363,8 @@ fn end_ungranted(tx: &mut Tx<'_>, t: i64) -> usize {
         })
     };
     let mut hit: Vec<(String, String, JobState)> = state
-        .jobs
-        .values()
-        .filter(|j| !j.row.datasets.is_empty() && !j.row.state.is_final())
+        .jobs_with_datasets()
+        .filter(|j| !j.row.state.is_final())
         .filter_map(|j| lacks(&j.row).map(|d| (j.row.id.clone(), d, j.row.state)))
         .collect();
     hit.sort_by(|a, b| a.0.cmp(&b.0));
@@ -400,17 +406,14 @@ fn finish_drains(tx: &mut Tx<'_>) {
 /// Places jobs waiting for their reservation's devices, oldest first; notes why the
 /// others wait.
 fn place_in_reservations(tx: &mut Tx<'_>, t: i64, hints: &mut HashMap<String, Hint>) -> usize {
-    let mut pending: Vec<_> = tx
+    let pending: Vec<String> = tx
         .state()
-        .jobs
-        .values()
-        .filter(|j| j.row.state == JobState::Pending && j.row.reservation_id.is_some())
-        .map(|j| (j.row.created_ms, j.row.id.clone()))
+        .pending_in_bookings()
+        .map(str::to_owned)
         .collect();
-    pending.sort();
     pending
         .into_iter()
-        .filter(|(_, id)| place_in_reservation(tx, id, t, hints))
+        .filter(|id| place_in_reservation(tx, id, t, hints))
         .count()
 }
 
@@ -500,12 +503,7 @@ struct PlanOutcome {
 /// Stages a plan's decisions. When the live state changed while planning, each placement
 /// is checked again (its job still pending and unchanged, its devices still free and
 /// schedulable, its budget still allows it) and dropped if not; it is retried next pass.
-fn apply_plan(
-    tx: &mut Tx<'_>,
-    snap: &PlanSnapshot,
-    decisions: Vec<Decision>,
-    hints: &mut HashMap<String, Hint>,
-) -> PlanOutcome {
+fn apply_plan(tx: &mut Tx<'_>, snap: &PlanSnapshot, decisions: Vec<Decision>) -> PlanOutcome {
     let t = snap.now;
     let unchanged = tx.state().version == snap.version;
     let mut busy: Option<HashSet<String>> = None;
@@ -549,33 +547,7 @@ fn apply_plan(
                     out.preempted += 1;
                 }
             }
-            Decision::Wait {
-                job,
-                why,
-                estimated_start,
-            } => {
-                let why = match &why {
-                    Wait::NotSchedulable { class, .. } => {
-                        let draining = draining_nodes(tx.state(), class);
-                        if draining.is_empty() {
-                            PendingWhy::Queue(why)
-                        } else {
-                            PendingWhy::Draining {
-                                nodes: draining,
-                                wait: why,
-                            }
-                        }
-                    }
-                    _ => PendingWhy::Queue(why),
-                };
-                hints.insert(
-                    job,
-                    Hint {
-                        why,
-                        estimated_start,
-                    },
-                );
-            }
+            Decision::Wait { .. } => {}
         }
     }
     out
@@ -717,22 +689,80 @@ fn nodes_of(state: &State, devices: &[String]) -> Vec<String> {
 }
 
 /// Draining nodes that have devices of `class`.
-fn draining_nodes(state: &State, class: &str) -> Vec<String> {
-    let mut out: Vec<String> = state
-        .devices
-        .values()
-        .filter(|d| d.row.class == class)
-        .filter(|d| {
-            state
+/// The classes some waiting job cannot be scheduled on at all.
+fn unschedulable_classes(waits: &[Decision]) -> BTreeSet<String> {
+    waits
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Wait {
+                why: Wait::NotSchedulable { class, .. },
+                ..
+            } => Some(class.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The draining nodes with devices of each of `classes`, sorted.
+fn draining_by_class(state: &State, classes: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if classes.is_empty() {
+        return BTreeMap::new();
+    }
+    for d in state.devices.values() {
+        if classes.contains(&d.row.class)
+            && state
                 .nodes
                 .get(&d.row.node)
                 .is_some_and(|n| n.row.state == NodeState::Draining)
+        {
+            out.entry(d.row.class.clone())
+                .or_default()
+                .insert(d.row.node.clone());
+        }
+    }
+    out.into_iter()
+        .map(|(class, nodes)| (class, nodes.into_iter().collect()))
+        .collect()
+}
+
+/// Why each waiting job waits: what the plan said, and the draining nodes of its class
+/// when it cannot be scheduled at all.
+fn wait_hints(
+    waits: Vec<Decision>,
+    draining: &BTreeMap<String, Vec<String>>,
+) -> HashMap<String, Hint> {
+    waits
+        .into_iter()
+        .filter_map(|d| match d {
+            Decision::Wait {
+                job,
+                why,
+                estimated_start,
+            } => Some((job, why, estimated_start)),
+            _ => None,
         })
-        .map(|d| d.row.node.clone())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+        .map(|(job, why, estimated_start)| {
+            let nodes = match &why {
+                Wait::NotSchedulable { class, .. } => draining.get(class),
+                _ => None,
+            };
+            let why = match nodes {
+                Some(nodes) => PendingWhy::Draining {
+                    nodes: nodes.clone(),
+                    wait: why,
+                },
+                None => PendingWhy::Queue(why),
+            };
+            (
+                job,
+                Hint {
+                    why,
+                    estimated_start,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Running preemptible jobs and their devices.

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::engine::SchedPolicy;
 use crate::store::{
-    ClaimRow, Health, JobRow, Mutation, Overage, OwnerKind, ReservationRow, UsageRow,
+    ClaimRow, Health, JobRow, JobState, Mutation, Overage, OwnerKind, ReservationRow, UsageRow,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -180,6 +180,13 @@ impl State {
         let previous = self.jobs.remove(&r.id);
         if let Some(old) = &previous {
             self.by_created.remove(&super::Newest(old.row.clone()));
+            if old.row.reservation_id.is_some() && old.row.state == JobState::Pending {
+                self.pending_in_bookings
+                    .remove(&(old.row.created_ms, old.row.id.clone()));
+            }
+            if !old.row.datasets.is_empty() {
+                self.with_datasets.remove(&old.row.id);
+            }
             self.unindex(&old.row.clone());
         }
         if r.state.is_final() {
@@ -201,6 +208,13 @@ impl State {
             }
         }
         self.by_created.insert(super::Newest(r.clone()));
+        if let (Some(booking), JobState::Pending) = (&r.reservation_id, r.state) {
+            self.pending_in_bookings
+                .insert((r.created_ms, r.id.clone()), booking.clone());
+        }
+        if !r.datasets.is_empty() {
+            self.with_datasets.insert(r.id.clone());
+        }
         self.jobs.insert(r.id.clone(), live);
     }
 

@@ -13,9 +13,9 @@ mod load;
 use crate::core::{self, Accounts, Cluster, Period};
 use crate::engine::SchedPolicy;
 use crate::store::{
-    BudgetRow, ClassRow, DeviceRow, DiscountRow, InvoiceRow, JobRow, JobState, JoinTokenRow,
-    LedgerKind, LedgerRow, NodeRow, NodeState, OrgRow, PriceRow, ProjectRow, ReservationRow,
-    SiteRow, SubscriptionRow, UsageRow, UserRow, WebhookRow,
+    BudgetRow, ClassRow, DeviceRow, DiscountRow, InvoiceRow, JobRow, JoinTokenRow, LedgerKind,
+    LedgerRow, NodeRow, NodeState, OrgRow, PriceRow, ProjectRow, ReservationRow, SiteRow,
+    SubscriptionRow, UsageRow, UserRow, WebhookRow,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -171,6 +171,11 @@ pub struct State {
     pub jobs: HashMap<String, LiveJob>,
     /// The same jobs newest first (by creation, then id), for listings.
     by_created: BTreeSet<Newest>,
+    /// Pending jobs in bookings, oldest first (by creation, then id), with their booking:
+    /// each pass looks at them, and at none of the queue's.
+    pending_in_bookings: BTreeMap<(i64, String), String>,
+    /// Live jobs that mount datasets (each pass checks their grants).
+    with_datasets: BTreeSet<String>,
     /// Ids of the placed jobs with a part on each node.
     placed_on: HashMap<String, BTreeSet<String>>,
     /// Ids of every placed job.
@@ -317,11 +322,20 @@ impl State {
 
     /// Ids of reservations with jobs waiting to run in them.
     pub fn reservations_with_waiting_jobs(&self) -> std::collections::HashSet<&str> {
-        self.jobs
+        self.pending_in_bookings
             .values()
-            .filter(|j| j.row.state == JobState::Pending)
-            .filter_map(|j| j.row.reservation_id.as_deref())
+            .map(String::as_str)
             .collect()
+    }
+
+    /// Ids of the pending jobs in bookings, oldest first.
+    pub fn pending_in_bookings(&self) -> impl Iterator<Item = &str> {
+        self.pending_in_bookings.keys().map(|(_, id)| id.as_str())
+    }
+
+    /// Live jobs that mount datasets.
+    pub fn jobs_with_datasets(&self) -> impl Iterator<Item = &LiveJob> {
+        self.with_datasets.iter().filter_map(|id| self.jobs.get(id))
     }
 
     /// Jobs placed on a node (scheduled, starting or running), multi-node jobs included.

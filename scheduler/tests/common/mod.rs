@@ -8,6 +8,7 @@ use berth_proto::v1;
 use berth_scheduler::engine::Policy;
 use berth_scheduler::server::{self, RunningServer, ServerConfig};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -235,4 +236,53 @@ pub fn heartbeat(
         agent_version: "test".into(),
         runtime: "process".into(),
     }
+}
+
+/// A minimal HTTP/1.0 exchange (the server closes the connection after the answer):
+/// status, headers (names in lower case) and body.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .expect("the answer ends")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad answer to {method} {path}: {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// A counter or gauge of the scheduler's `/metrics` (0 when absent).
+pub async fn metric(c: &Centre, name: &str) -> f64 {
+    let (status, _, body) = http(c.server.http_addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200, "/metrics answers");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
