@@ -191,7 +191,22 @@ pub fn issue(
 pub struct AuthIndex {
     tokens: HashMap<String, TokenRow>,
     users: HashMap<String, UserRow>,
+    /// Tokens whose signature and hash have been checked, by the token itself: a token
+    /// presented again (an agent's, every few seconds) is checked against its row only.
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
 }
+
+/// What a checked token said.
+#[derive(Debug, Clone)]
+struct Verified {
+    /// Its id (the row it must still match).
+    jti: String,
+    /// When its signature stops being accepted (its expiry plus the leeway), ms.
+    until_ms: i64,
+}
+
+/// Most checked tokens remembered; past it, the memory starts over.
+const VERIFIED_KEEP: usize = 20_000;
 
 impl AuthIndex {
     /// Adds or replaces a token.
@@ -234,21 +249,54 @@ impl AuthIndex {
         self.users.insert(row.id.clone(), row);
     }
 
+    /// Remembers that `token` (of id `jti`) was checked: signed by us, and the token its
+    /// row was issued for; its signature is accepted until `until_ms`.
+    fn remember(&self, token: &str, jti: &str, until_ms: i64) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_KEEP {
+            verified.clear();
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                jti: jti.to_owned(),
+                until_ms,
+            },
+        );
+    }
+
     /// Verifies a bearer token and resolves the caller.
     pub fn verify(&self, keys: &Keys, token: &str, now_ms: i64) -> Result<Caller> {
         let bad = |why: Msg| Error::Unauthenticated(Text::new(why));
-        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad(Msg::TokenExpired),
-                _ => bad(Msg::TokenForeign),
-            })?;
-        let claims = data.claims;
-        let row = self
-            .tokens
-            .get(&claims.jti)
-            .ok_or_else(|| bad(Msg::TokenRevoked))?;
-        if row.revoked || row.hash != hash_secret(token) {
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned();
+        // `exp`: the token's expiry when its signature was checked just now.
+        let (jti, exp) = match cached {
+            Some(v) if v.until_ms > now_ms => (v.jti, None),
+            Some(_) => return Err(bad(Msg::TokenExpired)),
+            None => {
+                let data =
+                    jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
+                        .map_err(|e| match e.kind() {
+                            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                                bad(Msg::TokenExpired)
+                            }
+                            _ => bad(Msg::TokenForeign),
+                        })?;
+                (data.claims.jti, Some(data.claims.exp))
+            }
+        };
+        let row = self.tokens.get(&jti).ok_or_else(|| bad(Msg::TokenRevoked))?;
+        if row.revoked || (exp.is_some() && row.hash != hash_secret(token)) {
             return Err(bad(Msg::TokenRevoked));
+        }
+        if let Some(exp) = exp {
+            let until_ms = (exp + keys.validation.leeway as i64) * 1000;
+            self.remember(token, &jti, until_ms);
         }
         if row.expires_ms <= now_ms {
             return Err(bad(Msg::TokenExpired));
@@ -349,26 +397,22 @@ impl tonic::service::Interceptor for Authenticator {
         let is_node = caller.node.is_some();
         // Centre admins are not limited: they must be able to act during a tenant's flood.
         let limit = match &caller.node {
-            Some(node) => Some((
-                &self.limits.nodes,
-                format!("node:{node}"),
-                text!(WhatNode, name = node),
-            )),
+            Some(node) => Some((&self.limits.nodes, format!("node:{node}"))),
             None if caller.role == Role::Admin => None,
-            None => Some((
-                &self.limits.orgs,
-                format!("org:{}", caller.org),
-                text!(WhatOrg, name = caller.org),
-            )),
+            None => Some((&self.limits.orgs, format!("org:{}", caller.org))),
         };
-        let charge = limit.as_ref().map(|(_, key, _)| Charge {
+        let charge = limit.as_ref().map(|(_, key)| Charge {
             limits: self.limits.clone(),
             node: is_node,
             key: key.clone(),
         });
-        if let Some((limiter, key, who)) = limit
+        if let Some((limiter, key)) = limit
             && let Err(wait_ms) = limiter.take(&key, std::time::Instant::now())
         {
+            let who = match &caller.node {
+                Some(node) => text!(WhatNode, name = node),
+                None => text!(WhatOrg, name = caller.org),
+            };
             let rate = limiter.rate();
             return Err(tonic::Status::from(Error::Overloaded {
                 message: text!(
@@ -442,6 +486,33 @@ mod tests {
         index.put_token(issued.row.clone());
         assert!(index.verify(&keys, &issued.token, now).is_err());
         assert!(index.verify(&keys, "not-a-jwt", now).is_err());
+    }
+
+    #[test]
+    fn a_token_checked_before_is_still_refused_once_expired_or_its_row_changes() {
+        let keys = Keys::from_secret(&[7u8; 32]);
+        let now = berth_proto::time::now_ms();
+        let u = user(Role::User);
+        let issued = issue(&keys, Some(&u), None, now, 60_000).unwrap();
+        let mut index = AuthIndex::default();
+        index.put_user(u);
+        index.put_token(issued.row.clone());
+        index.verify(&keys, &issued.token, now).unwrap();
+        index.verify(&keys, &issued.token, now + 1).unwrap();
+        // Past its expiry (and the leeway), the remembered check no longer holds.
+        assert!(index.verify(&keys, &issued.token, now + 120_000).is_err());
+        // A revoked row refuses a token checked before.
+        let again = issue(&keys, Some(&user(Role::User)), None, now, 60_000).unwrap();
+        index.put_token(again.row.clone());
+        index.verify(&keys, &again.token, now).unwrap();
+        let mut revoked = again.row.clone();
+        revoked.revoked = true;
+        index.put_token(revoked);
+        assert!(index.verify(&keys, &again.token, now).is_err());
+        // A token that differs by one character is checked afresh, and refused.
+        let mut tampered = issued.token.clone();
+        tampered.push('x');
+        assert!(index.verify(&keys, &tampered, now).is_err());
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Engine {
                     site
                 )));
             }
-            let mut devices = device_rows(state, &node, &req.devices, t)?;
+            let mut devices = device_rows(state, &node, &req.devices, t, |_| true)?;
             for d in &mut devices {
                 // Quarantine outlives a re-join.
                 if let Some(prev) = state.devices.get(&d.uuid)
@@ -155,7 +155,7 @@ impl Engine {
         self.observed.telemetry(
             req.devices
                 .iter()
-                .filter_map(|d| d.telemetry.map(|t| (d.uuid.clone(), t))),
+                .filter_map(|d| d.telemetry.map(|t| (d.uuid.as_str(), t))),
         );
         self.kick();
         tracing::info!(%node, %site, "node joined");
@@ -181,7 +181,7 @@ impl Engine {
         self.observed.telemetry(
             req.devices
                 .iter()
-                .filter_map(|d| d.telemetry.map(|t| (d.uuid.clone(), t))),
+                .filter_map(|d| d.telemetry.map(|t| (d.uuid.as_str(), t))),
         );
         let t = now();
         let reported = self.observed.job_evidence(&node, &req.jobs);
@@ -311,7 +311,14 @@ fn take_heartbeat(
     // Devices: health and inventory changes are recorded.
     let mut updates = Vec::new();
     let mut newly_failed = Vec::new();
-    for mut d in device_rows(state, node, &req.devices, t)? {
+    // Most heartbeats report every device as it is recorded: those need no row.
+    let differs = |d: &v1::DeviceReport| {
+        state
+            .devices
+            .get(&d.uuid)
+            .is_none_or(|e| !reports_as_recorded(&e.row, node, d))
+    };
+    for mut d in device_rows(state, node, &req.devices, t, differs)? {
         // A failed device stays quarantined until an admin clears it.
         if let Some(prev) = state.devices.get(&d.uuid) {
             if prev.row.health == Health::Failed && d.health != Health::Failed {
@@ -703,14 +710,37 @@ fn job_env(state: &State, row: &JobRow, node: &str) -> std::collections::HashMap
 }
 
 /// Checks and converts the devices an agent reports.
+/// Whether a device report says what is recorded of the device: on this node, of its
+/// class and index, with its health and reason (a report that differs only in what is
+/// not recorded from heartbeats, such as telemetry, needs no new row).
+fn reports_as_recorded(row: &DeviceRow, node: &str, d: &v1::DeviceReport) -> bool {
+    row.node == node
+        && row.class == d.class
+        && i64::from(row.index) == i64::from(d.index)
+        && row.health == health_of(d)
+        && row.health_reason == d.health_reason
+}
+
+/// The health a device report states.
+fn health_of(d: &v1::DeviceReport) -> Health {
+    match v1::DeviceHealth::try_from(d.health) {
+        Ok(v1::DeviceHealth::Failed) => Health::Failed,
+        Ok(v1::DeviceHealth::Degraded) => Health::Degraded,
+        _ => Health::Healthy,
+    }
+}
+
+/// The rows of the reported devices that `keep` selects, checked (ids, classes, not on
+/// another node).
 fn device_rows(
     state: &State,
     node: &str,
     reports: &[v1::DeviceReport],
     t: i64,
+    keep: impl Fn(&v1::DeviceReport) -> bool,
 ) -> Result<Vec<DeviceRow>> {
     let mut out = Vec::with_capacity(reports.len());
-    for (i, d) in reports.iter().enumerate() {
+    for (i, d) in reports.iter().enumerate().filter(|(_, d)| keep(d)) {
         if d.uuid.is_empty() || d.uuid.len() > 128 {
             return Err(Error::field(
                 &format!("devices[{i}].uuid"),
@@ -734,11 +764,7 @@ fn device_rows(
                 node = other.row.node
             )));
         }
-        let health = match v1::DeviceHealth::try_from(d.health) {
-            Ok(v1::DeviceHealth::Failed) => Health::Failed,
-            Ok(v1::DeviceHealth::Degraded) => Health::Degraded,
-            _ => Health::Healthy,
-        };
+        let health = health_of(d);
         out.push(DeviceRow {
             uuid: d.uuid.clone(),
             node: node.to_owned(),

@@ -78,14 +78,21 @@ impl Observed {
         nodes: impl IntoIterator<Item = &'a str>,
         lease: Duration,
     ) -> Vec<(&'a str, Lapse)> {
+        let now = Instant::now();
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
         nodes
             .into_iter()
             .filter_map(|n| {
-                if behind.get(n).is_some_and(|s| s.elapsed() > lease * 2) {
+                if behind
+                    .get(n)
+                    .is_some_and(|s| now.saturating_duration_since(*s) > lease * 2)
+                {
                     Some((n, Lapse::Behind))
-                } else if seen.get(n).is_none_or(|s| s.0.elapsed() > lease) {
+                } else if seen
+                    .get(n)
+                    .is_none_or(|s| now.saturating_duration_since(s.0) > lease)
+                {
                     Some((n, Lapse::Silent))
                 } else {
                     None
@@ -105,10 +112,15 @@ impl Observed {
     }
 
     /// Stores the latest samples of some devices.
-    pub fn telemetry(&self, samples: impl IntoIterator<Item = (String, v1::Telemetry)>) {
+    pub fn telemetry<'a>(&self, samples: impl IntoIterator<Item = (&'a str, v1::Telemetry)>) {
         let mut t = self.telemetry.lock().unwrap_or_else(|e| e.into_inner());
         for (uuid, sample) in samples {
-            t.insert(uuid, sample);
+            match t.get_mut(uuid) {
+                Some(old) => *old = sample,
+                None => {
+                    t.insert(uuid.to_owned(), sample);
+                }
+            }
         }
     }
 
