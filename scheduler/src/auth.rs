@@ -279,18 +279,18 @@ impl AuthIndex {
             Some(v) if v.until_ms > now_ms => (v.jti, None),
             Some(_) => return Err(bad(Msg::TokenExpired)),
             None => {
-                let data =
-                    jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
-                        .map_err(|e| match e.kind() {
-                            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                                bad(Msg::TokenExpired)
-                            }
-                            _ => bad(Msg::TokenForeign),
-                        })?;
+                let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
+                    .map_err(|e| match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => bad(Msg::TokenExpired),
+                        _ => bad(Msg::TokenForeign),
+                    })?;
                 (data.claims.jti, Some(data.claims.exp))
             }
         };
-        let row = self.tokens.get(&jti).ok_or_else(|| bad(Msg::TokenRevoked))?;
+        let row = self
+            .tokens
+            .get(&jti)
+            .ok_or_else(|| bad(Msg::TokenRevoked))?;
         if row.revoked || (exp.is_some() && row.hash != hash_secret(token)) {
             return Err(bad(Msg::TokenRevoked));
         }

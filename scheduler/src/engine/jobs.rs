@@ -224,14 +224,14 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
         }
         JobTarget::Class(class) => {
             super::booking::check_class(&state.classes, class)?;
-            let largest = largest_node(state, class);
+            let largest = state.largest_node(class);
             if spec.count > largest {
                 return Err(Error::field(
                     "count",
                     text!(LargestNode, count = spec.count, class, largest),
                 ));
             }
-            let fitting = nodes_with_at_least(state, class, spec.count);
+            let fitting = state.nodes_with_at_least(class, spec.count);
             if spec.nodes > fitting {
                 return Err(Error::field(
                     "nodes",
@@ -288,15 +288,6 @@ fn admit_job(state: &State, caller: &Caller, spec: &JobSpec) -> Result<Admit> {
         requeued_from: None,
         stop: None,
     })))
-}
-
-/// How many nodes have at least `count` devices of `class`.
-fn nodes_with_at_least(state: &State, class: &str, count: u32) -> u32 {
-    let mut per_node = std::collections::HashMap::<&str, u32>::new();
-    for d in state.devices.values().filter(|d| d.row.class == class) {
-        *per_node.entry(d.row.node.as_str()).or_default() += 1;
-    }
-    per_node.values().filter(|&&n| n >= count).count() as u32
 }
 
 /// A limit the job breaks whatever else happens (too long, or more devices than the cap).
@@ -376,15 +367,6 @@ fn never_within_project(
         return Err(Error::Capacity(text!(NeverStart, why = @r.text())));
     }
     Ok(())
-}
-
-/// The most devices of `class` any one node has.
-fn largest_node(state: &State, class: &str) -> u32 {
-    let mut per_node = std::collections::HashMap::<&str, u32>::new();
-    for d in state.devices.values().filter(|d| d.row.class == class) {
-        *per_node.entry(d.row.node.as_str()).or_default() += 1;
-    }
-    per_node.values().copied().max().unwrap_or(0)
 }
 
 /// True once a reservation's window has begun and it can run jobs.

@@ -72,8 +72,19 @@ impl State {
             Mutation::UpsertDevice(r) => {
                 self.cluster
                     .upsert_device(&r.uuid, &r.node, &r.class, r.health != Health::Failed);
-                self.devices
+                let old = self
+                    .devices
                     .insert(r.uuid.clone(), DeviceEntry { row: r.clone() });
+                if let Some(old) = old {
+                    self.node_sizes
+                        .entry(old.row.class)
+                        .or_default()
+                        .add(&old.row.node, -1);
+                }
+                self.node_sizes
+                    .entry(r.class.clone())
+                    .or_default()
+                    .add(&r.node, 1);
             }
             Mutation::UpsertReservation(r) => self.put_reservation(r),
             Mutation::UpsertJob(r) => self.put_job(r),

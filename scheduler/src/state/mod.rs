@@ -20,6 +20,39 @@ use crate::store::{
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// Of one class: how many of its devices each node has, and how many nodes have each
+/// count, so admission knows the largest node and how many nodes fit without a sweep of
+/// every device.
+#[derive(Debug, Default, Clone)]
+struct NodeSizes {
+    per_node: HashMap<String, u32>,
+    /// Device count → nodes with exactly that many.
+    by_size: BTreeMap<u32, u32>,
+}
+
+impl NodeSizes {
+    /// Adds `delta` (±1) devices to `node`.
+    fn add(&mut self, node: &str, delta: i32) {
+        let old = self.per_node.get(node).copied().unwrap_or(0);
+        let new = old.saturating_add_signed(delta);
+        for (size, step) in [(old, -1), (new, 1)] {
+            if size == 0 {
+                continue;
+            }
+            let n = self.by_size.entry(size).or_default();
+            *n = n.saturating_add_signed(step);
+            if *n == 0 {
+                self.by_size.remove(&size);
+            }
+        }
+        if new == 0 {
+            self.per_node.remove(node);
+        } else {
+            self.per_node.insert(node.to_owned(), new);
+        }
+    }
+}
+
 /// A node as the scheduler records it.
 #[derive(Debug, Clone)]
 pub struct NodeEntry {
@@ -165,6 +198,8 @@ pub struct State {
     pub nodes: BTreeMap<String, NodeEntry>,
     /// Devices by UUID.
     pub devices: BTreeMap<String, DeviceEntry>,
+    /// How many devices of each class each node has (admission asks at every submit).
+    node_sizes: HashMap<String, NodeSizes>,
     /// Reservations not yet final, by id.
     pub reservations: HashMap<String, Arc<ReservationRow>>,
     /// Jobs not yet final, by id.
@@ -394,10 +429,85 @@ impl State {
             .map(|n| &n.0)
     }
 
+    /// The most devices of `class` any one node has.
+    pub fn largest_node(&self, class: &str) -> u32 {
+        self.node_sizes
+            .get(class)
+            .and_then(|s| s.by_size.keys().next_back().copied())
+            .unwrap_or(0)
+    }
+
+    /// How many nodes have at least `count` devices of `class`.
+    pub fn nodes_with_at_least(&self, class: &str, count: u32) -> u32 {
+        self.node_sizes
+            .get(class)
+            .map_or(0, |s| s.by_size.range(count..).map(|(_, n)| n).sum())
+    }
+
     /// Devices used by placed jobs right now.
     pub fn busy_devices(&self) -> std::collections::HashSet<&str> {
         self.placed_jobs()
             .flat_map(|j| j.row.devices.iter().map(String::as_str))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Health, Mutation};
+
+    fn device(uuid: &str, node: &str, class: &str) -> Mutation {
+        Mutation::UpsertDevice(DeviceRow {
+            uuid: uuid.into(),
+            node: node.into(),
+            class: class.into(),
+            vendor: "sim".into(),
+            model: "m".into(),
+            memory_bytes: 0,
+            pci_bus_id: String::new(),
+            index: 0,
+            health: Health::Healthy,
+            health_reason: String::new(),
+            updated_ms: 0,
+        })
+    }
+
+    #[test]
+    fn node_sizes_follow_devices_as_they_come_move_and_change_class() {
+        let mut s = State::default();
+        for (uuid, node) in [
+            ("a", "n1"),
+            ("b", "n1"),
+            ("c", "n1"),
+            ("d", "n2"),
+            ("e", "n3"),
+        ] {
+            s.apply(&device(uuid, node, "gpu"));
+        }
+        assert_eq!(s.largest_node("gpu"), 3);
+        assert_eq!(
+            [1, 2, 3, 4].map(|k| s.nodes_with_at_least("gpu", k)),
+            [3, 1, 1, 0]
+        );
+        // The same report again changes nothing.
+        s.apply(&device("a", "n1", "gpu"));
+        assert_eq!(s.nodes_with_at_least("gpu", 3), 1);
+        // A device moves to n2, another becomes an NPU.
+        s.apply(&device("a", "n2", "gpu"));
+        s.apply(&device("b", "n1", "npu"));
+        assert_eq!(s.largest_node("gpu"), 2);
+        assert_eq!(
+            [1, 2, 3].map(|k| s.nodes_with_at_least("gpu", k)),
+            [3, 1, 0]
+        );
+        assert_eq!(
+            (s.largest_node("npu"), s.nodes_with_at_least("npu", 1)),
+            (1, 1)
+        );
+        assert_eq!(
+            (s.largest_node("tpu"), s.nodes_with_at_least("tpu", 1)),
+            (0, 0)
+        );
     }
 }
