@@ -347,6 +347,7 @@ storage_tests!(
     usage_range_filter,
     scope_filters_org_and_finished,
     audit_is_newest_first,
+    a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome,
     reopening_keeps_data,
     replicas_starting_together_migrate_once,
     metrics_time_every_operation,
@@ -1627,6 +1628,46 @@ async fn scope_filters_org_and_finished(db: TestDb) {
             .expect("users")
             .is_empty()
     );
+}
+
+/// A group of batches is written with runs of job upserts as one statement each and the
+/// audit events last: what it leaves must be exactly what the mutations said, in order
+/// (a job written twice keeps its later row; audit events keep their order).
+async fn a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    let mut batches: Vec<Vec<Mutation>> = Vec::new();
+    for i in 0..600 {
+        batches.push(vec![
+            Mutation::UpsertJob(
+                job(&format!("j-{i:03}"), "acme", JobState::Pending, 1_000 + i).into(),
+            ),
+            Mutation::Audit(audit(5_000, &format!("submit-{i:03}"))),
+        ]);
+    }
+    // The same job again in the same group, later: its row wins.
+    let mut ran = job("j-007", "acme", JobState::Cancelled, 1_007);
+    ran.finished_ms = Some(9_000);
+    batches.push(vec![
+        Mutation::UpsertJob(ran.into()),
+        Mutation::Audit(audit(5_000, "cancel-007")),
+    ]);
+    let group: Vec<&[Mutation]> = batches.iter().map(Vec::as_slice).collect();
+    store.apply_group(&group).await.expect("group");
+
+    let j7 = store.get_job("j-007").await.expect("get").expect("j-007");
+    assert_eq!(
+        (j7.state, j7.finished_ms),
+        (JobState::Cancelled, Some(9_000))
+    );
+    let j599 = store.get_job("j-599").await.expect("get").expect("j-599");
+    assert_eq!(j599.state, JobState::Pending);
+    let audits = store.audit_first(1_000).await.expect("audit");
+    let actions: Vec<&str> = audits.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions.len(), 601);
+    assert_eq!(actions[0], "cancel-007", "newest first: the last written");
+    assert_eq!(actions[1], "submit-599");
+    assert_eq!(actions[600], "submit-000");
 }
 
 async fn audit_is_newest_first(db: TestDb) {

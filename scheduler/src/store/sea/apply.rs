@@ -19,6 +19,11 @@ use crate::store::types::{ClaimRow, LedgerRow, Mutation};
 use berth_i18n::api::Text;
 use berth_i18n::text;
 
+/// Job rows per upsert statement (about 35 parameters each: within SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+const JOB_UPSERT_CHUNK: usize = 256;
+/// Audit events per INSERT statement (7 parameters each).
+const AUDIT_INSERT_CHUNK: usize = 1024;
 /// Ledger rows per INSERT statement (12 parameters each).
 const LEDGER_INSERT_CHUNK: usize = 256;
 /// Ledger ids named in an "already exists" error before the rest are counted.
@@ -95,10 +100,25 @@ async fn upsert_by<A>(
 where
     A: ActiveModelTrait + Send,
 {
+    upsert_many_by(txn, vec![am], keys).await
+}
+
+/// As [`upsert_by`], for several rows in one statement (no two with the same key).
+async fn upsert_many_by<A>(
+    txn: &DatabaseTransaction,
+    ams: Vec<A>,
+    keys: &[<A::Entity as EntityTrait>::Column],
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    if ams.is_empty() {
+        return Ok(());
+    }
     let others: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
         .filter(|c| keys.iter().all(|k| k.as_str() != c.as_str()))
         .collect();
-    <A::Entity as EntityTrait>::insert(am)
+    <A::Entity as EntityTrait>::insert_many(ams)
         .on_conflict(
             OnConflict::columns(keys.iter().copied())
                 .update_columns(others)
@@ -137,14 +157,60 @@ fn ledger_ids(rows: &[LedgerRow]) -> Text {
 
 /// Applies every mutation of every batch of `group` in order; the caller commits or rolls
 /// back.
+/// Applies a group's mutations in order, with two shortcuts that change no outcome: a
+/// run of job upserts of distinct jobs is one multi-row statement, and audit events
+/// (rows of their own table that nothing refers to) are inserted together at the end.
+/// A group of submissions is then a few statements, not two per job.
 pub(super) async fn apply_all(
     txn: &DatabaseTransaction,
     group: &[&[Mutation]],
 ) -> Result<(), Failed> {
-    for mutation in group.iter().flat_map(|b| b.iter()) {
-        apply_one(txn, mutation).await?;
+    let (audits, rest): (Vec<&Mutation>, Vec<&Mutation>) = group
+        .iter()
+        .flat_map(|b| b.iter())
+        .partition(|m| matches!(m, Mutation::Audit(_)));
+    let mut i = 0;
+    while i < rest.len() {
+        let run = job_run(&rest[i..]);
+        if run.is_empty() {
+            apply_one(txn, rest[i]).await?;
+            i += 1;
+            continue;
+        }
+        i += run.len();
+        let models = run
+            .iter()
+            .map(|j| convert::job_model(j).map(IntoActiveModel::into_active_model))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        upsert_many_by(txn, models, &[job::Column::Id])
+            .await
+            .map_err(Failed::from_db)?;
+    }
+    for chunk in audits.chunks(AUDIT_INSERT_CHUNK) {
+        let models = chunk.iter().filter_map(|m| match m {
+            Mutation::Audit(row) => Some(convert::audit_active_model(row)),
+            _ => None,
+        });
+        audit_event::Entity::insert_many(models)
+            .exec_without_returning(txn)
+            .await
+            .map_err(Failed::from_db)?;
     }
     Ok(())
+}
+
+/// The job rows of the upserts that start `ms`, up to [`JOB_UPSERT_CHUNK`] and up to
+/// the first job seen twice (one statement may not change a row twice).
+fn job_run<'a>(ms: &[&'a Mutation]) -> Vec<&'a crate::store::JobRow> {
+    let mut ids = std::collections::HashSet::new();
+    ms.iter()
+        .map_while(|m| match m {
+            Mutation::UpsertJob(j) => Some(&**j),
+            _ => None,
+        })
+        .take_while(|j| ids.insert(j.id.as_str()))
+        .take(JOB_UPSERT_CHUNK)
+        .collect()
 }
 
 async fn apply_one(txn: &DatabaseTransaction, mutation: &Mutation) -> Result<(), Failed> {
