@@ -625,16 +625,7 @@ async fn a_queue_that_only_waits_is_not_planned_again_until_something_changes() 
     // Planned once it was queued: a pass has said why it waits.
     let planned = |j: &v1::Job| j.reason != "waiting for the scheduler";
     loop {
-        let j = jobs
-            .get_job(authed(
-                v1::GetJobRequest {
-                    id: waiting.id.clone(),
-                },
-                &alice,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let j = c.job(&alice, &waiting.id).await;
         assert_eq!(j.state, v1::JobState::Pending as i32);
         if planned(&j) {
             break;

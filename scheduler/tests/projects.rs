@@ -454,16 +454,7 @@ async fn revoking_a_project_ends_its_bookings_and_jobs_and_audits_it() {
         .unwrap()
         .into_inner();
     assert_eq!(b.state, v1::ReservationState::Cancelled as i32, "{b:?}");
-    let w = jobs(&c)
-        .get_job(authed(
-            v1::GetJobRequest {
-                id: waiting.id.clone(),
-            },
-            &alice,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let w = c.job(&alice, &waiting.id).await;
     assert_eq!(w.state, v1::JobState::Cancelled as i32, "{w:?}");
     // The booking's hours went back to the grant.
     let after = get(&c, &alice, &p.id).await.unwrap().grants[0].used_hours;

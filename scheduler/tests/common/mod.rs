@@ -128,6 +128,15 @@ impl Centre {
         .token
     }
 
+    /// The job `id` as `token` sees it.
+    pub async fn job(&self, token: &str, id: &str) -> v1::Job {
+        v1::jobs_client::JobsClient::new(self.channel.clone())
+            .get_job(authed(v1::GetJobRequest { id: id.into() }, token))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Queues a 1-device `sleep` job as `token` and long-polls as node `n1` until the
     /// job is in its desired work; returns the job and the generation seen.
     pub async fn queue_and_place(
