@@ -348,6 +348,7 @@ storage_tests!(
     scope_filters_org_and_finished,
     audit_is_newest_first,
     a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome,
+    a_group_writes_runs_of_bookings_at_once_or_none_of_them,
     reopening_keeps_data,
     replicas_starting_together_migrate_once,
     metrics_time_every_operation,
@@ -1668,6 +1669,54 @@ async fn a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome(db: TestDb)
     assert_eq!(actions[0], "cancel-007", "newest first: the last written");
     assert_eq!(actions[1], "submit-599");
     assert_eq!(actions[600], "submit-000");
+}
+
+/// Several new bookings in a group are written claims first, then the bookings, then
+/// their ledger entries, each kind in a few statements: every row lands; and an overlap
+/// between two of them (which the calendar would have refused) fails the whole group.
+async fn a_group_writes_runs_of_bookings_at_once_or_none_of_them(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    let booking = |i: i64, device: &str| {
+        let id = format!("r-{i}");
+        let mut r = reservation(&id, "acme", ReservationState::Confirmed, 1_000 + i);
+        (r.start_ms, r.end_ms) = (i * 100, i * 100 + 100);
+        r.count = 1;
+        r.devices = vec![device.to_owned()];
+        let mut l = ledger(&format!("l-{i}"), "acme", 1_000 + i, 0);
+        l.subject_id = id.clone();
+        vec![
+            Mutation::InsertClaims(vec![claim(device, &id, r.start_ms, r.end_ms)]),
+            Mutation::UpsertReservation(r.into()),
+            Mutation::InsertLedger(vec![l]),
+            Mutation::Audit(audit(1_000 + i, "reservation.create")),
+        ]
+    };
+    let batches: Vec<Vec<Mutation>> = (0..40)
+        .map(|i| booking(i, if i % 2 == 0 { "GPU-a" } else { "GPU-b" }))
+        .collect();
+    let group: Vec<&[Mutation]> = batches.iter().map(Vec::as_slice).collect();
+    store.apply_group(&group).await.expect("group");
+    let snap = store.load(0, 0, 0).await.expect("load");
+    assert_eq!(snap.reservations.len(), 40);
+    assert_eq!(snap.claims.len(), 40);
+    assert_eq!(snap.ledger.len(), 40);
+
+    // Two bookings of the same device and hour in one group: neither is written.
+    let clash: Vec<Vec<Mutation>> = vec![booking(100, "GPU-a"), {
+        let mut b = booking(101, "GPU-a");
+        if let Mutation::InsertClaims(c) = &mut b[0] {
+            (c[0].start_ms, c[0].end_ms) = (10_000, 10_100);
+        }
+        b
+    }];
+    let group: Vec<&[Mutation]> = clash.iter().map(Vec::as_slice).collect();
+    match store.apply_group(&group).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("GPU-a"), "{m}"),
+        other => panic!("an overlap fails the group: {other:?}"),
+    }
+    let snap = store.load(0, 0, 0).await.expect("load");
+    assert_eq!((snap.reservations.len(), snap.claims.len()), (40, 40));
 }
 
 async fn audit_is_newest_first(db: TestDb) {

@@ -24,6 +24,10 @@ use berth_i18n::text;
 const JOB_UPSERT_CHUNK: usize = 256;
 /// Audit events per INSERT statement (7 parameters each).
 const AUDIT_INSERT_CHUNK: usize = 1024;
+/// New bookings written together (each about 25 parameters in its upsert).
+const BOOKING_CHUNK: usize = 512;
+/// Device claims per INSERT statement (5 parameters each).
+const CLAIM_INSERT_CHUNK: usize = 2048;
 /// Ledger rows per INSERT statement (12 parameters each).
 const LEDGER_INSERT_CHUNK: usize = 256;
 /// Ledger ids named in an "already exists" error before the rest are counted.
@@ -58,6 +62,19 @@ impl Failed {
     fn named(err: DbErr, what: impl FnOnce() -> Text) -> Failed {
         match error::classify(&err) {
             Kind::Unique => Failed::Final(StoreError::AlreadyExists { what: what() }),
+            _ => Failed::from_db(err),
+        }
+    }
+
+    /// A failed insert of several device claims at once: an overlap names the first.
+    fn claims(err: DbErr, claims: &[&ClaimRow]) -> Failed {
+        match (error::classify(&err), claims.first()) {
+            (Kind::Overlap, Some(first)) if claims.len() == 1 => Failed::claim(err, first),
+            (Kind::Overlap, Some(first)) => Failed::Final(StoreError::Conflict(format!(
+                "one of {} device claims (the first on device {}) overlaps another claim",
+                claims.len(),
+                first.device_uuid
+            ))),
             _ => Failed::from_db(err),
         }
     }
@@ -141,7 +158,8 @@ fn require_row(rows_affected: u64, what: impl FnOnce() -> String) -> Result<(), 
 }
 
 /// Names the ledger entries of one insert, for an "already exists" error.
-fn ledger_ids(rows: &[LedgerRow]) -> Text {
+fn ledger_ids<'a>(rows: impl IntoIterator<Item = &'a LedgerRow>) -> Text {
+    let rows: Vec<&LedgerRow> = rows.into_iter().collect();
     let named: Vec<String> = rows
         .iter()
         .take(LEDGER_IDS_NAMED)
@@ -171,6 +189,13 @@ pub(super) async fn apply_all(
         .partition(|m| matches!(m, Mutation::Audit(_)));
     let mut i = 0;
     while i < rest.len() {
+        let bookings = booking_run(&rest[i..]);
+        if bookings.len() > 1 {
+            let n: usize = bookings.iter().map(|b| b.len).sum();
+            apply_bookings(txn, &bookings).await?;
+            i += n;
+            continue;
+        }
         let run = job_run(&rest[i..]);
         if run.is_empty() {
             apply_one(txn, rest[i]).await?;
@@ -195,6 +220,79 @@ pub(super) async fn apply_all(
             .exec_without_returning(txn)
             .await
             .map_err(Failed::from_db)?;
+    }
+    Ok(())
+}
+
+/// A new booking's mutations, as one batch stages them: its claims, its row, and the
+/// ledger entries charging it.
+struct Booking<'a> {
+    claims: &'a [ClaimRow],
+    row: &'a crate::store::ReservationRow,
+    ledger: &'a [LedgerRow],
+    /// How many mutations these were.
+    len: usize,
+}
+
+/// The new bookings that start `ms`, one after the other with nothing else between them
+/// (claims, then the booking, then maybe its ledger entries), each booking once.
+fn booking_run<'a>(ms: &[&'a Mutation]) -> Vec<Booking<'a>> {
+    let mut out: Vec<Booking<'a>> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    let mut i = 0;
+    while let (Some(Mutation::InsertClaims(claims)), Some(Mutation::UpsertReservation(row))) =
+        (ms.get(i), ms.get(i + 1))
+    {
+        if !ids.insert(row.id.as_str()) || out.len() >= BOOKING_CHUNK {
+            break;
+        }
+        let (ledger, len): (&[LedgerRow], usize) = match ms.get(i + 2) {
+            Some(Mutation::InsertLedger(rows)) => (rows, 3),
+            _ => (&[], 2),
+        };
+        out.push(Booking {
+            claims,
+            row,
+            ledger,
+            len,
+        });
+        i += len;
+    }
+    out
+}
+
+/// Writes several new bookings in a few statements: every claim (in device order, so
+/// concurrent writers queue rather than deadlock), then every booking, then every ledger
+/// entry. Nothing between them depends on their order: claims were checked against the
+/// calendar when decided (the database's own check still refuses an overlap, which fails
+/// the group), and each booking is written once.
+async fn apply_bookings(txn: &DatabaseTransaction, bookings: &[Booking<'_>]) -> Result<(), Failed> {
+    let mut claims: Vec<&ClaimRow> = bookings.iter().flat_map(|b| b.claims.iter()).collect();
+    claims.sort_by(|a, b| {
+        (&a.device_uuid, a.start_ms, a.end_ms).cmp(&(&b.device_uuid, b.start_ms, b.end_ms))
+    });
+    for part in claims.chunks(CLAIM_INSERT_CHUNK) {
+        device_claim::Entity::insert_many(part.iter().map(|c| convert::claim_active_model(c)))
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| Failed::claims(e, part))?;
+    }
+    let rows = bookings
+        .iter()
+        .map(|b| convert::reservation_model(b.row).map(IntoActiveModel::into_active_model))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    upsert_many_by(txn, rows, &[reservation::Column::Id])
+        .await
+        .map_err(Failed::from_db)?;
+    let ledger: Vec<&LedgerRow> = bookings.iter().flat_map(|b| b.ledger.iter()).collect();
+    for part in ledger.chunks(LEDGER_INSERT_CHUNK) {
+        ledger_entry::Entity::insert_many(
+            part.iter()
+                .map(|r| convert::ledger_model(r).into_active_model()),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(|e| Failed::named(e, || ledger_ids(part.iter().copied())))?;
     }
     Ok(())
 }
