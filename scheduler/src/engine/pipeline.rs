@@ -97,7 +97,10 @@ impl Tx<'_> {
     /// The in-memory rank reports of a live multi-node job (not durable: agents report
     /// again after a restart).
     pub fn ranks_mut(&mut self, job: &str) -> Option<&mut crate::state::Ranks> {
-        self.state.jobs.get_mut(job).map(|j| &mut j.ranks)
+        self.state
+            .jobs
+            .get_mut(job)
+            .map(|j| &mut **j.ranks.get_or_insert_with(Box::default))
     }
 
     /// Whether anything is staged.

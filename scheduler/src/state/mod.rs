@@ -74,8 +74,9 @@ pub struct LiveJob {
     /// Durable fields, shared by both copies of the state.
     pub row: Arc<JobRow>,
     /// For multi-node jobs: the nodes whose part has run or ended, and how (in the live
-    /// state only: the agents report again after a restart until the job is final).
-    pub ranks: Ranks,
+    /// state only: the agents report again after a restart until the job is final);
+    /// none until a first report, so the many single-node jobs carry 8 bytes for it.
+    pub ranks: Option<Box<Ranks>>,
 }
 
 impl LiveJob {
@@ -83,7 +84,7 @@ impl LiveJob {
     pub fn new(row: Arc<JobRow>) -> Self {
         LiveJob {
             row,
-            ranks: Ranks::default(),
+            ranks: None,
         }
     }
 }
