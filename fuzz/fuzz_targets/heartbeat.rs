@@ -126,7 +126,10 @@ fn arb_response(u: &mut Unstructured<'_>, applied: u64, now: i64) -> Result<Hear
             job.devices.push(pick(u, DEVICES)?);
         }
         if u.arbitrary()? {
-            job.deadline = Some(ms_to_ts(edgy_i64(u, &[now, now + 3_600_000])?));
+            job.deadline = Some(ms_to_ts(edgy_i64(
+                u,
+                &[now, now.saturating_add(3_600_000)],
+            )?));
         }
         if u.arbitrary()? {
             job.grace = Some(ms_to_dur(edgy_i64(u, &[0, 10_000, -1])?));
@@ -151,7 +154,14 @@ fn arb_response(u: &mut Unstructured<'_>, applied: u64, now: i64) -> Result<Hear
         // The scheduler's clock: absent (an older scheduler), near the agent's, or odd.
         now: match u.int_in_range(0..=2u8)? {
             0 => None,
-            _ => Some(ms_to_ts(edgy_i64(u, &[now, now - 300_000, now + 300_000])?)),
+            _ => Some(ms_to_ts(edgy_i64(
+                u,
+                &[
+                    now,
+                    now.saturating_sub(300_000),
+                    now.saturating_add(300_000),
+                ],
+            )?)),
         },
     })
 }
