@@ -82,10 +82,7 @@ pub struct LiveJob {
 impl LiveJob {
     /// A job from its row, with no rank reports yet.
     pub fn new(row: Arc<JobRow>) -> Self {
-        LiveJob {
-            row,
-            ranks: None,
-        }
+        LiveJob { row, ranks: None }
     }
 }
 
