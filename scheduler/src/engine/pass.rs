@@ -229,17 +229,15 @@ impl Engine {
             .await
             .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
             self.metrics.queue_planned();
-            // Waiting is not a decision: a plan whose every job waits changed nothing.
-            let idle = decisions.iter().all(|d| matches!(d, Decision::Wait { .. }));
-            *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) = idle.then(|| IdlePlan {
-                version: snap.version,
-                at: Instant::now(),
-            });
             // Only placements and preemptions are decided under the live lock; why each
             // of the (maybe 100k) other jobs waits is put together after.
-            let (actions, waits): (Vec<Decision>, Vec<Decision>) = decisions
-                .into_iter()
-                .partition(|d| !matches!(d, Decision::Wait { .. }));
+            let (actions, waits) = split_waits(decisions);
+            // Waiting is not a decision: a plan whose every job waits changed nothing.
+            *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) =
+                actions.is_empty().then(|| IdlePlan {
+                    version: snap.version,
+                    at: Instant::now(),
+                });
             let classes = unschedulable_classes(&waits);
             let ((outcome, draining), ticket) = self.decide(|tx| {
                 let outcome = apply_plan(tx, &snap, actions);
@@ -689,15 +687,32 @@ fn nodes_of(state: &State, devices: &[String]) -> Vec<String> {
 }
 
 /// Draining nodes that have devices of `class`.
+/// A plan's waiting job: its id, why it waits, when it may start.
+type Waiting = (String, Wait, Option<i64>);
+
+/// A plan's placements and preemptions, in order, and its waiting jobs.
+fn split_waits(decisions: Vec<Decision>) -> (Vec<Decision>, Vec<Waiting>) {
+    let mut actions = Vec::new();
+    let mut waits = Vec::new();
+    for d in decisions {
+        match d {
+            Decision::Wait {
+                job,
+                why,
+                estimated_start,
+            } => waits.push((job, why, estimated_start)),
+            other => actions.push(other),
+        }
+    }
+    (actions, waits)
+}
+
 /// The classes some waiting job cannot be scheduled on at all.
-fn unschedulable_classes(waits: &[Decision]) -> BTreeSet<String> {
+fn unschedulable_classes(waits: &[Waiting]) -> BTreeSet<String> {
     waits
         .iter()
-        .filter_map(|d| match d {
-            Decision::Wait {
-                why: Wait::NotSchedulable { class, .. },
-                ..
-            } => Some(class.clone()),
+        .filter_map(|(_, why, _)| match why {
+            Wait::NotSchedulable { class, .. } => Some(class.clone()),
             _ => None,
         })
         .collect()
@@ -729,19 +744,11 @@ fn draining_by_class(state: &State, classes: &BTreeSet<String>) -> BTreeMap<Stri
 /// Why each waiting job waits: what the plan said, and the draining nodes of its class
 /// when it cannot be scheduled at all.
 fn wait_hints(
-    waits: Vec<Decision>,
+    waits: Vec<Waiting>,
     draining: &BTreeMap<String, Vec<String>>,
 ) -> HashMap<String, Hint> {
     waits
         .into_iter()
-        .filter_map(|d| match d {
-            Decision::Wait {
-                job,
-                why,
-                estimated_start,
-            } => Some((job, why, estimated_start)),
-            _ => None,
-        })
         .map(|(job, why, estimated_start)| {
             let nodes = match &why {
                 Wait::NotSchedulable { class, .. } => draining.get(class),
