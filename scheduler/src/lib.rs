@@ -17,6 +17,7 @@ pub mod gate;
 pub mod http;
 pub mod lang;
 pub mod logs;
+pub mod memory;
 pub mod metrics;
 pub mod overload;
 pub mod paging;

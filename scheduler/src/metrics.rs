@@ -48,6 +48,7 @@ pub struct Metrics {
     bookings: IntCounterVec,
     pass_seconds: Histogram,
     queue_plans: IntCounter,
+    heap_trim_seconds: Histogram,
     log_bytes: IntCounter,
     rpc_requests: IntCounterVec,
     rpc_seconds: HistogramVec,
@@ -189,6 +190,13 @@ impl Metrics {
             )
             .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10)?),
         )?)?;
+        let heap_trim_seconds = r.add(Histogram::with_opts(
+            HistogramOpts::new(
+                "berth_heap_trim_seconds",
+                "Time spent giving freed heap pages back to the system after passes that planned a large queue, in seconds.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10)?),
+        )?)?;
         let reclaimed_hours = r.add(Counter::new(
             "berth_reclaimed_device_hours_total",
             "Device-hours returned to the pool by idle reclaim.",
@@ -278,6 +286,7 @@ impl Metrics {
                 &["outcome"],
             )?,
             pass_seconds,
+            heap_trim_seconds,
             queue_plans: r.int_counter(
                 "berth_queue_plans_total",
                 "Passes that planned the whole queue (a pass does not plan again a queue that placed nothing on a state that has not changed since).",
@@ -425,6 +434,11 @@ impl Metrics {
     /// A pass planned the whole queue.
     pub fn queue_planned(&self) {
         self.queue_plans.inc();
+    }
+
+    /// Freed heap pages were given back to the system in `d`.
+    pub fn heap_trimmed(&self, d: Duration) {
+        self.heap_trim_seconds.observe(d.as_secs_f64());
     }
 
     /// A group of `batches` was committed in `d`.

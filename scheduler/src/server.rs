@@ -18,6 +18,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// At most one giving back of freed memory per this long (after passes that planned a large
+/// queue; see [`crate::memory`]).
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
 /// Everything the scheduler needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -664,13 +668,16 @@ pub async fn start_on(
     let stop = shutdown.clone();
     let looped = engine.clone();
     let tick = config.tick;
+    crate::memory::tune();
     tasks.push(tokio::spawn(async move {
+        let mut trimmer = crate::memory::Trimmer::new(TRIM_EVERY);
         loop {
             let started = tokio::time::Instant::now();
-            if looped.leads()
-                && let Err(e) = looped.pass().await
-            {
-                tracing::error!(error = %e, "scheduling pass failed");
+            if looped.leads() {
+                match looped.pass().await {
+                    Ok(report) => trimmer.after_pass(report.planned, &looped.metrics).await,
+                    Err(e) => tracing::error!(error = %e, "scheduling pass failed"),
+                }
             }
             // Every submit asks for a pass, so under a stream of requests passes would run
             // back to back and take a whole core from the API. After each pass, rest at

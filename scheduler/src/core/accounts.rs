@@ -112,7 +112,7 @@ pub struct ChargePlan {
 }
 
 /// Why a request is over an org's limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LimitRefusal {
     /// Not enough hours left in the period.
     Exhausted {

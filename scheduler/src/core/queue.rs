@@ -157,7 +157,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Why a job waits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Wait {
     /// Over one of its org's limits.
     Limit(LimitRefusal),

@@ -177,7 +177,7 @@ impl Observed {
 
 /// Why a pending job waits, as data: reasons in words and metric labels are derived
 /// from it, never the other way round.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PendingWhy {
     /// What the queue pass said.
     Queue(Wait),
@@ -254,8 +254,8 @@ impl PendingWhy {
 /// A pending job's latest wait.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hint {
-    /// Why it waits.
-    pub why: PendingWhy,
+    /// Why it waits (shared: most of a queue's jobs wait for the same reason).
+    pub why: Arc<PendingWhy>,
     /// When it is expected to start, if known.
     pub estimated_start: Option<i64>,
 }

@@ -46,6 +46,8 @@ pub struct PassReport {
     pub preempted: usize,
     /// Planned placements dropped because what they relied on changed while planning.
     pub stale: usize,
+    /// Pending jobs the queue plan looked at (0: the queue was not planned).
+    pub planned: usize,
 }
 
 /// How long a queue that decided nothing is trusted to decide nothing again while the
@@ -74,7 +76,10 @@ struct PlanSnapshot {
     /// Budget units per device-hour, by class.
     rates: HashMap<String, f64>,
     jobs: Vec<QueuedJob>,
-    rows: HashMap<String, Arc<JobRow>>,
+    /// How many pending jobs the plan looked at (once planned).
+    planned: usize,
+    /// The rows of the jobs the plan places, by id.
+    placed_rows: HashMap<String, Arc<JobRow>>,
     weights: BTreeMap<String, f64>,
     usage: Usage,
     guests: Vec<Guest>,
@@ -120,7 +125,8 @@ impl PlanSnapshot {
             pending,
             rates,
             jobs: Vec::new(),
-            rows: HashMap::new(),
+            planned: 0,
+            placed_rows: HashMap::new(),
             weights,
             usage,
             guests: guests(state),
@@ -150,7 +156,27 @@ impl PlanSnapshot {
                 project: r.project.clone(),
             })
             .collect();
-        self.rows = self.pending.drain(..).map(|r| (r.id.clone(), r)).collect();
+    }
+
+    /// Keeps the rows of the jobs `decisions` place (looked up again under the live
+    /// lock) and lets go of the others.
+    fn keep_placed_rows(&mut self, decisions: &[Decision]) {
+        let placed: HashSet<&str> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Place(p) => Some(p.job.as_str()),
+                _ => None,
+            })
+            .collect();
+        let pending = std::mem::take(&mut self.pending);
+        if placed.is_empty() {
+            return;
+        }
+        self.placed_rows = pending
+            .into_iter()
+            .filter(|r| placed.contains(r.id.as_str()))
+            .map(|r| (r.id.clone(), r))
+            .collect();
     }
 
     fn plan(&mut self) -> Vec<Decision> {
@@ -164,7 +190,10 @@ impl PlanSnapshot {
             idle_booked: &self.idle_booked,
             policy: &self.policy,
         };
-        plan(&mut self.cluster, &mut self.accounts, &input)
+        let decisions = plan(&mut self.cluster, &mut self.accounts, &input);
+        self.planned = std::mem::take(&mut self.jobs).len();
+        self.keep_placed_rows(&decisions);
+        decisions
     }
 }
 
@@ -229,6 +258,7 @@ impl Engine {
             .await
             .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
             self.metrics.queue_planned();
+            report.planned = snap.planned;
             // Only placements and preemptions are decided under the live lock; why each
             // of the (maybe 100k) other jobs waits is put together after.
             let (actions, waits) = split_waits(decisions);
@@ -439,7 +469,7 @@ fn place_in_reservation(
         hints.insert(
             id.to_owned(),
             Hint {
-                why,
+                why: Arc::new(why),
                 estimated_start: Some(r.start_ms),
             },
         );
@@ -469,7 +499,7 @@ fn place_in_reservation(
         hints.insert(
             id.to_owned(),
             Hint {
-                why: PendingWhy::ReservationBusy { count },
+                why: Arc::new(PendingWhy::ReservationBusy { count }),
                 estimated_start: None,
             },
         );
@@ -509,7 +539,7 @@ fn apply_plan(tx: &mut Tx<'_>, snap: &PlanSnapshot, decisions: Vec<Decision>) ->
     for d in decisions {
         match d {
             Decision::Place(p) => {
-                let Some(row) = snap.rows.get(&p.job) else {
+                let Some(row) = snap.placed_rows.get(&p.job) else {
                     continue;
                 };
                 let charge = if unchanged {
@@ -742,11 +772,13 @@ fn draining_by_class(state: &State, classes: &BTreeSet<String>) -> BTreeMap<Stri
 }
 
 /// Why each waiting job waits: what the plan said, and the draining nodes of its class
-/// when it cannot be scheduled at all.
+/// when it cannot be scheduled at all. Equal reasons are held once, shared.
 fn wait_hints(
     waits: Vec<Waiting>,
     draining: &BTreeMap<String, Vec<String>>,
 ) -> HashMap<String, Hint> {
+    let mut shared: HashMap<PendingWhy, Arc<PendingWhy>> = HashMap::new();
+    let mut last: Option<Arc<PendingWhy>> = None;
     waits
         .into_iter()
         .map(|(job, why, estimated_start)| {
@@ -761,6 +793,17 @@ fn wait_hints(
                 },
                 None => PendingWhy::Queue(why),
             };
+            // Jobs of one org and class come in runs with the same reason: the last one
+            // is compared first, and only a new reason is hashed.
+            let why = match &last {
+                Some(l) if **l == why => Arc::clone(l),
+                _ => Arc::clone(
+                    shared
+                        .entry(why)
+                        .or_insert_with_key(|why| Arc::new(why.clone())),
+                ),
+            };
+            last = Some(Arc::clone(&why));
             (
                 job,
                 Hint {
