@@ -143,7 +143,9 @@ get_during_passes get-during-passes-10k
 bench submit-10k-pending --token "$queue" --count 10000 submit
 bench reserve-20k-pending --token "$book" --count 10000 reserve
 bench submit-grow-to-100k --token "$queue" --count 80000 submit
-sleep 2
+# Resident memory once the passes over the new jobs have settled: the last one has run
+# and the heap's freed pages have been given back (at most 5 s after it).
+sleep 7
 echo "{\"rss_kib\": $(rss_kib)}" >"$out/rss-100k.json"
 bench list-100k --token "$queue" --count 2000 list --page-size 500
 wall berth-jobs-100k 21 env BERTH_TOKEN="$queue" "$bin/berth" --server "$server" jobs

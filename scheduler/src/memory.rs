@@ -22,34 +22,46 @@ pub fn tune() {
     }
 }
 
-/// Gives freed heap pages back after large passes, at most once per `every`.
+/// Gives freed heap pages back after large passes, at most once per `every`: a large
+/// pass that comes too soon after the last trim leaves one owed, given at the first pass
+/// once the interval is over (a queue that stops changing still gets its trim).
 #[derive(Debug)]
 pub struct Trimmer {
     every: Duration,
     last: Option<Instant>,
+    owed: bool,
 }
 
 impl Trimmer {
     /// At most one trim per `every`.
     pub fn new(every: Duration) -> Self {
-        Trimmer { every, last: None }
+        Trimmer {
+            every,
+            last: None,
+            owed: false,
+        }
     }
 
-    /// Whether a pass that planned `planned` jobs should be followed by a trim now.
-    pub fn due(&self, planned: usize, now: Instant) -> bool {
-        planned >= TRIM_AFTER_PLANNING
+    /// Notes a pass that planned `planned` jobs; whether freed pages should be given back
+    /// now.
+    fn due(&mut self, planned: usize, now: Instant) -> bool {
+        self.owed |= planned >= TRIM_AFTER_PLANNING;
+        let due = self.owed
             && self
                 .last
-                .is_none_or(|l| now.duration_since(l) >= self.every)
+                .is_none_or(|l| now.duration_since(l) >= self.every);
+        if due {
+            self.owed = false;
+            self.last = Some(now);
+        }
+        due
     }
 
-    /// After a pass that planned `planned` jobs: gives freed pages back if due.
+    /// After a pass that planned `planned` jobs (0: none): gives freed pages back if due.
     pub async fn after_pass(&mut self, planned: usize, metrics: &Metrics) {
-        let now = Instant::now();
-        if !self.due(planned, now) {
+        if !self.due(planned, Instant::now()) {
             return;
         }
-        self.last = Some(now);
         let took = tokio::task::spawn_blocking(|| {
             let started = Instant::now();
             berth_heap::give_back_free_pages();
@@ -68,13 +80,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_large_plans_trim_and_at_most_once_per_interval() {
-        let mut t = Trimmer::new(Duration::from_secs(5));
-        let now = Instant::now();
-        assert!(!t.due(TRIM_AFTER_PLANNING - 1, now));
-        assert!(t.due(TRIM_AFTER_PLANNING, now));
-        t.last = Some(now);
-        assert!(!t.due(100_000, now + Duration::from_secs(4)));
-        assert!(t.due(100_000, now + Duration::from_secs(5)));
+    fn only_large_plans_trim_at_most_once_per_interval_and_none_is_forgotten() {
+        let s = Duration::from_secs;
+        let mut t = Trimmer::new(s(5));
+        let t0 = Instant::now();
+        assert!(!t.due(TRIM_AFTER_PLANNING - 1, t0));
+        assert!(!t.due(0, t0 + s(60)), "small passes owe nothing");
+        assert!(t.due(TRIM_AFTER_PLANNING, t0 + s(60)));
+        // A large pass too soon after: owed, given at the first pass once it is due,
+        // even one that planned nothing.
+        assert!(!t.due(100_000, t0 + s(61)));
+        assert!(!t.due(0, t0 + s(64)));
+        assert!(t.due(0, t0 + s(65)));
+        assert!(!t.due(0, t0 + s(100)), "paid once");
     }
 }

@@ -885,3 +885,57 @@ fn pick_on_one_node(
         .values()
         .find_map(|devices| pick_within(devices, busy, count))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::LimitRefusal;
+
+    fn cap(class: &str) -> Wait {
+        Wait::Limit(LimitRefusal::Cap {
+            class: class.into(),
+            max: 1,
+            held: 1,
+            asked: 1,
+        })
+    }
+
+    fn not_schedulable(class: &str) -> Wait {
+        Wait::NotSchedulable {
+            class: class.into(),
+            needed: 8,
+            schedulable: 0,
+            total: 8,
+        }
+    }
+
+    #[test]
+    fn equal_reasons_are_held_once_wherever_they_come_in_the_queue() {
+        let waits: Vec<Waiting> = vec![
+            ("a".into(), cap("gpu"), None),
+            ("b".into(), cap("gpu"), Some(5)),
+            ("c".into(), cap("npu"), None),
+            ("d".into(), cap("gpu"), None),
+            ("e".into(), not_schedulable("npu"), None),
+            ("f".into(), not_schedulable("gpu"), None),
+        ];
+        let draining = BTreeMap::from([("npu".to_owned(), vec!["n1".to_owned()])]);
+        let hints = wait_hints(waits, &draining);
+        assert_eq!(hints.len(), 6);
+        assert!(Arc::ptr_eq(&hints["a"].why, &hints["b"].why));
+        assert!(Arc::ptr_eq(&hints["a"].why, &hints["d"].why));
+        assert!(!Arc::ptr_eq(&hints["a"].why, &hints["c"].why));
+        assert_eq!(*hints["a"].why, PendingWhy::Queue(cap("gpu")));
+        assert_eq!(*hints["c"].why, PendingWhy::Queue(cap("npu")));
+        assert_eq!(hints["b"].estimated_start, Some(5));
+        // Draining nodes are named only for the class they drain.
+        assert_eq!(
+            *hints["e"].why,
+            PendingWhy::Draining {
+                nodes: vec!["n1".into()],
+                wait: not_schedulable("npu"),
+            }
+        );
+        assert_eq!(*hints["f"].why, PendingWhy::Queue(not_schedulable("gpu")));
+    }
+}
