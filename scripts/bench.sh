@@ -142,6 +142,10 @@ bench submit-empty --token "$queue" --count 10000 submit
 get_during_passes get-during-passes-10k
 bench submit-10k-pending --token "$queue" --count 10000 submit
 bench reserve-20k-pending --token "$book" --count 10000 reserve
+# Resident memory before the queue grows by 80k jobs (after its passes settle, as below):
+# what those jobs add, over what they add to.
+sleep 7
+echo "{\"rss_kib\": $(rss_kib), \"pending\": $(berth jobs --state pending --limit 1000000 -o json | jq length)}" >"$out/rss-before-80k.json"
 bench submit-grow-to-100k --token "$queue" --count 80000 submit
 # Resident memory once the passes over the new jobs have settled: the last one has run
 # and the heap's freed pages have been given back (at most 5 s after it).
@@ -172,8 +176,12 @@ echo "== summary ($db)" >&2
   empty=$(jq .rss_kib "$out/rss-empty.json")
   full=$(jq .rss_kib "$out/rss-100k.json")
   echo
+  before=$(jq .rss_kib "$out/rss-before-80k.json")
+  pending=$(jq .pending "$out/rss-before-80k.json")
   echo "Resident memory: $((empty / 1024)) MiB empty, $((full / 1024)) MiB with 100k pending jobs:" \
-    "$(((full - empty) * 1024 / 100000)) bytes per pending job."
+    "$(((full - empty) * 1024 / 100000)) bytes per pending job over the empty scheduler" \
+    "(with its 10k bookings); $((before / 1024)) MiB at $pending pending:" \
+    "$(((full - before) * 1024 / (100000 - pending))) bytes per job of the last $((100000 - pending))."
   echo "Passes during get-during-passes: $(jq .passes "$out/passes-during-get-during-passes-10k.json")" \
     "at 10k pending, $(jq .passes "$out/passes-during-get-during-passes-100k.json") at 100k."
 } | tee "$out/summary.md"
