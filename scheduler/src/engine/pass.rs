@@ -65,7 +65,7 @@ pub(crate) struct IdlePlan {
 
 /// Everything the queue pass plans from, copied out of the live state. Under the live
 /// lock only pointers to the pending jobs are copied; the planner's own rows
-/// ([`PlanSnapshot::prepare`]) are built off the lock, beside the API.
+/// ([`PlanSnapshot::queued_jobs`]) are built off the lock, beside the API.
 struct PlanSnapshot {
     version: u64,
     now: i64,
@@ -75,7 +75,6 @@ struct PlanSnapshot {
     pending: Vec<Arc<JobRow>>,
     /// Budget units per device-hour, by class.
     rates: HashMap<String, f64>,
-    jobs: Vec<QueuedJob>,
     /// How many pending jobs the plan looked at (once planned).
     planned: usize,
     /// The rows of the jobs the plan places, by id.
@@ -124,7 +123,6 @@ impl PlanSnapshot {
             accounts: state.accounts.clone(),
             pending,
             rates,
-            jobs: Vec::new(),
             planned: 0,
             placed_rows: HashMap::new(),
             weights,
@@ -137,10 +135,9 @@ impl PlanSnapshot {
 
     /// The planner's rows of the pending jobs (off the live lock: this copies their ids,
     /// orgs and classes, which is most of a snapshot's cost at 100k pending jobs).
-    fn prepare(&mut self) {
+    fn queued_jobs(&self) -> Vec<QueuedJob> {
         let rate = |class: &str| self.rates.get(class).copied().unwrap_or(1.0);
-        self.jobs = self
-            .pending
+        self.pending
             .iter()
             .map(|r| QueuedJob {
                 id: r.id.clone(),
@@ -155,7 +152,7 @@ impl PlanSnapshot {
                 rate: rate(&r.class),
                 project: r.project.clone(),
             })
-            .collect();
+            .collect()
     }
 
     /// Keeps the rows of the jobs `decisions` place (looked up again under the live
@@ -180,10 +177,10 @@ impl PlanSnapshot {
     }
 
     fn plan(&mut self) -> Vec<Decision> {
-        self.prepare();
+        let jobs = self.queued_jobs();
         let input = PlanInput {
             now: self.now,
-            jobs: &self.jobs,
+            jobs: &jobs,
             weights: &self.weights,
             usage: &self.usage,
             guests: &self.guests,
@@ -191,7 +188,8 @@ impl PlanSnapshot {
             policy: &self.policy,
         };
         let decisions = plan(&mut self.cluster, &mut self.accounts, &input);
-        self.planned = std::mem::take(&mut self.jobs).len();
+        self.planned = jobs.len();
+        drop(jobs);
         self.keep_placed_rows(&decisions);
         decisions
     }
@@ -777,7 +775,7 @@ fn wait_hints(
     waits: Vec<Waiting>,
     draining: &BTreeMap<String, Vec<String>>,
 ) -> HashMap<String, Hint> {
-    let mut shared: HashMap<PendingWhy, Arc<PendingWhy>> = HashMap::new();
+    let mut shared: HashSet<Arc<PendingWhy>> = HashSet::new();
     let mut last: Option<Arc<PendingWhy>> = None;
     waits
         .into_iter()
@@ -797,11 +795,14 @@ fn wait_hints(
             // is compared first, and only a new reason is hashed.
             let why = match &last {
                 Some(l) if **l == why => Arc::clone(l),
-                _ => Arc::clone(
-                    shared
-                        .entry(why)
-                        .or_insert_with_key(|why| Arc::new(why.clone())),
-                ),
+                _ => match shared.get(&why) {
+                    Some(s) => Arc::clone(s),
+                    None => {
+                        let why = Arc::new(why);
+                        shared.insert(Arc::clone(&why));
+                        why
+                    }
+                },
             };
             last = Some(Arc::clone(&why));
             (
