@@ -126,6 +126,8 @@ typedef struct {
 
 static struct fake_gpu gpus[64];
 static struct fake_set the_set;
+/* NVML keeps a reference count: each nvmlInit_v2 needs its nvmlShutdown, and only the
+ * last one shuts down (a handle dropped late must not shut down a newer one's). */
 static int initialised;
 static int xid_delivered;
 
@@ -143,13 +145,14 @@ nvmlReturn_t nvmlInit_v2(void) {
     for (unsigned i = 0; i < FAKE_GPU_COUNT && i < 64; i++) {
         gpus[i].index = i;
     }
-    initialised = 1;
+    initialised++;
     return NVML_SUCCESS;
 #endif
 }
 
 nvmlReturn_t nvmlShutdown(void) {
-    initialised = 0;
+    if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    initialised--;
     return NVML_SUCCESS;
 }
 
