@@ -649,3 +649,85 @@ async fn a_queue_that_only_waits_is_not_planned_again_until_something_changes() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Listing every job merges live jobs (from memory) with ended ones (from the database),
+/// and skips the database for a page full of live jobs newer than every ended one. An
+/// ended job newer than live ones is listed in its place, before a restart and after it
+/// (when the scheduler has read the newest ended job back from the database).
+#[tokio::test]
+async fn an_ended_job_is_listed_in_its_place_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let c = common::centre_in(dir, 15_000, |_| {}).await;
+    let alice = c.user("acme", "alice").await;
+    let mut jobs = v1::jobs_client::JobsClient::new(c.channel.clone());
+    let mut submit = async |name: &str| {
+        jobs.submit_job(authed(
+            v1::SubmitJobRequest {
+                name: name.into(),
+                class: "gpu".into(),
+                count: 1,
+                image: "busybox".into(),
+                command: vec!["true".into()],
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+    };
+    // One device: admission takes the jobs; which of them is placed does not matter
+    // here, only the order of creation (a millisecond apart) and which has ended.
+    let _node = c.join("n1", 1).await;
+    let old = submit("old").await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let ended = submit("ended").await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let newest = submit("newest").await;
+    v1::jobs_client::JobsClient::new(c.channel.clone())
+        .cancel_job(authed(v1::CancelJobRequest { id: ended.clone() }, &alice))
+        .await
+        .unwrap();
+    let listed = async |channel: tonic::transport::Channel| {
+        let mut jobs = v1::jobs_client::JobsClient::new(channel);
+        let (mut out, mut token) = (Vec::new(), String::new());
+        loop {
+            let page = jobs
+                .list_jobs(authed(
+                    v1::ListJobsRequest {
+                        all: true,
+                        page_size: 1,
+                        page_token: token,
+                        ..Default::default()
+                    },
+                    &alice,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let ended = |j: &v1::Job| j.state == v1::JobState::Cancelled as i32;
+            out.extend(page.jobs.into_iter().map(|j| (ended(&j), j.id)));
+            token = page.next_page_token;
+            if token.is_empty() {
+                return out;
+            }
+        }
+    };
+    let want = vec![(false, newest), (true, ended), (false, old)];
+    assert_eq!(listed(c.channel.clone()).await, want);
+    c.server.shutdown().await;
+
+    let mut config = ServerConfig::dev(path);
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    let again = server::start(config).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", again.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(listed(channel).await, want, "after a restart");
+    again.shutdown().await;
+}

@@ -403,7 +403,20 @@ async fn load_state(store: &dyn Store) -> Result<(State, Vec<crate::store::Token
     let usage_since = now - 90 * 24 * berth_proto::time::HOUR_MS;
     let mut snap = store.load(now, ledger_since, usage_since).await?;
     let tokens = std::mem::take(&mut snap.tokens);
-    Ok((State::from_snapshot(snap), tokens))
+    let mut state = State::from_snapshot(snap);
+    let ended = crate::store::JobFilter {
+        include_finished: true,
+        ended_only: true,
+        ..Default::default()
+    };
+    if let Some(newest) = store
+        .list_jobs(&ended, &crate::store::Page::first(1))
+        .await?
+        .first()
+    {
+        state.note_ended(newest.created_ms, &newest.id);
+    }
+    Ok((state, tokens))
 }
 
 /// The current time in milliseconds.

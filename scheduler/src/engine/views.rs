@@ -231,10 +231,10 @@ impl Engine {
         // Memory first, then the database: a job live in this snapshot that has ended
         // since is in both (the database's row wins), and one that had ended here has
         // ended there too, so no job falls between the two.
-        let live = self.live_jobs_page(&filter, &page);
+        let (live, ended_may_show) = self.live_jobs_page(&filter, &page);
         let ended = match ended_filter(&filter) {
-            Some(f) => self.store.list_jobs(&f, &page).await?,
-            None => Vec::new(),
+            Some(f) if ended_may_show => self.store.list_jobs(&f, &page).await?,
+            _ => Vec::new(),
         };
         let rows = merge_newest(live, ended, page.limit as usize);
         let last = rows.last().map(|j| Cursor {
@@ -259,20 +259,28 @@ impl Engine {
     }
 
     /// Up to a page of the committed live jobs that `filter` shows, after the page's
-    /// cursor, newest first.
-    fn live_jobs_page(&self, filter: &JobFilter, page: &Page) -> Vec<Arc<JobRow>> {
-        if !filter.states.is_empty() && filter.states.iter().all(|s| s.is_final()) {
-            return Vec::new();
-        }
+    /// cursor, newest first; and whether an ended job may come before the last of them
+    /// (when the page is full of jobs newer than every ended one, the database has
+    /// nothing for it).
+    fn live_jobs_page(&self, filter: &JobFilter, page: &Page) -> (Vec<Arc<JobRow>>, bool) {
         let committed = self.pipeline.committed();
+        if !filter.states.is_empty() && filter.states.iter().all(|s| s.is_final()) {
+            return (Vec::new(), committed.may_hold_ended(None));
+        }
         let after = page.after.as_ref().map(|c| (c.key, c.id.as_str()));
-        committed
+        let live: Vec<Arc<JobRow>> = committed
             .live_jobs_newest(after)
             .take_while(|j| filter.since_ms.is_none_or(|since| j.created_ms >= since))
             .filter(|j| shows(filter, j))
             .take(page.limit as usize)
             .cloned()
-            .collect()
+            .collect();
+        let last = live
+            .last()
+            .filter(|_| live.len() == page.limit as usize)
+            .map(|j| (j.created_ms, j.id.as_str()));
+        let ended_may_show = committed.may_hold_ended(last);
+        (live, ended_may_show)
     }
 
     /// A page of reservations the caller may see, newest first.
@@ -647,6 +655,37 @@ mod tests {
             "the index holds the newest row"
         );
         assert_eq!(s.jobs.len(), now.len());
+    }
+
+    #[test]
+    fn the_database_is_asked_for_ended_jobs_only_when_one_may_come_before_the_page_ends() {
+        let mut s = State::default();
+        assert!(!s.may_hold_ended(None), "nothing has ended");
+        assert!(!s.may_hold_ended(Some((5, "j-5"))));
+        s.note_ended(3, "j-3");
+        assert!(s.may_hold_ended(None), "a page that is not full");
+        assert!(
+            s.may_hold_ended(Some((2, "j-9"))),
+            "older than the ended job"
+        );
+        assert!(s.may_hold_ended(Some((3, "j-2"))), "same time, smaller id");
+        assert!(!s.may_hold_ended(Some((3, "j-3"))));
+        assert!(
+            !s.may_hold_ended(Some((4, "j-0"))),
+            "newer than every ended job"
+        );
+        s.note_ended(1, "j-1");
+        assert!(
+            !s.may_hold_ended(Some((4, "j-0"))),
+            "an older end never lowers it"
+        );
+        let mut ended = job("j-7", "gpu", JobState::Failed, 7);
+        ended.finished_ms = Some(9);
+        s.apply(&Mutation::UpsertJob(Arc::new(ended)));
+        assert!(
+            s.may_hold_ended(Some((6, "j-6"))),
+            "a job that ends here raises it"
+        );
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl State {
         }
         if r.state.is_final() {
             self.accounts.release(&r.org, &r.class, &r.id, i64::MIN);
+            self.note_ended(r.created_ms, &r.id);
             return;
         }
         if r.state.is_placed() && r.reservation_id.is_none() && !r.preemptible {

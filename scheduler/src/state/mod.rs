@@ -204,6 +204,10 @@ pub struct State {
     pub jobs: HashMap<String, LiveJob>,
     /// The same jobs newest first (by creation, then id), for listings.
     by_created: BTreeSet<Newest>,
+    /// The newest `(created_ms, id)` of any ended job: read from the database at load,
+    /// raised as jobs end here, never lowered (a pruned job leaves it safely high). A
+    /// listing whose live page is full of newer jobs needs nothing from the database.
+    newest_ended: Option<(i64, String)>,
     /// Pending jobs in bookings, oldest first (by creation, then id), with their booking:
     /// each pass looks at them, and at none of the queue's.
     pending_in_bookings: BTreeMap<(i64, String), String>,
@@ -409,6 +413,27 @@ impl State {
             }
         }
         out
+    }
+
+    /// Notes that a job created at `created_ms` has ended (see [`State::may_hold_ended`]).
+    pub fn note_ended(&mut self, created_ms: i64, id: &str) {
+        if self
+            .newest_ended
+            .as_ref()
+            .is_none_or(|(t, i)| (created_ms, id) > (*t, i.as_str()))
+        {
+            self.newest_ended = Some((created_ms, id.to_owned()));
+        }
+    }
+
+    /// Whether the database may hold an ended job that comes before `(created_ms, id)`
+    /// in a newest-first listing (`None`: before the end of the listing).
+    pub fn may_hold_ended(&self, before: Option<(i64, &str)>) -> bool {
+        match (&self.newest_ended, before) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some((t, i)), Some(key)) => (*t, i.as_str()) > key,
+        }
     }
 
     /// Live jobs newest first (by creation time, then id), starting after `after` (a
