@@ -8,6 +8,7 @@ use crate::store::{
 };
 use berth_proto::time::{ms_to_dur, ms_to_ts, opt_ts};
 use berth_proto::v1;
+use std::sync::Arc;
 
 /// A short UTC time for messages (`2026-11-21 14:00 UTC`).
 pub fn local_hint(ms: i64) -> String {
@@ -125,18 +126,18 @@ pub fn hours(ms: i64) -> f64 {
 /// thing share one rendering (in a page of waiting jobs, the words would otherwise cost
 /// more than everything else of a job).
 #[derive(Debug, Default)]
-pub struct Reasons(Vec<(crate::engine::PendingWhy, String)>);
+pub struct Reasons(Vec<(crate::engine::PendingWhy, Arc<str>)>);
 
 impl Reasons {
     /// Most distinct reasons remembered; the rest are put in words each time.
     const KEEP: usize = 32;
 
     /// `why` in words.
-    pub fn describe(&mut self, why: &crate::engine::PendingWhy) -> String {
+    pub fn describe(&mut self, why: &crate::engine::PendingWhy) -> Arc<str> {
         if let Some((_, words)) = self.0.iter().find(|(w, _)| w == why) {
             return words.clone();
         }
-        let words = why.describe();
+        let words: Arc<str> = why.describe().into();
         if self.0.len() < Self::KEEP {
             self.0.push((why.clone(), words.clone()));
         }
@@ -144,16 +145,49 @@ impl Reasons {
     }
 }
 
+/// The reason a job shows, held without a copy where it can be: the row's own, or words
+/// shared by the jobs of one reply.
+#[derive(Debug, Clone)]
+pub enum ReasonText {
+    /// The row's own `reason`.
+    Row,
+    /// Why it waits, in words shared by the reply's jobs that wait for the same thing.
+    Shared(Arc<str>),
+    /// Put in words for this job alone.
+    Own(String),
+}
+
+impl ReasonText {
+    /// The reason as text, for the row it was made for.
+    pub fn of<'a>(&'a self, row: &'a JobRow) -> &'a str {
+        match self {
+            ReasonText::Row => &row.reason,
+            ReasonText::Shared(s) => s,
+            ReasonText::Own(s) => s,
+        }
+    }
+}
+
 /// The reason a job shows: why it waits (from the latest pass), why it is being
 /// stopped, or why it ended.
-fn job_reason(r: &JobRow, hint: Option<&Hint>, reasons: &mut Reasons) -> String {
+pub fn job_reason(r: &JobRow, hint: Option<&Hint>, reasons: &mut Reasons) -> ReasonText {
     match (&r.stop, hint) {
-        (Some(stop), _) if r.state.is_placed() => {
-            format!("stopping ({}): {}", stop.cause.final_state(), stop.reason)
+        (Some(stop), _) if r.state.is_placed() => ReasonText::Own(format!(
+            "stopping ({}): {}",
+            stop.cause.final_state(),
+            stop.reason
+        )),
+        (_, Some(h)) if r.state == JobState::Pending => {
+            ReasonText::Shared(reasons.describe(&h.why))
         }
-        (_, Some(h)) if r.state == JobState::Pending => reasons.describe(&h.why),
-        _ => r.reason.clone(),
+        _ => ReasonText::Row,
     }
+}
+
+/// When a pending job is expected to start, from its hint.
+pub fn estimated_start(r: &JobRow, hint: Option<&Hint>) -> Option<i64> {
+    hint.filter(|_| r.state == JobState::Pending)
+        .and_then(|h| h.estimated_start)
 }
 
 /// A job, with its pending hint if it waits.
@@ -164,10 +198,8 @@ pub fn job(r: &JobRow, hint: Option<&Hint>) -> v1::Job {
 /// A job, with its pending hint if it waits, putting the reason in words through
 /// `reasons` (one per reply).
 pub fn job_with(r: &JobRow, hint: Option<&Hint>, reasons: &mut Reasons) -> v1::Job {
-    let reason = job_reason(r, hint, reasons);
-    let estimated_start = hint
-        .filter(|_| r.state == JobState::Pending)
-        .and_then(|h| h.estimated_start);
+    let reason = job_reason(r, hint, reasons).of(r).to_owned();
+    let estimated_start = estimated_start(r, hint);
     v1::Job {
         id: r.id.clone(),
         name: r.name.clone(),

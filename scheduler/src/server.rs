@@ -573,10 +573,9 @@ pub async fn start_on(
             ReservationsService(e.clone()),
             auth.clone()
         ))
-        .add_service(service!(
-            jobs_server::JobsServer,
-            JobsService(e.clone()),
-            auth.clone()
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            crate::service::JobsRoutes::new(e.clone(), config.limits.max_message_bytes),
+            auth.clone(),
         ))
         .add_service(service!(
             usage_server::UsageServer,

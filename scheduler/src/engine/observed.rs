@@ -260,6 +260,11 @@ pub struct Hint {
     pub estimated_start: Option<i64>,
 }
 
+/// Hints by job id. Looked up for every job of a listing (500 a page), so hashed with
+/// foldhash rather than SipHash: the ids are the scheduler's own, and the seed is still
+/// random per process.
+pub type HintMap = HashMap<String, Hint, foldhash::fast::RandomState>;
+
 /// The latest hints: those of jobs in bookings, replaced after each pass, and those of
 /// the queue, replaced after each pass that planned it (a queue that only waited on an
 /// unchanged state keeps its hints without a copy of them).
@@ -269,8 +274,8 @@ pub struct Hints(RwLock<HintSet>);
 /// Hints as one pass left them; cheap to clone (two shared maps).
 #[derive(Debug, Default, Clone)]
 pub struct HintSet {
-    bookings: Arc<HashMap<String, Hint>>,
-    queue: Arc<HashMap<String, Hint>>,
+    bookings: Arc<HintMap>,
+    queue: Arc<HintMap>,
 }
 
 impl HintSet {
@@ -297,7 +302,7 @@ impl Hints {
 
     /// Replaces the hints of jobs in bookings, and those of the queue when it was
     /// planned (`None`: the last plan's stand).
-    pub fn set(&self, bookings: HashMap<String, Hint>, queue: Option<HashMap<String, Hint>>) {
+    pub fn set(&self, bookings: HintMap, queue: Option<HintMap>) {
         let mut h = self.0.write().unwrap_or_else(|e| e.into_inner());
         h.bookings = Arc::new(bookings);
         if let Some(q) = queue {

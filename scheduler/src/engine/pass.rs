@@ -9,7 +9,7 @@
 
 use super::charges::{self, Subject};
 use super::observed::Lapse;
-use super::observed::{Hint, PendingWhy};
+use super::observed::{Hint, HintMap, PendingWhy};
 use super::pipeline::Tx;
 use super::stage::{bump_generation, end_reservation_jobs, stage_stop};
 use super::{Engine, now};
@@ -202,7 +202,7 @@ impl Engine {
         let started = Instant::now();
         let t = now();
         let mut report = PassReport::default();
-        let mut hints: HashMap<String, Hint> = HashMap::new();
+        let mut hints = HintMap::default();
         let lease = Duration::from_millis(self.policy.lease_ms.max(0) as u64);
         let fresh_ms = 3 * self.policy.lease_ms;
         let grace_ms = self.policy.grace_ms;
@@ -246,7 +246,7 @@ impl Engine {
         });
         // Unless planned again, the waiting jobs' reasons and estimated starts stay those
         // of the last plan (an empty queue has none).
-        let mut queue_hints = (!unchanged && snapshot.is_none()).then(HashMap::new);
+        let mut queue_hints = (!unchanged && snapshot.is_none()).then(HintMap::default);
         let mut second = None;
         if let Some(mut snap) = snapshot {
             let (snap, decisions) = tokio::task::spawn_blocking(move || {
@@ -431,7 +431,7 @@ fn finish_drains(tx: &mut Tx<'_>) {
 
 /// Places jobs waiting for their reservation's devices, oldest first; notes why the
 /// others wait.
-fn place_in_reservations(tx: &mut Tx<'_>, t: i64, hints: &mut HashMap<String, Hint>) -> usize {
+fn place_in_reservations(tx: &mut Tx<'_>, t: i64, hints: &mut HintMap) -> usize {
     let pending: Vec<String> = tx
         .state()
         .pending_in_bookings()
@@ -443,12 +443,7 @@ fn place_in_reservations(tx: &mut Tx<'_>, t: i64, hints: &mut HashMap<String, Hi
         .count()
 }
 
-fn place_in_reservation(
-    tx: &mut Tx<'_>,
-    id: &str,
-    t: i64,
-    hints: &mut HashMap<String, Hint>,
-) -> bool {
+fn place_in_reservation(tx: &mut Tx<'_>, id: &str, t: i64, hints: &mut HintMap) -> bool {
     let state = tx.state();
     let Some(job) = state.jobs.get(id).map(|j| j.row.clone()) else {
         return false;
@@ -771,10 +766,7 @@ fn draining_by_class(state: &State, classes: &BTreeSet<String>) -> BTreeMap<Stri
 
 /// Why each waiting job waits: what the plan said, and the draining nodes of its class
 /// when it cannot be scheduled at all. Equal reasons are held once, shared.
-fn wait_hints(
-    waits: Vec<Waiting>,
-    draining: &BTreeMap<String, Vec<String>>,
-) -> HashMap<String, Hint> {
+fn wait_hints(waits: Vec<Waiting>, draining: &BTreeMap<String, Vec<String>>) -> HintMap {
     let mut shared: HashSet<Arc<PendingWhy>> = HashSet::new();
     let mut last: Option<Arc<PendingWhy>> = None;
     waits

@@ -3,6 +3,8 @@
 mod admin;
 mod agent;
 mod billing;
+mod jobs_page;
+mod jobs_route;
 mod notify;
 mod projects;
 mod user;
@@ -10,6 +12,8 @@ mod user;
 pub use admin::AdminService;
 pub use agent::AgentService;
 pub use billing::BillingService;
+pub use jobs_page::JobsPage;
+pub use jobs_route::JobsRoutes;
 pub use notify::NotificationsService;
 pub use projects::ProjectsService;
 pub use user::{CapacityService, IdentityService, JobsService, ReservationsService, UsageService};

@@ -151,17 +151,8 @@ impl v1::jobs_server::Jobs for JobsService {
 
     async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Reply<v1::ListJobsResponse> {
         let c = caller(&req)?;
-        let page = self.0.list_jobs(&c, req.get_ref()).await?;
-        let mut reasons = crate::convert::Reasons::default();
-        let reply = v1::ListJobsResponse {
-            jobs: page
-                .items
-                .iter()
-                .map(|j| j.to_proto_with(&mut reasons))
-                .collect(),
-            next_page_token: page.next_page_token,
-        };
-        metered(&req, reply)
+        let page = super::JobsPage::new(self.0.list_jobs(&c, req.get_ref()).await?);
+        metered(&req, page.to_proto())
     }
 
     async fn get_job(&self, req: Request<v1::GetJobRequest>) -> Reply<v1::Job> {
