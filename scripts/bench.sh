@@ -74,7 +74,7 @@ bench() { # name, berth-bench arguments...
   shift
   echo "== $name" >&2
   "$bin/berth-bench" --server "$server" --pid "$pid" -o json "$@" >"$out/$name.json"
-  jq -c '{op, ok, errors, rate, p50_ms, p99_ms, max_ms, server_cpu_percent}' "$out/$name.json" >&2
+  jq -c '{op, ok, errors, rate, p50_ms, p99_ms, max_ms, server_cpu_percent, bench_cpu_percent}' "$out/$name.json" >&2
 }
 berth() { "$bin/berth" --server "$server" "$@"; }
 # Wall time of a command, milliseconds, best of N runs and the median, as JSON.
@@ -164,11 +164,11 @@ stop
 
 echo "== summary ($db)" >&2
 {
-  echo "| phase | ok | errors | rate/s | p50 ms | p99 ms | max ms | server CPU % |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| phase | ok | errors | rate/s | p50 ms | p99 ms | max ms | server CPU % | berth-bench CPU % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for f in submit-empty get-during-passes-10k submit-10k-pending reserve-20k-pending \
     submit-grow-to-100k list-100k get-during-passes-100k "heartbeat-$agents-agents"; do
-    jq -r '"| \(.op) (\(input_filename | split("/")[-1] | rtrimstr(".json"))) | \(.ok) | \(.errors) | \(.rate | floor) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.server_cpu_percent // "-") |"' "$out/$f.json"
+    jq -r '"| \(.op) (\(input_filename | split("/")[-1] | rtrimstr(".json"))) | \(.ok) | \(.errors) | \(.rate | floor) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.server_cpu_percent // "-") | \(.bench_cpu_percent // "-") |"' "$out/$f.json"
   done
   for f in berth-jobs-100k berth-reserve-count-8; do
     jq -r '"| \(.op): wall of \(.runs) runs | | | | median \(.median_ms) | min \(.min_ms) | max \(.max_ms) | |"' "$out/$f.json"

@@ -15,6 +15,7 @@
 //! Each prints the rate, p50, p90, p99 and max latency (`--output json` for scripts).
 
 mod ops;
+mod page;
 mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -113,6 +114,11 @@ enum Op {
         /// Jobs per page.
         #[arg(long, default_value_t = 500)]
         page_size: u32,
+        /// Decode every job of each page (by default each page's jobs are counted
+        /// without decoding their fields, so that the load generator leaves the CPU to
+        /// the server).
+        #[arg(long)]
+        decode: bool,
     },
     /// Read single jobs by id (ids taken from a first listing).
     Get,
@@ -164,7 +170,7 @@ async fn main() -> std::process::ExitCode {
             length,
             ahead,
         } => ops::reserve(c, *devices, *length, *ahead).await,
-        Op::List { page_size } => ops::list(c, *page_size).await,
+        Op::List { page_size, decode } => ops::list(c, *page_size, *decode).await,
         Op::Get => ops::get(c).await,
         Op::Heartbeat {
             interval,
@@ -181,7 +187,7 @@ async fn main() -> std::process::ExitCode {
                 },
                 Output::Table => {
                     println!(
-                        "{:<10} {:>5} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8}{}",
+                        "{:<10} {:>5} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8}{}{}",
                         "op",
                         "conns",
                         "ok",
@@ -195,10 +201,15 @@ async fn main() -> std::process::ExitCode {
                             "  server cpu"
                         } else {
                             ""
+                        },
+                        if summary.bench_cpu_percent.is_some() {
+                            "   bench cpu"
+                        } else {
+                            ""
                         }
                     );
                     println!(
-                        "{:<10} {:>5} {:>8} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}{}",
+                        "{:<10} {:>5} {:>8} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}{}{}",
                         summary.op,
                         summary.connections,
                         summary.ok,
@@ -210,6 +221,9 @@ async fn main() -> std::process::ExitCode {
                         summary.max_ms,
                         summary
                             .server_cpu_percent
+                            .map_or(String::new(), |p| format!("  {p:>9.1}%")),
+                        summary
+                            .bench_cpu_percent
                             .map_or(String::new(), |p| format!("  {p:>9.1}%"))
                     );
                     if let Some(e) = &summary.first_error {

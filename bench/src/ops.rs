@@ -25,7 +25,8 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-type Authed = InterceptedService<Channel, Bearer>;
+/// A channel that sends the bearer token.
+pub(crate) type Authed = InterceptedService<Channel, Bearer>;
 
 /// One connection to the scheduler.
 #[derive(Clone)]
@@ -35,7 +36,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn authed(&self) -> Authed {
+    pub(crate) fn authed(&self) -> Authed {
         InterceptedService::new(self.channel.clone(), self.bearer.clone())
     }
     fn jobs(&self) -> v1::jobs_client::JobsClient<Authed> {
@@ -96,6 +97,32 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// CPU time of the scheduler (with `--pid`) and of this load generator over one run.
+struct CpuClock {
+    server: Option<(u32, f64)>,
+    bench: Option<f64>,
+}
+
+impl CpuClock {
+    fn start(c: &Common) -> Self {
+        CpuClock {
+            server: c.pid.and_then(|p| Some((p, cpu_seconds(p)?))),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+
+    /// Fills in the summary's CPU shares over `wall`.
+    fn stop(self, summary: &mut Summary, wall: Duration) {
+        let percent = |a: f64, b: Option<f64>| b.map(|b| 100.0 * (b - a) / wall.as_secs_f64());
+        summary.server_cpu_percent = self
+            .server
+            .and_then(|(pid, a)| percent(a, cpu_seconds(pid)));
+        summary.bench_cpu_percent = self
+            .bench
+            .and_then(|a| percent(a, cpu_seconds(std::process::id())));
+    }
+}
+
 /// Runs `c.count` requests made by `call(conn, i)` over the connections, with
 /// `c.per_connection` in flight on each: back to back, or request `i` at `i / c.rate`
 /// seconds after the start; none started after `c.time_limit`.
@@ -107,7 +134,7 @@ where
     let next = Arc::new(AtomicUsize::new(0));
     let call = Arc::new(call);
     let count = c.count;
-    let cpu0 = c.pid.and_then(cpu_seconds);
+    let cpu = CpuClock::start(c);
     let started = Instant::now();
     let (rate, time_limit) = (c.rate, c.time_limit);
     let mut workers = Vec::new();
@@ -142,10 +169,7 @@ where
     }
     let wall = started.elapsed();
     let mut summary = all.summary(op, conns.len(), wall);
-    summary.server_cpu_percent = match (cpu0, c.pid.and_then(cpu_seconds)) {
-        (Some(a), Some(b)) => Some(100.0 * (b - a) / wall.as_secs_f64()),
-        _ => None,
-    };
+    cpu.stop(&mut summary, wall);
     summary
 }
 
@@ -238,20 +262,22 @@ pub async fn reserve(
     .await)
 }
 
-/// `list`: one page of jobs per request.
-pub async fn list(c: &Common, page_size: u32) -> Result<Summary, String> {
+/// `list`: one page of jobs per request. Each page's jobs are counted, not decoded
+/// (`decode`: decoded in full, as a client that shows them would).
+pub async fn list(c: &Common, page_size: u32, decode: bool) -> Result<Summary, String> {
     let conns = connect(c).await?;
     Ok(run(c, "list", conns, move |conn, _| async move {
-        let r = conn
-            .jobs()
-            .list_jobs(v1::ListJobsRequest {
-                all: true,
-                page_size,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        if r.jobs.is_empty() {
+        let req = v1::ListJobsRequest {
+            all: true,
+            page_size,
+            ..Default::default()
+        };
+        let jobs = if decode {
+            conn.jobs().list_jobs(req).await?.into_inner().jobs.len()
+        } else {
+            crate::page::list_jobs(conn.authed(), req).await?.jobs
+        };
+        if jobs == 0 {
             return Err(Status::failed_precondition(
                 "no jobs to list: submit some first",
             ));
@@ -366,7 +392,7 @@ pub async fn heartbeat(
         }
     }
     eprintln!("measuring heartbeats for {} s...", duration.as_secs());
-    let cpu0 = c.pid.and_then(cpu_seconds);
+    let cpu = CpuClock::start(c);
     let started = Instant::now();
     let deadline = started + duration;
     let n = joined.len();
@@ -416,10 +442,7 @@ pub async fn heartbeat(
     }
     let wall = started.elapsed();
     let mut summary = all.summary("heartbeat", conns.len(), wall);
-    summary.server_cpu_percent = match (cpu0, c.pid.and_then(cpu_seconds)) {
-        (Some(a), Some(b)) => Some(100.0 * (b - a) / wall.as_secs_f64()),
-        _ => None,
-    };
+    cpu.stop(&mut summary, wall);
     Ok(summary)
 }
 

@@ -29,6 +29,10 @@ pub struct Summary {
     /// CPU the scheduler used during the run, in percent of one core (with --pid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_percent: Option<f64>,
+    /// CPU this load generator used during the run, in percent of one core (it shares
+    /// the machine with the scheduler in `scripts/bench.sh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bench_cpu_percent: Option<f64>,
 }
 
 /// Latencies of one run, in microseconds.
@@ -92,6 +96,7 @@ impl Samples {
             max_ms: self.micros.last().map_or(0.0, |&m| m as f64 / 1000.0),
             first_error: self.first_error,
             server_cpu_percent: None,
+            bench_cpu_percent: None,
         }
     }
 }
