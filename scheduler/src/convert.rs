@@ -126,15 +126,21 @@ pub fn hours(ms: i64) -> f64 {
 /// thing share one rendering (in a page of waiting jobs, the words would otherwise cost
 /// more than everything else of a job).
 #[derive(Debug, Default)]
-pub struct Reasons(Vec<(crate::engine::PendingWhy, Arc<str>)>);
+pub struct Reasons(Vec<(Arc<crate::engine::PendingWhy>, Arc<str>)>);
 
 impl Reasons {
     /// Most distinct reasons remembered; the rest are put in words each time.
     const KEEP: usize = 32;
 
-    /// `why` in words.
-    pub fn describe(&mut self, why: &crate::engine::PendingWhy) -> Arc<str> {
-        if let Some((_, words)) = self.0.iter().find(|(w, _)| w == why) {
+    /// `why` in words. Hints share their reasons, so the same one is found by its
+    /// address first; an equal one held apart by its value.
+    pub fn describe(&mut self, why: &Arc<crate::engine::PendingWhy>) -> Arc<str> {
+        let found = self
+            .0
+            .iter()
+            .find(|(w, _)| Arc::ptr_eq(w, why))
+            .or_else(|| self.0.iter().find(|(w, _)| w == why));
+        if let Some((_, words)) = found {
             return words.clone();
         }
         let words: Arc<str> = why.describe().into();
