@@ -149,6 +149,8 @@ impl v1::jobs_server::Jobs for JobsService {
         Ok(Response::new(j.to_proto()))
     }
 
+    /// Over the wire `ListJobs` is answered by [`super::JobsRoutes`], which writes the
+    /// same page without building these messages; this serves callers in this process.
     async fn list_jobs(&self, req: Request<v1::ListJobsRequest>) -> Reply<v1::ListJobsResponse> {
         let c = caller(&req)?;
         let page = super::JobsPage::new(self.0.list_jobs(&c, req.get_ref()).await?);
