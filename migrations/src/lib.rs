@@ -18,6 +18,7 @@ mod m20261207_000001_projects;
 mod m20261207_000002_evidence;
 mod m20261207_000010_billing;
 mod m20261208_000001_ended_jobs;
+mod m20261209_000001_prefix_indexes;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_evidence::Migration),
             Box::new(m20261207_000010_billing::Migration),
             Box::new(m20261208_000001_ended_jobs::Migration),
+            Box::new(m20261209_000001_prefix_indexes::Migration),
         ]
     }
 }

@@ -364,6 +364,7 @@ storage_tests!(
     join_tokens_join_no_more_than_they_may,
     projects_round_trip_with_their_grants_and_ledger,
     notifications_outbox_dedupes_lists_and_records,
+    no_index_only_repeats_the_start_of_another,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1749,6 +1750,86 @@ async fn audit_is_newest_first(db: TestDb) {
         vec!["d", "c"]
     );
     assert!(store.audit_first(0).await.expect("audit").is_empty());
+}
+
+/// One plain b-tree index as the database reports it.
+#[derive(Debug)]
+struct PlainIndex {
+    name: String,
+    table: String,
+    columns: Vec<String>,
+}
+
+/// The indexes that are neither unique, partial nor behind a constraint: the ones that
+/// only speed up reads, and that every insert pays for.
+async fn plain_indexes(db: &DatabaseConnection) -> Vec<PlainIndex> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT m.name AS name, m.tbl_name AS tbl, \
+                (SELECT group_concat(name, ',') FROM \
+                   (SELECT i.name FROM pragma_index_info(m.name) AS i ORDER BY i.seqno)) AS cols \
+             FROM sqlite_master AS m \
+             WHERE m.type = 'index' AND m.sql IS NOT NULL \
+               AND m.sql NOT LIKE '%UNIQUE%' AND m.sql NOT LIKE '% WHERE %'"
+        }
+        _ => {
+            "SELECT c.relname::text AS name, t.relname::text AS tbl, \
+                array_to_string(ARRAY(SELECT a.attname::text \
+                    FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+                    ORDER BY k.ord), ',') AS cols \
+             FROM pg_index ix \
+             JOIN pg_class c ON c.oid = ix.indexrelid \
+             JOIN pg_class t ON t.oid = ix.indrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             JOIN pg_am am ON am.oid = c.relam \
+             WHERE n.nspname = current_schema() AND am.amname = 'btree' \
+               AND NOT ix.indisunique AND ix.indpred IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("listing indexes");
+    rows.iter()
+        .map(|r| PlainIndex {
+            name: r.try_get("", "name").expect("name"),
+            table: r.try_get("", "tbl").expect("tbl"),
+            columns: r
+                .try_get::<String>("", "cols")
+                .expect("cols")
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+        })
+        .collect()
+}
+
+/// An index whose columns begin another index of the same table answers nothing the
+/// longer one does not, and costs every insert a b-tree write (a `SubmitJob` group paid
+/// for two such indexes on `jobs`).
+async fn no_index_only_repeats_the_start_of_another(db: TestDb) {
+    drop(db.open().await);
+    let raw = db.raw().await;
+    let indexes = plain_indexes(&raw).await;
+    assert!(
+        indexes.iter().any(|i| i.name == "idx_jobs_org_created_id"),
+        "the query found no index: {indexes:?}"
+    );
+    for short in &indexes {
+        for long in &indexes {
+            if short.name != long.name
+                && short.table == long.table
+                && long.columns.starts_with(&short.columns)
+            {
+                panic!(
+                    "index {} {:?} on {} only repeats the start of {} {:?}",
+                    short.name, short.columns, short.table, long.name, long.columns
+                );
+            }
+        }
+    }
 }
 
 async fn reopening_keeps_data(db: TestDb) {
