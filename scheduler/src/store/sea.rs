@@ -47,6 +47,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const SQLITE_POOL_SIZE: u32 = 4;
 /// Connections per pool on PostgreSQL.
 const POSTGRES_POOL_SIZE: u32 = 10;
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged when
+/// taken out again.
+const POSTGRES_PING_IDLE: Duration = Duration::from_secs(5);
 /// How long to wait for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of a write transaction that hits a deadlock, serialization failure or busy
@@ -103,14 +106,25 @@ impl SeaStore {
             // An in-memory database is shared between connections through SQLite's shared
             // cache, where a second writer fails at once instead of waiting: use one.
             options.max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE });
+            // A connection to a local file cannot hang up: pinging it on every checkout
+            // would only add a round trip to SQLite's worker thread to every transaction.
+            options.test_before_acquire(false);
             options.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
+                    // Commits stay durable (`synchronous` stays FULL); only the scratch
+                    // files a statement keeps to undo itself (a multi-row upsert's
+                    // statement journal) and temporary sort tables live in memory
+                    // instead of being written to and read back from disk.
+                    .pragma("temp_store", "memory")
             });
             DbBackend::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             options.max_connections(POSTGRES_POOL_SIZE);
+            // Ping only a connection that sat idle long enough for the server or a proxy
+            // to have dropped it: a busy one goes straight to work, one round trip sooner.
+            options.test_before_acquire_if_idle_for(POSTGRES_PING_IDLE);
             // A transaction whose scheduler went silent (cut off, frozen) must not hold
             // its locks, the lease row's among them, for long: the server ends it.
             options.map_sqlx_postgres_opts(|o| {
