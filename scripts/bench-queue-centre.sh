@@ -4,15 +4,27 @@
 # jobs stay pending, and 100 simulated agents (800 sim-gpu devices) heartbeating in the
 # background. Sets bin, server, http, pid (the scheduler's), queue (the org's user token)
 # and BERTH_TOKEN (the admin's); everything is stopped and removed on exit.
+# BENCH_DB=postgres runs it on PostgreSQL (BERTH_BENCH_POSTGRES_URL, or a fresh
+# `berth_bench` database on the cluster scripts/postgres.sh starts), as scripts/bench.sh.
 cargo build --release -q -p berth-scheduler -p berth-bench -p berth-cli
 bin=target/release
 data=$(mktemp -d)
 grpc=127.0.0.1:${BENCH_PORT}
 http=127.0.0.1:$((BENCH_PORT + 1))
 server=http://$grpc
+db_args=()
+if [ "${BENCH_DB:-sqlite}" = postgres ]; then
+  if [ -z "${BERTH_BENCH_POSTGRES_URL:-}" ]; then
+    eval "$(scripts/postgres.sh)"
+    BERTH_BENCH_POSTGRES_URL=${BERTH_TEST_POSTGRES_URL%/*}/berth_bench
+    psql "${BERTH_TEST_POSTGRES_URL}" -qc "DROP DATABASE IF EXISTS berth_bench" \
+      -c "CREATE DATABASE berth_bench" >/dev/null
+  fi
+  db_args=(--database-url "$BERTH_BENCH_POSTGRES_URL")
+fi
 "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" \
   --web-addr 127.0.0.1:0 --bootstrap-admin-token-file "$data/admin.token" \
-  --org-rate 0 --node-rate 0 --log warn >"$data/scheduler.log" 2>&1 &
+  --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" >"$data/scheduler.log" 2>&1 &
 pid=$!
 agents=
 cleanup() {
