@@ -1,4 +1,4 @@
-# Sourced by scripts/bench-memory.sh and scripts/bench-list.sh (not run on its own):
+# Sourced by scripts/bench-memory.sh, bench-list.sh and bench-submit.sh (not run on its own):
 # builds the release binaries and starts a scheduler (rate limits off, loopback on
 # $BENCH_PORT and the port after it), one org `queue` capped at one device so that its
 # jobs stay pending, and 100 simulated agents (800 sim-gpu devices) heartbeating in the
