@@ -12,16 +12,9 @@ data=$(mktemp -d)
 grpc=127.0.0.1:${BENCH_PORT}
 http=127.0.0.1:$((BENCH_PORT + 1))
 server=http://$grpc
-db_args=()
-if [ "${BENCH_DB:-sqlite}" = postgres ]; then
-  if [ -z "${BERTH_BENCH_POSTGRES_URL:-}" ]; then
-    eval "$(scripts/postgres.sh)"
-    BERTH_BENCH_POSTGRES_URL=${BERTH_TEST_POSTGRES_URL%/*}/berth_bench
-    psql "${BERTH_TEST_POSTGRES_URL}" -qc "DROP DATABASE IF EXISTS berth_bench" \
-      -c "CREATE DATABASE berth_bench" >/dev/null
-  fi
-  db_args=(--database-url "$BERTH_BENCH_POSTGRES_URL")
-fi
+bench_db=${BENCH_DB:-sqlite}
+# shellcheck source=scripts/bench-db.sh
+source scripts/bench-db.sh
 "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" \
   --web-addr 127.0.0.1:0 --bootstrap-admin-token-file "$data/admin.token" \
   --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" >"$data/scheduler.log" 2>&1 &

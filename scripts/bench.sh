@@ -40,16 +40,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-db_args=()
-if [ "$db" = postgres ]; then
-  if [ -z "${BERTH_BENCH_POSTGRES_URL:-}" ]; then
-    eval "$(scripts/postgres.sh)"
-    BERTH_BENCH_POSTGRES_URL=${BERTH_TEST_POSTGRES_URL%/*}/berth_bench
-    psql "${BERTH_TEST_POSTGRES_URL}" -qc "DROP DATABASE IF EXISTS berth_bench" \
-      -c "CREATE DATABASE berth_bench" >/dev/null
-  fi
-  db_args=(--database-url "$BERTH_BENCH_POSTGRES_URL")
-fi
+bench_db=$db
+# shellcheck source=scripts/bench-db.sh
+source scripts/bench-db.sh
 
 start() { # extra scheduler flags
   "$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" --web-addr 127.0.0.1:0 \
