@@ -6,6 +6,8 @@
 # and BERTH_TOKEN (the admin's); everything is stopped and removed on exit.
 # BENCH_DB=postgres runs it on PostgreSQL (BERTH_BENCH_POSTGRES_URL, or a fresh
 # `berth_bench` database on the cluster scripts/postgres.sh starts), as scripts/bench.sh.
+# BENCH_SCHEDULER runs another scheduler binary (an older build, to compare in the same
+# session), and the array sched_args, when the sourcing script sets it, adds flags.
 cargo build --release -q -p berth-scheduler -p berth-bench -p berth-cli
 bin=target/release
 data=$(mktemp -d)
@@ -15,9 +17,9 @@ server=http://$grpc
 bench_db=${BENCH_DB:-sqlite}
 # shellcheck source=scripts/bench-db.sh
 source scripts/bench-db.sh
-"$bin/berth-scheduler" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" \
+"${BENCH_SCHEDULER:-$bin/berth-scheduler}" --dev --data-dir "$data" --grpc-addr "$grpc" --http-addr "$http" \
   --web-addr 127.0.0.1:0 --bootstrap-admin-token-file "$data/admin.token" \
-  --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" >"$data/scheduler.log" 2>&1 &
+  --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" ${sched_args[@]+"${sched_args[@]}"} >"$data/scheduler.log" 2>&1 &
 pid=$!
 agents=
 cleanup() {

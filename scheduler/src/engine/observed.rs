@@ -301,13 +301,17 @@ impl Hints {
     }
 
     /// Replaces the hints of jobs in bookings, and those of the queue when it was
-    /// planned (`None`: the last plan's stand).
-    pub fn set(&self, bookings: HintMap, queue: Option<HintMap>) {
+    /// planned (`None`: the last plan's stand). Returns the hints it replaced, so that
+    /// the caller frees them (a row per pending job) outside the lock, where it likes.
+    #[must_use = "the replaced hints are freed where they are dropped"]
+    pub fn set(&self, bookings: HintMap, queue: Option<HintMap>) -> HintSet {
         let mut h = self.0.write().unwrap_or_else(|e| e.into_inner());
-        h.bookings = Arc::new(bookings);
-        if let Some(q) = queue {
-            h.queue = Arc::new(q);
-        }
+        let bookings = std::mem::replace(&mut h.bookings, Arc::new(bookings));
+        let queue = match queue {
+            Some(q) => std::mem::replace(&mut h.queue, Arc::new(q)),
+            None => Arc::clone(&h.queue),
+        };
+        HintSet { bookings, queue }
     }
 }
 

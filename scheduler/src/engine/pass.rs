@@ -249,24 +249,25 @@ impl Engine {
         let mut queue_hints = (!unchanged && snapshot.is_none()).then(HintMap::default);
         let mut second = None;
         if let Some(mut snap) = snapshot {
-            let (snap, decisions) = tokio::task::spawn_blocking(move || {
-                let d = snap.plan();
-                (snap, d)
+            // Planning, and sorting the (maybe 100k) decisions, is the pass's heavy work:
+            // off the runtime's threads, which stay free to answer requests.
+            let (snap, actions, waits, classes) = off_runtime(move || {
+                let decisions = snap.plan();
+                // Only placements and preemptions are decided under the live lock; why
+                // each of the other jobs waits is put together after.
+                let (actions, waits) = split_waits(decisions);
+                let classes = unschedulable_classes(&waits);
+                (snap, actions, waits, classes)
             })
-            .await
-            .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))?;
+            .await?;
             self.metrics.queue_planned();
             report.planned = snap.planned;
-            // Only placements and preemptions are decided under the live lock; why each
-            // of the (maybe 100k) other jobs waits is put together after.
-            let (actions, waits) = split_waits(decisions);
             // Waiting is not a decision: a plan whose every job waits changed nothing.
             *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner()) =
                 actions.is_empty().then(|| IdlePlan {
                     version: snap.version,
                     at: Instant::now(),
                 });
-            let classes = unschedulable_classes(&waits);
             let ((outcome, draining), ticket) = self.decide(|tx| {
                 let outcome = apply_plan(tx, &snap, actions);
                 let draining = draining_by_class(tx.state(), &classes);
@@ -276,9 +277,11 @@ impl Engine {
             report.preempted += outcome.preempted;
             report.stale = outcome.stale;
             second = Some(ticket);
-            queue_hints = Some(wait_hints(waits, &draining));
+            queue_hints = Some(off_runtime(move || wait_hints(waits, &draining)).await?);
         }
-        self.hints.set(hints, queue_hints);
+        let replaced = self.hints.set(hints, queue_hints);
+        // The last plan's hints (a row per pending job) are freed off the runtime too.
+        drop(tokio::task::spawn_blocking(move || drop(replaced)));
         first.durable().await?;
         if let Some(t) = second {
             t.durable().await?;
@@ -289,6 +292,13 @@ impl Engine {
         self.metrics.pass(started.elapsed());
         Ok(report)
     }
+}
+
+/// Runs a pass's CPU-heavy step on the blocking pool, off the threads that answer requests.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))
 }
 
 /// Confirmed → active at start; active → completed at end (its jobs stop).
