@@ -193,7 +193,9 @@ pub struct AuthIndex {
     users: HashMap<String, UserRow>,
     /// Tokens whose signature and hash have been checked, by the token itself: a token
     /// presented again (an agent's, every few seconds) is checked against its row only.
-    verified: std::sync::Mutex<HashMap<String, Verified>>,
+    /// Looked up on every call, so hashed with foldhash (its quality variant, seeded at
+    /// random per process) rather than SipHash; only checked tokens are ever inserted.
+    verified: std::sync::Mutex<HashMap<String, Verified, foldhash::quality::RandomState>>,
 }
 
 /// What a checked token said.
