@@ -10,7 +10,7 @@
 # over the minute). Prints berth-bench's line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-agents=${1:-10000}
+count=${1:-10000}
 pending=${2:-0}
 BENCH_PORT=${BENCH_PORT:-17770}
 # shellcheck source=scripts/bench-queue-centre.sh
@@ -18,5 +18,5 @@ source scripts/bench-queue-centre.sh
 if [ "$pending" -gt 0 ]; then
   "$bin/berth-bench" --server "$server" --token "$queue" --count "$pending" submit >/dev/null
 fi
-"$bin/berth-bench" --server "$server" --token "$BERTH_TOKEN" --pid "$pid" --count "$agents" \
+"$bin/berth-bench" --server "$server" --token "$BERTH_TOKEN" --pid "$pid" --count "$count" \
   heartbeat --interval 5s --duration 60s
