@@ -21,9 +21,9 @@ source scripts/bench-db.sh
   --web-addr 127.0.0.1:0 --bootstrap-admin-token-file "$data/admin.token" \
   --org-rate 0 --node-rate 0 --log warn "${db_args[@]}" ${sched_args[@]+"${sched_args[@]}"} >"$data/scheduler.log" 2>&1 &
 pid=$!
-agents=
+background_pid=
 cleanup() {
-  [ -n "$agents" ] && kill "$agents" 2>/dev/null
+  [ -n "$background_pid" ] && kill "$background_pid" 2>/dev/null
   kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   rm -rf "$data"
 }
@@ -39,5 +39,5 @@ berth admin budgets set --org queue --class '*' --hours 1000000 --max-devices 1 
 queue=$(berth admin users create --org queue --name q -o json | jq -r .token)
 "$bin/berth-bench" --server "$server" --token "$BERTH_TOKEN" heartbeat --count 100 \
   --interval 5s --duration 3600s --connections 4 >/dev/null 2>&1 &
-agents=$!
+background_pid=$!
 sleep 3
