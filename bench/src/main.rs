@@ -133,6 +133,10 @@ enum Op {
         /// Site of the simulated nodes (default: the first site).
         #[arg(long)]
         site: Option<String>,
+        /// Send the inventory in full in every heartbeat, with no digest, as agents did
+        /// before inventory digests (to compare).
+        #[arg(long)]
+        full_inventory: bool,
     },
 }
 
@@ -176,7 +180,15 @@ async fn main() -> std::process::ExitCode {
             interval,
             duration,
             site,
-        } => ops::heartbeat(c, *interval, *duration, site.as_deref()).await,
+            full_inventory,
+        } => {
+            let inventory = if *full_inventory {
+                ops::Inventory::Full
+            } else {
+                ops::Inventory::Digest
+            };
+            ops::heartbeat(c, *interval, *duration, site.as_deref(), inventory).await
+        }
     };
     match result {
         Ok(summary) => {

@@ -321,6 +321,15 @@ pub async fn get(c: &Common) -> Result<Summary, String> {
     .await)
 }
 
+/// How simulated agents report their inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inventory {
+    /// In full once, then by its digest while the scheduler holds it (as agents do).
+    Digest,
+    /// In full in every heartbeat, with no digest (as agents did before digests).
+    Full,
+}
+
 /// `heartbeat`: `c.count` simulated agents of 8 devices each join, then heartbeat every
 /// `interval` for `duration`; the summary covers the heartbeats.
 pub async fn heartbeat(
@@ -328,6 +337,7 @@ pub async fn heartbeat(
     interval: Duration,
     duration: Duration,
     site: Option<&str>,
+    inventory: Inventory,
 ) -> Result<Summary, String> {
     let conns = connect(c).await?;
     let site = match site {
@@ -404,16 +414,27 @@ pub async fn heartbeat(
         agents.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut known = 0u64;
+            // Like a real agent, it sends its inventory in full until the scheduler
+            // answers its digest, then telemetry alone.
+            let digest = match inventory {
+                Inventory::Digest => berth_proto::inventory::digest(&devices),
+                Inventory::Full => 0,
+            };
+            let telemetry = berth_proto::inventory::samples(&devices);
+            let mut acked = 0u64;
             // Like a real agent, it runs what it is sent (until told otherwise) and says
             // so: a job it did not report would be recorded as lost, and replaced.
             let mut running: Vec<v1::ObservedJob> = Vec::new();
             let mut at = started + offset;
             while at < deadline {
                 tokio::time::sleep_until(at.into()).await;
+                let held = digest != 0 && acked == digest;
                 let req = v1::HeartbeatRequest {
                     node: node.clone(),
                     known_generation: known,
-                    devices: devices.clone(),
+                    devices: if held { Vec::new() } else { devices.clone() },
+                    inventory_digest: digest,
+                    samples: if held { telemetry.clone() } else { Vec::new() },
                     jobs: running.clone(),
                     wait: None,
                     agent_version: "berth-bench".into(),
@@ -426,6 +447,7 @@ pub async fn heartbeat(
                         let r = r.into_inner();
                         running = runs(&r, &running);
                         known = r.generation;
+                        acked = r.inventory_digest;
                     }
                     Err(e) => samples.err(format!("{:?}: {}", e.code(), e.message())),
                 }

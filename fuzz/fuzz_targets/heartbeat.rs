@@ -163,6 +163,8 @@ fn arb_response(u: &mut Unstructured<'_>, applied: u64, now: i64) -> Result<Hear
                 ],
             )?)),
         },
+        // The digest of the inventory the scheduler holds: none, or any.
+        inventory_digest: u.arbitrary()?,
     })
 }
 

@@ -18,6 +18,7 @@ use crate::logs::{self, LogOptions, LogTransport, LogsDone};
 use crate::reconcile::{Action, Desired, Inputs, reconcile};
 use crate::reporter::Reporter;
 use crate::runtime::{self, JobSpec, Recovered, Runtime, RuntimeEvent};
+use berth_proto::inventory;
 use berth_proto::time::{ms_to_dur, now_ms};
 use berth_proto::v1::{DesiredJob, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeState};
 use futures::future::BoxFuture;
@@ -98,6 +99,9 @@ pub struct Agent {
     reporter: Reporter,
     jobs: Jobs,
     generation: u64,
+    /// The inventory digest of the scheduler's last answer: while the inventory keeps
+    /// it, heartbeats send telemetry only (0: send the inventory in full).
+    inventory_acked: u64,
     node_state: Option<NodeState>,
 }
 
@@ -205,6 +209,7 @@ impl Agent {
             logs_rx,
             jobs: Jobs::default(),
             generation: 0,
+            inventory_acked: 0,
             node_state: None,
         };
         for found in recovered {
@@ -241,7 +246,7 @@ impl Agent {
 
     /// Runs until `shutdown`, then stops every job, ships its output and reports it.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), AgentError> {
-        let mut heartbeat: Option<(Instant, u64, BoxFuture<'static, _>)> = None;
+        let mut heartbeat: Option<(Instant, u64, Option<u64>, BoxFuture<'static, _>)> = None;
         let mut next_heartbeat = Instant::now();
         let mut backoff = Backoff::new();
         let mut connected = true;
@@ -251,9 +256,12 @@ impl Agent {
                 let client = self.client.clone();
                 let wait = self.heartbeat_wait;
                 let known = request.known_generation;
+                // The inventory digest the call stands on, when it leaves the inventory out.
+                let digest = (request.inventory_digest == self.inventory_acked)
+                    .then_some(request.inventory_digest);
                 let call: BoxFuture<'static, Result<HeartbeatResponse, CallError>> =
                     Box::pin(async move { client.heartbeat(request, wait).await });
-                heartbeat = Some((Instant::now(), known, call));
+                heartbeat = Some((Instant::now(), known, digest, call));
             }
             let deadline_check = self.deadline_check();
             tokio::select! {
@@ -262,8 +270,8 @@ impl Agent {
                 Some(event) = self.task_rx.recv() => self.on_task_event(event),
                 Some(done) = self.logs_rx.recv() => self.on_logs_done(done),
                 _ = sleep_until(deadline_check) => self.on_deadline_tick(),
-                result = async { heartbeat.as_mut().expect("guarded").2.as_mut().await }, if heartbeat.is_some() => {
-                    let (sent_at, known, _) = heartbeat.take().expect("guarded");
+                result = async { heartbeat.as_mut().expect("guarded").3.as_mut().await }, if heartbeat.is_some() => {
+                    let (sent_at, known, digest, _) = heartbeat.take().expect("guarded");
                     match result {
                         Ok(response) => {
                             if !connected {
@@ -273,8 +281,12 @@ impl Agent {
                             backoff.reset();
                             let unchanged = response.generation == known;
                             let more = response.more;
+                            // The scheduler does not hold the inventory left out (it
+                            // restarted): send it at once.
+                            let resend = digest.is_some_and(|d| d != response.inventory_digest);
+                            self.inventory_acked = response.inventory_digest;
                             self.on_heartbeat(response);
-                            next_heartbeat = if more {
+                            next_heartbeat = if more || resend {
                                 // The rest of the new jobs' specs: ask again at once.
                                 Instant::now()
                             } else if unchanged && sent_at.elapsed() < QUICK_ANSWER {
@@ -287,6 +299,8 @@ impl Agent {
                             let delay = backoff.next_delay();
                             tracing::warn!(%error, retry_in = ?delay, "heartbeat failed; jobs keep running");
                             connected = false;
+                            // Whoever answers next may not hold the inventory.
+                            self.inventory_acked = 0;
                             next_heartbeat = Instant::now() + delay;
                         }
                     }
@@ -370,14 +384,24 @@ impl Agent {
         let samples = self.sample_devices().await;
         let by_uuid: HashMap<&str, &devices::DeviceSample> =
             samples.iter().map(|s| (s.uuid.as_str(), s)).collect();
+        let mut reports: Vec<_> = self
+            .device_infos
+            .iter()
+            .map(|info| devices::report(info, by_uuid.get(info.uuid.as_str()).copied()))
+            .collect();
+        // An inventory the scheduler holds goes by its digest, with telemetry alone.
+        let digest = inventory::digest(&reports);
+        let samples = if digest == self.inventory_acked {
+            inventory::samples(&std::mem::take(&mut reports))
+        } else {
+            Vec::new()
+        };
         HeartbeatRequest {
             node: self.node.clone(),
             known_generation: self.generation,
-            devices: self
-                .device_infos
-                .iter()
-                .map(|info| devices::report(info, by_uuid.get(info.uuid.as_str()).copied()))
-                .collect(),
+            devices: reports,
+            inventory_digest: digest,
+            samples,
             jobs: self.jobs.observed(),
             wait: Some(ms_to_dur(
                 i64::try_from(self.heartbeat_wait.as_millis()).unwrap_or(i64::MAX),

@@ -58,10 +58,10 @@ pub fn request_to_scheduler(request: &mut HeartbeatRequest, offset_ms: i64) {
     for job in &mut request.jobs {
         job_to_scheduler(job, offset_ms);
     }
-    for device in &mut request.devices {
-        if let Some(t) = &mut device.telemetry {
-            shift(&mut t.sampled_at, offset_ms);
-        }
+    let telemetry = request.devices.iter_mut().map(|d| &mut d.telemetry);
+    let samples = request.samples.iter_mut().map(|s| &mut s.telemetry);
+    for t in telemetry.chain(samples).flatten() {
+        shift(&mut t.sampled_at, offset_ms);
     }
 }
 

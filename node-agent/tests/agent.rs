@@ -7,8 +7,9 @@ use berth_proto::evidence::{EnergySource, Evidence, UtilizationSource};
 use berth_proto::time::{dur_to_ms, ms_to_dur, ms_to_ts, now_ms, ts_to_ms};
 use berth_proto::v1::agent_server::{Agent, AgentServer};
 use berth_proto::v1::{
-    DesiredJob, HeartbeatRequest, HeartbeatResponse, JobPhase, JoinRequest, JoinResponse,
-    NodeState, ObservedJob, PushLogsRequest, PushLogsResponse, ReportJobResponse, log_chunk,
+    DesiredJob, DeviceReport, HeartbeatRequest, HeartbeatResponse, JobPhase, JoinRequest,
+    JoinResponse, NodeState, ObservedJob, PushLogsRequest, PushLogsResponse, ReportJobResponse,
+    Telemetry, log_chunk,
 };
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -41,6 +42,8 @@ struct State {
     unauthenticated: u32,
     /// How far the scheduler's clock is from the host's (the agent's).
     clock_offset_ms: i64,
+    /// The digest of the inventory the scheduler holds (0: none, as after a restart).
+    inventory_digest: u64,
 }
 
 impl State {
@@ -68,6 +71,16 @@ impl State {
             .into_iter()
             .find(|r| is_final(r.phase))
     }
+}
+
+/// A device's telemetry in a heartbeat, whether it lists the inventory or leaves it out
+/// (then the sample goes by the device's index).
+fn telemetry_of(hb: &HeartbeatRequest, device: &DeviceReport) -> Option<Telemetry> {
+    let listed = hb.devices.iter().find(|d| d.uuid == device.uuid);
+    let sampled = hb.samples.iter().find(|s| s.index == device.index);
+    listed
+        .and_then(|d| d.telemetry)
+        .or(sampled.and_then(|s| s.telemetry))
 }
 
 fn is_final(phase: i32) -> bool {
@@ -174,13 +187,20 @@ impl Agent for FakeScheduler {
         let request = request.into_inner();
         let wait = Duration::from_millis(request.wait.as_ref().map_or(0, dur_to_ms) as u64);
         let notified = self.desired_changed.notified();
-        let current = {
+        let (current, unknown) = {
             let mut state = self.state.lock().unwrap();
             state.heartbeats.push(request.clone());
-            state.generation
+            if !request.devices.is_empty() {
+                state.inventory_digest = request.inventory_digest;
+            }
+            // An inventory left out that this scheduler does not hold: answered at once.
+            let unknown = request.devices.is_empty()
+                && request.inventory_digest != 0
+                && request.inventory_digest != state.inventory_digest;
+            (state.generation, unknown)
         };
         self.touch();
-        if request.known_generation == current {
+        if request.known_generation == current && !unknown {
             let _ = tokio::time::timeout(wait, notified).await;
         }
         let state = self.state.lock().unwrap();
@@ -192,6 +212,7 @@ impl Agent for FakeScheduler {
             node_state: NodeState::Ready as i32,
             more: false,
             now: Some(ms_to_ts(now_ms() + state.clock_offset_ms)),
+            inventory_digest: state.inventory_digest,
         }))
     }
 
@@ -425,10 +446,9 @@ async fn runs_jobs_end_to_end() {
     let busy_from = s.state.lock().unwrap().heartbeats.len();
     let util = s
         .until("busy telemetry", |st| {
-            st.heartbeats[busy_from..].iter().find_map(|hb| {
-                let dev = hb.devices.iter().find(|d| d.uuid == gpu1)?;
-                Some(dev.telemetry.as_ref()?.utilization_pct)
-            })
+            st.heartbeats[busy_from..]
+                .iter()
+                .find_map(|hb| Some(telemetry_of(hb, &join.devices[1])?.utilization_pct))
         })
         .await;
     assert!(util >= 60.0, "busy device utilisation {util}");
@@ -612,6 +632,72 @@ async fn a_restarted_agent_reports_jobs_it_could_not_keep() {
 }
 
 #[tokio::test]
+async fn heartbeats_leave_out_an_inventory_the_scheduler_holds() {
+    let h = Harness::new().await;
+    let s = &h.scheduler;
+    let (shutdown, agent) = h.start_agent(h.config());
+    let join = s.until("join", |st| st.joins.first().cloned()).await;
+
+    // In full until the scheduler answers its digest, then by the digest, with the
+    // devices' telemetry by index.
+    let (first, second) = s
+        .until("two heartbeats", |st| {
+            Some((
+                st.heartbeats.first()?.clone(),
+                st.heartbeats.get(1)?.clone(),
+            ))
+        })
+        .await;
+    assert_eq!(first.devices.len(), 2);
+    assert!(first.samples.is_empty());
+    assert_ne!(first.inventory_digest, 0);
+    assert!(second.devices.is_empty(), "{second:?}");
+    assert_eq!(second.inventory_digest, first.inventory_digest);
+    let indexes: Vec<u32> = second.samples.iter().map(|d| d.index).collect();
+    assert_eq!(indexes, [join.devices[0].index, join.devices[1].index]);
+    assert!(
+        join.devices
+            .iter()
+            .all(|d| telemetry_of(&second, d).is_some())
+    );
+
+    // The scheduler restarts and holds no inventory: a heartbeat that leaves it out is
+    // answered at once with no digest, and the agent lists its devices in full again.
+    let from = {
+        let mut st = s.state.lock().unwrap();
+        st.inventory_digest = 0;
+        st.heartbeats.len()
+    };
+    let full = s
+        .until("the inventory sent again", |st| {
+            st.heartbeats[from..]
+                .iter()
+                .find(|hb| !hb.devices.is_empty())
+                .cloned()
+        })
+        .await;
+    let bare = |reports: &[DeviceReport]| {
+        reports
+            .iter()
+            .map(|d| DeviceReport {
+                telemetry: None,
+                ..d.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bare(&full.devices), bare(&first.devices));
+    assert_eq!(full.inventory_digest, first.inventory_digest);
+
+    shutdown.cancel();
+    tokio::time::timeout(GUARD, agent)
+        .await
+        .expect("agent stops in time")
+        .expect("agent task")
+        .expect("agent returns Ok");
+    h.stop_server.cancel();
+}
+
+#[tokio::test]
 async fn times_are_the_schedulers_whatever_the_hosts_clock_says() {
     // The host's clock is ten minutes ahead of the scheduler's.
     const OFFSET: i64 = -600_000;
@@ -658,7 +744,7 @@ async fn times_are_the_schedulers_whatever_the_hosts_clock_says() {
                 st.heartbeats
                     .iter()
                     .skip(1)
-                    .find_map(|h| h.devices.iter().find_map(|d| d.telemetry))
+                    .find_map(|h| join.devices.iter().find_map(|d| telemetry_of(h, d)))
             },
         )
         .await;
@@ -718,7 +804,7 @@ async fn evidence_of_a_job_on_an_nvml_gpu() {
     let telemetry = s
         .until("GPM telemetry", |st| {
             st.heartbeats.iter().rev().find_map(|hb| {
-                let t = hb.devices.iter().find(|d| d.uuid == gpu0)?.telemetry?;
+                let t = telemetry_of(hb, &join.devices[0])?;
                 t.sm_active.is_some().then_some(t)
             })
         })

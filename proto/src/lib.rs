@@ -7,6 +7,7 @@
 
 pub mod evidence;
 pub mod image;
+pub mod inventory;
 pub mod model;
 pub mod time;
 pub mod tls;

@@ -397,6 +397,109 @@ async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it
 }
 
 #[tokio::test]
+async fn a_heartbeat_by_inventory_digest_stands_for_the_inventory_last_listed() {
+    let c = centre(15_000).await;
+    let (cred, devices) = c.join("n1", 2).await;
+    let mut agent = v1::agent_client::AgentClient::new(c.channel.clone());
+    let mut capacity = v1::capacity_client::CapacityClient::new(c.channel.clone());
+    let mut node = async || {
+        capacity
+            .list_nodes(authed(v1::ListNodesRequest::default(), &c.admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes
+            .remove(0)
+    };
+
+    // Listed in full with its digest, device 0 failed: the scheduler answers the digest.
+    let mut listed = heartbeat("n1", 0, &devices, vec![]);
+    listed.devices[0].health = v1::DeviceHealth::Failed as i32;
+    listed.devices[0].health_reason = "XID 79".into();
+    listed.wait = None;
+    let digest = berth_proto::inventory::digest(&listed.devices);
+    listed.inventory_digest = digest;
+    let r = agent.heartbeat(authed(listed, &cred)).await.unwrap();
+    assert_eq!(r.into_inner().inventory_digest, digest);
+    assert_eq!(
+        node().await.devices[0].health,
+        v1::DeviceHealth::Failed as i32
+    );
+    c.admin_client()
+        .clear_device(authed(
+            v1::ClearDeviceRequest {
+                uuid: devices[0].clone(),
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        node().await.devices[0].health,
+        v1::DeviceHealth::Healthy as i32
+    );
+
+    // By its digest, with device 1's telemetry by index: the kept inventory is taken as
+    // reported again (device 0 still failed: quarantined anew, as a full report would),
+    // and the sample is device 1's.
+    let sample = v1::Telemetry {
+        utilization_pct: 77.0,
+        ..Default::default()
+    };
+    let by_digest = v1::HeartbeatRequest {
+        devices: Vec::new(),
+        inventory_digest: digest,
+        samples: vec![v1::DeviceSample {
+            index: 1,
+            telemetry: Some(sample),
+        }],
+        wait: None,
+        ..heartbeat("n1", 0, &devices, vec![])
+    };
+    let r = agent.heartbeat(authed(by_digest.clone(), &cred)).await;
+    assert_eq!(r.unwrap().into_inner().inventory_digest, digest);
+    let seen = node().await;
+    assert_eq!(seen.devices[0].health, v1::DeviceHealth::Failed as i32);
+    assert_eq!(seen.devices[0].health_reason, "XID 79");
+    let telemetry = |d: &v1::Device| d.telemetry.map(|t| t.utilization_pct);
+    assert_eq!(
+        seen.devices.iter().map(telemetry).collect::<Vec<_>>(),
+        [None, Some(77.0)]
+    );
+
+    // A digest the scheduler holds no inventory of (as after a restart): answered at
+    // once, long-poll or not, with no digest, so the agent lists its devices again;
+    // nothing is taken from it about the devices.
+    let unknown = v1::HeartbeatRequest {
+        inventory_digest: digest ^ 1,
+        samples: vec![v1::DeviceSample {
+            index: 1,
+            telemetry: Some(v1::Telemetry {
+                utilization_pct: 5.0,
+                ..Default::default()
+            }),
+        }],
+        wait: Some(berth_proto::time::ms_to_dur(60_000)),
+        ..by_digest
+    };
+    let asked = std::time::Instant::now();
+    let r = agent.heartbeat(authed(unknown, &cred)).await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "held {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(r.into_inner().inventory_digest, 0);
+    let seen = node().await;
+    assert_eq!(seen.devices.len(), 2);
+    assert_eq!(
+        seen.devices.iter().map(telemetry).collect::<Vec<_>>(),
+        [None, Some(77.0)]
+    );
+    c.server.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_admin_declares_a_silent_node_down_and_its_jobs_end_as_lost() {
     let c = centre(600).await;
     let (cred, devices) = c.join("n1", 1).await;

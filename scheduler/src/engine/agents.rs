@@ -1,7 +1,7 @@
 //! The agent protocol: join, heartbeat (lease + desired work), job reports, logs.
 
 use super::charges::{self, Subject};
-use super::observed::Reported;
+use super::observed::{Inventory, Reported};
 use super::pipeline::Tx;
 use super::stage::{Ending, finish_job, stage_stop};
 use super::{Engine, now, percent_of};
@@ -152,6 +152,8 @@ impl Engine {
             Ok(())
         })
         .await?;
+        // Its heartbeats report the inventory afresh.
+        self.observed.forget_inventory(&node);
         self.observed.telemetry(
             req.devices
                 .iter()
@@ -178,25 +180,58 @@ impl Engine {
         caller.require_node(&req.node)?;
         let node = req.node.clone();
         self.observed.seen(&node);
-        self.observed.telemetry(
-            req.devices
-                .iter()
-                .filter_map(|d| d.telemetry.map(|t| (d.uuid.as_str(), t))),
-        );
+        let inventory = self.inventory_of(&req);
+        let devices: &[v1::DeviceReport] = match &inventory {
+            Inventoried::Listed => &req.devices,
+            Inventoried::Kept(kept) => &kept.devices,
+            Inventoried::Unknown => &[],
+        };
+        match &inventory {
+            Inventoried::Listed => self.observed.telemetry(
+                req.devices
+                    .iter()
+                    .filter_map(|d| d.telemetry.map(|t| (d.uuid.as_str(), t))),
+            ),
+            Inventoried::Kept(kept) => self.observed.telemetry(
+                req.samples
+                    .iter()
+                    .filter_map(|s| Some((kept.uuid(s.index)?, s.telemetry?))),
+            ),
+            Inventoried::Unknown => {}
+        }
         let t = now();
         let reported = self.observed.job_evidence(&node, &req.jobs);
-        let (changed, ticket) = self.decide(|tx| take_heartbeat(tx, &req, &reported, t))?;
+        let (changed, ticket) =
+            self.decide(|tx| take_heartbeat(tx, &req, devices, &reported, t))?;
         ticket.durable().await?;
         if changed {
             self.kick();
         }
+        // Kept only once durable: a later heartbeat that names it stands for this one's
+        // devices, which are now recorded.
+        let digest = match &inventory {
+            Inventoried::Listed if req.inventory_digest != 0 => {
+                let kept = Inventory::new(req.inventory_digest, &req.devices);
+                self.observed.keep_inventory(&node, kept);
+                req.inventory_digest
+            }
+            Inventoried::Listed => {
+                self.observed.forget_inventory(&node);
+                0
+            }
+            Inventoried::Kept(kept) => kept.digest,
+            Inventoried::Unknown => 0,
+        };
         let mut rx = self.generations.subscribe(&node);
         let current = *rx.borrow_and_update();
         self.observed.applied(
             &node,
             u64::try_from(current).unwrap_or(0) <= req.known_generation,
         );
-        if u64::try_from(current).unwrap_or(0) == req.known_generation {
+        // An agent whose inventory is unknown here is answered at once, to send it.
+        if u64::try_from(current).unwrap_or(0) == req.known_generation
+            && !matches!(inventory, Inventoried::Unknown)
+        {
             let asked = req.wait.as_ref().map(dur_to_ms).unwrap_or(0);
             let wait = asked.clamp(0, self.policy.max_poll_ms.min(self.policy.lease_ms / 2));
             if wait > 0 {
@@ -206,8 +241,19 @@ impl Engine {
         }
         let state = self.view();
         Ok(HeartbeatReply {
-            response: desired(&state, &node, &req, &self.policy),
+            response: desired(&state, &node, &req, &self.policy, digest),
         })
+    }
+
+    /// How a heartbeat reports its node's devices.
+    fn inventory_of(&self, req: &v1::HeartbeatRequest) -> Inventoried {
+        if !req.devices.is_empty() || req.inventory_digest == 0 {
+            return Inventoried::Listed;
+        }
+        match self.observed.inventory(&req.node, req.inventory_digest) {
+            Some(kept) => Inventoried::Kept(kept),
+            None => Inventoried::Unknown,
+        }
     }
 
     /// A job phase change reported by its node.
@@ -284,11 +330,23 @@ impl Engine {
     }
 }
 
+/// How a heartbeat reports its node's devices.
+enum Inventoried {
+    /// In full, in `devices` (or the node has none).
+    Listed,
+    /// By the digest of the inventory the node last reported in full, kept here.
+    Kept(Arc<Inventory>),
+    /// By a digest this scheduler holds no inventory of (it restarted since, or the
+    /// agent reported to another replica): nothing is known of the devices this time.
+    Unknown,
+}
+
 /// Applies a heartbeat's observations (node back, inventory and health, jobs) as one
 /// batch. Returns whether anything changed that a pass should look at.
 fn take_heartbeat(
     tx: &mut Tx<'_>,
     req: &v1::HeartbeatRequest,
+    devices: &[v1::DeviceReport],
     reported: &Reported,
     t: i64,
 ) -> Result<bool> {
@@ -318,7 +376,7 @@ fn take_heartbeat(
             .get(&d.uuid)
             .is_none_or(|e| !reports_as_recorded(&e.row, node, d))
     };
-    for mut d in device_rows(state, node, &req.devices, t, differs)? {
+    for mut d in device_rows(state, node, devices, t, differs)? {
         // A failed device stays quarantined until an admin clears it.
         if let Some(prev) = state.devices.get(&d.uuid) {
             if prev.row.health == Health::Failed && d.health != Health::Failed {
@@ -597,12 +655,14 @@ pub(crate) fn spec_bytes(row: &JobRow) -> usize {
 /// The desired work of a node, from the committed state. Jobs the agent reports carry no
 /// spec (it has them); new jobs' specs are sent up to [`REPLY_SPEC_BUDGET`] per reply,
 /// and `more` tells the agent to ask again for the rest, so a reply stays small whatever
-/// tenants put in their jobs.
+/// tenants put in their jobs. It answers `inventory_digest`, the digest of the node's
+/// inventory kept here.
 fn desired(
     state: &State,
     node: &str,
     req: &v1::HeartbeatRequest,
     policy: &super::Policy,
+    inventory_digest: u64,
 ) -> v1::HeartbeatResponse {
     let entry = state.nodes.get(node);
     let known: std::collections::HashSet<&str> =
@@ -667,6 +727,7 @@ fn desired(
         node_state: entry.map_or(v1::NodeState::Unspecified, |e| e.row.state.to_proto()) as i32,
         more,
         now: Some(ms_to_ts(now())),
+        inventory_digest,
     }
 }
 

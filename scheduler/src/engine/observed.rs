@@ -31,8 +31,45 @@ pub struct Observed {
     /// Since when each node's agent has reported an older generation than it was sent.
     behind: Mutex<AgentMap<Instant>>,
     telemetry: Mutex<AgentMap<v1::Telemetry>>,
+    /// The inventory each node's agent last reported in full, with its digest: later
+    /// heartbeats may name the digest instead of reporting it again.
+    inventories: Mutex<AgentMap<Arc<Inventory>>>,
     /// What each running job did so far, by job and node (its agents' latest reports).
     evidence: Mutex<HashMap<String, BTreeMap<String, Evidence>>>,
+}
+
+/// A node's device inventory as its agent last reported it in full (telemetry left out),
+/// and the agent's digest of it.
+#[derive(Debug, PartialEq)]
+pub struct Inventory {
+    /// The agent's digest (never 0).
+    pub digest: u64,
+    /// The reports, without telemetry.
+    pub devices: Vec<v1::DeviceReport>,
+}
+
+impl Inventory {
+    /// The inventory of a complete report, telemetry left out.
+    pub fn new(digest: u64, reports: &[v1::DeviceReport]) -> Inventory {
+        Inventory {
+            digest,
+            devices: reports
+                .iter()
+                .map(|d| v1::DeviceReport {
+                    telemetry: None,
+                    ..d.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// The uuid of the device of `index`.
+    pub fn uuid(&self, index: u32) -> Option<&str> {
+        self.devices
+            .iter()
+            .find(|d| d.index == index)
+            .map(|d| d.uuid.as_str())
+    }
 }
 
 /// Jobs' evidence so far, combined across their nodes, by job id.
@@ -130,6 +167,29 @@ impl Observed {
                 }
             }
         }
+    }
+
+    /// The inventory `node` last reported in full, if it is the one of `digest`.
+    pub fn inventory(&self, node: &str, digest: u64) -> Option<Arc<Inventory>> {
+        let all = self.inventories.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(node).filter(|i| i.digest == digest).cloned()
+    }
+
+    /// Keeps the inventory `node` reported in full (a digest of 0 keeps nothing, and
+    /// forgets what was kept).
+    pub fn keep_inventory(&self, node: &str, inventory: Inventory) {
+        let mut all = self.inventories.lock().unwrap_or_else(|e| e.into_inner());
+        if inventory.digest == 0 {
+            all.remove(node);
+        } else if all.get(node).is_none_or(|i| **i != inventory) {
+            all.insert(node.to_owned(), Arc::new(inventory));
+        }
+    }
+
+    /// Forgets the inventory kept for `node` (it joined again).
+    pub fn forget_inventory(&self, node: &str) {
+        let mut all = self.inventories.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(node);
     }
 
     /// A device's latest sample.
@@ -355,5 +415,32 @@ impl Generations {
                 map.insert(node.to_owned(), watch::channel(generation).0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inventory_is_found_by_its_digest_only() {
+        let o = Observed::default();
+        let reports = [v1::DeviceReport {
+            uuid: "GPU-1".into(),
+            index: 3,
+            telemetry: Some(v1::Telemetry::default()),
+            ..Default::default()
+        }];
+        o.keep_inventory("n1", Inventory::new(7, &reports));
+        let kept = o.inventory("n1", 7).expect("kept");
+        assert_eq!(kept.uuid(3), Some("GPU-1"));
+        assert_eq!(kept.devices[0].telemetry, None);
+        assert!(o.inventory("n1", 8).is_none());
+        assert!(o.inventory("n2", 7).is_none());
+        o.keep_inventory("n1", Inventory::new(0, &reports));
+        assert!(o.inventory("n1", 7).is_none());
+        o.keep_inventory("n1", Inventory::new(7, &reports));
+        o.forget_inventory("n1");
+        assert!(o.inventory("n1", 7).is_none());
     }
 }

@@ -244,6 +244,7 @@ pub fn heartbeat(
         wait: Some(ms_to_dur(1_500)),
         agent_version: "test".into(),
         runtime: "process".into(),
+        ..Default::default()
     }
 }
 
