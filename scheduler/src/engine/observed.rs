@@ -31,6 +31,11 @@ pub struct Observed {
     /// Since when each node's agent has reported an older generation than it was sent.
     behind: Mutex<AgentMap<Instant>>,
     telemetry: Mutex<AgentMap<v1::Telemetry>>,
+    /// Before when no node can lapse, for the lease it was found with: the earliest
+    /// lapse of the last scan that found none. Calls only move a node's lapse later, and
+    /// a node enters the scan (joins, comes back, is loaded) only as it is seen, so
+    /// scans before it can skip the nodes.
+    horizon: Mutex<Option<(Instant, Duration)>>,
     /// The inventory each node's agent last reported in full, with its digest: later
     /// heartbeats may name the digest instead of reporting it again.
     inventories: Mutex<AgentMap<Arc<Inventory>>>,
@@ -114,34 +119,48 @@ impl Observed {
 
     /// Which of `nodes` have lapsed, and how: their agent has not called within `lease`,
     /// or has lagged its desired work for over twice that. Takes each lock once, however
-    /// many nodes.
+    /// many nodes, and looks at none of them before the earliest moment one can lapse
+    /// (each pass asks; 10k nodes take milliseconds).
     pub fn lapsed<'a>(
         &self,
         nodes: impl IntoIterator<Item = &'a str>,
         lease: Duration,
     ) -> Vec<(&'a str, Lapse)> {
         let now = Instant::now();
+        let mut horizon = self.horizon.lock().unwrap_or_else(|e| e.into_inner());
+        if horizon.is_some_and(|(at, l)| l == lease && now < at) {
+            return Vec::new();
+        }
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
-        nodes
+        let mut earliest: Option<Instant> = None;
+        let lapsed: Vec<(&'a str, Lapse)> = nodes
             .into_iter()
             .filter_map(|n| {
-                if !behind.is_empty()
-                    && behind
-                        .get(n)
-                        .is_some_and(|s| now.saturating_duration_since(*s) > lease * 2)
-                {
+                let lagging = if behind.is_empty() {
+                    None
+                } else {
+                    behind.get(n)
+                };
+                let behind_until = lagging.map(|since| *since + lease * 2);
+                let silent_until = seen.get(n).map(|s| s.0 + lease);
+                if behind_until.is_some_and(|u| now > u) {
                     Some((n, Lapse::Behind))
-                } else if seen
-                    .get(n)
-                    .is_none_or(|s| now.saturating_duration_since(s.0) > lease)
-                {
+                } else if silent_until.is_none_or(|u| now > u) {
                     Some((n, Lapse::Silent))
                 } else {
+                    let until = silent_until.into_iter().chain(behind_until).min();
+                    earliest = earliest.into_iter().chain(until).min();
                     None
                 }
             })
-            .collect()
+            .collect();
+        // Lapsed nodes are looked at again until they leave the scan (their pass may fail).
+        *horizon = match lapsed.is_empty() {
+            true => earliest.map(|at| (at, lease)),
+            false => None,
+        };
+        lapsed
     }
 
     /// Records whether a node's agent has applied the desired work it was sent.
@@ -186,7 +205,7 @@ impl Observed {
         }
     }
 
-    /// Forgets the inventory kept for `node` (it joined again).
+    /// Forgets the inventory kept for `node` (it joined again, or reports with no digest).
     pub fn forget_inventory(&self, node: &str) {
         let mut all = self.inventories.lock().unwrap_or_else(|e| e.into_inner());
         all.remove(node);
@@ -421,6 +440,45 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_lapse_once_their_lease_passes_and_not_before() {
+        let o = Observed::default();
+        let lease = Duration::from_millis(1000);
+        o.seen("a");
+        o.seen("b");
+        assert!(o.lapsed(["a", "b"], lease).is_empty());
+        std::thread::sleep(lease / 2);
+        o.seen("b");
+        std::thread::sleep(lease * 3 / 4);
+        // a's lease passed; b called since.
+        assert_eq!(o.lapsed(["a", "b"], lease), [("a", Lapse::Silent)]);
+        // Until it leaves the scan, it is found again.
+        assert_eq!(o.lapsed(["a", "b"], lease), [("a", Lapse::Silent)]);
+        std::thread::sleep(lease);
+        assert_eq!(o.lapsed(["b"], lease), [("b", Lapse::Silent)]);
+        // Calling in again, it is live, however recently the last scan ran.
+        o.seen("b");
+        assert!(o.lapsed(["b"], lease).is_empty());
+    }
+
+    #[test]
+    fn a_node_that_lags_its_work_for_two_leases_lapses_though_it_calls() {
+        let o = Observed::default();
+        let lease = Duration::from_millis(400);
+        o.seen("a");
+        o.applied("a", false);
+        for _ in 0..2 {
+            std::thread::sleep(lease / 4);
+            o.seen("a");
+            assert!(o.lapsed(["a"], lease).is_empty());
+        }
+        std::thread::sleep(lease * 7 / 4);
+        o.seen("a");
+        assert_eq!(o.lapsed(["a"], lease), [("a", Lapse::Behind)]);
+        o.applied("a", true);
+        assert!(o.lapsed(["a"], lease).is_empty());
+    }
 
     #[test]
     fn an_inventory_is_found_by_its_digest_only() {
