@@ -136,7 +136,7 @@ impl SeaStore {
                 "unsupported database URL: expected sqlite: or postgres://".to_owned(),
             ));
         };
-        let db = Database::connect(options).await.map_err(error::db)?;
+        let db = open_pool(options).await?;
         let store = SeaStore {
             db,
             backend,
@@ -304,6 +304,30 @@ async fn rollback(txn: DatabaseTransaction) {
 /// A short pause before retrying a transaction that lost a deadlock or a lock race: up to
 /// 5 ms × 2^(attempt-1) (capped at 320 ms), drawn at random so that writers that collided do
 /// not retry in lockstep and collide again.
+/// Opens the connection pool. The first connections to a fresh SQLite file switch it to
+/// WAL, which needs the exclusive lock: when two openers (replicas starting together)
+/// both hold the shared lock, SQLite answers one SQLITE_BUSY at once, without waiting in
+/// the busy handler (that wait could deadlock), and the statement is to be retried. So a
+/// busy open is retried, within the busy timeout.
+async fn open_pool(options: ConnectOptions) -> Result<DatabaseConnection, StoreError> {
+    let give_up = std::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+    let mut attempt = 1;
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e)
+                if error::classify(&e) == error::Kind::Transient
+                    && std::time::Instant::now() < give_up =>
+            {
+                tracing::debug!(attempt, error = %e, "retrying opening the database");
+                backoff(attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(error::db(e)),
+        }
+    }
+}
+
 async fn backoff(attempt: u32) {
     let cap_ms = 5u64 << attempt.saturating_sub(1).min(6);
     let ms = rand::random_range(1..=cap_ms);
