@@ -425,6 +425,15 @@ async fn a_heartbeat_by_inventory_digest_stands_for_the_inventory_last_listed() 
         node().await.devices[0].health,
         v1::DeviceHealth::Failed as i32
     );
+    let bare = v1::HeartbeatRequest {
+        devices: Vec::new(),
+        inventory_digest: digest,
+        wait: None,
+        ..heartbeat("n1", 0, &devices, vec![])
+    };
+    // By its digest: the rows are found as the kept inventory has them.
+    let r = agent.heartbeat(authed(bare, &cred)).await.unwrap();
+    assert_eq!(r.into_inner().inventory_digest, digest);
     c.admin_client()
         .clear_device(authed(
             v1::ClearDeviceRequest {
@@ -440,8 +449,8 @@ async fn a_heartbeat_by_inventory_digest_stands_for_the_inventory_last_listed() 
     );
 
     // By its digest, with device 1's telemetry by index: the kept inventory is taken as
-    // reported again (device 0 still failed: quarantined anew, as a full report would),
-    // and the sample is device 1's.
+    // reported again (device 0 still failed: quarantined anew, as a full report would,
+    // though the rows matched it at the last call), and the sample is device 1's.
     let sample = v1::Telemetry {
         utilization_pct: 77.0,
         ..Default::default()

@@ -181,10 +181,10 @@ impl Engine {
         let node = req.node.clone();
         self.observed.seen(&node);
         let inventory = self.inventory_of(&req);
-        let devices: &[v1::DeviceReport] = match &inventory {
-            Inventoried::Listed => &req.devices,
-            Inventoried::Kept(kept) => &kept.devices,
-            Inventoried::Unknown => &[],
+        let (devices, kept): (&[v1::DeviceReport], _) = match &inventory {
+            Inventoried::Listed => (&req.devices, None),
+            Inventoried::Kept(kept) => (&kept.devices, Some(&**kept)),
+            Inventoried::Unknown => (&[], None),
         };
         match &inventory {
             Inventoried::Listed => self.observed.telemetry(
@@ -202,7 +202,7 @@ impl Engine {
         let t = now();
         let reported = self.observed.job_evidence(&node, &req.jobs);
         let (changed, ticket) =
-            self.decide(|tx| take_heartbeat(tx, &req, devices, &reported, t))?;
+            self.decide(|tx| take_heartbeat(tx, &req, devices, kept, &reported, t))?;
         ticket.durable().await?;
         if changed {
             self.kick();
@@ -342,11 +342,14 @@ enum Inventoried {
 }
 
 /// Applies a heartbeat's observations (node back, inventory and health, jobs) as one
-/// batch. Returns whether anything changed that a pass should look at.
+/// batch. Returns whether anything changed that a pass should look at. `devices` are the
+/// reported devices; `kept`, the kept inventory they come from, if they do: the rows are
+/// not compared with it again while no device of the node changed since they were.
 fn take_heartbeat(
     tx: &mut Tx<'_>,
     req: &v1::HeartbeatRequest,
     devices: &[v1::DeviceReport],
+    kept: Option<&Inventory>,
     reported: &Reported,
     t: i64,
 ) -> Result<bool> {
@@ -376,6 +379,8 @@ fn take_heartbeat(
             .get(&d.uuid)
             .is_none_or(|e| !reports_as_recorded(&e.row, node, d))
     };
+    let settled = kept.is_some_and(|k| k.settled(entry.devices_stamp));
+    let devices = if settled { &[] } else { devices };
     for mut d in device_rows(state, node, devices, t, differs)? {
         // A failed device stays quarantined until an admin clears it.
         if let Some(prev) = state.devices.get(&d.uuid) {
@@ -403,6 +408,13 @@ fn take_heartbeat(
         tx.push(Mutation::UpsertNode(row));
     }
     tx.extend(updates.into_iter().map(Mutation::UpsertDevice));
+    // The rows are now as the kept inventory has them (a quarantine kept is no update).
+    if let Some(k) = kept
+        && !settled
+        && let Some(entry) = tx.state().nodes.get(node)
+    {
+        k.compared_at(entry.devices_stamp);
+    }
     for obs in &req.jobs {
         changed |= observe_job(tx, node, obs, reported, t)?;
     }

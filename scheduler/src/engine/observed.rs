@@ -6,6 +6,7 @@ use crate::core::Wait;
 use crate::store::Evidence;
 use berth_proto::v1;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,12 +46,21 @@ pub struct Observed {
 
 /// A node's device inventory as its agent last reported it in full (telemetry left out),
 /// and the agent's digest of it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Inventory {
     /// The agent's digest (never 0).
     pub digest: u64,
     /// The reports, without telemetry.
     pub devices: Vec<v1::DeviceReport>,
+    /// The node's device stamp ([`crate::state::NodeEntry::devices_stamp`]) when its
+    /// device rows were last found as these reports have them (0: not yet).
+    compared: AtomicU64,
+}
+
+impl PartialEq for Inventory {
+    fn eq(&self, other: &Inventory) -> bool {
+        self.digest == other.digest && self.devices == other.devices
+    }
 }
 
 impl Inventory {
@@ -65,7 +75,19 @@ impl Inventory {
                     ..d.clone()
                 })
                 .collect(),
+            compared: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the node's device rows were found as these reports have them, with no
+    /// device of the node changed since (`stamp`: its device stamp now).
+    pub fn settled(&self, stamp: u64) -> bool {
+        self.compared.load(Ordering::Relaxed) == stamp
+    }
+
+    /// Records that the node's device rows are as these reports have them, at `stamp`.
+    pub fn compared_at(&self, stamp: u64) {
+        self.compared.store(stamp, Ordering::Relaxed);
     }
 
     /// The uuid of the device of `index`.

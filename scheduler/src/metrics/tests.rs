@@ -23,20 +23,18 @@ fn value(text: &str, series: &str) -> f64 {
 }
 
 fn node(name: &str, site: &str, state: NodeState) -> NodeEntry {
-    NodeEntry {
-        row: NodeRow {
-            name: name.into(),
-            site: site.into(),
-            state,
-            hostname: name.into(),
-            agent_version: "test".into(),
-            runtime: "process".into(),
-            last_heartbeat_ms: None,
-            generation: 0,
-            created_ms: 0,
-            rejoin_until_ms: None,
-        },
-    }
+    NodeEntry::new(NodeRow {
+        name: name.into(),
+        site: site.into(),
+        state,
+        hostname: name.into(),
+        agent_version: "test".into(),
+        runtime: "process".into(),
+        last_heartbeat_ms: None,
+        generation: 0,
+        created_ms: 0,
+        rejoin_until_ms: None,
+    })
 }
 
 fn device(uuid: &str, node: &str, class: &str, health: Health) -> DeviceEntry {

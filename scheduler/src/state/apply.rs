@@ -66,8 +66,12 @@ impl State {
             Mutation::UpsertNode(r) => {
                 self.cluster
                     .upsert_node(&r.name, &r.site, node_schedulable(r.state));
-                self.nodes
-                    .insert(r.name.clone(), NodeEntry { row: r.clone() });
+                match self.nodes.get_mut(&r.name) {
+                    Some(entry) => entry.row = r.clone(),
+                    None => {
+                        self.nodes.insert(r.name.clone(), NodeEntry::new(r.clone()));
+                    }
+                }
             }
             Mutation::UpsertDevice(r) => {
                 self.cluster
@@ -75,6 +79,12 @@ impl State {
                 let old = self
                     .devices
                     .insert(r.uuid.clone(), DeviceEntry { row: r.clone() });
+                let moved = old.as_ref().map(|o| o.row.node.as_str());
+                for node in std::iter::once(r.node.as_str()).chain(moved) {
+                    if let Some(entry) = self.nodes.get_mut(node) {
+                        entry.devices_stamp = super::device_stamp();
+                    }
+                }
                 if let Some(old) = old {
                     self.node_sizes
                         .entry(old.row.class)

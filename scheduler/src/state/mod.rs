@@ -58,6 +58,26 @@ impl NodeSizes {
 pub struct NodeEntry {
     /// Durable fields.
     pub row: NodeRow,
+    /// Drawn afresh (never 0, never twice in the process) whenever this copy of the state
+    /// records the node or changes one of its devices: while it stays the same, the
+    /// node's device rows are as they were (a heartbeat need not compare them again).
+    pub devices_stamp: u64,
+}
+
+impl NodeEntry {
+    /// A node just recorded.
+    pub fn new(row: NodeRow) -> NodeEntry {
+        NodeEntry {
+            row,
+            devices_stamp: device_stamp(),
+        }
+    }
+}
+
+/// A fresh device stamp (see [`NodeEntry::devices_stamp`]).
+fn device_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A device as the scheduler records it (telemetry is kept apart: it is observed, not
