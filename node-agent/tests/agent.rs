@@ -314,6 +314,20 @@ impl Harness {
         (shutdown, handle)
     }
 
+    /// Stops an agent `start_agent` started, and waits for it to return Ok.
+    async fn stop_agent(
+        &self,
+        shutdown: CancellationToken,
+        agent: tokio::task::JoinHandle<Result<(), berth_agent::AgentError>>,
+    ) {
+        shutdown.cancel();
+        tokio::time::timeout(GUARD, agent)
+            .await
+            .expect("agent stops in time")
+            .expect("agent task")
+            .expect("agent returns Ok");
+    }
+
     fn job(&self, id: &str, command: &[&str], device: &str) -> DesiredJob {
         DesiredJob {
             job_id: id.to_owned(),
@@ -558,12 +572,7 @@ async fn runs_jobs_end_to_end() {
         st.logs.get("job-f").filter(|l| !l.is_empty()).map(|_| ())
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(GUARD, agent)
-        .await
-        .expect("agent stops in time")
-        .expect("agent task")
-        .expect("agent returns Ok");
+    h.stop_agent(shutdown, agent).await;
     let st = s.state.lock().unwrap();
     let last = st
         .final_report("job-f")
@@ -622,12 +631,7 @@ async fn a_restarted_agent_reports_jobs_it_could_not_keep() {
         .count();
     assert_eq!(starts, 1, "never restarted");
 
-    shutdown.cancel();
-    tokio::time::timeout(GUARD, agent)
-        .await
-        .expect("agent stops in time")
-        .expect("agent task")
-        .expect("agent returns Ok");
+    h.stop_agent(shutdown, agent).await;
     h.stop_server.cancel();
 }
 
@@ -688,12 +692,7 @@ async fn heartbeats_leave_out_an_inventory_the_scheduler_holds() {
     assert_eq!(bare(&full.devices), bare(&first.devices));
     assert_eq!(full.inventory_digest, first.inventory_digest);
 
-    shutdown.cancel();
-    tokio::time::timeout(GUARD, agent)
-        .await
-        .expect("agent stops in time")
-        .expect("agent task")
-        .expect("agent returns Ok");
+    h.stop_agent(shutdown, agent).await;
     h.stop_server.cancel();
 }
 
@@ -759,12 +758,7 @@ async fn times_are_the_schedulers_whatever_the_hosts_clock_says() {
     near("finished_at", last.finished_at.as_ref());
     near("started_at in the final report", last.started_at.as_ref());
 
-    shutdown.cancel();
-    tokio::time::timeout(GUARD, agent)
-        .await
-        .expect("agent stops in time")
-        .expect("agent task")
-        .expect("agent returns Ok");
+    h.stop_agent(shutdown, agent).await;
     h.stop_server.cancel();
 }
 
@@ -812,12 +806,7 @@ async fn evidence_of_a_job_on_an_nvml_gpu() {
     assert_eq!(telemetry.sm_active, Some(0.45));
     assert_eq!(telemetry.tensor_active, Some(0.3));
     assert_eq!(telemetry.utilization_pct, 40.0, "GPU_UTIL as it is");
-    shutdown.cancel();
-    tokio::time::timeout(GUARD, agent)
-        .await
-        .expect("agent stops in time")
-        .expect("agent task")
-        .expect("agent returns Ok");
+    h.stop_agent(shutdown, agent).await;
     h.stop_server.cancel();
 }
 

@@ -383,15 +383,7 @@ async fn a_failed_device_is_quarantined_its_job_stopped_until_an_admin_clears_it
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    c.admin_client()
-        .clear_device(authed(
-            v1::ClearDeviceRequest {
-                uuid: devices[0].clone(),
-            },
-            &c.admin,
-        ))
-        .await
-        .unwrap();
+    c.clear_device(&devices[0]).await;
     assert!(book(alice).await.is_ok());
     c.server.shutdown().await;
 }
@@ -434,15 +426,7 @@ async fn a_heartbeat_by_inventory_digest_stands_for_the_inventory_last_listed() 
     // By its digest: the rows are found as the kept inventory has them.
     let r = agent.heartbeat(authed(bare, &cred)).await.unwrap();
     assert_eq!(r.into_inner().inventory_digest, digest);
-    c.admin_client()
-        .clear_device(authed(
-            v1::ClearDeviceRequest {
-                uuid: devices[0].clone(),
-            },
-            &c.admin,
-        ))
-        .await
-        .unwrap();
+    c.clear_device(&devices[0]).await;
     assert_eq!(
         node().await.devices[0].health,
         v1::DeviceHealth::Healthy as i32

@@ -93,6 +93,20 @@ impl Centre {
         v1::admin_client::AdminClient::new(self.channel.clone())
     }
 
+    /// Clears a failed device's quarantine as the admin.
+    pub async fn clear_device(&self, uuid: &str) -> v1::Device {
+        self.admin_client()
+            .clear_device(authed(
+                v1::ClearDeviceRequest {
+                    uuid: uuid.to_owned(),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub fn usage_client(&self) -> v1::usage_client::UsageClient<Channel> {
         v1::usage_client::UsageClient::new(self.channel.clone())
     }
