@@ -380,14 +380,36 @@ impl tonic::service::Interceptor for Authenticator {
         let Some(value) = req.metadata().get(berth_proto::AUTHORIZATION) else {
             return Ok(req);
         };
-        let words = |m: Msg| berth_i18n::t(crate::lang::current(), m);
-        let value = value
-            .to_str()
-            .map_err(|_| tonic::Status::unauthenticated(words(Msg::MalformedAuthorization)))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| tonic::Status::unauthenticated(words(Msg::BearerFormat)))?
-            .trim();
+        let (caller, charge) = self.admit(bearer(value)?)?;
+        req.extensions_mut().insert(caller);
+        if let Some(charge) = charge {
+            req.extensions_mut().insert(charge);
+        }
+        Ok(req)
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` value, or UNAUTHENTICATED.
+pub fn bearer(
+    value: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+) -> StatusResult<&str> {
+    let words = |m: Msg| berth_i18n::t(crate::lang::current(), m);
+    let value = value
+        .to_str()
+        .map_err(|_| tonic::Status::unauthenticated(words(Msg::MalformedAuthorization)))?;
+    Ok(value
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| tonic::Status::unauthenticated(words(Msg::BearerFormat)))?
+        .trim())
+}
+
+type StatusResult<T> = std::result::Result<T, tonic::Status>;
+
+impl Authenticator {
+    /// Verifies a bearer token and takes one call from its caller's rate limit: the
+    /// caller, and where its costly replies are charged. Every call does this once;
+    /// a stream of heartbeats does it for every message.
+    pub fn admit(&self, token: &str) -> StatusResult<(Caller, Option<Charge>)> {
         let caller = {
             let index = self
                 .index
@@ -427,11 +449,7 @@ impl tonic::service::Interceptor for Authenticator {
                 retry_after_ms: wait_ms,
             }));
         }
-        req.extensions_mut().insert(caller);
-        if let Some(charge) = charge {
-            req.extensions_mut().insert(charge);
-        }
-        Ok(req)
+        Ok((caller, charge))
     }
 }
 

@@ -88,7 +88,7 @@ struct Args {
     /// Calls per second each node's agent may make (0: unlimited; burst 4 times that).
     #[arg(long, env = "BERTH_NODE_RATE", default_value_t = 100.0, value_parser = rate)]
     node_rate: f64,
-    /// Agents' heartbeat long-polls in flight at once.
+    /// Agents' heartbeat long-polls and heartbeat streams open at once.
     #[arg(long, default_value_t = 20_000)]
     max_heartbeats: usize,
     /// How clients reach this scheduler, told to them by standbys (default:

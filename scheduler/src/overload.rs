@@ -3,7 +3,8 @@
 //!
 //! Two pools, so one kind of traffic cannot starve the other: ordinary calls, and agents'
 //! heartbeats (long-polls that sit for seconds by design). A request takes a permit of its
-//! pool when it arrives and gives it back when its response is ready. Log streams, which
+//! pool when it arrives and gives it back when its response is ready; a stream of
+//! heartbeats keeps it until the stream ends ([`Permit`]). Log streams, which
 //! last as long as a job, are capped where they are followed (`logs`).
 
 use berth_i18n::api::Msg;
@@ -19,7 +20,7 @@ use tonic::codegen::http;
 pub struct Limits {
     /// Ordinary calls.
     pub calls: usize,
-    /// Agents' heartbeat long-polls.
+    /// Agents' heartbeat long-polls and heartbeat streams.
     pub heartbeats: usize,
 }
 
@@ -30,6 +31,13 @@ impl Default for Limits {
             heartbeats: 20_000,
         }
     }
+}
+
+/// A request's permit, in its extensions: a handler whose reply outlasts its response's
+/// headers (a stream of heartbeats) keeps it for as long as the reply goes on.
+#[derive(Clone)]
+pub struct Permit {
+    _held: Arc<OwnedSemaphorePermit>,
 }
 
 /// The pools.
@@ -50,7 +58,9 @@ impl OverloadLayer {
 
     fn pool(&self, path: &str) -> (&Arc<Semaphore>, Msg) {
         match path {
-            "/berth.v1.Agent/Heartbeat" => (&self.heartbeats, Msg::AtLimitHeartbeats),
+            "/berth.v1.Agent/Heartbeat" | "/berth.v1.Agent/Heartbeats" => {
+                (&self.heartbeats, Msg::AtLimitHeartbeats)
+            }
             _ => (&self.calls, Msg::AtLimitRequests),
         }
     }
@@ -89,7 +99,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let (pool, what) = self.pools.pool(req.uri().path());
         let permit: Option<OwnedSemaphorePermit> = pool.clone().try_acquire_owned().ok();
         let Some(permit) = permit else {
@@ -101,6 +111,10 @@ where
             let (parts, body) = status.into_http::<tonic::body::Body>().into_parts();
             return Box::pin(async move { Ok(http::Response::from_parts(parts, RB::from(body))) });
         };
+        let permit = Arc::new(permit);
+        req.extensions_mut().insert(Permit {
+            _held: permit.clone(),
+        });
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await;

@@ -604,7 +604,11 @@ pub async fn start_on(
         ))
         .add_service(service!(
             agent_server::AgentServer,
-            AgentService(e.clone()),
+            AgentService {
+                engine: e.clone(),
+                auth: auth.clone(),
+                stopping: shutdown.clone(),
+            },
             agent_gate
         ));
     let stop = shutdown.clone();

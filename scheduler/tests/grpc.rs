@@ -220,6 +220,129 @@ async fn agents_speak_only_for_their_own_node_and_users_cannot_speak_for_agents(
     c.server.shutdown().await;
 }
 
+/// One agent's heartbeat stream: where its requests go, and its replies.
+async fn open_beats(
+    c: &common::Centre,
+    cred: &str,
+) -> (
+    tokio::sync::mpsc::Sender<v1::HeartbeatRequest>,
+    tonic::Streaming<v1::HeartbeatResponse>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let replies = v1::agent_client::AgentClient::new(c.channel.clone())
+        .heartbeats(authed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            cred,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, replies)
+}
+
+/// The next message of a heartbeat stream (failure guard only: each comes on an event).
+async fn next_beat(
+    replies: &mut tonic::Streaming<v1::HeartbeatResponse>,
+) -> Result<Option<v1::HeartbeatResponse>, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(30), replies.message())
+        .await
+        .expect("the stream answers")
+}
+
+#[tokio::test]
+async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again() {
+    let c = centre(15_000).await;
+    let (cred, devices) = c.join("n1", 2).await;
+    let alice = c.user("acme", "alice").await;
+    let (tx, mut replies) = open_beats(&c, &cred).await;
+
+    // Answered as a call is: at once when the agent lacks the current generation...
+    let mut first = heartbeat("n1", 0, &devices, vec![]);
+    first.wait = None;
+    first.inventory_digest = berth_proto::inventory::digest(&first.devices);
+    tx.send(first.clone()).await.unwrap();
+    let r = next_beat(&mut replies).await.unwrap().expect("a reply");
+    assert_eq!(r.inventory_digest, first.inventory_digest);
+    // ...and held while it has it, until work for the node changes: a job placed on it
+    // comes back on the same stream, by the inventory's digest alone.
+    let job = v1::jobs_client::JobsClient::new(c.channel.clone())
+        .submit_job(authed(
+            v1::SubmitJobRequest {
+                class: "gpu".into(),
+                count: 1,
+                image: "busybox".into(),
+                command: vec!["sleep".into(), "600".into()],
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut known = r.generation;
+    let placed = loop {
+        let beat = v1::HeartbeatRequest {
+            devices: Vec::new(),
+            inventory_digest: first.inventory_digest,
+            wait: Some(berth_proto::time::ms_to_dur(60_000)),
+            ..heartbeat("n1", known, &devices, vec![])
+        };
+        tx.send(beat).await.unwrap();
+        let r = next_beat(&mut replies).await.unwrap().expect("a reply");
+        assert!(r.generation >= known, "replies come in turn");
+        assert_eq!(r.inventory_digest, first.inventory_digest);
+        known = r.generation;
+        if let Some(d) = r.jobs.into_iter().find(|d| d.job_id == job.id) {
+            break d;
+        }
+    };
+    assert_eq!(placed.devices.len(), 1);
+
+    // Every request is checked: another node's heartbeat ends the stream, refused.
+    let mut other = heartbeat("n2", known, &devices, vec![]);
+    other.wait = None;
+    tx.send(other).await.unwrap();
+    let err = next_beat(&mut replies).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(next_beat(&mut replies).await.unwrap().is_none(), "ended");
+
+    // A credential revoked while its stream is open (the node joined again) is refused
+    // at the stream's next request.
+    let (tx, mut replies) = open_beats(&c, &cred).await;
+    let mut beat = heartbeat("n1", known, &devices, vec![]);
+    beat.wait = None;
+    tx.send(beat.clone()).await.unwrap();
+    next_beat(&mut replies).await.unwrap().expect("a reply");
+    c.admin_client()
+        .rejoin_node(authed(
+            v1::RejoinNodeRequest {
+                node: "n1".into(),
+                ttl: None,
+            },
+            &c.admin,
+        ))
+        .await
+        .unwrap();
+    let (fresh, _) = c.join("n1", 2).await;
+    tx.send(beat.clone()).await.unwrap();
+    let err = next_beat(&mut replies).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+
+    // A stream open when the scheduler stops ends, answered UNAVAILABLE: it does not
+    // hold the shutdown open.
+    let (tx, mut replies) = open_beats(&c, &fresh).await;
+    tx.send(beat).await.unwrap();
+    next_beat(&mut replies).await.unwrap().expect("a reply");
+    let stopped = tokio::spawn(c.server.shutdown());
+    let err = next_beat(&mut replies).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    tokio::time::timeout(Duration::from_secs(30), stopped)
+        .await
+        .expect("the scheduler stops with a heartbeat stream open")
+        .unwrap();
+    drop(tx);
+}
+
 #[tokio::test]
 async fn a_silent_node_becomes_unreachable_and_its_devices_are_not_booked() {
     let c = centre(600).await;

@@ -144,6 +144,7 @@ const MATRIX: &[(&str, [Expect; 5])] = &[
     ("Billing/MonthlyReport", [PD, PD, OK, PD, UA]),
     ("Agent/Join", [UA, UA, UA, UA, UA]),
     ("Agent/Heartbeat", [PD, PD, PD, PD, UA]),
+    ("Agent/Heartbeats", [PD, PD, PD, PD, UA]),
     ("Agent/ReportJob", [PD, PD, PD, OK, UA]),
     ("Agent/PushLogs", [PD, PD, PD, NF, UA]),
     ("Identity/SetLanguage", [OK, OK, OK, PD, UA]),
@@ -1299,6 +1300,19 @@ async fn call(w: &World, rpc: &str, token: Option<&str>, t: &Targets) -> Result<
             let mut hb = heartbeat(&t.node, 0, std::slice::from_ref(&t.device), vec![]);
             hb.wait = None;
             text(agent().heartbeat(req(hb, token)).await?)
+        }
+        // On a stream: opened (any credential opens one), then refused at the heartbeat.
+        "Agent/Heartbeats" => {
+            let mut hb = heartbeat(&t.node, 0, std::slice::from_ref(&t.device), vec![]);
+            hb.wait = None;
+            let mut replies = agent()
+                .heartbeats(req(tokio_stream::iter([hb]), token))
+                .await?
+                .into_inner();
+            let reply = tokio::time::timeout(Duration::from_secs(10), replies.message())
+                .await
+                .map_err(|_| Status::deadline_exceeded("the heartbeat was not answered"))??;
+            format!("{reply:?}")
         }
         // Marks org A's running job failed, as the takeover in issue 12 did.
         "Agent/ReportJob" => text(
