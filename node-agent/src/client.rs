@@ -11,6 +11,11 @@
 //! metadata); an unreachable scheduler is skipped for the next one. Either way the call is
 //! retried on the scheduler it moved to.
 //!
+//! Heartbeats go on one long-lived stream (`Heartbeats`), one request and its reply at a
+//! time. When the stream fails or cannot be opened, that heartbeat goes as a call (which
+//! rejoins or follows the leader as above) and so do the next ones for a while, before a
+//! stream is tried again; a scheduler without streams gets calls only.
+//!
 //! Times cross here in the scheduler's clock: the client learns how far the host's clock
 //! is from it on each heartbeat reply and translates both ways ([`crate::clock`]).
 
@@ -35,6 +40,9 @@ use tonic::{Code, Request, Response, Status};
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a heartbeat may take beyond the wait the scheduler may hold it.
 const HEARTBEAT_SLACK: Duration = Duration::from_secs(15);
+/// After a heartbeat stream fails (or cannot be opened), heartbeats go as calls this
+/// long before a stream is tried again.
+const STREAM_RETRY: Duration = Duration::from_secs(30);
 
 /// A failed call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,6 +101,31 @@ struct Inner {
     rejoin: tokio::sync::Mutex<()>,
     /// The scheduler's clock minus the host's.
     clock: ClockOffset,
+    /// The heartbeat stream.
+    beats: tokio::sync::Mutex<Beats>,
+}
+
+/// The heartbeat stream to the scheduler in use, when one is open, and when to try one.
+#[derive(Default)]
+struct Beats {
+    open: Option<OpenBeats>,
+    /// No stream is tried before this (after one failed).
+    not_before: Option<tokio::time::Instant>,
+    /// Schedulers (by address) that have no heartbeat streams: calls only with them.
+    unsupported: Vec<tonic::codegen::http::Uri>,
+}
+
+/// An open heartbeat stream.
+struct OpenBeats {
+    /// The scheduler it is open to (its index in [`Servers::list`]) and the credential it
+    /// was opened with: it is given up once either changes.
+    server: usize,
+    credential: Option<String>,
+    requests: futures::channel::mpsc::Sender<HeartbeatRequest>,
+    replies: tonic::Streaming<HeartbeatResponse>,
+    /// A request went out whose reply was not read (the heartbeat was dropped midway):
+    /// the next reply would be that one's, so the stream is given up.
+    unanswered: bool,
 }
 
 /// Normalises a server address (`host:port` gets `http://`), checks it, and sets up TLS
@@ -133,6 +166,35 @@ impl Servers {
     fn now(&self) -> (usize, Server) {
         (self.current, self.list[self.current].clone())
     }
+}
+
+/// Opens a heartbeat stream to `server` with `credential`: where its requests go, where
+/// its replies come from. No deadline: the stream lasts as long as both ends keep it.
+async fn open_stream(
+    server: &Server,
+    credential: Option<&str>,
+) -> Result<
+    (
+        futures::channel::mpsc::Sender<HeartbeatRequest>,
+        tonic::Streaming<HeartbeatResponse>,
+    ),
+    Status,
+> {
+    let (requests, outbound) = futures::channel::mpsc::channel(0);
+    let mut request = Request::new(outbound);
+    if let Some(c) = credential {
+        let value = format!("Bearer {c}")
+            .parse()
+            .map_err(|_| Status::internal("credential is not valid metadata"))?;
+        request
+            .metadata_mut()
+            .insert(berth_proto::AUTHORIZATION, value);
+    }
+    let replies = tokio::time::timeout(CALL_TIMEOUT, server.client.clone().heartbeats(request))
+        .await
+        .map_err(|_| Status::deadline_exceeded("opening the heartbeat stream timed out"))??
+        .into_inner();
+    Ok((requests, replies))
 }
 
 /// Whether a failed call means "try another scheduler": this one is a standby, is
@@ -179,6 +241,7 @@ impl SchedulerClient {
                 join,
                 rejoin: tokio::sync::Mutex::new(()),
                 clock: ClockOffset::default(),
+                beats: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -426,11 +489,17 @@ impl SchedulerClient {
         wait: Duration,
     ) -> Result<HeartbeatResponse, CallError> {
         clock::request_to_scheduler(&mut request, self.inner.clock.get());
-        let mut reply = self
-            .call(request, wait + HEARTBEAT_SLACK, |mut c, r| async move {
-                c.heartbeat(r).await
-            })
-            .await?;
+        let mut reply = match self.beat_on_stream(&request, wait).await {
+            Some(reply) => reply,
+            // No stream, or it failed: a call, which also rejoins or follows the leader
+            // when that is what the failure called for.
+            None => {
+                self.call(request, wait + HEARTBEAT_SLACK, |mut c, r| async move {
+                    c.heartbeat(r).await
+                })
+                .await?
+            }
+        };
         if let Some(now) = &reply.now {
             let (scheduler, host) = (
                 berth_proto::time::ts_to_ms(now),
@@ -447,6 +516,81 @@ impl SchedulerClient {
         }
         clock::reply_to_host(&mut reply, self.inner.clock.get());
         Ok(reply)
+    }
+
+    /// Sends a heartbeat on the stream, opening one first when none is open; `None` when
+    /// it should go as a call instead: no stream could be opened, or it failed (and is
+    /// given up, to be tried again after [`STREAM_RETRY`]).
+    async fn beat_on_stream(
+        &self,
+        request: &HeartbeatRequest,
+        wait: Duration,
+    ) -> Option<HeartbeatResponse> {
+        let mut beats = self.inner.beats.lock().await;
+        let (index, server) = self.server();
+        let credential = self.credential();
+        if beats.open.as_ref().is_some_and(|open| {
+            open.server != index || open.credential != credential || open.unanswered
+        }) {
+            beats.open = None;
+        }
+        if beats.open.is_none() {
+            let now = tokio::time::Instant::now();
+            if beats.unsupported.contains(&server.uri) || beats.not_before.is_some_and(|t| now < t)
+            {
+                return None;
+            }
+            match open_stream(&server, credential.as_deref()).await {
+                Ok((requests, replies)) => {
+                    tracing::debug!(server = %server.uri, "heartbeat stream open");
+                    beats.open = Some(OpenBeats {
+                        server: index,
+                        credential,
+                        requests,
+                        replies,
+                        unanswered: false,
+                    });
+                }
+                Err(status) if status.code() == Code::Unimplemented => {
+                    tracing::info!(server = %server.uri, "the scheduler has no heartbeat streams; heartbeats go as calls");
+                    beats.unsupported.push(server.uri.clone());
+                    return None;
+                }
+                Err(status) => {
+                    tracing::debug!(status = %describe(&status), "no heartbeat stream; heartbeats go as calls for now");
+                    beats.not_before = Some(now + STREAM_RETRY);
+                    return None;
+                }
+            }
+        }
+        let open = beats.open.as_mut()?;
+        open.unanswered = true;
+        let exchange = async {
+            use futures::SinkExt;
+            open.requests
+                .send(request.clone())
+                .await
+                .map_err(|_| Status::unavailable("the heartbeat stream closed"))?;
+            open.replies.message().await
+        };
+        let reply = tokio::time::timeout(wait + HEARTBEAT_SLACK, exchange).await;
+        match reply {
+            Ok(Ok(Some(reply))) => {
+                open.unanswered = false;
+                Some(reply)
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(status)) => describe(&status),
+                    Ok(Ok(None)) => "the scheduler ended it".to_owned(),
+                    _ => "no reply in time".to_owned(),
+                };
+                tracing::info!(%why, "the heartbeat stream failed; heartbeats go as calls for now");
+                beats.open = None;
+                beats.not_before = Some(tokio::time::Instant::now() + STREAM_RETRY);
+                None
+            }
+        }
     }
 
     /// Reports a job's state change.

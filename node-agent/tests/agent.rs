@@ -44,6 +44,14 @@ struct State {
     clock_offset_ms: i64,
     /// The digest of the inventory the scheduler holds (0: none, as after a restart).
     inventory_digest: u64,
+    /// Answer UNIMPLEMENTED to heartbeat streams, as a scheduler from before them.
+    no_streams: bool,
+    /// Heartbeat streams opened, and refused as unimplemented.
+    streams: u32,
+    streams_refused: u32,
+    /// Heartbeats taken on a stream, and as calls.
+    streamed: u32,
+    called: u32,
 }
 
 impl State {
@@ -139,6 +147,45 @@ impl FakeScheduler {
         self.touch();
     }
 
+    /// Takes a heartbeat (its credential checked; `streamed`: on a stream) and answers
+    /// it, holding it while the agent has the current generation, up to its wait.
+    async fn beat(&self, request: HeartbeatRequest, streamed: bool) -> HeartbeatResponse {
+        let wait = Duration::from_millis(request.wait.as_ref().map_or(0, dur_to_ms) as u64);
+        let notified = self.desired_changed.notified();
+        let (current, unknown) = {
+            let mut state = self.state.lock().unwrap();
+            state.heartbeats.push(request.clone());
+            if streamed {
+                state.streamed += 1;
+            } else {
+                state.called += 1;
+            }
+            if !request.devices.is_empty() {
+                state.inventory_digest = request.inventory_digest;
+            }
+            // An inventory left out that this scheduler does not hold: answered at once.
+            let unknown = request.devices.is_empty()
+                && request.inventory_digest != 0
+                && request.inventory_digest != state.inventory_digest;
+            (state.generation, unknown)
+        };
+        self.touch();
+        if request.known_generation == current && !unknown {
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+        let state = self.state.lock().unwrap();
+        HeartbeatResponse {
+            generation: state.generation,
+            jobs: state.desired.values().cloned().collect(),
+            lease: Some(ms_to_dur(30_000)),
+            acknowledged: state.acknowledged.clone(),
+            node_state: NodeState::Ready as i32,
+            more: false,
+            now: Some(ms_to_ts(now_ms() + state.clock_offset_ms)),
+            inventory_digest: state.inventory_digest,
+        }
+    }
+
     /// Waits until `pred` holds for the state.
     async fn until<T>(&self, what: &str, mut pred: impl FnMut(&State) -> Option<T>) -> T {
         let mut rx = self.changed.subscribe();
@@ -184,36 +231,44 @@ impl Agent for FakeScheduler {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.check_auth(&request).map_err(|s| self.unauth(s))?;
-        let request = request.into_inner();
-        let wait = Duration::from_millis(request.wait.as_ref().map_or(0, dur_to_ms) as u64);
-        let notified = self.desired_changed.notified();
-        let (current, unknown) = {
-            let mut state = self.state.lock().unwrap();
-            state.heartbeats.push(request.clone());
-            if !request.devices.is_empty() {
-                state.inventory_digest = request.inventory_digest;
-            }
-            // An inventory left out that this scheduler does not hold: answered at once.
-            let unknown = request.devices.is_empty()
-                && request.inventory_digest != 0
-                && request.inventory_digest != state.inventory_digest;
-            (state.generation, unknown)
-        };
-        self.touch();
-        if request.known_generation == current && !unknown {
-            let _ = tokio::time::timeout(wait, notified).await;
+        Ok(Response::new(self.beat(request.into_inner(), false).await))
+    }
+
+    type HeartbeatsStream = futures::stream::BoxStream<'static, Result<HeartbeatResponse, Status>>;
+
+    async fn heartbeats(
+        &self,
+        request: Request<tonic::Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatsStream>, Status> {
+        if self.state.lock().unwrap().no_streams {
+            self.state.lock().unwrap().streams_refused += 1;
+            self.touch();
+            return Err(Status::unimplemented("no heartbeat streams here"));
         }
-        let state = self.state.lock().unwrap();
-        Ok(Response::new(HeartbeatResponse {
-            generation: state.generation,
-            jobs: state.desired.values().cloned().collect(),
-            lease: Some(ms_to_dur(30_000)),
-            acknowledged: state.acknowledged.clone(),
-            node_state: NodeState::Ready as i32,
-            more: false,
-            now: Some(ms_to_ts(now_ms() + state.clock_offset_ms)),
-            inventory_digest: state.inventory_digest,
-        }))
+        self.check_auth(&request).map_err(|s| self.unauth(s))?;
+        let presented = request.metadata().get("authorization").cloned();
+        self.state.lock().unwrap().streams += 1;
+        self.touch();
+        let (me, inbound) = (self.clone(), request.into_inner());
+        // As the real scheduler does: the credential is checked at every request, and
+        // an error ends the stream.
+        let replies = futures::stream::unfold(Some((me, inbound)), move |open| {
+            let presented = presented.clone();
+            async move {
+                let (me, mut inbound) = open?;
+                let request = inbound.message().await.ok()??;
+                let mut check = Request::new(());
+                if let Some(v) = presented {
+                    check.metadata_mut().insert("authorization", v);
+                }
+                if let Err(s) = me.check_auth(&check) {
+                    return Some((Err(me.unauth(s)), None));
+                }
+                let reply = me.beat(request, true).await;
+                Some((Ok(reply), Some((me, inbound))))
+            }
+        });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn report_job(
@@ -560,6 +615,8 @@ async fn runs_jobs_end_to_end() {
     })
     .await;
     assert_eq!(std::fs::read_to_string(&credential_file).unwrap(), "cred-2");
+    // The stream was refused with the old credential: heartbeats went on as calls.
+    assert!(s.state.lock().unwrap().called >= 1);
 
     // Shutdown stops running jobs with their grace, reports them, and returns Ok.
     s.set_desired(|d| {
@@ -692,6 +749,51 @@ async fn heartbeats_leave_out_an_inventory_the_scheduler_holds() {
     assert_eq!(bare(&full.devices), bare(&first.devices));
     assert_eq!(full.inventory_digest, first.inventory_digest);
 
+    h.stop_agent(shutdown, agent).await;
+    h.stop_server.cancel();
+}
+
+#[tokio::test]
+async fn heartbeats_go_on_one_stream_or_as_calls_to_a_scheduler_without_streams() {
+    // A scheduler with streams: one stream carries every heartbeat, long-polls included,
+    // and the work they bring runs.
+    let h = Harness::new().await;
+    let s = &h.scheduler;
+    let (shutdown, agent) = h.start_agent(h.config());
+    let join = s.until("join", |st| st.joins.first().cloned()).await;
+    s.until("three heartbeats on a stream", |st| {
+        (st.streamed >= 3).then_some(())
+    })
+    .await;
+    s.set_desired(|d| {
+        d.insert(
+            "job-s".into(),
+            h.job("job-s", &["true"], &join.devices[0].uuid),
+        );
+    });
+    s.until("job-s ends", |st| st.final_report("job-s").cloned())
+        .await;
+    {
+        let st = s.state.lock().unwrap();
+        assert_eq!((st.streams, st.called), (1, 0));
+        assert_eq!(st.heartbeats.len(), st.streamed as usize);
+    }
+    h.stop_agent(shutdown, agent).await;
+    h.stop_server.cancel();
+
+    // One from before streams: tried once, then calls only.
+    let h = Harness::new().await;
+    let s = &h.scheduler;
+    s.state.lock().unwrap().no_streams = true;
+    let (shutdown, agent) = h.start_agent(h.config());
+    s.until("three heartbeats as calls", |st| {
+        (st.called >= 3).then_some(())
+    })
+    .await;
+    {
+        let st = s.state.lock().unwrap();
+        assert_eq!((st.streams_refused, st.streams, st.streamed), (1, 0, 0));
+    }
     h.stop_agent(shutdown, agent).await;
     h.stop_server.cancel();
 }
