@@ -3,6 +3,7 @@
 #
 #   scripts/bench-heartbeat.sh [AGENTS] [PENDING]   # defaults 10000 and 0, embedded SQLite
 #   BENCH_DB=postgres scripts/bench-heartbeat.sh    # on PostgreSQL
+#   scripts/bench-heartbeat.sh 10000 0 --calls      # more berth-bench heartbeat flags
 #
 # The centre of scripts/bench-queue-centre.sh; PENDING submits first (jobs that stay
 # pending), then AGENTS simulated agents of 8 devices join and heartbeat every 5 s for
@@ -19,4 +20,4 @@ if [ "$pending" -gt 0 ]; then
   "$bin/berth-bench" --server "$server" --token "$queue" --count "$pending" submit >/dev/null
 fi
 "$bin/berth-bench" --server "$server" --token "$BERTH_TOKEN" --pid "$pid" --count "$count" \
-  heartbeat --interval 5s --duration 60s
+  heartbeat --interval 5s --duration 60s "${@:3}"

@@ -137,6 +137,10 @@ enum Op {
         /// before inventory digests (to compare).
         #[arg(long)]
         full_inventory: bool,
+        /// One `Heartbeat` call per heartbeat, as agents did before heartbeat streams
+        /// (to compare); by default each agent keeps one `Heartbeats` stream.
+        #[arg(long)]
+        calls: bool,
     },
 }
 
@@ -181,13 +185,24 @@ async fn main() -> std::process::ExitCode {
             duration,
             site,
             full_inventory,
+            calls,
         } => {
             let inventory = if *full_inventory {
                 ops::Inventory::Full
             } else {
                 ops::Inventory::Digest
             };
-            ops::heartbeat(c, *interval, *duration, site.as_deref(), inventory).await
+            let transport = if *calls {
+                ops::Transport::Calls
+            } else {
+                ops::Transport::Stream
+            };
+            let agents = ops::Agents {
+                interval: *interval,
+                inventory,
+                transport,
+            };
+            ops::heartbeat(c, agents, *duration, site.as_deref()).await
         }
     };
     match result {

@@ -330,15 +330,93 @@ pub enum Inventory {
     Full,
 }
 
+/// How simulated agents send their heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// On one `Heartbeats` stream per agent (as agents do).
+    Stream,
+    /// One `Heartbeat` call each (as agents did before streams).
+    Calls,
+}
+
+/// How the simulated agents behave.
+#[derive(Debug, Clone, Copy)]
+pub struct Agents {
+    /// Time between an agent's heartbeats.
+    pub interval: Duration,
+    /// How they report their inventory.
+    pub inventory: Inventory,
+    /// How they send their heartbeats.
+    pub transport: Transport,
+}
+
+/// One simulated agent's open heartbeat stream: where its requests go, where its replies
+/// come from.
+type Beats = (
+    tokio::sync::mpsc::Sender<v1::HeartbeatRequest>,
+    tonic::Streaming<v1::HeartbeatResponse>,
+);
+
+/// Sends one heartbeat the way `transport` says, opening the agent's stream first when
+/// it has none; a failed stream is dropped, to be opened again at the next heartbeat. A
+/// scheduler without streams (UNIMPLEMENTED) gets calls from then on, as agents do.
+async fn beat(
+    client: &mut v1::agent_client::AgentClient<Authed>,
+    transport: &mut Transport,
+    stream: &mut Option<Beats>,
+    req: v1::HeartbeatRequest,
+) -> Result<v1::HeartbeatResponse, tonic::Status> {
+    if *transport == Transport::Calls {
+        return client.heartbeat(req).await.map(|r| r.into_inner());
+    }
+    if stream.is_none() {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let opened = client
+            .heartbeats(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        let replies = match opened {
+            Ok(replies) => replies.into_inner(),
+            Err(e) if e.code() == tonic::Code::Unimplemented => {
+                *transport = Transport::Calls;
+                return client.heartbeat(req).await.map(|r| r.into_inner());
+            }
+            Err(e) => return Err(e),
+        };
+        *stream = Some((tx, replies));
+    }
+    let (tx, replies) = stream.as_mut().expect("opened above");
+    let reply = match tx.send(req).await {
+        Ok(()) => replies.message().await,
+        Err(_) => Err(tonic::Status::unavailable("the heartbeat stream closed")),
+    };
+    match reply {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => {
+            *stream = None;
+            Err(tonic::Status::unavailable(
+                "the scheduler ended the heartbeat stream",
+            ))
+        }
+        Err(e) => {
+            *stream = None;
+            Err(e)
+        }
+    }
+}
+
 /// `heartbeat`: `c.count` simulated agents of 8 devices each join, then heartbeat every
-/// `interval` for `duration`; the summary covers the heartbeats.
+/// `agents.interval` for `duration`; the summary covers the heartbeats.
 pub async fn heartbeat(
     c: &Common,
-    interval: Duration,
+    agents: Agents,
     duration: Duration,
     site: Option<&str>,
-    inventory: Inventory,
 ) -> Result<Summary, String> {
+    let Agents {
+        interval,
+        inventory,
+        transport,
+    } = agents;
     let conns = connect(c).await?;
     let site = match site {
         Some(s) => s.to_owned(),
@@ -406,12 +484,12 @@ pub async fn heartbeat(
     let started = Instant::now();
     let deadline = started + duration;
     let n = joined.len();
-    let mut agents = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
     for (k, (conn, node, credential, devices)) in joined.into_iter().enumerate() {
         let mut client = conn.agent(&credential)?;
         // Spread the agents over the interval, as real ones drift apart.
         let offset = interval.mul_f64(k as f64 / n as f64);
-        agents.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut known = 0u64;
             // Like a real agent, it sends its inventory in full until the scheduler
@@ -425,6 +503,8 @@ pub async fn heartbeat(
             // Like a real agent, it runs what it is sent (until told otherwise) and says
             // so: a job it did not report would be recorded as lost, and replaced.
             let mut running: Vec<v1::ObservedJob> = Vec::new();
+            let mut stream = None;
+            let mut transport = transport;
             let mut at = started + offset;
             while at < deadline {
                 tokio::time::sleep_until(at.into()).await;
@@ -441,10 +521,9 @@ pub async fn heartbeat(
                     runtime: "none".into(),
                 };
                 let t = Instant::now();
-                match client.heartbeat(req).await {
+                match beat(&mut client, &mut transport, &mut stream, req).await {
                     Ok(r) => {
                         samples.ok(t.elapsed());
-                        let r = r.into_inner();
                         running = runs(&r, &running);
                         known = r.generation;
                         acked = r.inventory_digest;
@@ -457,7 +536,7 @@ pub async fn heartbeat(
         }));
     }
     let mut all = Samples::default();
-    for a in agents {
+    for a in tasks {
         if let Ok(s) = a.await {
             all.merge(s);
         }
