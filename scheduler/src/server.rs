@@ -249,6 +249,10 @@ impl RunningServer {
     }
 }
 
+/// After each pass the loop rests this many times as long as the pass took (at most a
+/// tick): a pass takes at most 1 / (1 + this) of a core from the API.
+const PASS_REST_RATIO: u32 = 2;
+
 fn signing_key(config: &ServerConfig) -> Result<Vec<u8>, StartError> {
     if let Some(k) = &config.signing_key {
         return if k.len() < 32 {
@@ -687,7 +691,7 @@ pub async fn start_on(
             // least as long as it took (at most a tick): a pass has at most half a core,
             // a small queue still gets its pass within a millisecond or two, and a kick
             // that came meanwhile is kept for after the rest.
-            let rest = started.elapsed().min(tick);
+            let rest = (started.elapsed() * PASS_REST_RATIO).min(tick);
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(rest) => {}
