@@ -74,7 +74,7 @@ fn busy_centre(rng: &mut StdRng) -> Cluster {
     c
 }
 
-fn jobs(rng: &mut StdRng, n: usize) -> Vec<QueuedJob> {
+fn jobs(rng: &mut StdRng, n: usize) -> Vec<QueuedJob<'static>> {
     (0..n)
         .map(|i| {
             let (count, nodes) = match rng.random_range(0..100) {
@@ -86,8 +86,8 @@ fn jobs(rng: &mut StdRng, n: usize) -> Vec<QueuedJob> {
                 _ => (8, 4),
             };
             QueuedJob {
-                id: format!("job-{i:06}"),
-                org: format!("org-{:02}", rng.random_range(0..ORGS)),
+                id: format!("job-{i:06}").into(),
+                org: format!("org-{:02}", rng.random_range(0..ORGS)).into(),
                 class: CLASS.into(),
                 count,
                 nodes,
@@ -206,8 +206,8 @@ fn main() {
         let n = NODES * PER_NODE / count as usize;
         let queue: Vec<QueuedJob> = (0..n)
             .map(|i| QueuedJob {
-                id: format!("job-{i:06}"),
-                org: format!("org-{:02}", i % ORGS),
+                id: format!("job-{i:06}").into(),
+                org: format!("org-{:02}", i % ORGS).into(),
                 class: CLASS.into(),
                 count,
                 nodes: 1,

@@ -29,7 +29,7 @@ struct World {
     guests: Vec<(usize, usize, i64)>,
     budgets: Vec<(usize, bool, Option<i64>, Option<u32>)>,
     charged: Vec<i64>,
-    jobs: Vec<QueuedJob>,
+    jobs: Vec<QueuedJob<'static>>,
     weights: Vec<f64>,
     usage: Vec<f64>,
     backfill: Backfill,
@@ -103,7 +103,7 @@ fn world() -> impl Strategy<Value = World> {
                             .enumerate()
                             .map(
                                 |(i, (org, count, n, hours, prio, age, pre, rate))| QueuedJob {
-                                    id: format!("j{i:02}"),
+                                    id: format!("j{i:02}").into(),
                                     org: ORGS[org].into(),
                                     class: "gpu".into(),
                                     count,
@@ -235,7 +235,7 @@ proptest! {
         let d = run(&w, &mut c, &mut a, &guests, &idle, &w.jobs);
         c.check_invariants().map_err(TestCaseError::fail)?;
 
-        let jobs: HashMap<&str, &QueuedJob> = w.jobs.iter().map(|j| (j.id.as_str(), j)).collect();
+        let jobs: HashMap<&str, &QueuedJob> = w.jobs.iter().map(|j| (&*j.id, j)).collect();
         let guest_devices: BTreeSet<&str> =
             guests.iter().flat_map(|g| g.devices.iter().map(String::as_str)).collect();
         let mut used: BTreeSet<String> = BTreeSet::new();
@@ -277,7 +277,7 @@ proptest! {
                     if let Some(ch) = &p.charge {
                         prop_assert_eq!(ch.amount_ms,
                             rated(j.runtime_ms * i64::from(j.count * j.nodes), j.rate));
-                        *charged.entry((j.org.clone(), ch.key.clone())).or_default() += ch.amount_ms;
+                        *charged.entry((j.org.to_string(), ch.key.clone())).or_default() += ch.amount_ms;
                     }
                 }
                 Decision::Wait { job, .. } => {

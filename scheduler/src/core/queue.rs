@@ -15,6 +15,7 @@
 //!   on their devices (once they have run the minimum runtime).
 //! - **All or nothing.** A job gets `count` devices on each of `nodes` nodes, or none.
 
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
@@ -24,15 +25,17 @@ use super::bitset::BitSet;
 use super::cluster::Cluster;
 use super::fairshare::{Usage, share};
 
-/// A job waiting in the queue.
+/// A job waiting in the queue. Its strings borrow from the job's row where they can: a
+/// pass over 100k pending jobs would otherwise copy 400k strings before it decides
+/// anything.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QueuedJob {
+pub struct QueuedJob<'a> {
     /// Job id.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// Its org.
-    pub org: String,
+    pub org: Cow<'a, str>,
     /// Device class.
-    pub class: String,
+    pub class: Cow<'a, str>,
     /// Devices on each node.
     pub count: u32,
     /// Nodes (at least 1).
@@ -48,7 +51,7 @@ pub struct QueuedJob {
     /// Budget units per device-hour of its class.
     pub rate: f64,
     /// The project to charge first.
-    pub project: Option<String>,
+    pub project: Option<Cow<'a, str>>,
 }
 
 /// A running preemptible job and the devices it uses (held outside the calendar).
@@ -143,7 +146,7 @@ pub struct PlanInput<'a> {
     /// The current time.
     pub now: i64,
     /// Pending jobs, in any order.
-    pub jobs: &'a [QueuedJob],
+    pub jobs: &'a [QueuedJob<'a>],
     /// Fair-share weights by org (1 when absent).
     pub weights: &'a BTreeMap<String, f64>,
     /// Decayed usage by org, including running work.
@@ -312,7 +315,7 @@ struct ClassPass {
 
 impl ClassPass {
     /// Whether a shape at most as large as the job's already failed to fit now.
-    fn dominated(&self, job: &QueuedJob) -> bool {
+    fn dominated(&self, job: &QueuedJob<'_>) -> bool {
         let nodes = job.nodes.max(1);
         self.failed
             .iter()
@@ -359,9 +362,9 @@ pub fn plan(
     // takes devices a regular job of this pass (or its planned start) needs.
     for preemptible in [false, true] {
         // Each org's queue, best first (reversed, so `pop` takes the best).
-        let mut queues: BTreeMap<&str, Vec<&QueuedJob>> = BTreeMap::new();
+        let mut queues: BTreeMap<&str, Vec<&QueuedJob<'_>>> = BTreeMap::new();
         for j in input.jobs.iter().filter(|j| j.preemptible == preemptible) {
-            queues.entry(j.org.as_str()).or_default().push(j);
+            queues.entry(&*j.org).or_default().push(j);
         }
         for q in queues.values_mut() {
             q.sort_by(|a, b| {
@@ -381,7 +384,7 @@ pub fn plan(
             let Some(job) = queues.get_mut(org).and_then(Vec::pop) else {
                 continue;
             };
-            let cp = classes.entry(job.class.as_str()).or_default();
+            let cp = classes.entry(&*job.class).or_default();
             let end = now.saturating_add(job.runtime_ms.max(1));
             let ask = Ask {
                 org: &job.org,
@@ -396,7 +399,7 @@ pub fn plan(
             };
             let decision = match accounts.admit(&ask) {
                 Err(refusal) => Decision::Wait {
-                    job: job.id.clone(),
+                    job: job.id.to_string(),
                     why: Wait::Limit(refusal),
                     estimated_start: None,
                 },
@@ -488,7 +491,7 @@ impl<'a> Ctx<'a, '_> {
 /// pass takes them (the hold is removed when the pass ends).
 fn hold(
     cluster: &mut Cluster,
-    job: &QueuedJob,
+    job: &QueuedJob<'_>,
     devices: &[String],
     now: i64,
     end: i64,
@@ -507,7 +510,7 @@ fn hold(
 fn place_or_wait<'a>(
     cluster: &mut Cluster,
     cp: &mut ClassPass,
-    job: &'a QueuedJob,
+    job: &'a QueuedJob<'a>,
     charge: Option<ChargePlan>,
     ctx: &Ctx<'a, '_>,
     preempted: &mut BTreeSet<&'a str>,
@@ -516,7 +519,7 @@ fn place_or_wait<'a>(
 ) -> Decision {
     let (now, end, policy) = (ctx.now, ctx.end, ctx.policy);
     let req = Request {
-        class: job.class.clone(),
+        class: job.class.to_string(),
         count: job.count,
         site: None,
         start: now,
@@ -529,7 +532,7 @@ fn place_or_wait<'a>(
                 debug_assert!(false, "a device found free could not be claimed: {e}");
             }
             return Decision::Place(Placement {
-                job: job.id.clone(),
+                job: job.id.to_string(),
                 devices,
                 start: now,
                 end,
@@ -553,11 +556,11 @@ fn place_or_wait<'a>(
                 preempted.insert(v);
                 out.push(Decision::Preempt {
                     job: (*v).to_owned(),
-                    for_job: job.id.clone(),
+                    for_job: job.id.to_string(),
                 });
             }
             return Decision::Wait {
-                job: job.id.clone(),
+                job: job.id.to_string(),
                 why: Wait::Preempting {
                     jobs: victims.len(),
                 },
@@ -587,7 +590,7 @@ fn place_or_wait<'a>(
                 .unwrap_or(now)
                 .max(now);
             return Decision::Wait {
-                job: job.id.clone(),
+                job: job.id.to_string(),
                 why: Wait::Preempting {
                     jobs: victims.len(),
                 },
@@ -601,9 +604,9 @@ fn place_or_wait<'a>(
     let needed = job.count * nodes;
     if schedulable < needed {
         return Decision::Wait {
-            job: job.id.clone(),
+            job: job.id.to_string(),
             why: Wait::NotSchedulable {
-                class: job.class.clone(),
+                class: job.class.to_string(),
                 needed,
                 schedulable,
                 total,
@@ -643,9 +646,9 @@ fn place_or_wait<'a>(
             .or_insert_with(|| cluster.earliest_gang(&req, nodes, horizon))
     };
     Decision::Wait {
-        job: job.id.clone(),
+        job: job.id.to_string(),
         why: Wait::NoDevices {
-            class: job.class.clone(),
+            class: job.class.to_string(),
             count: job.count,
             nodes,
             next_free: estimate,
@@ -708,14 +711,14 @@ impl<'a> IdlePool<'a> {
 fn place_guest<'a>(
     cluster: &Cluster,
     cp: &mut ClassPass,
-    job: &QueuedJob,
+    job: &QueuedJob<'_>,
     now: i64,
     end: i64,
     charge: Option<ChargePlan>,
     idle_pool: &mut IdlePool<'a>,
 ) -> Decision {
     let req = Request {
-        class: job.class.clone(),
+        class: job.class.to_string(),
         count: job.count,
         site: None,
         start: now,
@@ -735,7 +738,7 @@ fn place_guest<'a>(
             cp.protected.union_with(&mask);
             cp.has_guests = true;
             Decision::Place(Placement {
-                job: job.id.clone(),
+                job: job.id.to_string(),
                 devices,
                 start: now,
                 end,
@@ -744,9 +747,9 @@ fn place_guest<'a>(
             })
         }
         None => Decision::Wait {
-            job: job.id.clone(),
+            job: job.id.to_string(),
             why: Wait::NoDevices {
-                class: job.class.clone(),
+                class: job.class.to_string(),
                 count: job.count,
                 nodes,
                 next_free: None,
@@ -777,10 +780,10 @@ mod tests {
         c
     }
 
-    fn job(id: &str, org: &str, count: u32, hours: i64) -> QueuedJob {
+    fn job(id: &str, org: &str, count: u32, hours: i64) -> QueuedJob<'static> {
         QueuedJob {
-            id: id.into(),
-            org: org.into(),
+            id: id.to_owned().into(),
+            org: org.to_owned().into(),
             class: "gpu".into(),
             count,
             nodes: 1,

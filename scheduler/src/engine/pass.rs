@@ -23,6 +23,7 @@ use crate::store::{
     ClaimRow, Health, JobRow, JobState, Mutation, NodeRow, NodeState, OwnerKind, ReservationState,
     StopCause,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +87,28 @@ struct PlanSnapshot {
     policy: PlanPolicy,
 }
 
+/// The planner's rows of the pending jobs (off the live lock), borrowing their ids,
+/// orgs, classes and projects from the rows.
+fn queued_jobs<'a>(pending: &'a [Arc<JobRow>], rates: &HashMap<String, f64>) -> Vec<QueuedJob<'a>> {
+    let rate = |class: &str| rates.get(class).copied().unwrap_or(1.0);
+    pending
+        .iter()
+        .map(|r| QueuedJob {
+            id: Cow::Borrowed(&r.id),
+            org: Cow::Borrowed(&r.org),
+            class: Cow::Borrowed(&r.class),
+            count: r.count.max(0) as u32,
+            nodes: r.nodes.max(1) as u32,
+            runtime_ms: r.max_runtime_ms,
+            priority: r.priority,
+            submitted_ms: r.created_ms,
+            preemptible: r.preemptible,
+            rate: rate(&r.class),
+            project: r.project.as_deref().map(Cow::Borrowed),
+        })
+        .collect()
+}
+
 impl PlanSnapshot {
     fn take(state: &State, t: i64, grace_ms: i64) -> Option<Self> {
         let pending: Vec<Arc<JobRow>> = state
@@ -133,28 +156,6 @@ impl PlanSnapshot {
         })
     }
 
-    /// The planner's rows of the pending jobs (off the live lock: this copies their ids,
-    /// orgs and classes, which is most of a snapshot's cost at 100k pending jobs).
-    fn queued_jobs(&self) -> Vec<QueuedJob> {
-        let rate = |class: &str| self.rates.get(class).copied().unwrap_or(1.0);
-        self.pending
-            .iter()
-            .map(|r| QueuedJob {
-                id: r.id.clone(),
-                org: r.org.clone(),
-                class: r.class.clone(),
-                count: r.count.max(0) as u32,
-                nodes: r.nodes.max(1) as u32,
-                runtime_ms: r.max_runtime_ms,
-                priority: r.priority,
-                submitted_ms: r.created_ms,
-                preemptible: r.preemptible,
-                rate: rate(&r.class),
-                project: r.project.clone(),
-            })
-            .collect()
-    }
-
     /// Keeps the rows of the jobs `decisions` place (looked up again under the live
     /// lock) and lets go of the others.
     fn keep_placed_rows(&mut self, decisions: &[Decision]) {
@@ -177,7 +178,7 @@ impl PlanSnapshot {
     }
 
     fn plan(&mut self) -> Vec<Decision> {
-        let jobs = self.queued_jobs();
+        let jobs = queued_jobs(&self.pending, &self.rates);
         let input = PlanInput {
             now: self.now,
             jobs: &jobs,

@@ -112,7 +112,7 @@ pub(crate) struct Sim {
     pub(crate) events: BinaryHeap<Reverse<(i64, u64, Event)>>,
     pub(crate) seq: u64,
     pub(crate) jobs: Vec<JobState>,
-    pub(crate) pending: Vec<QueuedJob>,
+    pub(crate) pending: Vec<QueuedJob<'static>>,
     pub(crate) bookings: Vec<BookingState>,
     /// Active bookings, in start order.
     pub(crate) active: Vec<usize>,
@@ -316,12 +316,12 @@ impl Sim {
     }
 
     /// The core's view of job `i` waiting.
-    pub(crate) fn queued(&self, i: usize) -> QueuedJob {
+    pub(crate) fn queued(&self, i: usize) -> QueuedJob<'static> {
         let j = &self.jobs[i];
         QueuedJob {
-            id: job_id(i),
-            org: self.orgs[j.spec.org].name.clone(),
-            class: CLASS.to_owned(),
+            id: job_id(i).into(),
+            org: self.orgs[j.spec.org].name.clone().into(),
+            class: CLASS.into(),
             count: j.spec.count,
             nodes: j.spec.nodes,
             runtime_ms: j.spec.max_ms,
@@ -512,7 +512,7 @@ impl Sim {
         }
         self.counters.plan_us.push(took);
         self.counters.passes += 1;
-        self.pending.retain(|j| !started.contains(&j.id));
+        self.pending.retain(|j| !started.contains(&*j.id));
     }
 
     /// Calls `plan` once over `jobs`; returns its decisions and the microseconds it took.
