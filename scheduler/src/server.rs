@@ -687,10 +687,10 @@ pub async fn start_on(
                 }
             }
             // Every submit asks for a pass, so under a stream of requests passes would run
-            // back to back and take a whole core from the API. After each pass, rest at
-            // least as long as it took (at most a tick): a pass has at most half a core,
-            // a small queue still gets its pass within a millisecond or two, and a kick
-            // that came meanwhile is kept for after the rest.
+            // back to back and take a whole core from the API. After each pass, rest
+            // twice as long as it took (at most a tick): a pass has at most a third of a
+            // core, a small queue still gets its pass within a few milliseconds, and a
+            // kick that came meanwhile is kept for after the rest.
             let rest = (started.elapsed() * PASS_REST_RATIO).min(tick);
             tokio::select! {
                 _ = stop.cancelled() => break,
