@@ -10,7 +10,7 @@ use berth_scheduler::engine::Policy;
 use berth_scheduler::metrics::Metrics;
 use berth_scheduler::server::{self, ServerConfig};
 use berth_scheduler::store::*;
-use common::{authed, heartbeat, reports};
+use common::{authed, heartbeat, reports, sleeper};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -299,16 +299,7 @@ impl Rig {
     async fn running_job(&self, token: &str, cred: &str, devices: &[String]) -> (v1::Job, u64) {
         let job = self
             .jobs()
-            .submit_job(authed(
-                v1::SubmitJobRequest {
-                    class: "gpu".into(),
-                    count: 1,
-                    image: "busybox".into(),
-                    command: vec!["sleep".into(), "600".into()],
-                    ..Default::default()
-                },
-                token,
-            ))
+            .submit_job(authed(sleeper(), token))
             .await
             .unwrap()
             .into_inner();

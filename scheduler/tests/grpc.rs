@@ -266,16 +266,7 @@ async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again()
     // ...and held while it has it, until work for the node changes: a job placed on it
     // comes back on the same stream, by the inventory's digest alone.
     let job = v1::jobs_client::JobsClient::new(c.channel.clone())
-        .submit_job(authed(
-            v1::SubmitJobRequest {
-                class: "gpu".into(),
-                count: 1,
-                image: "busybox".into(),
-                command: vec!["sleep".into(), "600".into()],
-                ..Default::default()
-            },
-            &alice,
-        ))
+        .submit_job(authed(common::sleeper(), &alice))
         .await
         .unwrap()
         .into_inner();
@@ -313,16 +304,7 @@ async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again()
     beat.wait = None;
     tx.send(beat.clone()).await.unwrap();
     next_beat(&mut replies).await.unwrap().expect("a reply");
-    c.admin_client()
-        .rejoin_node(authed(
-            v1::RejoinNodeRequest {
-                node: "n1".into(),
-                ttl: None,
-            },
-            &c.admin,
-        ))
-        .await
-        .unwrap();
+    c.rejoin_node("n1").await;
     let (fresh, _) = c.join("n1", 2).await;
     tx.send(beat.clone()).await.unwrap();
     let err = next_beat(&mut replies).await.unwrap_err();

@@ -107,6 +107,20 @@ impl Centre {
             .into_inner()
     }
 
+    /// Gives node `node` leave to join again with a join token, as the admin.
+    pub async fn rejoin_node(&self, node: &str) {
+        self.admin_client()
+            .rejoin_node(authed(
+                v1::RejoinNodeRequest {
+                    node: node.to_owned(),
+                    ttl: None,
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap();
+    }
+
     pub fn usage_client(&self) -> v1::usage_client::UsageClient<Channel> {
         v1::usage_client::UsageClient::new(self.channel.clone())
     }
@@ -159,14 +173,8 @@ impl Centre {
         cred: &str,
         devices: &[String],
     ) -> (v1::Job, u64) {
-        let spec = v1::SubmitJobRequest {
-            class: "gpu".into(),
-            count: 1,
-            image: "busybox".into(),
-            command: vec!["sleep".into(), "600".into()],
-            ..Default::default()
-        };
-        self.queue_and_place_with(token, cred, devices, spec).await
+        self.queue_and_place_with(token, cred, devices, sleeper())
+            .await
     }
 
     /// As [`Centre::queue_and_place`], for the job `spec`.
@@ -223,6 +231,17 @@ impl Centre {
             .unwrap()
             .into_inner();
         (resp.credential, devices)
+    }
+}
+
+/// A queued job of one `gpu` device that sleeps for ten minutes.
+pub fn sleeper() -> v1::SubmitJobRequest {
+    v1::SubmitJobRequest {
+        class: "gpu".into(),
+        count: 1,
+        image: "busybox".into(),
+        command: vec!["sleep".into(), "600".into()],
+        ..Default::default()
     }
 }
 
