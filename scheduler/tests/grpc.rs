@@ -220,20 +220,22 @@ async fn agents_speak_only_for_their_own_node_and_users_cannot_speak_for_agents(
     c.server.shutdown().await;
 }
 
-/// One agent's heartbeat stream: where its requests go, and its replies.
+/// One agent's heartbeat stream, opened in language `lang`: where its requests go, and
+/// its replies.
 async fn open_beats(
     c: &common::Centre,
     cred: &str,
+    lang: &str,
 ) -> (
     tokio::sync::mpsc::Sender<v1::HeartbeatRequest>,
     tonic::Streaming<v1::HeartbeatResponse>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut open = authed(tokio_stream::wrappers::ReceiverStream::new(rx), cred);
+    open.metadata_mut()
+        .insert("accept-language", lang.parse().unwrap());
     let replies = v1::agent_client::AgentClient::new(c.channel.clone())
-        .heartbeats(authed(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-            cred,
-        ))
+        .heartbeats(open)
         .await
         .unwrap()
         .into_inner();
@@ -254,7 +256,7 @@ async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again()
     let c = centre(15_000).await;
     let (cred, devices) = c.join("n1", 2).await;
     let alice = c.user("acme", "alice").await;
-    let (tx, mut replies) = open_beats(&c, &cred).await;
+    let (tx, mut replies) = open_beats(&c, &cred, "ko").await;
 
     // Answered as a call is: at once when the agent lacks the current generation...
     let mut first = heartbeat("n1", 0, &devices, vec![]);
@@ -289,17 +291,19 @@ async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again()
     };
     assert_eq!(placed.devices.len(), 1);
 
-    // Every request is checked: another node's heartbeat ends the stream, refused.
+    // Every request is checked: another node's heartbeat ends the stream, refused in
+    // the language the stream was opened in.
     let mut other = heartbeat("n2", known, &devices, vec![]);
     other.wait = None;
     tx.send(other).await.unwrap();
     let err = next_beat(&mut replies).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("대신할 수 없습니다"), "{err:?}");
     assert!(next_beat(&mut replies).await.unwrap().is_none(), "ended");
 
     // A credential revoked while its stream is open (the node joined again) is refused
     // at the stream's next request.
-    let (tx, mut replies) = open_beats(&c, &cred).await;
+    let (tx, mut replies) = open_beats(&c, &cred, "en").await;
     let mut beat = heartbeat("n1", known, &devices, vec![]);
     beat.wait = None;
     tx.send(beat.clone()).await.unwrap();
@@ -312,7 +316,7 @@ async fn heartbeats_on_a_stream_are_answered_in_turn_and_each_is_checked_again()
 
     // A stream open when the scheduler stops ends, answered UNAVAILABLE: it does not
     // hold the shutdown open.
-    let (tx, mut replies) = open_beats(&c, &fresh).await;
+    let (tx, mut replies) = open_beats(&c, &fresh, "en").await;
     tx.send(beat).await.unwrap();
     next_beat(&mut replies).await.unwrap().expect("a reply");
     let stopped = tokio::spawn(c.server.shutdown());

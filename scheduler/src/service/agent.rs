@@ -1,7 +1,7 @@
 //! `berth.v1.Agent`: the node agents' protocol.
 
 use super::Shared;
-use crate::auth::{Authenticator, Caller, bearer, caller};
+use crate::auth::{Authenticator, bearer, caller};
 use crate::error::Error;
 use berth_i18n::Lang;
 use berth_i18n::text;
@@ -69,7 +69,8 @@ impl v1::agent_server::Agent for AgentService {
             Some(beats),
             |beats| async move {
                 let mut beats = beats?;
-                match beats.next().await? {
+                // Errors are worded in the language the stream was opened in.
+                match crate::lang::scoped(beats.lang, beats.next()).await? {
                     Ok(reply) => Some((Ok(reply), Some(beats))),
                     // An error ends the stream: the agent goes on with calls.
                     Err(status) => Some((Err(status), None)),
@@ -119,12 +120,12 @@ impl Beats {
             Ok(None) => return None,
             Err(status) => return Some(Err(status)),
         };
-        Some(crate::lang::scoped(self.lang, self.answer(req)).await)
+        Some(self.answer(req).await)
     }
 
     async fn answer(&self, req: v1::HeartbeatRequest) -> Result<v1::HeartbeatResponse, Status> {
         // Revoked, expired or over its rate since the stream opened: refused as a call is.
-        let (c, _charge): (Caller, _) = self.auth.admit(&self.token)?;
+        let (c, _charge) = self.auth.admit(&self.token)?;
         Ok(self.engine.heartbeat(&c, req).await?.response)
     }
 }
