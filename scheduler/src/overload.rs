@@ -33,8 +33,9 @@ impl Default for Limits {
     }
 }
 
-/// A request's permit, in its extensions: a handler whose reply outlasts its response's
-/// headers (a stream of heartbeats) keeps it for as long as the reply goes on.
+/// The permit of a request whose reply outlasts its response's headers (a stream of
+/// heartbeats), in its extensions: the handler keeps it for as long as the reply goes
+/// on, and it is given back with the request if the handler never runs.
 #[derive(Clone)]
 pub struct Permit {
     _held: Arc<OwnedSemaphorePermit>,
@@ -56,14 +57,29 @@ impl OverloadLayer {
         }
     }
 
-    fn pool(&self, path: &str) -> (&Arc<Semaphore>, Msg) {
+    fn pool(&self, path: &str) -> (&Arc<Semaphore>, Msg, Held) {
         match path {
-            "/berth.v1.Agent/Heartbeat" | "/berth.v1.Agent/Heartbeats" => {
-                (&self.heartbeats, Msg::AtLimitHeartbeats)
+            "/berth.v1.Agent/Heartbeat" => (
+                &self.heartbeats,
+                Msg::AtLimitHeartbeats,
+                Held::UntilResponse,
+            ),
+            "/berth.v1.Agent/Heartbeats" => {
+                (&self.heartbeats, Msg::AtLimitHeartbeats, Held::ByHandler)
             }
-            _ => (&self.calls, Msg::AtLimitRequests),
+            _ => (&self.calls, Msg::AtLimitRequests, Held::UntilResponse),
         }
     }
+}
+
+/// Who holds a request's permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The layer, until the response is ready.
+    UntilResponse,
+    /// The handler, which finds it in the request's extensions ([`Permit`]) and keeps it
+    /// as long as its reply goes on.
+    ByHandler,
 }
 
 impl<S> tower::Layer<S> for OverloadLayer {
@@ -100,7 +116,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let (pool, what) = self.pools.pool(req.uri().path());
+        let (pool, what, held) = self.pools.pool(req.uri().path());
         let permit: Option<OwnedSemaphorePermit> = pool.clone().try_acquire_owned().ok();
         let Some(permit) = permit else {
             let mut status =
@@ -111,10 +127,15 @@ where
             let (parts, body) = status.into_http::<tonic::body::Body>().into_parts();
             return Box::pin(async move { Ok(http::Response::from_parts(parts, RB::from(body))) });
         };
-        let permit = Arc::new(permit);
-        req.extensions_mut().insert(Permit {
-            _held: permit.clone(),
-        });
+        let permit = match held {
+            Held::UntilResponse => Some(permit),
+            Held::ByHandler => {
+                req.extensions_mut().insert(Permit {
+                    _held: Arc::new(permit),
+                });
+                None
+            }
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await;
