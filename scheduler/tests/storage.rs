@@ -17,7 +17,9 @@ use berth_proto::model::Role;
 use berth_scheduler::store::*;
 use futures::FutureExt;
 use sea_orm::sea_query::{Alias, Query};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait,
+};
 use tokio::sync::Barrier;
 
 // ---------------------------------------------------------------------------------------
@@ -2532,6 +2534,133 @@ async fn sqlite_in_memory_works() {
         "GPU-a",
     );
     assert_eq!(store.load(0, 0, 0).await.expect("load").devices.len(), 4);
+}
+
+/// Waits until a session of `db` waits for a lock in a statement that contains `what`;
+/// fails if `task`, which should be the one waiting, ends first.
+async fn until_waiting_for_a_lock<T>(
+    db: &DatabaseConnection,
+    what: &str,
+    task: &tokio::task::JoinHandle<T>,
+) {
+    let sql = format!(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+           AND query LIKE '%{what}%'"
+    );
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await
+            .expect("reading pg_stat_activity")
+            .expect("a count");
+        if row.try_get_by_index::<i64>(0).expect("a count") > 0 {
+            return;
+        }
+        assert!(
+            !task.is_finished(),
+            "ended without waiting for a lock in {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The name of job `id`, read outside the store.
+async fn job_name(db: &DatabaseConnection, id: &str) -> String {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("SELECT name FROM jobs WHERE id = '{id}'"),
+    ))
+    .await
+    .expect("reading a job")
+    .expect("the job")
+    .try_get_by_index::<String>(0)
+    .expect("its name")
+}
+
+/// The leader renews its lease while its own writes are in flight (a renewal stuck behind
+/// them could let the lease lapse under a working leader), but a standby takes an expired
+/// lease over only once every write of the old term has ended, and the old leader's
+/// writes are refused from then on.
+async fn the_leader_renews_beside_its_writes_and_a_takeover_waits_for_them(db: TestDb) {
+    let a = Arc::new(db.open().await);
+    let b = db.open().await;
+    let (raw, locker) = (db.raw().await, db.raw().await);
+    let candidate = |id: &str| Candidate {
+        id: id.into(),
+        address: format!("http://{id}:7400"),
+        started_ms: 1,
+    };
+    let (me, other) = (candidate("sched-a"), candidate("sched-b"));
+    apply(&a, base()).await;
+    apply(
+        &a,
+        vec![Mutation::UpsertJob(
+            job("j-1", "acme", JobState::Pending, 1_000).into(),
+        )],
+    )
+    .await;
+    let first = a.campaign(&me, 60_000).await.expect("a campaigns");
+    assert!(first.held_by(&me.id), "{first:?}");
+
+    // A write of this term, held inside its transaction (after the fence) by a row lock.
+    let blocker = locker.begin().await.expect("begin");
+    blocker
+        .execute_unprepared("SELECT id FROM jobs WHERE id = 'j-1' FOR UPDATE")
+        .await
+        .expect("locking the job");
+    let write = tokio::spawn({
+        let a = a.clone();
+        let mut row = job("j-1", "acme", JobState::Pending, 1_000);
+        row.name = "written-by-a".into();
+        async move { a.apply(vec![Mutation::UpsertJob(row.into())]).await }
+    });
+    until_waiting_for_a_lock(&raw, "INSERT INTO \"jobs\"", &write).await;
+
+    // The holder renews at once, the write still open.
+    let renewed = tokio::time::timeout(std::time::Duration::from_secs(20), a.campaign(&me, 60_000))
+        .await
+        .expect("the renewal waited for the leader's own write")
+        .expect("a renews");
+    assert_eq!(renewed.token, first.token);
+    assert!(renewed.expires_ms >= first.expires_ms, "{renewed:?}");
+    assert!(!write.is_finished(), "the write was not held open");
+
+    // The lease lapses; the standby's takeover waits for the open write.
+    a.campaign(&me, 1).await.expect("a renews for 1 ms");
+    let takeover = tokio::spawn(async move { (b.campaign(&other, 60_000).await, b) });
+    until_waiting_for_a_lock(&raw, "FOR UPDATE", &takeover).await;
+
+    blocker.rollback().await.expect("releasing the job");
+    write
+        .await
+        .expect("the write's task")
+        .expect("the write of the term it began in lands");
+    let (taken, b) = takeover.await.expect("the takeover's task");
+    let taken = taken.expect("b campaigns");
+    assert_eq!(taken.holder, "sched-b");
+    assert_eq!(taken.token, first.token + 1);
+    assert_eq!(job_name(&raw, "j-1").await, "written-by-a");
+
+    // The old leader's writes are refused from now on; the new one's land.
+    let mut row = job("j-1", "acme", JobState::Pending, 1_000);
+    row.name = "late".into();
+    let late = a.apply(vec![Mutation::UpsertJob(row.into())]).await;
+    assert!(matches!(late, Err(StoreError::Fenced(_))), "{late:?}");
+    let late = a.apply(vec![Mutation::InsertOrg(org("late"))]).await;
+    assert!(matches!(late, Err(StoreError::Fenced(_))), "{late:?}");
+    let mut row = job("j-1", "acme", JobState::Pending, 1_000);
+    row.name = "written-by-b".into();
+    apply(&b, vec![Mutation::UpsertJob(row.into())]).await;
+    assert_eq!(job_name(&raw, "j-1").await, "written-by-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_the_leader_renews_beside_its_writes_and_a_takeover_waits_for_them() {
+    run_postgres(the_leader_renews_beside_its_writes_and_a_takeover_waits_for_them).await;
 }
 
 #[tokio::test]

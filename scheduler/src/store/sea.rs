@@ -231,9 +231,11 @@ impl SeaStore {
     }
 
     async fn apply_once(&self, group: &[&[Mutation]]) -> Result<(), Failed> {
+        let term = self.term()?;
         let txn = self.begin_write().await.map_err(Failed::from_db)?;
-        let fenced = self.check_fence(&txn).await;
-        if let Err(e) = fenced {
+        if let Some(term) = &term
+            && let Err(e) = lease::check_fence(&txn, term).await
+        {
             rollback(txn).await;
             return Err(e);
         }

@@ -1,6 +1,6 @@
 //! Leadership on PostgreSQL: the lease row, the members, and the fence every write checks.
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, Value};
 
 use super::apply::Failed;
 use super::{SeaStore, error, rollback};
@@ -16,7 +16,54 @@ pub(super) enum Fencing {
     /// This scheduler campaigns but does not lead: every write is refused.
     Standby,
     /// This scheduler leads this term: writes check the lease still says so.
-    Term { holder: String, token: i64 },
+    Term(Term),
+}
+
+/// A term this scheduler leads: what every write transaction checks the lease against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Term {
+    holder: String,
+    token: i64,
+}
+
+impl Term {
+    /// Judges the lease row as [`check_fence`] read it inside a write transaction: the
+    /// write may commit only if this term still holds the lease, unexpired.
+    pub(super) fn check(&self, row: Option<&QueryResult>) -> Result<(), Failed> {
+        let row =
+            row.ok_or_else(|| Failed::Final(StoreError::Db("the lease row is missing".into())))?;
+        let lease = row_view(row).map_err(Failed::Final)?;
+        let token = self.token;
+        if lease.holder != self.holder || lease.token != token {
+            return Err(Failed::Final(StoreError::Fenced(format!(
+                "{} leads now (term {}); this scheduler's term {token} ended",
+                lease.address, lease.token
+            ))));
+        }
+        if lease.expires_ms <= lease.db_now_ms {
+            return Err(Failed::Final(StoreError::Fenced(format!(
+                "this scheduler's lease (term {token}) expired"
+            ))));
+        }
+        Ok(())
+    }
+}
+
+/// Checks, inside a write transaction, that `term` still holds the lease, unexpired, and
+/// locks the lease row `FOR KEY SHARE` until the transaction ends. That lock keeps a new
+/// leader from taking the lease meanwhile (a takeover locks the row `FOR UPDATE` first,
+/// see `campaign`), yet lets the holder renew it: a renewal changes no key, so it takes
+/// only a no-key-update lock, which does not conflict with key-share ones.
+pub(super) async fn check_fence(txn: &DatabaseTransaction, term: &Term) -> Result<(), Failed> {
+    let sql = format!(
+        "SELECT holder, address, token, since_ms, expires_ms, {DB_NOW} AS db_now \
+         FROM scheduler_lease WHERE id = 1 FOR KEY SHARE"
+    );
+    let row = txn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .map_err(Failed::from_db)?;
+    term.check(row.as_ref())
 }
 
 /// The database's clock in ms.
@@ -35,6 +82,33 @@ fn row_view(row: &sea_orm::QueryResult) -> Result<LeaseView, StoreError> {
     })
 }
 
+/// Takes the lease for `me` if it is free or expired (a new term: a larger token), or
+/// renews it if `me` holds it unexpired; changes nothing otherwise.
+async fn take_lease(
+    txn: &DatabaseTransaction,
+    me: &Candidate,
+    lease_ms: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let take = format!(
+        "UPDATE scheduler_lease SET \
+           token = CASE WHEN holder = $1 AND expires_ms > {DB_NOW} THEN token ELSE token + 1 END, \
+           since_ms = CASE WHEN holder = $1 AND expires_ms > {DB_NOW} THEN since_ms ELSE {DB_NOW} END, \
+           holder = $1, address = $2, expires_ms = {DB_NOW} + $3, renewed_ms = {DB_NOW} \
+         WHERE id = 1 AND (holder = $1 OR expires_ms <= {DB_NOW})"
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        take,
+        [
+            Value::from(me.id.clone()),
+            Value::from(me.address.clone()),
+            Value::from(lease_ms),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
 impl SeaStore {
     fn pg(&self) -> Result<(), StoreError> {
         if self.backend == DbBackend::Postgres {
@@ -50,42 +124,16 @@ impl SeaStore {
         *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = f;
     }
 
-    /// Checks, inside a write transaction, that this scheduler still holds the lease with
-    /// its term's token. The share lock keeps a new leader from taking the lease until
-    /// this transaction ends.
-    pub(super) async fn check_fence(&self, txn: &DatabaseTransaction) -> Result<(), Failed> {
-        let fencing = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (holder, token) = match fencing {
-            Fencing::Off => return Ok(()),
-            Fencing::Standby => {
-                return Err(Failed::Final(StoreError::Fenced(
-                    "this scheduler is a standby".into(),
-                )));
-            }
-            Fencing::Term { holder, token } => (holder, token),
-        };
-        let sql = format!(
-            "SELECT holder, address, token, since_ms, expires_ms, {DB_NOW} AS db_now \
-             FROM scheduler_lease WHERE id = 1 FOR SHARE"
-        );
-        let row = txn
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-            .await
-            .map_err(Failed::from_db)?
-            .ok_or_else(|| Failed::Final(StoreError::Db("the lease row is missing".into())))?;
-        let lease = row_view(&row).map_err(Failed::Final)?;
-        if lease.holder != holder || lease.token != token {
-            return Err(Failed::Final(StoreError::Fenced(format!(
-                "{} leads now (term {}); this scheduler's term {token} ended",
-                lease.address, lease.token
-            ))));
+    /// The term this store's writes are fenced with: `None` when they are not fenced
+    /// (nobody campaigns); refused when this scheduler stands by.
+    pub(super) fn term(&self) -> Result<Option<Term>, Failed> {
+        match &*self.fence.lock().unwrap_or_else(|e| e.into_inner()) {
+            Fencing::Off => Ok(None),
+            Fencing::Standby => Err(Failed::Final(StoreError::Fenced(
+                "this scheduler is a standby".into(),
+            ))),
+            Fencing::Term(term) => Ok(Some(term.clone())),
         }
-        if lease.expires_ms <= lease.db_now_ms {
-            return Err(Failed::Final(StoreError::Fenced(format!(
-                "this scheduler's lease (term {token}) expired"
-            ))));
-        }
-        Ok(())
     }
 }
 
@@ -95,24 +143,37 @@ impl Lease for SeaStore {
         self.pg()?;
         let txn = self.begin_write().await.map_err(error::db)?;
         let result = async {
-            // A new term (a larger token) unless this scheduler renews an unexpired lease.
-            let take = format!(
-                "UPDATE scheduler_lease SET \
-                   token = CASE WHEN holder = $1 AND expires_ms > {DB_NOW} THEN token ELSE token + 1 END, \
-                   since_ms = CASE WHEN holder = $1 AND expires_ms > {DB_NOW} THEN since_ms ELSE {DB_NOW} END, \
-                   holder = $1, address = $2, expires_ms = {DB_NOW} + $3, renewed_ms = {DB_NOW} \
-                 WHERE id = 1 AND (holder = $1 OR expires_ms <= {DB_NOW})"
+            // The holder of an unexpired lease renews it without waiting for its own
+            // writers (see `check_fence`): a renewal stuck behind a stream of writes
+            // would let the lease lapse under a leader that is working.
+            let renew = format!(
+                "UPDATE scheduler_lease SET address = $2, expires_ms = {DB_NOW} + $3, \
+                   renewed_ms = {DB_NOW} \
+                 WHERE id = 1 AND holder = $1 AND expires_ms > {DB_NOW}"
             );
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                take,
-                [
-                    Value::from(me.id.clone()),
-                    Value::from(me.address.clone()),
-                    Value::from(lease_ms),
-                ],
-            ))
-            .await?;
+            let renewed = txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    renew,
+                    [
+                        Value::from(me.id.clone()),
+                        Value::from(me.address.clone()),
+                        Value::from(lease_ms),
+                    ],
+                ))
+                .await?
+                .rows_affected()
+                == 1;
+            if !renewed {
+                // Taking the lease over waits for every writer of the term before:
+                // `FOR UPDATE` conflicts with their key-share locks.
+                txn.execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT id FROM scheduler_lease WHERE id = 1 FOR UPDATE",
+                ))
+                .await?;
+                take_lease(&txn, me, lease_ms).await?;
+            }
             let read = format!(
                 "SELECT holder, address, token, since_ms, expires_ms, {DB_NOW} AS db_now \
                  FROM scheduler_lease WHERE id = 1"
@@ -150,10 +211,10 @@ impl Lease for SeaStore {
             Ok(lease) => {
                 txn.commit().await.map_err(error::db)?;
                 self.set_fencing(if lease.held_by(&me.id) {
-                    Fencing::Term {
+                    Fencing::Term(Term {
                         holder: me.id.clone(),
                         token: lease.token,
-                    }
+                    })
                 } else {
                     Fencing::Standby
                 });
