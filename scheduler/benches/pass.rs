@@ -197,6 +197,39 @@ fn main() {
         }
     }
 
+    // Each pass that plans copies the cluster under the live lock, where requests wait
+    // for it: its cost is a stall of the API.
+    println!();
+    println!("| the cluster a pass copies | devices | copy ms (min of 5) | max ms |");
+    println!("|---|---:|---:|---:|");
+    for nodes in [NODES, 10 * NODES] {
+        let mut c = Cluster::new();
+        for n in 0..nodes {
+            let node = format!("node-{n:05}");
+            c.upsert_node(&node, "busan-ifc", true);
+            for d in 0..PER_NODE {
+                c.upsert_device(&format!("GPU-{n:05}-{d}"), &node, CLASS, true);
+            }
+        }
+        let times: Vec<Duration> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let copy = std::hint::black_box(c.clone());
+                let took = started.elapsed();
+                drop(copy);
+                took
+            })
+            .collect();
+        let min = times.iter().min().copied().unwrap_or_default();
+        let max = times.iter().max().copied().unwrap_or_default();
+        println!(
+            "| {nodes} x {PER_NODE} | {} | {:.2} | {:.2} |",
+            nodes * PER_NODE,
+            ms(min),
+            ms(max)
+        );
+    }
+
     println!();
     println!(
         "| placement onto an empty 1,000 x 8 centre (one pass) | placed | ms | placements/s |"

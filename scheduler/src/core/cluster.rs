@@ -8,6 +8,7 @@
 //! overlap the asked window.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::bitset::BitSet;
 use super::calendar::{Calendar, Claim, Cut};
@@ -21,8 +22,9 @@ const NO_DEVICE: u32 = u32::MAX;
 /// A server at a site.
 #[derive(Debug, Clone)]
 pub(super) struct Node {
-    /// The node's name (unique).
-    pub name: String,
+    /// The node's name (unique), shared with the name index: a snapshot of the cluster
+    /// copies a pointer, not the name.
+    pub name: Arc<str>,
     /// Interned site id.
     pub site: u32,
     /// Whether the node is ready to take new work.
@@ -32,8 +34,8 @@ pub(super) struct Node {
 /// One accelerator.
 #[derive(Debug, Clone)]
 pub(super) struct Device {
-    /// The device's UUID (unique).
-    pub uuid: String,
+    /// The device's UUID (unique), shared with the UUID index as the node's name is.
+    pub uuid: Arc<str>,
     /// Cluster node id.
     pub node: u32,
     /// Cluster class id.
@@ -132,13 +134,13 @@ impl SiteFilter {
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     pub(super) nodes: Vec<Node>,
-    node_ids: HashMap<String, u32>,
+    node_ids: HashMap<Arc<str>, u32>,
     sites: Vec<String>,
     site_ids: HashMap<String, u32>,
     pub(super) classes: Vec<Class>,
     class_ids: HashMap<String, u32>,
     pub(super) devices: Vec<Device>,
-    device_ids: HashMap<String, u32>,
+    device_ids: HashMap<Arc<str>, u32>,
     owners: Owners,
 }
 
@@ -171,15 +173,16 @@ impl Cluster {
         let class = self.ensure_class(class);
         let Some(&d) = self.device_ids.get(uuid) else {
             let d = self.devices.len() as u32;
+            let uuid: Arc<str> = Arc::from(uuid);
             self.devices.push(Device {
-                uuid: uuid.to_owned(),
+                uuid: uuid.clone(),
                 node,
                 class,
                 slot: NO_DEVICE,
                 healthy,
                 calendar: Calendar::default(),
             });
-            self.device_ids.insert(uuid.to_owned(), d);
+            self.device_ids.insert(uuid, d);
             self.attach(d, class);
             return;
         };
@@ -240,7 +243,7 @@ impl Cluster {
         let mut sorted = ids.clone();
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            let device = self.devices[w[0] as usize].uuid.clone();
+            let device = self.devices[w[0] as usize].uuid.to_string();
             return Err(ClaimError::Overlap { device });
         }
         let owner = self.owners.intern(owner);
@@ -348,7 +351,7 @@ impl Cluster {
         for dev in &self.devices {
             for c in dev.calendar.claims() {
                 let owner = self.owners.entry(c.owner).name.clone();
-                out.push((owner, dev.uuid.clone(), c.start, c.end));
+                out.push((owner, dev.uuid.to_string(), c.start, c.end));
             }
         }
         out.sort();
@@ -515,12 +518,13 @@ impl Cluster {
         }
         let site = self.intern_site("");
         let id = self.nodes.len() as u32;
+        let name: Arc<str> = Arc::from(name);
         self.nodes.push(Node {
-            name: name.to_owned(),
+            name: name.clone(),
             site,
             schedulable: false,
         });
-        self.node_ids.insert(name.to_owned(), id);
+        self.node_ids.insert(name, id);
         id
     }
 
