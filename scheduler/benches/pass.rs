@@ -30,12 +30,17 @@ const NOW: i64 = 1_795_219_200_000;
 const ORGS: usize = 40;
 
 fn centre() -> Cluster {
+    centre_of(NODES)
+}
+
+/// An idle centre of `nodes` nodes of [`PER_NODE`] devices.
+fn centre_of(nodes: usize) -> Cluster {
     let mut c = Cluster::new();
-    for n in 0..NODES {
-        let node = format!("node-{n:04}");
+    for n in 0..nodes {
+        let node = format!("node-{n:05}");
         c.upsert_node(&node, "busan-ifc", true);
         for d in 0..PER_NODE {
-            c.upsert_device(&format!("GPU-{n:04}-{d}"), &node, CLASS, true);
+            c.upsert_device(&format!("GPU-{n:05}-{d}"), &node, CLASS, true);
         }
     }
     c
@@ -203,14 +208,7 @@ fn main() {
     println!("| the cluster a pass copies | devices | copy ms (min of 5) | max ms |");
     println!("|---|---:|---:|---:|");
     for nodes in [NODES, 10 * NODES] {
-        let mut c = Cluster::new();
-        for n in 0..nodes {
-            let node = format!("node-{n:05}");
-            c.upsert_node(&node, "busan-ifc", true);
-            for d in 0..PER_NODE {
-                c.upsert_device(&format!("GPU-{n:05}-{d}"), &node, CLASS, true);
-            }
-        }
+        let c = centre_of(nodes);
         let times: Vec<Duration> = (0..5)
             .map(|_| {
                 let started = Instant::now();
