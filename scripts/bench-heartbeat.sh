@@ -6,9 +6,10 @@
 #   scripts/bench-heartbeat.sh 10000 0 --calls      # more berth-bench heartbeat flags
 #
 # The centre of scripts/bench-queue-centre.sh; PENDING submits first (jobs that stay
-# pending), then AGENTS simulated agents of 8 devices join and heartbeat every 5 s for
-# 60 s over 16 connections, measured by berth-bench (latency, and the scheduler's CPU
-# over the minute). Prints berth-bench's line.
+# pending), then AGENTS simulated agents of 8 devices join over 16 connections, each
+# heartbeating every 5 s from the moment it has joined (as agents do); one interval after
+# the last has joined, berth-bench measures 60 s of heartbeats (latency, and the
+# scheduler's CPU over the minute). Prints berth-bench's line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-10000}

@@ -122,12 +122,13 @@ enum Op {
     },
     /// Read single jobs by id (ids taken from a first listing).
     Get,
-    /// Simulate agents: each joins with 8 devices, then heartbeats every interval.
+    /// Simulate agents: each joins with 8 devices and heartbeats every interval from then
+    /// on; the measure begins one interval after the last has joined.
     Heartbeat {
         /// Time between an agent's heartbeats.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         interval: Duration,
-        /// How long to measure after every agent has joined.
+        /// How long to measure, from one interval after the last agent joined.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         duration: Duration,
         /// Site of the simulated nodes (default: the first site).

@@ -404,19 +404,17 @@ async fn beat(
     }
 }
 
-/// `heartbeat`: `c.count` simulated agents of 8 devices each join, then heartbeat every
-/// `agents.interval` for `duration`; the summary covers the heartbeats.
+/// `heartbeat`: `c.count` simulated agents of 8 devices each join and heartbeat every
+/// `agents.interval` from then on, as real agents do; the summary covers the heartbeats
+/// of `duration`, measured from one interval after the last agent joined (every agent
+/// has then sent its first heartbeat, with its inventory in full, and is in its steady
+/// rhythm).
 pub async fn heartbeat(
     c: &Common,
     agents: Agents,
     duration: Duration,
     site: Option<&str>,
 ) -> Result<Summary, String> {
-    let Agents {
-        interval,
-        inventory,
-        transport,
-    } = agents;
     let conns = connect(c).await?;
     let site = match site {
         Some(s) => s.to_owned(),
@@ -433,110 +431,45 @@ pub async fn heartbeat(
     };
     let run_id = now_ms() % 1_000_000;
     eprintln!("joining {} agents...", c.count);
-    let mut joined = Vec::with_capacity(c.count);
+    let (window_tx, window) = tokio::sync::watch::channel(None);
+    let epoch = Instant::now();
+    let mut beating = Vec::with_capacity(c.count);
     for chunk in (0..c.count).collect::<Vec<_>>().chunks(256) {
-        let mut tasks = Vec::new();
+        let mut joins = Vec::new();
         for &i in chunk {
             let conn = conns[i % conns.len()].clone();
             let (site, class) = (site.clone(), c.class.clone());
-            tasks.push(tokio::spawn(async move {
+            joins.push(tokio::spawn(async move {
                 let node = format!("bench-{run_id}-{i}");
-                // A join token joins once, so each agent gets its own.
-                let join = conn
-                    .admin()
-                    .create_join_token(v1::CreateJoinTokenRequest {
-                        node: node.clone(),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "creating a join token (needs an admin token): {}",
-                            e.message()
-                        )
-                    })?
-                    .into_inner()
-                    .token;
-                let devices = reports(&node, &class);
-                let mut agent = v1::agent_client::AgentClient::new(conn.channel.clone());
-                let r = agent
-                    .join(v1::JoinRequest {
-                        join_token: join,
-                        node: node.clone(),
-                        site,
-                        hostname: node.clone(),
-                        devices: devices.clone(),
-                        agent_version: "berth-bench".into(),
-                        runtime: "none".into(),
-                    })
-                    .await
-                    .map_err(|e| format!("joining {node}: {}", e.message()))?
-                    .into_inner();
-                Ok::<_, String>((conn, node, r.credential, devices))
+                join(&conn, &node, &site, &class).await.map(|j| (conn, j))
             }));
         }
-        for t in tasks {
-            joined.push(t.await.map_err(|e| e.to_string())??);
+        for j in joins {
+            let (conn, joined) = j.await.map_err(|e| e.to_string())??;
+            let client = conn.agent(&joined.credential)?;
+            // Like a real agent, it heartbeats from the moment it has joined; then in
+            // its own slot of the interval, as real ones drift apart.
+            let slot = epoch
+                + agents
+                    .interval
+                    .mul_f64(beating.len() as f64 / c.count as f64);
+            beating.push(tokio::spawn(beat_every(
+                client,
+                joined,
+                agents,
+                slot,
+                window.clone(),
+            )));
         }
     }
+    // One interval on, every agent has sent its first heartbeat: the measure begins.
+    tokio::time::sleep(agents.interval).await;
     eprintln!("measuring heartbeats for {} s...", duration.as_secs());
     let cpu = CpuClock::start(c);
     let started = Instant::now();
-    let deadline = started + duration;
-    let n = joined.len();
-    let mut tasks = Vec::with_capacity(n);
-    for (k, (conn, node, credential, devices)) in joined.into_iter().enumerate() {
-        let mut client = conn.agent(&credential)?;
-        // Spread the agents over the interval, as real ones drift apart.
-        let offset = interval.mul_f64(k as f64 / n as f64);
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Samples::default();
-            let mut known = 0u64;
-            // Like a real agent, it sends its inventory in full until the scheduler
-            // answers its digest, then telemetry alone.
-            let digest = match inventory {
-                Inventory::Digest => berth_proto::inventory::digest(&devices),
-                Inventory::Full => 0,
-            };
-            let telemetry = berth_proto::inventory::samples(&devices);
-            let mut acked = 0u64;
-            // Like a real agent, it runs what it is sent (until told otherwise) and says
-            // so: a job it did not report would be recorded as lost, and replaced.
-            let mut running: Vec<v1::ObservedJob> = Vec::new();
-            let mut stream = None;
-            let mut transport = transport;
-            let mut at = started + offset;
-            while at < deadline {
-                tokio::time::sleep_until(at.into()).await;
-                let held = digest != 0 && acked == digest;
-                let req = v1::HeartbeatRequest {
-                    node: node.clone(),
-                    known_generation: known,
-                    devices: if held { Vec::new() } else { devices.clone() },
-                    inventory_digest: digest,
-                    samples: if held { telemetry.clone() } else { Vec::new() },
-                    jobs: running.clone(),
-                    wait: None,
-                    agent_version: "berth-bench".into(),
-                    runtime: "none".into(),
-                };
-                let t = Instant::now();
-                match beat(&mut client, &mut transport, &mut stream, req).await {
-                    Ok(r) => {
-                        samples.ok(t.elapsed());
-                        running = runs(&r, &running);
-                        known = r.generation;
-                        acked = r.inventory_digest;
-                    }
-                    Err(e) => samples.err(format!("{:?}: {}", e.code(), e.message())),
-                }
-                at += interval;
-            }
-            samples
-        }));
-    }
+    let _ = window_tx.send(Some((started, started + duration)));
     let mut all = Samples::default();
-    for a in tasks {
+    for a in beating {
         if let Ok(s) = a.await {
             all.merge(s);
         }
@@ -545,6 +478,119 @@ pub async fn heartbeat(
     let mut summary = all.summary("heartbeat", conns.len(), wall);
     cpu.stop(&mut summary, wall);
     Ok(summary)
+}
+
+/// A simulated agent once joined: its node, credential and devices.
+struct Joined {
+    node: String,
+    credential: String,
+    devices: Vec<v1::DeviceReport>,
+}
+
+/// Creates a join token for `node` (with the admin's token) and joins it with 8 devices.
+async fn join(conn: &Conn, node: &str, site: &str, class: &str) -> Result<Joined, String> {
+    // A join token joins once, so each agent gets its own.
+    let token = conn
+        .admin()
+        .create_join_token(v1::CreateJoinTokenRequest {
+            node: node.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            format!(
+                "creating a join token (needs an admin token): {}",
+                e.message()
+            )
+        })?
+        .into_inner()
+        .token;
+    let devices = reports(node, class);
+    let mut agent = v1::agent_client::AgentClient::new(conn.channel.clone());
+    let r = agent
+        .join(v1::JoinRequest {
+            join_token: token,
+            node: node.to_owned(),
+            site: site.to_owned(),
+            hostname: node.to_owned(),
+            devices: devices.clone(),
+            agent_version: "berth-bench".into(),
+            runtime: "none".into(),
+        })
+        .await
+        .map_err(|e| format!("joining {node}: {}", e.message()))?
+        .into_inner();
+    Ok(Joined {
+        node: node.to_owned(),
+        credential: r.credential,
+        devices,
+    })
+}
+
+/// One agent's heartbeats: one now, then every `agents.interval` from `slot` on, until
+/// the measured window (`(start, end)`, once `window` holds it) ends; the samples are
+/// those sent inside it.
+async fn beat_every(
+    mut client: v1::agent_client::AgentClient<Authed>,
+    Joined { node, devices, .. }: Joined,
+    agents: Agents,
+    slot: Instant,
+    window: tokio::sync::watch::Receiver<Option<(Instant, Instant)>>,
+) -> Samples {
+    let mut samples = Samples::default();
+    let mut known = 0u64;
+    // Like a real agent, it sends its inventory in full until the scheduler answers its
+    // digest, then telemetry alone.
+    let digest = match agents.inventory {
+        Inventory::Digest => berth_proto::inventory::digest(&devices),
+        Inventory::Full => 0,
+    };
+    let telemetry = berth_proto::inventory::samples(&devices);
+    let mut acked = 0u64;
+    // Like a real agent, it runs what it is sent (until told otherwise) and says so: a
+    // job it did not report would be recorded as lost, and replaced.
+    let mut running: Vec<v1::ObservedJob> = Vec::new();
+    let mut stream = None;
+    let mut transport = agents.transport;
+    let mut at = Instant::now();
+    let mut next = slot;
+    loop {
+        tokio::time::sleep_until(at.into()).await;
+        let measured = matches!(*window.borrow(), Some((start, _)) if at >= start);
+        let held = digest != 0 && acked == digest;
+        let req = v1::HeartbeatRequest {
+            node: node.clone(),
+            known_generation: known,
+            devices: if held { Vec::new() } else { devices.clone() },
+            inventory_digest: digest,
+            samples: if held { telemetry.clone() } else { Vec::new() },
+            jobs: running.clone(),
+            wait: None,
+            agent_version: "berth-bench".into(),
+            runtime: "none".into(),
+        };
+        let t = Instant::now();
+        match beat(&mut client, &mut transport, &mut stream, req).await {
+            Ok(r) => {
+                if measured {
+                    samples.ok(t.elapsed());
+                }
+                running = runs(&r, &running);
+                known = r.generation;
+                acked = r.inventory_digest;
+            }
+            Err(e) if measured => samples.err(format!("{:?}: {}", e.code(), e.message())),
+            Err(_) => {}
+        }
+        while next <= at {
+            next += agents.interval;
+        }
+        at = next;
+        if matches!(*window.borrow(), Some((_, end)) if at >= end) {
+            break;
+        }
+    }
+    samples
 }
 
 /// What a simulated agent runs after a heartbeat's reply: every job it was sent, running
