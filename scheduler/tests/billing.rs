@@ -66,6 +66,11 @@ fn usage(org: &str, kind: OwnerKind, id: &str, devices: i32, start: i64, hours: 
 /// reclaim, 6 h held) with a 2 h job inside it (not charged), a top-up, and entries just
 /// outside the month; for beta a 1 h job.
 async fn seeded() -> Centre {
+    seeded_with(Vec::new()).await
+}
+
+/// As [`seeded`], with `extra` written after the rest.
+async fn seeded_with(extra: Vec<Mutation>) -> Centre {
     let (from, to) = month_bounds(2025, 3);
     let day = 24 * HOUR_MS;
     let dir = tempfile::tempdir().unwrap();
@@ -168,9 +173,52 @@ async fn seeded() -> Centre {
             project: None,
         })));
     }
+    batch.extend(extra);
     db.apply(batch).await.unwrap();
     drop(db);
     common::centre_in(dir, 15_000, |_| {}).await
+}
+
+/// A one-device job of acme's in booking `booking`, started at `started`: running
+/// (`finished: None`) or ended.
+fn job_in(id: &str, booking: &str, started: i64, finished: Option<i64>) -> Mutation {
+    Mutation::UpsertJob(Arc::new(store::JobRow {
+        id: id.into(),
+        name: String::new(),
+        org: "acme".into(),
+        user_id: "seed".into(),
+        user_name: "seed".into(),
+        class: "gpu".into(),
+        count: 1,
+        image: "i".into(),
+        command: vec![],
+        env: Default::default(),
+        datasets: vec![],
+        network: "bridge".into(),
+        max_runtime_ms: HOUR_MS,
+        reservation_id: Some(booking.into()),
+        state: match finished {
+            Some(_) => store::JobState::Succeeded,
+            None => store::JobState::Running,
+        },
+        reason: String::new(),
+        node: Some("n1".into()),
+        devices: vec!["GPU-1".into()],
+        exit_code: finished.map(|_| 0),
+        created_ms: started,
+        started_ms: Some(started),
+        finished_ms: finished,
+        deadline_ms: None,
+        generation: 1,
+        priority: 0,
+        preemptible: false,
+        nodes: 1,
+        charge: Default::default(),
+        requeued_from: None,
+        stop: None,
+        project: None,
+        evidence: None,
+    }))
 }
 
 fn billing(c: &Centre) -> v1::billing_client::BillingClient<Channel> {
@@ -735,6 +783,59 @@ async fn the_monthly_report_has_figures_flags_and_the_amount_due() {
     let r = report(MONTH, None, c.admin.clone()).await.unwrap();
     assert_eq!(r.rows[0].amount_due_krw, Some(25_025));
     assert_eq!(r.rows[0].amount_source, "invoice");
+}
+
+/// A booking a job ran in is not flagged unused, whether the job is still live (read from
+/// the scheduler's memory) or has ended (read from the database's index of ended jobs).
+#[tokio::test]
+async fn the_monthly_report_sees_jobs_in_bookings_live_and_ended() {
+    const LIVE: &str = "00000000-0000-4000-8000-00000000000a";
+    let (from, _) = month_bounds(2025, 3);
+    let day = 24 * HOUR_MS;
+    let unused = |r: &v1::MonthlyReportResponse| {
+        r.rows[0]
+            .flags
+            .iter()
+            .find(|f| f.kind == "bookings-unused")
+            .map(|f| (f.count, f.hours))
+    };
+    let ask = |c: &Centre| {
+        let mut b = billing(c);
+        let token = c.admin.clone();
+        async move {
+            b.monthly_report(authed(
+                v1::MonthlyReportRequest {
+                    month: MONTH.into(),
+                    org: "acme".into(),
+                    low_util_percent: None,
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    // r1's job has ended; r3 has none: r3 alone is unused (1 h held).
+    let ended = job_in(
+        "j-ended",
+        "r1",
+        from + 3 * day,
+        Some(from + 3 * day + HOUR_MS),
+    );
+    let c = seeded_with(vec![ended.clone()]).await;
+    assert_eq!(unused(&ask(&c).await), Some((1, 1.0)));
+    // r3's job still runs as the centre starts: neither booking is unused.
+    let live = job_in(LIVE, "r3", from + 4 * day, None);
+    let c = seeded_with(vec![ended, live]).await;
+    assert_eq!(unused(&ask(&c).await), None);
+    // It was live throughout, so the report found it in memory.
+    let j = v1::jobs_client::JobsClient::new(c.channel.clone())
+        .get_job(authed(v1::GetJobRequest { id: LIVE.into() }, &c.admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(j.state, v1::JobState::Running as i32);
 }
 
 /// A March 2025 where acme's project P1 (100 h of gpu) paid for a 4 h job that ran at

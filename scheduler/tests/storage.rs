@@ -1816,7 +1816,9 @@ async fn no_index_only_repeats_the_start_of_another(db: TestDb) {
     let raw = db.raw().await;
     let indexes = plain_indexes(&raw).await;
     assert!(
-        indexes.iter().any(|i| i.name == "idx_jobs_org_created_id"),
+        indexes
+            .iter()
+            .any(|i| i.name == "idx_reservations_org_created_id"),
         "the query found no index: {indexes:?}"
     );
     for short in &indexes {

@@ -70,19 +70,30 @@ fn flag_proto(f: &Flag) -> v1::ReportFlag {
 }
 
 impl Engine {
-    /// The bookings started jobs ran in, among jobs created at or after `since_ms`.
+    /// The bookings started jobs ran in, among jobs created at or after `since_ms`: live
+    /// jobs from the committed state, ended ones from the database's index of ended jobs
+    /// (memory first, as listings read them, so that no job ending meanwhile is missed).
     async fn bookings_with_jobs(
         &self,
         org: Option<&str>,
         since_ms: i64,
     ) -> Result<BTreeSet<String>> {
+        let mut out: BTreeSet<String> = self
+            .view()
+            .jobs
+            .values()
+            .map(|j| &j.row)
+            .filter(|j| org.is_none_or(|o| j.org == o) && j.created_ms >= since_ms)
+            .filter(|j| j.started_ms.is_some())
+            .filter_map(|j| j.reservation_id.clone())
+            .collect();
         let filter = JobFilter {
             org: org.map(str::to_owned),
             include_finished: true,
             since_ms: Some(since_ms),
+            ended_only: true,
             ..Default::default()
         };
-        let mut out = BTreeSet::new();
         let mut page = Page::first(READ_PAGE);
         loop {
             let jobs = self.store.list_jobs(&filter, &page).await?;
