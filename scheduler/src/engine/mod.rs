@@ -19,6 +19,7 @@ pub mod notify;
 mod observed;
 mod pass;
 mod pipeline;
+mod planner;
 mod policy;
 mod projects;
 mod reclaim;
@@ -195,6 +196,8 @@ pub struct Engine {
     generations: Generations,
     /// One pass at a time.
     pass_lock: tokio::sync::Mutex<()>,
+    /// Where the pass plans (off the runtime, at a lower priority).
+    planner: planner::Planner,
     /// The last queue plan that decided nothing (see `pass.rs`).
     idle_plan: std::sync::Mutex<Option<pass::IdlePlan>>,
     /// Who leads; this scheduler decides and writes only while it does.
@@ -260,6 +263,7 @@ impl Engine {
             hints: Hints::default(),
             generations,
             pass_lock: tokio::sync::Mutex::new(()),
+            planner: planner::Planner::start()?,
             idle_plan: std::sync::Mutex::new(None),
             leadership,
             lease,

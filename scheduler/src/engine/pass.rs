@@ -3,8 +3,8 @@
 //! Run by the scheduling loop on a tick and whenever something changes. Housekeeping
 //! (bookings starting and ending, leases, deadlines, drains, idle reclaim, guests making
 //! way, jobs in bookings) is decided under the live lock, in one batch. The queue pass
-//! (`core::plan`) runs on a copy of what it needs, off the async runtime, beside the API;
-//! its decisions are then checked against whatever changed meanwhile and staged as one
+//! (`core::plan`) runs on a copy of what it needs, on the planner's thread (off the async
+//! runtime, at a lower priority: `planner.rs`), beside the API; its decisions are then checked against whatever changed meanwhile and staged as one
 //! batch. The API never waits for a plan.
 
 use super::charges::{self, Subject};
@@ -17,7 +17,7 @@ use crate::core::{
     Accounts, Ask, Cluster, Decision, Guest, IdleBooked, PlanInput, PlanPolicy, QueuedJob, Usage,
     Wait, pick_within, plan,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::state::State;
 use crate::store::{
     ClaimRow, Health, JobRow, JobState, Mutation, NodeRow, NodeState, OwnerKind, ReservationState,
@@ -251,16 +251,19 @@ impl Engine {
         let mut second = None;
         if let Some(mut snap) = snapshot {
             // Planning, and sorting the (maybe 100k) decisions, is the pass's heavy work:
-            // off the runtime's threads, which stay free to answer requests.
-            let (snap, actions, waits, classes) = off_runtime(move || {
-                let decisions = snap.plan();
-                // Only placements and preemptions are decided under the live lock; why
-                // each of the other jobs waits is put together after.
-                let (actions, waits) = split_waits(decisions);
-                let classes = unschedulable_classes(&waits);
-                (snap, actions, waits, classes)
-            })
-            .await?;
+            // on the planner's thread, off the runtime's threads (which stay free to
+            // answer requests) and below them in priority.
+            let (snap, actions, waits, classes) = self
+                .planner
+                .run(move || {
+                    let decisions = snap.plan();
+                    // Only placements and preemptions are decided under the live lock; why
+                    // each of the other jobs waits is put together after.
+                    let (actions, waits) = split_waits(decisions);
+                    let classes = unschedulable_classes(&waits);
+                    (snap, actions, waits, classes)
+                })
+                .await?;
             self.metrics.queue_planned();
             report.planned = snap.planned;
             // Waiting is not a decision: a plan whose every job waits changed nothing.
@@ -278,11 +281,15 @@ impl Engine {
             report.preempted += outcome.preempted;
             report.stale = outcome.stale;
             second = Some(ticket);
-            queue_hints = Some(off_runtime(move || wait_hints(waits, &draining)).await?);
+            queue_hints = Some(
+                self.planner
+                    .run(move || wait_hints(waits, &draining))
+                    .await?,
+            );
         }
         let replaced = self.hints.set(hints, queue_hints);
         // The last plan's hints (a row per pending job) are freed off the runtime too.
-        drop(tokio::task::spawn_blocking(move || drop(replaced)));
+        self.planner.drop_later(replaced);
         first.durable().await?;
         if let Some(t) = second {
             t.durable().await?;
@@ -293,13 +300,6 @@ impl Engine {
         self.metrics.pass(started.elapsed());
         Ok(report)
     }
-}
-
-/// Runs a pass's CPU-heavy step on the blocking pool, off the threads that answer requests.
-async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("the queue pass panicked: {e}")))
 }
 
 /// Confirmed → active at start; active → completed at end (its jobs stop).
