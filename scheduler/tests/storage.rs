@@ -350,6 +350,7 @@ storage_tests!(
     scope_filters_org_and_finished,
     audit_is_newest_first,
     a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome,
+    a_group_writes_runs_of_devices_at_once_and_keeps_every_outcome,
     a_group_writes_runs_of_bookings_at_once_or_none_of_them,
     reopening_keeps_data,
     replicas_starting_together_migrate_once,
@@ -1672,6 +1673,56 @@ async fn a_group_writes_runs_of_jobs_at_once_and_keeps_every_outcome(db: TestDb)
     assert_eq!(actions[0], "cancel-007", "newest first: the last written");
     assert_eq!(actions[1], "submit-599");
     assert_eq!(actions[600], "submit-000");
+}
+
+/// A node's devices, as a join stages them (its row, then each device), are written in
+/// one statement per run of device upserts: runs longer than a statement's share, two
+/// joins in one group, and a device written twice in a run (the later row wins) all
+/// leave exactly what the mutations said.
+async fn a_group_writes_runs_of_devices_at_once_and_keeps_every_outcome(db: TestDb) {
+    let store = db.open().await;
+    apply(&store, base()).await;
+    let join = |name: &str, n: i32| {
+        let mut b = vec![Mutation::UpsertNode(node(name))];
+        b.extend(
+            (0..n).map(|i| Mutation::UpsertDevice(device(&format!("{name}-{i:04}"), name, i))),
+        );
+        b
+    };
+    let mut big = join("n-big", 1_100);
+    // The same device again in the same run, failed: its later row wins.
+    let mut failed = device("n-big-0007", "n-big", 7);
+    failed.health = Health::Failed;
+    failed.health_reason = "XID 79".to_owned();
+    big.push(Mutation::UpsertDevice(failed.clone()));
+    // And within one statement's share: the run ends before it, and it comes next.
+    let mut small = join("n-small", 8);
+    let mut degraded = device("n-small-0003", "n-small", 3);
+    degraded.health = Health::Degraded;
+    small.push(Mutation::UpsertDevice(degraded.clone()));
+    store.apply_group(&[&big, &small]).await.expect("group");
+
+    let snap = store.load(0, 0, 0).await.expect("load");
+    let of = |n: &str| snap.devices.iter().filter(|d| d.node == n).count();
+    assert_eq!((of("n-big"), of("n-small")), (1_100, 8));
+    let d7 = snap
+        .devices
+        .iter()
+        .find(|d| d.uuid == "n-big-0007")
+        .expect("n-big-0007");
+    assert_eq!(*d7, failed);
+    let d3 = snap
+        .devices
+        .iter()
+        .find(|d| d.uuid == "n-small-0003")
+        .expect("n-small-0003");
+    assert_eq!(*d3, degraded);
+    let last = snap
+        .devices
+        .iter()
+        .find(|d| d.uuid == "n-big-1099")
+        .expect("n-big-1099");
+    assert_eq!(*last, device("n-big-1099", "n-big", 1_099));
 }
 
 /// Several new bookings in a group are written claims first, then the bookings, then

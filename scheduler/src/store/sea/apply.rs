@@ -22,6 +22,8 @@ use berth_i18n::text;
 /// Job rows per upsert statement (about 35 parameters each: within SQLite's 32,766 and
 /// PostgreSQL's 65,535).
 const JOB_UPSERT_CHUNK: usize = 256;
+/// Device rows per upsert statement (about 15 parameters each).
+const DEVICE_UPSERT_CHUNK: usize = 512;
 /// Audit events per INSERT statement (7 parameters each).
 const AUDIT_INSERT_CHUNK: usize = 1024;
 /// New bookings written together (each about 25 parameters in its upsert).
@@ -196,6 +198,18 @@ pub(super) async fn apply_all(
             i += n;
             continue;
         }
+        let devices = device_run(&rest[i..]);
+        if devices.len() > 1 {
+            i += devices.len();
+            let models = devices
+                .iter()
+                .map(|d| convert::device_model(d).into_active_model())
+                .collect();
+            upsert_many_by(txn, models, &[device::Column::Uuid])
+                .await
+                .map_err(Failed::from_db)?;
+            continue;
+        }
         let run = job_run(&rest[i..]);
         if run.is_empty() {
             apply_one(txn, rest[i]).await?;
@@ -300,14 +314,44 @@ async fn apply_bookings(txn: &DatabaseTransaction, bookings: &[Booking<'_>]) -> 
 /// The job rows of the upserts that start `ms`, up to [`JOB_UPSERT_CHUNK`] and up to
 /// the first job seen twice (one statement may not change a row twice).
 fn job_run<'a>(ms: &[&'a Mutation]) -> Vec<&'a crate::store::JobRow> {
-    let mut ids = std::collections::HashSet::new();
-    ms.iter()
-        .map_while(|m| match m {
+    run_of(
+        ms,
+        |m| match m {
             Mutation::UpsertJob(j) => Some(&**j),
             _ => None,
-        })
-        .take_while(|j| ids.insert(j.id.as_str()))
-        .take(JOB_UPSERT_CHUNK)
+        },
+        |j| j.id.as_str(),
+        JOB_UPSERT_CHUNK,
+    )
+}
+
+/// The device rows of the upserts that start `ms` (a node's inventory as it joins or
+/// reports a change), up to [`DEVICE_UPSERT_CHUNK`] and up to the first device seen twice.
+fn device_run<'a>(ms: &[&'a Mutation]) -> Vec<&'a crate::store::DeviceRow> {
+    run_of(
+        ms,
+        |m| match m {
+            Mutation::UpsertDevice(d) => Some(d),
+            _ => None,
+        },
+        |d| d.uuid.as_str(),
+        DEVICE_UPSERT_CHUNK,
+    )
+}
+
+/// The rows `pick` finds in the mutations that start `ms`, up to `max` and up to the first
+/// whose `key` was seen already: the rows one multi-row upsert may write.
+fn run_of<'a, T: ?Sized>(
+    ms: &[&'a Mutation],
+    pick: impl Fn(&'a Mutation) -> Option<&'a T>,
+    key: impl Fn(&'a T) -> &'a str,
+    max: usize,
+) -> Vec<&'a T> {
+    let mut keys = std::collections::HashSet::new();
+    ms.iter()
+        .map_while(|m| pick(m))
+        .take_while(|r| keys.insert(key(r)))
+        .take(max)
         .collect()
 }
 
