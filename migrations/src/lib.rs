@@ -19,7 +19,7 @@ mod m20261207_000002_evidence;
 mod m20261207_000010_billing;
 mod m20261208_000001_ended_jobs;
 mod m20261209_000001_prefix_indexes;
-mod m20261210_000001_live_job_indexes;
+mod m20261210_000001_job_indexes;
 
 /// The message SQLite's overlap triggers abort with; the store maps it to a conflict.
 pub const CLAIM_OVERLAP_MESSAGE: &str = "device_claim_overlap";
@@ -46,7 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_billing::Migration),
             Box::new(m20261208_000001_ended_jobs::Migration),
             Box::new(m20261209_000001_prefix_indexes::Migration),
-            Box::new(m20261210_000001_live_job_indexes::Migration),
+            Box::new(m20261210_000001_job_indexes::Migration),
         ]
     }
 }
