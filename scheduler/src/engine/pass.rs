@@ -4,8 +4,9 @@
 //! (bookings starting and ending, leases, deadlines, drains, idle reclaim, guests making
 //! way, jobs in bookings) is decided under the live lock, in one batch. The queue pass
 //! (`core::plan`) runs on a copy of what it needs, on the planner's thread (off the async
-//! runtime, at a lower priority: `planner.rs`), beside the API; its decisions are then checked against whatever changed meanwhile and staged as one
-//! batch. The API never waits for a plan.
+//! runtime, at a lower priority: `planner.rs`), beside the API; its decisions are then
+//! checked against whatever changed meanwhile and staged as one batch. The API never
+//! waits for a plan.
 
 use super::charges::{self, Subject};
 use super::observed::Lapse;
