@@ -57,12 +57,27 @@ pub struct PassReport {
 /// until a booking starts, estimated starts), so it is redone at least this often.
 const REPLAN_IDLE_AFTER: Duration = Duration::from_secs(10);
 
+/// A long queue that decided nothing is trusted that many times as long as its plan took,
+/// when that is longer than [`REPLAN_IDLE_AFTER`]: replanning an unchanged queue then
+/// takes at most a fortieth of a core (100k jobs waiting, planned in 0.5 s: every 20 s).
+const REPLAN_IDLE_PLAN_TIMES: u32 = 40;
+
 /// A queue plan that placed and preempted nothing (every job waits), on the state of
 /// `version`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdlePlan {
     version: u64,
     at: Instant,
+    /// How long the plan took.
+    took: Duration,
+}
+
+impl IdlePlan {
+    /// Whether the plan still stands for the state of `version`.
+    fn stands(&self, version: u64) -> bool {
+        let trusted = REPLAN_IDLE_AFTER.max(self.took * REPLAN_IDLE_PLAN_TIMES);
+        self.version == version && self.at.elapsed() < trusted
+    }
 }
 
 /// Everything the queue pass plans from, copied out of the live state. Under the live
@@ -237,8 +252,7 @@ impl Engine {
         // each tick would otherwise copy and plan them all for nothing.
         let idle = *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner());
         let (unchanged, snapshot) = self.peek_live(|s| {
-            let unchanged =
-                idle.is_some_and(|i| i.version == s.version && i.at.elapsed() < REPLAN_IDLE_AFTER);
+            let unchanged = idle.is_some_and(|i| i.stands(s.version));
             (
                 unchanged,
                 (!unchanged)
@@ -254,15 +268,17 @@ impl Engine {
             // Planning, and sorting the (maybe 100k) decisions, is the pass's heavy work:
             // on the planner's thread, off the runtime's threads (which stay free to
             // answer requests) and below them in priority.
-            let (snap, actions, waits, classes) = self
+            let (snap, actions, waits, classes, took) = self
                 .planner
                 .run(move || {
+                    let planning = Instant::now();
                     let decisions = snap.plan();
+                    let took = planning.elapsed();
                     // Only placements and preemptions are decided under the live lock; why
                     // each of the other jobs waits is put together after.
                     let (actions, waits) = split_waits(decisions);
                     let classes = unschedulable_classes(&waits);
-                    (snap, actions, waits, classes)
+                    (snap, actions, waits, classes, took)
                 })
                 .await?;
             self.metrics.queue_planned();
@@ -272,6 +288,7 @@ impl Engine {
                 actions.is_empty().then(|| IdlePlan {
                     version: snap.version,
                     at: Instant::now(),
+                    took,
                 });
             let ((outcome, draining), ticket) = self.decide(|tx| {
                 let outcome = apply_plan(tx, &snap, actions);
@@ -912,6 +929,28 @@ mod tests {
             schedulable: 0,
             total: 8,
         }
+    }
+
+    /// An idle plan made `ago` before now that took `took`, on version 7.
+    fn idle(ago: Duration, took: Duration) -> IdlePlan {
+        IdlePlan {
+            version: 7,
+            at: Instant::now() - ago,
+            took,
+        }
+    }
+
+    #[test]
+    fn an_idle_plan_stands_for_its_state_ten_seconds_or_forty_times_its_length() {
+        let ms = Duration::from_millis;
+        // A short plan: trusted for REPLAN_IDLE_AFTER, on its own state only.
+        assert!(idle(ms(9_000), ms(20)).stands(7));
+        assert!(!idle(ms(9_000), ms(20)).stands(8));
+        assert!(!idle(ms(10_500), ms(20)).stands(7));
+        // A plan of half a second (100k jobs) is trusted for 20 s.
+        assert!(idle(ms(19_000), ms(500)).stands(7));
+        assert!(!idle(ms(21_000), ms(500)).stands(7));
+        assert!(!idle(ms(1_000), ms(500)).stands(6));
     }
 
     #[test]
