@@ -7,8 +7,8 @@
 #
 # A release scheduler with per-tenant rate limits off (--org-rate 0: the load comes from
 # one organisation) on loopback, driven by berth-bench and the berth CLI over real gRPC.
-# Phases: agents heartbeating, 10k jobs queued, SubmitJob with 10k pending, bookings with
-# 20k pending, queue grown to 100k (memory per pending job), ListJobs pages and `berth jobs`,
+# Phases: agents heartbeating, 10k jobs queued, SubmitJob with 10k pending (one call in
+# flight on each connection, then two), bookings with 30k pending, queue grown to 100k (memory per pending job), ListJobs pages and `berth jobs`,
 # `berth reserve --count 8` through the CLI, GetJob while passes run back to back (at 10k
 # and at 100k pending), and
 # 10,000 agents heartbeating every 5 s. Each phase's JSON goes to $OUT (default
@@ -134,12 +134,15 @@ get_during_passes() { # name
 bench submit-empty --token "$queue" --count 10000 submit
 get_during_passes get-during-passes-10k
 bench submit-10k-pending --token "$queue" --count 10000 submit
-bench reserve-20k-pending --token "$book" --count 10000 reserve
-# Resident memory before the queue grows by 80k jobs (after its passes settle, as below):
+# The same with two calls in flight on each of the 16 connections: what the scheduler
+# takes in when its clients do not wait for one answer before the next question.
+bench submit-20k-pending-2-in-flight --token "$queue" --count 10000 --per-connection 2 submit
+bench reserve-30k-pending --token "$book" --count 10000 reserve
+# Resident memory before the queue grows by 70k jobs (after its passes settle, as below):
 # what those jobs add, over what they add to.
 sleep 7
-echo "{\"rss_kib\": $(rss_kib), \"pending\": $(berth jobs --state pending --limit 1000000 -o json | jq length)}" >"$out/rss-before-80k.json"
-bench submit-grow-to-100k --token "$queue" --count 80000 submit
+echo "{\"rss_kib\": $(rss_kib), \"pending\": $(berth jobs --state pending --limit 1000000 -o json | jq length)}" >"$out/rss-before-70k.json"
+bench submit-grow-to-100k --token "$queue" --count 70000 submit
 # Resident memory once the passes over the new jobs have settled: the last one has run
 # and the heap's freed pages have been given back (at most 5 s after it).
 sleep 7
@@ -159,7 +162,8 @@ echo "== summary ($db)" >&2
 {
   echo "| phase | ok | errors | rate/s | p50 ms | p99 ms | max ms | server CPU % | berth-bench CPU % |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for f in submit-empty get-during-passes-10k submit-10k-pending reserve-20k-pending \
+  for f in submit-empty get-during-passes-10k submit-10k-pending submit-20k-pending-2-in-flight \
+    reserve-30k-pending \
     submit-grow-to-100k list-100k get-during-passes-100k "heartbeat-$agents-agents"; do
     jq -r '"| \(.op) (\(input_filename | split("/")[-1] | rtrimstr(".json"))) | \(.ok) | \(.errors) | \(.rate | floor) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.server_cpu_percent // "-") | \(.bench_cpu_percent // "-") |"' "$out/$f.json"
   done
@@ -169,8 +173,8 @@ echo "== summary ($db)" >&2
   empty=$(jq .rss_kib "$out/rss-empty.json")
   full=$(jq .rss_kib "$out/rss-100k.json")
   echo
-  before=$(jq .rss_kib "$out/rss-before-80k.json")
-  pending=$(jq .pending "$out/rss-before-80k.json")
+  before=$(jq .rss_kib "$out/rss-before-70k.json")
+  pending=$(jq .pending "$out/rss-before-70k.json")
   echo "Resident memory: $((empty / 1024)) MiB empty, $((full / 1024)) MiB with 100k pending jobs:" \
     "$(((full - empty) * 1024 / 100000)) bytes per pending job over the empty scheduler" \
     "(with its 10k bookings); $((before / 1024)) MiB at $pending pending:" \

@@ -208,10 +208,15 @@ fn pick_language() -> berth_i18n::Lang {
 fn main() -> ExitCode {
     error::set_lang(pick_language());
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `berth up` runs a whole centre in this process and wants every core; any other
+    // command makes a call or a few and waits on the network, on one thread: starting
+    // worker threads would cost more than the call itself.
+    let mut builder = if matches!(cli.command, Command::Up(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
