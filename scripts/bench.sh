@@ -8,9 +8,9 @@
 # A release scheduler with per-tenant rate limits off (--org-rate 0: the load comes from
 # one organisation) on loopback, driven by berth-bench and the berth CLI over real gRPC.
 # Phases: agents heartbeating, 10k jobs queued, SubmitJob with 10k pending (one call in
-# flight on each connection, then two), bookings with 30k pending, queue grown to 100k (memory per pending job), ListJobs pages and `berth jobs`,
-# `berth reserve --count 8` through the CLI, GetJob while passes run back to back (at 10k
-# and at 100k pending), and
+# flight on each connection, then two), bookings with 30k pending, queue grown to 100k
+# (memory per pending job), ListJobs pages and `berth jobs`, `berth reserve --count 8`
+# through the CLI, GetJob while passes run back to back (at 10k and at 100k pending), and
 # 10,000 agents heartbeating every 5 s. Each phase's JSON goes to $OUT (default
 # target/bench/<db>), and a summary table is printed at the end.
 set -euo pipefail
