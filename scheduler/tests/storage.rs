@@ -1705,24 +1705,16 @@ async fn a_group_writes_runs_of_devices_at_once_and_keeps_every_outcome(db: Test
     let snap = store.load(0, 0, 0).await.expect("load");
     let of = |n: &str| snap.devices.iter().filter(|d| d.node == n).count();
     assert_eq!((of("n-big"), of("n-small")), (1_100, 8));
-    let d7 = snap
-        .devices
-        .iter()
-        .find(|d| d.uuid == "n-big-0007")
-        .expect("n-big-0007");
-    assert_eq!(*d7, failed);
-    let d3 = snap
-        .devices
-        .iter()
-        .find(|d| d.uuid == "n-small-0003")
-        .expect("n-small-0003");
-    assert_eq!(*d3, degraded);
-    let last = snap
-        .devices
-        .iter()
-        .find(|d| d.uuid == "n-big-1099")
-        .expect("n-big-1099");
-    assert_eq!(*last, device("n-big-1099", "n-big", 1_099));
+    let loaded = |uuid: &str| {
+        snap.devices
+            .iter()
+            .find(|d| d.uuid == uuid)
+            .unwrap_or_else(|| panic!("{uuid} was not loaded"))
+            .clone()
+    };
+    assert_eq!(loaded("n-big-0007"), failed);
+    assert_eq!(loaded("n-small-0003"), degraded);
+    assert_eq!(loaded("n-big-1099"), device("n-big-1099", "n-big", 1_099));
 }
 
 /// Several new bookings in a group are written claims first, then the bookings, then
