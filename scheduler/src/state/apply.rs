@@ -237,7 +237,7 @@ impl State {
         if !r.datasets.is_empty() {
             self.with_datasets.insert(r.id.clone());
         }
-        self.jobs.insert(r.id.clone(), live);
+        self.jobs.insert(live);
     }
 
     /// Drops a job from the index of placed jobs.

@@ -8,7 +8,10 @@
 //! Both are driven by the same mutations, so they never disagree about what was decided.
 
 mod apply;
+mod jobs;
 mod load;
+
+pub use jobs::Jobs;
 
 use crate::core::{self, Accounts, Cluster, Period};
 use crate::engine::SchedPolicy;
@@ -221,7 +224,7 @@ pub struct State {
     /// Reservations not yet final, by id.
     pub reservations: HashMap<String, Arc<ReservationRow>>,
     /// Jobs not yet final, by id.
-    pub jobs: HashMap<String, LiveJob>,
+    pub jobs: Jobs,
     /// The same jobs newest first (by creation, then id), for listings.
     by_created: BTreeSet<Newest>,
     /// The newest `(created_ms, id)` of any ended job: read from the database at load,
