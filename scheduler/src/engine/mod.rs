@@ -196,7 +196,8 @@ pub struct Engine {
     generations: Generations,
     /// One pass at a time.
     pass_lock: tokio::sync::Mutex<()>,
-    /// Where the pass plans (off the runtime, at a lower priority).
+    /// Where the pass plans (off the runtime, at a lower priority, on its own copy of
+    /// the committed state).
     planner: planner::Planner,
     /// The last queue plan that decided nothing (see `pass.rs`).
     idle_plan: std::sync::Mutex<Option<pass::IdlePlan>>,
@@ -245,6 +246,7 @@ impl Engine {
             None => (Leadership::alone(), None),
             Some((l, me)) => (Leadership::campaigning(me), Some(l)),
         };
+        let planner = planner::Planner::start(state.clone())?;
         let pipeline = Pipeline::new(state);
         if leadership.campaigns() {
             pipeline.set_refuse(Some(leadership.standby_message()));
@@ -263,7 +265,7 @@ impl Engine {
             hints: Hints::default(),
             generations,
             pass_lock: tokio::sync::Mutex::new(()),
-            planner: planner::Planner::start()?,
+            planner,
             idle_plan: std::sync::Mutex::new(None),
             leadership,
             lease,
@@ -326,7 +328,7 @@ impl Engine {
         for n in state.nodes.values() {
             self.generations.publish(&n.row.name, n.row.generation);
         }
-        self.pipeline.replace(state);
+        self.pipeline.replace(state, &self.planner);
         Ok(())
     }
 

@@ -3,10 +3,11 @@
 //! Run by the scheduling loop on a tick and whenever something changes. Housekeeping
 //! (bookings starting and ending, leases, deadlines, drains, idle reclaim, guests making
 //! way, jobs in bookings) is decided under the live lock, in one batch. The queue pass
-//! (`core::plan`) runs on a copy of what it needs, on the planner's thread (off the async
-//! runtime, at a lower priority: `planner.rs`), beside the API; its decisions are then
-//! checked against whatever changed meanwhile and staged as one batch. The API never
-//! waits for a plan.
+//! (`core::plan`) runs on a copy of what it needs, taken from the planner's own replica
+//! of the committed state, on the planner's thread (off the async runtime, at a lower
+//! priority: `planner.rs`), beside the API; its decisions are then checked against
+//! whatever changed meanwhile and staged as one batch. The API never waits for a plan,
+//! nor for the copy it starts from.
 
 use super::charges::{self, Subject};
 use super::observed::Lapse;
@@ -80,9 +81,10 @@ impl IdlePlan {
     }
 }
 
-/// Everything the queue pass plans from, copied out of the live state. Under the live
-/// lock only pointers to the pending jobs are copied; the planner's own rows
-/// ([`PlanSnapshot::queued_jobs`]) are built off the lock, beside the API.
+/// Everything the queue pass plans from, copied out of the planner's replica of the
+/// committed state (on the planner's thread, holding no lock). Only pointers to the
+/// pending jobs are copied; the planner's own rows ([`queued_jobs`]) are built from them
+/// as it plans.
 struct PlanSnapshot {
     version: u64,
     now: i64,
@@ -126,6 +128,8 @@ fn queued_jobs<'a>(pending: &'a [Arc<JobRow>], rates: &HashMap<String, f64>) -> 
 }
 
 impl PlanSnapshot {
+    /// What the queue pass at `t` plans from, copied out of `state` (the planner's
+    /// replica); none when no job waits outside a booking.
     fn take(state: &State, t: i64, grace_ms: i64) -> Option<Self> {
         let pending: Vec<Arc<JobRow>> = state
             .jobs
@@ -247,30 +251,24 @@ impl Engine {
                 .keep_evidence(|job| s.jobs.get(job).is_some_and(|j| j.row.state.is_placed()));
         });
 
+        // The queue is planned from the committed state: what housekeeping just freed (a
+        // booking that ended) or took (a node lost) is in it once durable.
+        first.durable().await?;
         // A queue that decided nothing on this very state decides nothing again (until the
         // clock has moved on enough to matter): with 100k jobs waiting for busy devices,
         // each tick would otherwise copy and plan them all for nothing.
         let idle = *self.idle_plan.lock().unwrap_or_else(|e| e.into_inner());
-        let (unchanged, snapshot) = self.peek_live(|s| {
-            let unchanged = idle.is_some_and(|i| i.stands(s.version));
-            (
-                unchanged,
-                (!unchanged)
-                    .then(|| PlanSnapshot::take(s, t, grace_ms))
-                    .flatten(),
-            )
-        });
-        // Unless planned again, the waiting jobs' reasons and estimated starts stay those
-        // of the last plan (an empty queue has none).
-        let mut queue_hints = (!unchanged && snapshot.is_none()).then(HintMap::default);
-        let mut second = None;
-        if let Some(mut snap) = snapshot {
-            // Planning, and sorting the (maybe 100k) decisions, is the pass's heavy work:
-            // on the planner's thread, off the runtime's threads (which stay free to
-            // answer requests) and below them in priority.
-            let (snap, actions, waits, classes, took) = self
-                .planner
-                .run(move || {
+        let unchanged = idle.is_some_and(|i| self.peek_live(|s| i.stands(s.version)));
+        // Copying what the queue plan starts from, planning, and sorting the (maybe 100k)
+        // decisions is the pass's heavy work: on the planner's thread, from its own copy
+        // of the committed state, off the runtime's threads (which stay free to answer
+        // requests) and below them in priority. No lock is held meanwhile.
+        let planned = if unchanged {
+            None
+        } else {
+            self.planner
+                .run(move |committed| {
+                    let mut snap = PlanSnapshot::take(committed, t, grace_ms)?;
                     let planning = Instant::now();
                     let decisions = snap.plan();
                     let took = planning.elapsed();
@@ -278,9 +276,15 @@ impl Engine {
                     // each of the other jobs waits is put together after.
                     let (actions, waits) = split_waits(decisions);
                     let classes = unschedulable_classes(&waits);
-                    (snap, actions, waits, classes, took)
+                    Some((snap, actions, waits, classes, took))
                 })
-                .await?;
+                .await?
+        };
+        // Unless planned again, the waiting jobs' reasons and estimated starts stay those
+        // of the last plan (an empty queue has none).
+        let mut queue_hints = (!unchanged && planned.is_none()).then(HintMap::default);
+        let mut second = None;
+        if let Some((snap, actions, waits, classes, took)) = planned {
             self.metrics.queue_planned();
             report.planned = snap.planned;
             // Waiting is not a decision: a plan whose every job waits changed nothing.
@@ -301,14 +305,13 @@ impl Engine {
             second = Some(ticket);
             queue_hints = Some(
                 self.planner
-                    .run(move || wait_hints(waits, &draining))
+                    .run(move |_| wait_hints(waits, &draining))
                     .await?,
             );
         }
         let replaced = self.hints.set(hints, queue_hints);
         // The last plan's hints (a row per pending job) are freed off the runtime too.
         self.planner.drop_later(replaced);
-        first.durable().await?;
         if let Some(t) = second {
             t.durable().await?;
         }
@@ -555,6 +558,9 @@ struct PlanOutcome {
 /// schedulable, its budget still allows it) and dropped if not; it is retried next pass.
 fn apply_plan(tx: &mut Tx<'_>, snap: &PlanSnapshot, decisions: Vec<Decision>) -> PlanOutcome {
     let t = snap.now;
+    // The live state is the committed state plus the batches in flight, and every copy
+    // counts the mutations it applied: the same version means nothing changed since the
+    // plan's copy was taken, and nothing is in flight.
     let unchanged = tx.state().version == snap.version;
     let mut busy: Option<HashSet<String>> = None;
     let mut out = PlanOutcome::default();

@@ -8,9 +8,11 @@
 //! readers see), and only then answers each request. If the transaction fails, every
 //! request of the group, and every request decided after it (which may depend on it), is
 //! answered with an error, and the live state is reset to the committed state: memory is
-//! never left ahead of the database.
+//! never left ahead of the database. Committed batches also go, in commit order, to the
+//! planner's own copy of the committed state (`planner.rs`), which the pass plans from.
 
 use super::Engine;
+use super::planner::Planner;
 use crate::error::{Error, Result};
 use crate::state::State;
 use crate::store::Mutation;
@@ -185,12 +187,14 @@ impl Pipeline {
         self.live().inflight.len()
     }
 
-    /// Replaces both states (after a reload). Call with nothing in flight.
-    pub fn replace(&self, state: State) {
+    /// Replaces both states, and the planner's copy (after a reload). Call with nothing
+    /// in flight.
+    pub fn replace(&self, state: State, planner: &Planner) {
         let mut live = self.live();
         let mut committed = self.committed.write().unwrap_or_else(|e| e.into_inner());
         live.inflight.clear();
         live.state = state.clone();
+        planner.replace(state.clone());
         *committed = state;
     }
 
@@ -250,6 +254,11 @@ async fn writer(engine: Weak<Engine>, mut rx: mpsc::UnboundedReceiver<Entry>) {
                             committed.apply(m);
                         }
                     }
+                    // Under the committed state's lock, so the planner's copy takes the
+                    // batches in the same order (a reload replaces both under it too).
+                    engine
+                        .planner
+                        .committed(group.iter().map(|e| e.batch.clone()).collect());
                 }
                 engine.run_effects(effects);
                 for e in &group {
