@@ -4,8 +4,10 @@
 //! The state is a pure function of the mutations applied to it ([`State::apply`]): the
 //! database is the record, and memory is rebuilt from it at start ([`State::from_snapshot`]).
 //! The engine keeps two copies: the *live* state that requests decide on (the committed
-//! state plus the batches still being written) and the *committed* state that readers see.
-//! Both are driven by the same mutations, so they never disagree about what was decided.
+//! state plus the batches still being written) and the *committed* state that readers see;
+//! the planner's thread keeps a third, a replica of the committed state that the pass plans
+//! from. All are driven by the same mutations, so they never disagree about what was
+//! decided.
 
 mod apply;
 mod jobs;
