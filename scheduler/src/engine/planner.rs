@@ -26,10 +26,13 @@ use std::sync::{Arc, mpsc};
 /// it about a tenth of the weight of a request's thread when both want a core).
 const NICER_BY: i32 = 10;
 
+/// Work on the replica (read only); given `None` once the replica is lost.
+type OnReplica = Box<dyn FnOnce(Option<&State>) + Send>;
+
 /// What the planner's thread is handed, done in order.
 enum Work {
-    /// Work on the replica (read only).
-    Run(Box<dyn FnOnce(&State) + Send>),
+    /// Work on the replica.
+    Run(OnReplica),
     /// Committed batches, in commit order, to apply to the replica.
     Committed(Vec<Arc<Vec<Mutation>>>),
     /// A state reloaded from the database, which replaces the replica.
@@ -64,15 +67,18 @@ impl Planner {
         work: impl FnOnce(&State) -> T + Send + 'static,
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let w = Work::Run(Box::new(move |state: &State| {
-            let _ = done.send(catch_unwind(AssertUnwindSafe(|| work(state))));
+        let w = Work::Run(Box::new(move |state: Option<&State>| {
+            let _ = done.send(state.map(|s| catch_unwind(AssertUnwindSafe(|| work(s)))));
         }));
         self.work
             .send(w)
             .map_err(|_| Error::Internal("the planner's thread has stopped".into()))?;
         match result.await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(Error::Internal("the queue pass panicked".into())),
+            Ok(Some(Ok(v))) => Ok(v),
+            Ok(Some(Err(_))) => Err(Error::Internal("the queue pass panicked".into())),
+            Ok(None) => Err(Error::Internal(
+                "the planner's copy of the state was lost; it is rebuilt at the next reload".into(),
+            )),
             Err(_) => Err(Error::Internal("the planner's thread has stopped".into())),
         }
     }
@@ -105,8 +111,7 @@ fn serve(mut replica: State, queue: mpsc::Receiver<Work>) {
     let mut lost = false;
     for w in queue {
         match w {
-            Work::Run(f) if lost => drop(f),
-            Work::Run(f) => f(&replica),
+            Work::Run(f) => f((!lost).then_some(&replica)),
             Work::Committed(_) if lost => {}
             Work::Committed(batches) => {
                 let applied = catch_unwind(AssertUnwindSafe(|| {
