@@ -5,7 +5,7 @@
 //! the state: about 200 bytes a pending job. This table finds a job by the id in its row.
 
 use super::LiveJob;
-use hashbrown::HashTable;
+use hashbrown::hash_table::{Entry, HashTable};
 use std::hash::BuildHasher;
 
 /// Job ids are made by the scheduler, never chosen by callers: the fast variant, seeded
@@ -48,14 +48,23 @@ impl Jobs {
         self.get(id).is_some()
     }
 
-    /// Adds `job` under its row's id, and returns the job that had that id.
+    /// Adds `job` under its row's id, and returns the job that had that id (one probe of
+    /// the table: it is on every change of every job, in each copy of the state).
     pub fn insert(&mut self, job: LiveJob) -> Option<LiveJob> {
-        let previous = self.remove(&job.row.id);
         let hash = self.hash(&job.row.id);
         let hasher = &self.hasher;
-        self.table
-            .insert_unique(hash, job, |j| hasher.hash_one(j.row.id.as_str()));
-        previous
+        let entry = self.table.entry(
+            hash,
+            |j| j.row.id == job.row.id,
+            |j| hasher.hash_one(j.row.id.as_str()),
+        );
+        match entry {
+            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), job)),
+            Entry::Vacant(e) => {
+                e.insert(job);
+                None
+            }
+        }
     }
 
     /// Takes out the job with this id.
